@@ -1,0 +1,149 @@
+//! Command line: the same binary is the Functions custom handler (`serve`) and a local tool.
+//! Every flag has an environment fallback so one configuration works under the host and in a shell.
+
+mod doctor;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{serve, ServeOptions};
+use crate::functions::payload::eventhub::EventDataType;
+use crate::functions::routes::EventHubBinding;
+use crate::lake::{Lake, LakeConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "sentiment-lake", version, about = "Iceberg data tier for financial sentiment (Azure Functions custom handler and CLI)")]
+pub struct Opts {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    /// Log as JSON lines (default when running under the Functions host).
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_LOG_JSON")]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct LakeArgs {
+    /// Warehouse: a directory, file:// URL, or abfss:// URL (with the `azure` feature).
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_WAREHOUSE", default_value = "./warehouse")]
+    pub warehouse: String,
+    /// SQL catalog URI; defaults to a SQLite file inside a local warehouse.
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_CATALOG_URI")]
+    pub catalog_uri: Option<String>,
+    /// Catalog name stored in the SQL catalog (other engines must open it with the same name).
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_CATALOG_NAME", default_value = LakeConfig::DEFAULT_CATALOG_NAME)]
+    pub catalog_name: String,
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_NAMESPACE", default_value = LakeConfig::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_TABLE", default_value = LakeConfig::DEFAULT_TABLE)]
+    pub table: String,
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_DEAD_LETTER_TABLE", default_value = LakeConfig::DEFAULT_DEAD_LETTER_TABLE)]
+    pub dead_letter_table: String,
+    /// ADLS account key for an abfss:// warehouse (never logged).
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_ADLS_ACCOUNT_KEY", hide_env_values = true)]
+    pub adls_account_key: Option<String>,
+}
+
+impl LakeArgs {
+    pub fn config(&self) -> LakeConfig {
+        let mut config = LakeConfig::local(&self.warehouse);
+        config.catalog_uri = self.catalog_uri.clone();
+        config.catalog_name = self.catalog_name.clone();
+        config.namespace = self.namespace.clone();
+        config.table = self.table.clone();
+        config.dead_letter_table = self.dead_letter_table.clone();
+        if let Some(key) = &self.adls_account_key {
+            config.storage_props.insert("adls.account-key".into(), key.clone());
+        }
+        config
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the custom-handler protocol (what the Functions host starts), committing on an interval.
+    Serve(ServeArgs),
+    /// Ingest an NDJSON file or JSON array through the Event Hubs pipeline, then commit.
+    Ingest {
+        file: PathBuf,
+        /// Only stage; leave the commit to a running `serve` or a later `commit`.
+        #[arg(long)]
+        no_commit: bool,
+    },
+    /// Commit everything staged now.
+    Commit,
+    /// Check warehouse, catalog and tables, and say what is wrong.
+    Doctor,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port on 127.0.0.1; the host sets FUNCTIONS_CUSTOMHANDLER_PORT.
+    #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT", default_value_t = 7072)]
+    pub port: u16,
+    /// Longest time staged data waits before it is committed (visible latency).
+    #[arg(long, env = "SENTIMENT_LAKE_COMMIT_INTERVAL_SECS", default_value_t = 30)]
+    pub commit_interval_secs: u64,
+    /// Commit early once this many rows are staged.
+    #[arg(long, env = "SENTIMENT_LAKE_COMMIT_THRESHOLD_ROWS", default_value_t = 200_000)]
+    pub commit_threshold_rows: usize,
+    /// `name` of the eventHubTrigger binding in function.json.
+    #[arg(long, env = "SENTIMENT_LAKE_EVENTHUB_BINDING", default_value = "events")]
+    pub eventhub_binding: String,
+    /// `dataType` of the eventHubTrigger binding.
+    #[arg(long, env = "SENTIMENT_LAKE_EVENTHUB_DATA_TYPE", value_enum, default_value_t = EventDataType::String)]
+    pub eventhub_data_type: EventDataType,
+    /// Namespace used in source ids when the host omits it.
+    #[arg(long, env = "EventHubConnection__fullyQualifiedNamespace", default_value = "unknown-namespace")]
+    pub eventhub_namespace: String,
+    /// Event hub used in source ids when the host omits it.
+    #[arg(long, env = "EVENTHUB_NAME", default_value = "unknown-hub")]
+    pub eventhub_name: String,
+}
+
+pub async fn run(opts: Opts) -> anyhow::Result<()> {
+    let under_host = std::env::var_os("FUNCTIONS_CUSTOMHANDLER_PORT").is_some();
+    crate::observability::init(opts.log_json || under_host);
+    let config = opts.lake.config();
+    match opts.command {
+        Command::Doctor => doctor::run(&config).await,
+        Command::Serve(args) => {
+            let lake = open(&config).await?;
+            let options = ServeOptions {
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)),
+                commit_interval: Duration::from_secs(args.commit_interval_secs.max(1)),
+                commit_threshold_rows: args.commit_threshold_rows,
+                binding: EventHubBinding {
+                    name: args.eventhub_binding,
+                    data_type: args.eventhub_data_type,
+                    namespace: args.eventhub_namespace,
+                    event_hub: args.eventhub_name,
+                },
+            };
+            serve(lake, options).await
+        }
+        Command::Ingest { file, no_commit } => {
+            let lake = open(&config).await?;
+            let content = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let batch = crate::ingest::file::batch_from_file(&content, &file.display().to_string())?;
+            let staged = crate::ingest::ingest(&lake, &batch).await?;
+            let committed = if no_commit { Vec::new() } else { lake.commit().await? };
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"staged": staged, "committed": committed}))?);
+            Ok(())
+        }
+        Command::Commit => {
+            let lake = open(&config).await?;
+            println!("{}", serde_json::to_string_pretty(&lake.commit().await?)?);
+            Ok(())
+        }
+    }
+}
+
+async fn open(config: &LakeConfig) -> anyhow::Result<Lake> {
+    Lake::open(config).await.with_context(|| format!("opening the lake at {} (run `sentiment-lake doctor`)", config.warehouse))
+}

@@ -1,0 +1,458 @@
+//! Field rules: [`RawRecord`] -> [`SentimentRecord`], or every rule the record breaks.
+//!
+//! All rules live here (not in the schema or the writer) so a rejection always names the field and the rule.
+//! Normalisation that makes partition values stable also happens here: `ticker` is upper-cased without a
+//! leading `$`, `source_system` lower-cased, timestamps converted to UTC microseconds.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use super::decode::RawRecord;
+use crate::schema::{column as c, Entity, SentimentRecord};
+
+pub const MAX_ID_LEN: usize = 256;
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+pub const MAX_SHORT_LEN: usize = 64;
+pub const MAX_TITLE_LEN: usize = 1024;
+pub const MAX_URL_LEN: usize = 2048;
+pub const MAX_LABEL_LEN: usize = 128;
+pub const MAX_ITEMS: usize = 128;
+/// Producers' clocks drift; beyond a day ahead a timestamp is a bug, not skew.
+pub const MAX_FUTURE_SKEW: Duration = Duration::days(1);
+pub const DEFAULT_PROCESSING_VERSION: &str = "unversioned";
+
+/// The rule a field broke. The `Display` form is stable and stored in the dead-letter table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rule {
+    Required,
+    NotEmpty,
+    MaxLength(usize),
+    MaxItems(usize),
+    Range { min: f32, max: f32 },
+    Rfc3339,
+    TimeWindow,
+    Pattern(&'static str),
+    HttpUrl,
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::Required => write!(f, "required"),
+            Rule::NotEmpty => write!(f, "not_empty"),
+            Rule::MaxLength(n) => write!(f, "max_length({n})"),
+            Rule::MaxItems(n) => write!(f, "max_items({n})"),
+            Rule::Range { min, max } => write!(f, "range[{min},{max}]"),
+            Rule::Rfc3339 => write!(f, "rfc3339_with_offset"),
+            Rule::TimeWindow => write!(f, "time_window"),
+            Rule::Pattern(p) => write!(f, "pattern({p})"),
+            Rule::HttpUrl => write!(f, "http_url"),
+        }
+    }
+}
+
+/// One broken rule on one field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    pub field: String,
+    pub rule: Rule,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "field `{}` breaks rule `{}`: {}", self.field, self.rule, self.detail)
+    }
+}
+
+/// Every rule a record breaks, in schema order.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", self.violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct ValidationError {
+    pub violations: Vec<Violation>,
+}
+
+impl ValidationError {
+    /// True when the record is only missing analysis output (it could be enriched rather than refused).
+    pub fn is_incomplete(&self) -> bool {
+        self.violations.iter().all(|v| v.rule == Rule::Required && v.field == c::SENTIMENT_SCORE)
+    }
+}
+
+struct Checker {
+    now: DateTime<Utc>,
+    violations: Vec<Violation>,
+}
+
+impl Checker {
+    fn fail(&mut self, field: impl Into<String>, rule: Rule, detail: impl Into<String>) {
+        self.violations.push(Violation { field: field.into(), rule, detail: detail.into() });
+    }
+
+    fn required<T>(&mut self, field: &str, value: Option<T>) -> Option<T> {
+        if value.is_none() {
+            self.fail(field, Rule::Required, "missing or null");
+        }
+        value
+    }
+
+    /// Trims, then checks non-empty and a character limit.
+    fn text(&mut self, field: &str, value: Option<String>, max_chars: usize) -> Option<String> {
+        let value = value?;
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            self.fail(field, Rule::NotEmpty, "empty or only whitespace");
+            return None;
+        }
+        let chars = trimmed.chars().count();
+        if chars > max_chars {
+            self.fail(field, Rule::MaxLength(max_chars), format!("{chars} characters"));
+            return None;
+        }
+        Some(if trimmed.len() == value.len() { value } else { trimmed.to_string() })
+    }
+
+    fn score(&mut self, field: &str, value: Option<f64>, min: f32, max: f32) -> Option<f32> {
+        let value = value?;
+        if !value.is_finite() || value < f64::from(min) || value > f64::from(max) {
+            self.fail(field, Rule::Range { min, max }, format!("{value} is outside [{min}, {max}]"));
+            return None;
+        }
+        Some(value as f32)
+    }
+
+    fn timestamp(&mut self, field: &str, value: Option<String>) -> Option<DateTime<Utc>> {
+        let value = value?;
+        let parsed = match DateTime::parse_from_rfc3339(value.trim()) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(e) => {
+                self.fail(field, Rule::Rfc3339, format!("{value:?} is not RFC 3339 with an offset ({e})"));
+                return None;
+            }
+        };
+        let earliest = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single().expect("valid date");
+        if parsed < earliest || parsed > self.now + MAX_FUTURE_SKEW {
+            self.fail(field, Rule::TimeWindow, format!("{parsed} is before 2000 or more than a day ahead"));
+            return None;
+        }
+        // Iceberg timestamptz is microseconds; truncating here keeps equality checks exact downstream.
+        DateTime::from_timestamp_micros(parsed.timestamp_micros())
+    }
+
+    fn float_map(&mut self, field: &str, value: Option<BTreeMap<String, f64>>, min: f32) -> Option<BTreeMap<String, f32>> {
+        let value = value?;
+        if value.len() > MAX_ITEMS {
+            self.fail(field, Rule::MaxItems(MAX_ITEMS), format!("{} entries", value.len()));
+            return None;
+        }
+        let mut out = BTreeMap::new();
+        for (key, v) in value {
+            let path = format!("{field}[{key:?}]");
+            let Some(key) = self.text(&path, Some(key), MAX_LABEL_LEN) else { continue };
+            if let Some(v) = self.score(&path, Some(v), min, 1.0) {
+                out.insert(key, v);
+            }
+        }
+        Some(out)
+    }
+
+    fn labels(&mut self, field: &str, value: Option<Vec<String>>) -> Option<Vec<String>> {
+        let value = value?;
+        if value.len() > MAX_ITEMS {
+            self.fail(field, Rule::MaxItems(MAX_ITEMS), format!("{} items", value.len()));
+            return None;
+        }
+        Some(value.into_iter().enumerate().filter_map(|(i, s)| self.text(&format!("{field}[{i}]"), Some(s), MAX_LABEL_LEN)).collect())
+    }
+
+    fn entities(&mut self, value: Option<Vec<Entity>>) -> Option<Vec<Entity>> {
+        let field = c::ENTITY_RECOGNITION;
+        let value = value?;
+        if value.len() > MAX_ITEMS {
+            self.fail(field, Rule::MaxItems(MAX_ITEMS), format!("{} items", value.len()));
+            return None;
+        }
+        let mut out = Vec::with_capacity(value.len());
+        for (i, e) in value.into_iter().enumerate() {
+            let text = self.text(&format!("{field}[{i}].text"), Some(e.text), MAX_TITLE_LEN);
+            let kind = self.text(&format!("{field}[{i}].type"), Some(e.entity_type), MAX_SHORT_LEN);
+            if let (Some(text), Some(kind)) = (text, kind) {
+                out.push(Entity { text, entity_type: kind.to_ascii_uppercase() });
+            }
+        }
+        Some(out)
+    }
+
+    fn source_system(&mut self, value: Option<String>) -> Option<String> {
+        let value = self.text(c::SOURCE_SYSTEM, value, MAX_SHORT_LEN)?.to_ascii_lowercase();
+        let ok = value.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric())
+            && value.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'));
+        if !ok {
+            self.fail(c::SOURCE_SYSTEM, Rule::Pattern("[a-z0-9][a-z0-9_.-]*"), format!("{value:?}"));
+            return None;
+        }
+        Some(value)
+    }
+
+    fn ticker(&mut self, value: Option<String>) -> Option<String> {
+        let value = self.text(c::TICKER, value, 16)?;
+        let value = value.trim_start_matches('$').to_ascii_uppercase();
+        let ok = value.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric())
+            && value.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '/' | ':'));
+        if !ok {
+            self.fail(c::TICKER, Rule::Pattern("$?[A-Z0-9][A-Z0-9./:-]*"), format!("{value:?}"));
+            return None;
+        }
+        Some(value)
+    }
+
+    fn url(&mut self, value: Option<String>) -> Option<String> {
+        let value = self.text(c::SOURCE_URL, value, MAX_URL_LEN)?;
+        match url::Url::parse(&value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Some(value),
+            _ => {
+                self.fail(c::SOURCE_URL, Rule::HttpUrl, format!("{value:?} is not an absolute http(s) URL"));
+                None
+            }
+        }
+    }
+}
+
+/// Checks every rule and returns the normalised record, or all the violations.
+///
+/// `now` fills a missing `ingestion_timestamp` and bounds how far in the future timestamps may be.
+pub fn validate(raw: RawRecord, now: DateTime<Utc>) -> Result<SentimentRecord, ValidationError> {
+    let mut ck = Checker { now, violations: Vec::new() };
+    let message_id = ck.required(c::MESSAGE_ID, raw.message_id);
+    let message_id = ck.text(c::MESSAGE_ID, message_id, MAX_ID_LEN);
+    let event_timestamp = ck.required(c::EVENT_TIMESTAMP, raw.event_timestamp);
+    let event_timestamp = ck.timestamp(c::EVENT_TIMESTAMP, event_timestamp);
+    let ingestion_timestamp = match raw.ingestion_timestamp {
+        Some(t) => ck.timestamp(c::INGESTION_TIMESTAMP, Some(t)),
+        None => DateTime::from_timestamp_micros(now.timestamp_micros()),
+    };
+    let source_system = ck.required(c::SOURCE_SYSTEM, raw.source_system);
+    let source_system = ck.source_system(source_system);
+    let message_text = ck.required(c::MESSAGE_TEXT, raw.message_text);
+    let message_text = message_text.and_then(|t| {
+        if t.len() > MAX_TEXT_BYTES {
+            ck.fail(c::MESSAGE_TEXT, Rule::MaxLength(MAX_TEXT_BYTES), format!("{} bytes", t.len()));
+            None
+        } else {
+            ck.text(c::MESSAGE_TEXT, Some(t), usize::MAX)
+        }
+    });
+    let sentiment_score = ck.required(c::SENTIMENT_SCORE, raw.sentiment_score);
+    let sentiment_score = ck.score(c::SENTIMENT_SCORE, sentiment_score, -1.0, 1.0);
+    let record = SentimentRecord {
+        message_id: message_id.unwrap_or_default(),
+        event_timestamp: event_timestamp.unwrap_or_default(),
+        ingestion_timestamp: ingestion_timestamp.unwrap_or_default(),
+        source_system: source_system.unwrap_or_default(),
+        message_text: message_text.unwrap_or_default(),
+        sentiment_score: sentiment_score.unwrap_or_default(),
+        sentiment_magnitude: ck.score(c::SENTIMENT_MAGNITUDE, raw.sentiment_magnitude, 0.0, 1.0),
+        primary_emotion: ck.text(c::PRIMARY_EMOTION, raw.primary_emotion, MAX_SHORT_LEN).map(|s| s.to_lowercase()),
+        emotion_intensity_vector: ck.float_map(c::EMOTION_INTENSITY_VECTOR, raw.emotion_intensity_vector, 0.0),
+        aspect_target_identification: ck.labels(c::ASPECT_TARGET_IDENTIFICATION, raw.aspect_target_identification),
+        aspect_based_sentiment: ck.float_map(c::ASPECT_BASED_SENTIMENT, raw.aspect_based_sentiment, -1.0),
+        sarcasm_detection: raw.sarcasm_detection,
+        subjectivity_score: ck.score(c::SUBJECTIVITY_SCORE, raw.subjectivity_score, 0.0, 1.0),
+        toxicity_score: ck.score(c::TOXICITY_SCORE, raw.toxicity_score, 0.0, 1.0),
+        entity_recognition: ck.entities(raw.entity_recognition),
+        user_intent: ck.text(c::USER_INTENT, raw.user_intent, MAX_SHORT_LEN).map(|s| s.to_lowercase()),
+        influence_score: ck.score(c::INFLUENCE_SCORE, raw.influence_score, 0.0, 1.0),
+        processing_version: ck
+            .text(c::PROCESSING_VERSION, raw.processing_version, MAX_LABEL_LEN)
+            .or_else(|| Some(DEFAULT_PROCESSING_VERSION.to_string())),
+        ticker: ck.ticker(raw.ticker),
+        article_title: ck.text(c::ARTICLE_TITLE, raw.article_title, MAX_TITLE_LEN),
+        source_url: ck.url(raw.source_url),
+        model_name: ck.text(c::MODEL_NAME, raw.model_name, MAX_LABEL_LEN),
+    };
+    if ck.violations.is_empty() {
+        Ok(record)
+    } else {
+        Err(ValidationError { violations: ck.violations })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::ingest::decode::decode;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap()
+    }
+
+    fn minimal() -> RawRecord {
+        RawRecord {
+            message_id: Some("m1".into()),
+            event_timestamp: Some("2025-05-31T23:59:59.123456+02:00".into()),
+            source_system: Some("Twitter".into()),
+            message_text: Some("$tsla to the moon".into()),
+            sentiment_score: Some(0.5),
+            ticker: Some("$tsla".into()),
+            ..RawRecord::default()
+        }
+    }
+
+    #[test]
+    fn normalises_and_fills_defaults() {
+        let r = validate(minimal(), now()).unwrap();
+        assert_eq!(r.event_timestamp.to_rfc3339(), "2025-05-31T21:59:59.123456+00:00");
+        assert_eq!(r.ingestion_timestamp, now());
+        assert_eq!(r.source_system, "twitter");
+        assert_eq!(r.ticker.as_deref(), Some("TSLA"));
+        assert_eq!(r.processing_version.as_deref(), Some(DEFAULT_PROCESSING_VERSION));
+    }
+
+    #[test]
+    fn accepts_nanosecond_fractions_and_z_by_truncating_to_micros() {
+        let mut raw = minimal();
+        raw.event_timestamp = Some("2025-05-31T10:00:00.123456789Z".into());
+        let r = validate(raw, now()).unwrap();
+        assert_eq!(r.event_timestamp.timestamp_subsec_nanos(), 123_456_000);
+    }
+
+    #[test]
+    fn reports_every_violation_with_field_and_rule() {
+        let raw = RawRecord {
+            event_timestamp: Some("2025-05-31 10:00".into()),
+            sentiment_score: Some(1.5),
+            toxicity_score: Some(-0.1),
+            source_url: Some("ftp://x".into()),
+            ..RawRecord::default()
+        };
+        let err = validate(raw, now()).unwrap_err();
+        let got: Vec<(&str, Rule)> = err.violations.iter().map(|v| (v.field.as_str(), v.rule)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (c::MESSAGE_ID, Rule::Required),
+                (c::EVENT_TIMESTAMP, Rule::Rfc3339),
+                (c::SOURCE_SYSTEM, Rule::Required),
+                (c::MESSAGE_TEXT, Rule::Required),
+                (c::SENTIMENT_SCORE, Rule::Range { min: -1.0, max: 1.0 }),
+                (c::TOXICITY_SCORE, Rule::Range { min: 0.0, max: 1.0 }),
+                (c::SOURCE_URL, Rule::HttpUrl),
+            ]
+        );
+        assert!(err.to_string().contains("field `sentiment_score` breaks rule `range[-1,1]`"));
+        assert!(!err.is_incomplete());
+    }
+
+    #[test]
+    fn a_record_missing_only_its_score_is_incomplete() {
+        let mut raw = minimal();
+        raw.sentiment_score = None;
+        assert!(validate(raw, now()).unwrap_err().is_incomplete());
+    }
+
+    #[test]
+    fn rejects_timestamps_without_offset_or_far_in_the_future() {
+        for (ts, rule) in [("2025-05-31T10:00:00", Rule::Rfc3339), ("2025-06-03T00:00:00Z", Rule::TimeWindow), ("1999-12-31T23:59:59Z", Rule::TimeWindow)] {
+            let mut raw = minimal();
+            raw.event_timestamp = Some(ts.into());
+            let err = validate(raw, now()).unwrap_err();
+            assert_eq!(err.violations[0].rule, rule, "{ts}");
+        }
+    }
+
+    #[test]
+    fn nested_violations_name_the_element() {
+        let mut raw = minimal();
+        raw.entity_recognition = Some(vec![Entity { text: "Apple".into(), entity_type: " ".into() }]);
+        raw.emotion_intensity_vector = Some(BTreeMap::from([("fear".into(), 2.0)]));
+        let err = validate(raw, now()).unwrap_err();
+        let fields: Vec<&str> = err.violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, vec!["emotion_intensity_vector[\"fear\"]", "entity_recognition[0].type"]);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let mut raw = minimal();
+        raw.message_id = Some("x".repeat(MAX_ID_LEN + 1));
+        raw.message_text = Some("y".repeat(MAX_TEXT_BYTES + 1));
+        raw.ticker = Some("AAPL; DROP".into());
+        let err = validate(raw, now()).unwrap_err();
+        let rules: Vec<Rule> = err.violations.iter().map(|v| v.rule).collect();
+        assert_eq!(rules, vec![Rule::MaxLength(MAX_ID_LEN), Rule::MaxLength(MAX_TEXT_BYTES), Rule::Pattern("$?[A-Z0-9][A-Z0-9./:-]*")]);
+    }
+
+    fn arb_json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)),
+            any::<i64>().prop_map(serde_json::Value::from),
+            ".{0,12}".prop_map(serde_json::Value::from),
+            Just(serde_json::Value::from("2025-05-31T10:00:00Z")),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                prop::collection::btree_map(".{0,6}", inner, 0..4).prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    const FIELDS: [&str; 22] = [
+        c::MESSAGE_ID, c::EVENT_TIMESTAMP, c::INGESTION_TIMESTAMP, c::SOURCE_SYSTEM, c::MESSAGE_TEXT,
+        c::SENTIMENT_SCORE, c::SENTIMENT_MAGNITUDE, c::PRIMARY_EMOTION, c::EMOTION_INTENSITY_VECTOR,
+        c::ASPECT_TARGET_IDENTIFICATION, c::ASPECT_BASED_SENTIMENT, c::SARCASM_DETECTION, c::SUBJECTIVITY_SCORE,
+        c::TOXICITY_SCORE, c::ENTITY_RECOGNITION, c::USER_INTENT, c::INFLUENCE_SCORE, c::PROCESSING_VERSION,
+        c::TICKER, c::ARTICLE_TITLE, c::SOURCE_URL, c::MODEL_NAME,
+    ];
+
+    proptest! {
+        /// Any JSON object with any values under the real field names: decode+validate never panics, and
+        /// whatever passes satisfies the invariants the writer relies on.
+        #[test]
+        fn never_panics_and_accepted_records_hold_invariants(
+            values in prop::collection::vec((0usize..22, arb_json_value()), 0..22)
+        ) {
+            let object: serde_json::Map<String, serde_json::Value> =
+                values.into_iter().map(|(i, v)| (FIELDS[i].to_string(), v)).collect();
+            let body = serde_json::to_vec(&object).unwrap();
+            if let Ok(raw) = decode(&body) {
+                match validate(raw, now()) {
+                    Ok(r) => {
+                        prop_assert!(!r.message_id.trim().is_empty());
+                        prop_assert!((-1.0..=1.0).contains(&r.sentiment_score));
+                        for s in [r.sentiment_magnitude, r.subjectivity_score, r.toxicity_score, r.influence_score].into_iter().flatten() {
+                            prop_assert!((0.0..=1.0).contains(&s));
+                        }
+                        prop_assert!(r.event_timestamp <= now() + MAX_FUTURE_SKEW);
+                    }
+                    Err(e) => prop_assert!(!e.violations.is_empty()),
+                }
+            }
+        }
+
+        /// Scores: accepted exactly when finite and inside the range.
+        #[test]
+        fn score_range_is_exact(score in -3.0f64..3.0) {
+            let mut raw = minimal();
+            raw.sentiment_score = Some(score);
+            let accepted = validate(raw, now()).is_ok();
+            prop_assert_eq!(accepted, (-1.0..=1.0).contains(&score));
+        }
+
+        /// Any offset and sub-second precision round-trips to the same instant (to the microsecond).
+        #[test]
+        fn rfc3339_offsets_round_trip(secs in 946_684_800i64..1_748_000_000, micros in 0u32..1_000_000, offset_min in -720i32..=840) {
+            let instant = DateTime::from_timestamp(secs, micros * 1000).unwrap();
+            let offset = chrono::FixedOffset::east_opt(offset_min * 60).unwrap();
+            let mut raw = minimal();
+            raw.event_timestamp = Some(instant.with_timezone(&offset).to_rfc3339_opts(chrono::SecondsFormat::Micros, false));
+            let r = validate(raw, now()).unwrap();
+            prop_assert_eq!(r.event_timestamp, instant);
+        }
+    }
+}

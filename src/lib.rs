@@ -1,0 +1,17 @@
+//! sentiment-lake: the data tier of a real-time financial sentiment service.
+//!
+//! Sentiment records flow one way: trigger payload ([`functions::payload`]) -> source batch
+//! ([`ingest::SourceBatch`]) -> validated Arrow rows and dead letters ([`ingest::ValidatedBatch`]) -> staged
+//! segments -> one Iceberg commit per interval ([`lake::Lake::commit`]). The same binary is the Azure
+//! Functions custom handler and a local CLI ([`cli`]).
+
+#![forbid(unsafe_code)]
+#![warn(rust_2018_idioms)]
+
+pub mod app;
+pub mod cli;
+pub mod functions;
+pub mod ingest;
+pub mod lake;
+pub mod observability;
+pub mod schema;

@@ -1,0 +1,254 @@
+//! Columnar builder: validated [`SentimentRecord`]s -> an Arrow `RecordBatch` in the table's Arrow schema.
+//!
+//! Nested builders take their child fields from the schema itself so that every nested field keeps its
+//! `PARQUET:field_id`; `RecordBatch::try_new` compares nested fields exactly, so a hand-written child field
+//! would be rejected.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Float32Builder, ListBuilder, MapBuilder, MapFieldNames, StringBuilder, StructBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, DataType, FieldRef, Fields, SchemaRef};
+
+use super::record::{Entity, SentimentRecord};
+use super::sentiment_arrow_schema;
+
+pub const ENTITY_TEXT: &str = "text";
+pub const ENTITY_TYPE: &str = "type";
+const UTC: &str = "+00:00";
+
+type FloatMapBuilder = MapBuilder<StringBuilder, Float32Builder>;
+
+/// Accumulates records column by column; `finish` yields one `RecordBatch`.
+pub struct RecordBatchBuilder {
+    schema: SchemaRef,
+    message_id: StringBuilder,
+    event_timestamp: TimestampMicrosecondBuilder,
+    ingestion_timestamp: TimestampMicrosecondBuilder,
+    source_system: StringBuilder,
+    message_text: StringBuilder,
+    sentiment_score: Float32Builder,
+    sentiment_magnitude: Float32Builder,
+    primary_emotion: StringBuilder,
+    emotion_intensity_vector: FloatMapBuilder,
+    aspect_target_identification: ListBuilder<StringBuilder>,
+    aspect_based_sentiment: FloatMapBuilder,
+    sarcasm_detection: BooleanBuilder,
+    subjectivity_score: Float32Builder,
+    toxicity_score: Float32Builder,
+    entity_recognition: ListBuilder<StructBuilder>,
+    user_intent: StringBuilder,
+    influence_score: Float32Builder,
+    processing_version: StringBuilder,
+    ticker: StringBuilder,
+    article_title: StringBuilder,
+    source_url: StringBuilder,
+    model_name: StringBuilder,
+}
+
+fn float_map_builder(field: &FieldRef) -> FloatMapBuilder {
+    let DataType::Map(entries, _) = field.data_type() else { unreachable!("{} is a map", field.name()) };
+    let DataType::Struct(kv) = entries.data_type() else { unreachable!("map entries are structs") };
+    let names = MapFieldNames {
+        entry: entries.name().clone(),
+        key: kv[0].name().clone(),
+        value: kv[1].name().clone(),
+    };
+    MapBuilder::new(Some(names), StringBuilder::new(), Float32Builder::new())
+        .with_keys_field(kv[0].clone())
+        .with_values_field(kv[1].clone())
+}
+
+fn list_element(field: &FieldRef) -> FieldRef {
+    let DataType::List(element) = field.data_type() else { unreachable!("{} is a list", field.name()) };
+    element.clone()
+}
+
+fn timestamp_builder(capacity: usize) -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone(UTC)
+}
+
+impl RecordBatchBuilder {
+    pub fn with_capacity(capacity: usize) -> Self {
+        let schema = sentiment_arrow_schema();
+        let f = schema.fields();
+        let entity_element = list_element(&f[14]);
+        let DataType::Struct(entity_fields) = entity_element.data_type() else { unreachable!("entity is a struct") };
+        let entity_struct = StructBuilder::from_fields(Fields::clone(entity_fields), capacity);
+        Self {
+            message_id: StringBuilder::with_capacity(capacity, capacity * 36),
+            event_timestamp: timestamp_builder(capacity),
+            ingestion_timestamp: timestamp_builder(capacity),
+            source_system: StringBuilder::with_capacity(capacity, capacity * 8),
+            message_text: StringBuilder::with_capacity(capacity, capacity * 512),
+            sentiment_score: Float32Builder::with_capacity(capacity),
+            sentiment_magnitude: Float32Builder::with_capacity(capacity),
+            primary_emotion: StringBuilder::new(),
+            emotion_intensity_vector: float_map_builder(&f[8]),
+            aspect_target_identification: ListBuilder::new(StringBuilder::new()).with_field(list_element(&f[9])),
+            aspect_based_sentiment: float_map_builder(&f[10]),
+            sarcasm_detection: BooleanBuilder::with_capacity(capacity),
+            subjectivity_score: Float32Builder::with_capacity(capacity),
+            toxicity_score: Float32Builder::with_capacity(capacity),
+            entity_recognition: ListBuilder::new(entity_struct).with_field(entity_element),
+            user_intent: StringBuilder::new(),
+            influence_score: Float32Builder::with_capacity(capacity),
+            processing_version: StringBuilder::new(),
+            ticker: StringBuilder::new(),
+            article_title: StringBuilder::new(),
+            source_url: StringBuilder::new(),
+            model_name: StringBuilder::new(),
+            schema,
+        }
+    }
+
+    pub fn append(&mut self, r: &SentimentRecord) {
+        self.message_id.append_value(&r.message_id);
+        self.event_timestamp.append_value(r.event_timestamp.timestamp_micros());
+        self.ingestion_timestamp.append_value(r.ingestion_timestamp.timestamp_micros());
+        self.source_system.append_value(&r.source_system);
+        self.message_text.append_value(&r.message_text);
+        self.sentiment_score.append_value(r.sentiment_score);
+        self.sentiment_magnitude.append_option(r.sentiment_magnitude);
+        self.primary_emotion.append_option(r.primary_emotion.as_deref());
+        append_float_map(&mut self.emotion_intensity_vector, r.emotion_intensity_vector.as_ref());
+        match &r.aspect_target_identification {
+            Some(aspects) => {
+                for aspect in aspects {
+                    self.aspect_target_identification.values().append_value(aspect);
+                }
+                self.aspect_target_identification.append(true);
+            }
+            None => self.aspect_target_identification.append_null(),
+        }
+        append_float_map(&mut self.aspect_based_sentiment, r.aspect_based_sentiment.as_ref());
+        self.sarcasm_detection.append_option(r.sarcasm_detection);
+        self.subjectivity_score.append_option(r.subjectivity_score);
+        self.toxicity_score.append_option(r.toxicity_score);
+        append_entities(&mut self.entity_recognition, r.entity_recognition.as_deref());
+        self.user_intent.append_option(r.user_intent.as_deref());
+        self.influence_score.append_option(r.influence_score);
+        self.processing_version.append_option(r.processing_version.as_deref());
+        self.ticker.append_option(r.ticker.as_deref());
+        self.article_title.append_option(r.article_title.as_deref());
+        self.source_url.append_option(r.source_url.as_deref());
+        self.model_name.append_option(r.model_name.as_deref());
+    }
+
+    pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.message_id.finish()),
+            Arc::new(self.event_timestamp.finish()),
+            Arc::new(self.ingestion_timestamp.finish()),
+            Arc::new(self.source_system.finish()),
+            Arc::new(self.message_text.finish()),
+            Arc::new(self.sentiment_score.finish()),
+            Arc::new(self.sentiment_magnitude.finish()),
+            Arc::new(self.primary_emotion.finish()),
+            Arc::new(self.emotion_intensity_vector.finish()),
+            Arc::new(self.aspect_target_identification.finish()),
+            Arc::new(self.aspect_based_sentiment.finish()),
+            Arc::new(self.sarcasm_detection.finish()),
+            Arc::new(self.subjectivity_score.finish()),
+            Arc::new(self.toxicity_score.finish()),
+            Arc::new(self.entity_recognition.finish()),
+            Arc::new(self.user_intent.finish()),
+            Arc::new(self.influence_score.finish()),
+            Arc::new(self.processing_version.finish()),
+            Arc::new(self.ticker.finish()),
+            Arc::new(self.article_title.finish()),
+            Arc::new(self.source_url.finish()),
+            Arc::new(self.model_name.finish()),
+        ];
+        RecordBatch::try_new(self.schema, columns)
+    }
+}
+
+fn append_float_map(builder: &mut FloatMapBuilder, map: Option<&std::collections::BTreeMap<String, f32>>) {
+    match map {
+        Some(map) => {
+            for (key, value) in map {
+                builder.keys().append_value(key);
+                builder.values().append_value(*value);
+            }
+            builder.append(true).expect("keys and values are appended in pairs");
+        }
+        None => builder.append(false).expect("a null map has no entries"),
+    }
+}
+
+fn append_entities(builder: &mut ListBuilder<StructBuilder>, entities: Option<&[Entity]>) {
+    let Some(entities) = entities else {
+        builder.append_null();
+        return;
+    };
+    let structs = builder.values();
+    for entity in entities {
+        structs.field_builder::<StringBuilder>(0).expect("text column").append_value(&entity.text);
+        structs.field_builder::<StringBuilder>(1).expect("type column").append_value(&entity.entity_type);
+        structs.append(true);
+    }
+    builder.append(true);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use arrow_array::cast::AsArray;
+    use arrow_array::Array;
+    use arrow_array::types::Float32Type;
+    use chrono::TimeZone;
+
+    use super::*;
+
+    pub(crate) fn full_record() -> SentimentRecord {
+        SentimentRecord {
+            message_id: "m-1".into(),
+            event_timestamp: chrono::Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap(),
+            ingestion_timestamp: chrono::Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 1).unwrap(),
+            source_system: "twitter".into(),
+            message_text: "$AAPL beats estimates".into(),
+            sentiment_score: 0.8,
+            sentiment_magnitude: Some(0.9),
+            primary_emotion: Some("joy".into()),
+            emotion_intensity_vector: Some(BTreeMap::from([("joy".into(), 0.7), ("fear".into(), 0.1)])),
+            aspect_target_identification: Some(vec!["earnings".into()]),
+            aspect_based_sentiment: Some(BTreeMap::from([("earnings".into(), 0.8)])),
+            sarcasm_detection: Some(false),
+            subjectivity_score: Some(0.3),
+            toxicity_score: Some(0.0),
+            entity_recognition: Some(vec![Entity { text: "AAPL".into(), entity_type: "TICKER".into() }]),
+            user_intent: Some("news".into()),
+            influence_score: Some(0.5),
+            processing_version: Some("v1".into()),
+            ticker: Some("AAPL".into()),
+            article_title: None,
+            source_url: None,
+            model_name: None,
+        }
+    }
+
+    #[test]
+    fn builds_a_batch_with_nested_columns_and_nulls() {
+        let mut builder = RecordBatchBuilder::with_capacity(2);
+        builder.append(&full_record());
+        let mut sparse = full_record();
+        sparse.emotion_intensity_vector = None;
+        sparse.entity_recognition = None;
+        sparse.aspect_target_identification = Some(vec![]);
+        builder.append(&sparse);
+        let batch = builder.finish().unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        let emotions = batch.column(8).as_map();
+        assert!(emotions.is_valid(0) && emotions.is_null(1));
+        assert_eq!(emotions.value(0).column(1).as_primitive::<Float32Type>().values(), &[0.1, 0.7]);
+        let aspects = batch.column(9).as_list::<i32>();
+        assert_eq!(aspects.value_length(0), 1);
+        assert!(aspects.is_valid(1) && aspects.value_length(1) == 0);
+        assert!(batch.column(14).is_null(1));
+    }
+}

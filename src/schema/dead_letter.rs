@@ -1,0 +1,133 @@
+//! The dead-letter table: every event that could not become a sentiment row, with its raw bytes, where it
+//! came from and why it was refused. Kept as an Iceberg table next to the main one so that any engine that
+//! reads the lake can also audit what was refused (the same idea as Redpanda's `<topic>~dlq` tables).
+
+use std::sync::{Arc, LazyLock};
+
+use arrow_array::builder::{BinaryBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, SchemaRef};
+use chrono::{DateTime, Utc};
+use iceberg::spec::{NestedField, PrimitiveType, Schema, Transform, Type, UnboundPartitionSpec};
+
+pub const SOURCE: &str = "source";
+pub const SEQUENCE_NUMBER: &str = "sequence_number";
+pub const ERROR_CLASS: &str = "error_class";
+pub const DEAD_LETTERED_AT: &str = "dead_lettered_at";
+
+/// Why an event was refused. Stable strings: they are stored and filtered on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The body is not UTF-8 JSON of the record shape.
+    Decode,
+    /// The record decoded but broke a field rule.
+    Validation,
+    /// The record lacks analysis fields and enrichment is off.
+    Incomplete,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Decode => "decode",
+            ErrorClass::Validation => "validation",
+            ErrorClass::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// One refused event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub source: String,
+    pub sequence_number: i64,
+    pub offset: Option<String>,
+    pub enqueued_time: Option<DateTime<Utc>>,
+    pub partition_key: Option<String>,
+    pub raw_body: Vec<u8>,
+    pub error_class: ErrorClass,
+    pub error_field: Option<String>,
+    pub error_message: String,
+    pub dead_lettered_at: DateTime<Utc>,
+    pub invocation_id: Option<String>,
+}
+
+pub fn dead_letter_schema() -> Schema {
+    let string = || Type::Primitive(PrimitiveType::String);
+    let tstz = || Type::Primitive(PrimitiveType::Timestamptz);
+    let fields = vec![
+        NestedField::required(1, SOURCE, string()),
+        NestedField::required(2, SEQUENCE_NUMBER, Type::Primitive(PrimitiveType::Long)),
+        NestedField::optional(3, "offset", string()),
+        NestedField::optional(4, "enqueued_time", tstz()),
+        NestedField::optional(5, "partition_key", string()),
+        NestedField::required(6, "raw_body", Type::Primitive(PrimitiveType::Binary)),
+        NestedField::required(7, ERROR_CLASS, string()),
+        NestedField::optional(8, "error_field", string()),
+        NestedField::required(9, "error_message", string()),
+        NestedField::required(10, DEAD_LETTERED_AT, tstz()),
+        NestedField::optional(11, "invocation_id", string()),
+    ];
+    Schema::builder()
+        .with_schema_id(0)
+        .with_fields(fields.into_iter().map(Arc::new))
+        .build()
+        .expect("the dead-letter schema is statically valid")
+}
+
+pub fn dead_letter_partition_spec() -> UnboundPartitionSpec {
+    UnboundPartitionSpec::builder()
+        .add_partition_field(10, "dead_lettered_at_day", Transform::Day)
+        .expect("the dead-letter partition spec is statically valid")
+        .build()
+}
+
+pub fn dead_letter_arrow_schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(iceberg::arrow::schema_to_arrow_schema(&dead_letter_schema()).expect("converts to Arrow"))
+    });
+    SCHEMA.clone()
+}
+
+pub fn dead_letters_to_batch(letters: &[DeadLetter]) -> Result<RecordBatch, ArrowError> {
+    let n = letters.len();
+    let mut source = StringBuilder::with_capacity(n, n * 48);
+    let mut seq = Int64Builder::with_capacity(n);
+    let mut offset = StringBuilder::new();
+    let mut enqueued = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("+00:00");
+    let mut partition_key = StringBuilder::new();
+    let mut raw = BinaryBuilder::new();
+    let mut class = StringBuilder::new();
+    let mut field = StringBuilder::new();
+    let mut message = StringBuilder::new();
+    let mut at = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("+00:00");
+    let mut invocation = StringBuilder::new();
+    for l in letters {
+        source.append_value(&l.source);
+        seq.append_value(l.sequence_number);
+        offset.append_option(l.offset.as_deref());
+        enqueued.append_option(l.enqueued_time.map(|t| t.timestamp_micros()));
+        partition_key.append_option(l.partition_key.as_deref());
+        raw.append_value(&l.raw_body);
+        class.append_value(l.error_class.as_str());
+        field.append_option(l.error_field.as_deref());
+        message.append_value(&l.error_message);
+        at.append_value(l.dead_lettered_at.timestamp_micros());
+        invocation.append_option(l.invocation_id.as_deref());
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(source.finish()),
+        Arc::new(seq.finish()),
+        Arc::new(offset.finish()),
+        Arc::new(enqueued.finish()),
+        Arc::new(partition_key.finish()),
+        Arc::new(raw.finish()),
+        Arc::new(class.finish()),
+        Arc::new(field.finish()),
+        Arc::new(message.finish()),
+        Arc::new(at.finish()),
+        Arc::new(invocation.finish()),
+    ];
+    RecordBatch::try_new(dead_letter_arrow_schema(), columns)
+}

@@ -1,0 +1,222 @@
+//! The sentiment table's schema: Iceberg field ids, names, types and nullability, the default partition
+//! spec, and the Arrow schema derived from them.
+//!
+//! Field ids are part of the table's contract (readers such as PyIceberg, DuckDB and Dremio resolve columns by
+//! id), so they are constants here and never renumbered. Nested ids (map keys/values, list elements, struct
+//! members) follow the 22 top-level ids. This module does not validate values; see [`crate::ingest::validate`].
+
+mod arrow;
+mod record;
+pub mod dead_letter;
+
+use std::sync::{Arc, LazyLock};
+
+use ::arrow_schema::SchemaRef as ArrowSchemaRef;
+use iceberg::spec::{
+    ListType, MapType, NestedField, PrimitiveType, Schema, StructType, Transform, Type, UnboundPartitionSpec,
+};
+
+pub use self::arrow::{RecordBatchBuilder, ENTITY_TEXT, ENTITY_TYPE};
+pub use self::record::{Entity, SentimentRecord};
+
+/// Top-level field ids of the sentiment table, in schema order.
+pub mod field_id {
+    pub const MESSAGE_ID: i32 = 1;
+    pub const EVENT_TIMESTAMP: i32 = 2;
+    pub const INGESTION_TIMESTAMP: i32 = 3;
+    pub const SOURCE_SYSTEM: i32 = 4;
+    pub const MESSAGE_TEXT: i32 = 5;
+    pub const SENTIMENT_SCORE: i32 = 6;
+    pub const SENTIMENT_MAGNITUDE: i32 = 7;
+    pub const PRIMARY_EMOTION: i32 = 8;
+    pub const EMOTION_INTENSITY_VECTOR: i32 = 9;
+    pub const ASPECT_TARGET_IDENTIFICATION: i32 = 10;
+    pub const ASPECT_BASED_SENTIMENT: i32 = 11;
+    pub const SARCASM_DETECTION: i32 = 12;
+    pub const SUBJECTIVITY_SCORE: i32 = 13;
+    pub const TOXICITY_SCORE: i32 = 14;
+    pub const ENTITY_RECOGNITION: i32 = 15;
+    pub const USER_INTENT: i32 = 16;
+    pub const INFLUENCE_SCORE: i32 = 17;
+    pub const PROCESSING_VERSION: i32 = 18;
+    pub const TICKER: i32 = 19;
+    pub const ARTICLE_TITLE: i32 = 20;
+    pub const SOURCE_URL: i32 = 21;
+    pub const MODEL_NAME: i32 = 22;
+    // Nested ids, assigned after the top level so that top-level ids stay 1..=22.
+    pub const EMOTION_KEY: i32 = 23;
+    pub const EMOTION_VALUE: i32 = 24;
+    pub const ASPECT_ELEMENT: i32 = 25;
+    pub const ASPECT_SENTIMENT_KEY: i32 = 26;
+    pub const ASPECT_SENTIMENT_VALUE: i32 = 27;
+    pub const ENTITY_ELEMENT: i32 = 28;
+    pub const ENTITY_TEXT: i32 = 29;
+    pub const ENTITY_TYPE: i32 = 30;
+}
+
+/// Column names, shared by the validator, the Arrow builder and the query layer.
+pub mod column {
+    pub const MESSAGE_ID: &str = "message_id";
+    pub const EVENT_TIMESTAMP: &str = "event_timestamp";
+    pub const INGESTION_TIMESTAMP: &str = "ingestion_timestamp";
+    pub const SOURCE_SYSTEM: &str = "source_system";
+    pub const MESSAGE_TEXT: &str = "message_text";
+    pub const SENTIMENT_SCORE: &str = "sentiment_score";
+    pub const SENTIMENT_MAGNITUDE: &str = "sentiment_magnitude";
+    pub const PRIMARY_EMOTION: &str = "primary_emotion";
+    pub const EMOTION_INTENSITY_VECTOR: &str = "emotion_intensity_vector";
+    pub const ASPECT_TARGET_IDENTIFICATION: &str = "aspect_target_identification";
+    pub const ASPECT_BASED_SENTIMENT: &str = "aspect_based_sentiment";
+    pub const SARCASM_DETECTION: &str = "sarcasm_detection";
+    pub const SUBJECTIVITY_SCORE: &str = "subjectivity_score";
+    pub const TOXICITY_SCORE: &str = "toxicity_score";
+    pub const ENTITY_RECOGNITION: &str = "entity_recognition";
+    pub const USER_INTENT: &str = "user_intent";
+    pub const INFLUENCE_SCORE: &str = "influence_score";
+    pub const PROCESSING_VERSION: &str = "processing_version";
+    pub const TICKER: &str = "ticker";
+    pub const ARTICLE_TITLE: &str = "article_title";
+    pub const SOURCE_URL: &str = "source_url";
+    pub const MODEL_NAME: &str = "model_name";
+}
+
+fn string() -> Type {
+    Type::Primitive(PrimitiveType::String)
+}
+fn float() -> Type {
+    Type::Primitive(PrimitiveType::Float)
+}
+fn timestamptz() -> Type {
+    Type::Primitive(PrimitiveType::Timestamptz)
+}
+
+fn string_to_float_map(key_id: i32, value_id: i32) -> Type {
+    Type::Map(MapType::new(
+        NestedField::map_key_element(key_id, string()).into(),
+        NestedField::map_value_element(value_id, float(), false).into(),
+    ))
+}
+
+/// The Iceberg schema of the sentiment table (schema id 0).
+pub fn sentiment_schema() -> Schema {
+    use column as c;
+    use field_id as id;
+    let entity = Type::Struct(StructType::new(vec![
+        NestedField::required(id::ENTITY_TEXT, ENTITY_TEXT, string()).into(),
+        NestedField::required(id::ENTITY_TYPE, ENTITY_TYPE, string()).into(),
+    ]));
+    let fields = vec![
+        NestedField::required(id::MESSAGE_ID, c::MESSAGE_ID, string()),
+        NestedField::required(id::EVENT_TIMESTAMP, c::EVENT_TIMESTAMP, timestamptz()),
+        NestedField::required(id::INGESTION_TIMESTAMP, c::INGESTION_TIMESTAMP, timestamptz()),
+        NestedField::required(id::SOURCE_SYSTEM, c::SOURCE_SYSTEM, string()),
+        NestedField::required(id::MESSAGE_TEXT, c::MESSAGE_TEXT, string()),
+        NestedField::required(id::SENTIMENT_SCORE, c::SENTIMENT_SCORE, float()),
+        NestedField::optional(id::SENTIMENT_MAGNITUDE, c::SENTIMENT_MAGNITUDE, float()),
+        NestedField::optional(id::PRIMARY_EMOTION, c::PRIMARY_EMOTION, string()),
+        NestedField::optional(
+            id::EMOTION_INTENSITY_VECTOR,
+            c::EMOTION_INTENSITY_VECTOR,
+            string_to_float_map(id::EMOTION_KEY, id::EMOTION_VALUE),
+        ),
+        NestedField::optional(
+            id::ASPECT_TARGET_IDENTIFICATION,
+            c::ASPECT_TARGET_IDENTIFICATION,
+            Type::List(ListType::new(NestedField::list_element(id::ASPECT_ELEMENT, string(), true).into())),
+        ),
+        NestedField::optional(
+            id::ASPECT_BASED_SENTIMENT,
+            c::ASPECT_BASED_SENTIMENT,
+            string_to_float_map(id::ASPECT_SENTIMENT_KEY, id::ASPECT_SENTIMENT_VALUE),
+        ),
+        NestedField::optional(id::SARCASM_DETECTION, c::SARCASM_DETECTION, Type::Primitive(PrimitiveType::Boolean)),
+        NestedField::optional(id::SUBJECTIVITY_SCORE, c::SUBJECTIVITY_SCORE, float()),
+        NestedField::optional(id::TOXICITY_SCORE, c::TOXICITY_SCORE, float()),
+        NestedField::optional(
+            id::ENTITY_RECOGNITION,
+            c::ENTITY_RECOGNITION,
+            Type::List(ListType::new(NestedField::list_element(id::ENTITY_ELEMENT, entity, true).into())),
+        ),
+        NestedField::optional(id::USER_INTENT, c::USER_INTENT, string()),
+        NestedField::optional(id::INFLUENCE_SCORE, c::INFLUENCE_SCORE, float()),
+        NestedField::optional(id::PROCESSING_VERSION, c::PROCESSING_VERSION, string()),
+        NestedField::optional(id::TICKER, c::TICKER, string()),
+        NestedField::optional(id::ARTICLE_TITLE, c::ARTICLE_TITLE, string()),
+        NestedField::optional(id::SOURCE_URL, c::SOURCE_URL, string()),
+        NestedField::optional(id::MODEL_NAME, c::MODEL_NAME, string()),
+    ];
+    Schema::builder()
+        .with_schema_id(0)
+        .with_fields(fields.into_iter().map(Arc::new))
+        .build()
+        .expect("the sentiment schema is statically valid")
+}
+
+/// day(event_timestamp), identity(ticker), identity(source_system): the spec new tables are created with.
+///
+/// Writers never assume it: they partition by whatever spec the loaded table has as its default.
+pub fn default_partition_spec() -> UnboundPartitionSpec {
+    UnboundPartitionSpec::builder()
+        .add_partition_field(field_id::EVENT_TIMESTAMP, "event_timestamp_day", Transform::Day)
+        .and_then(|b| b.add_partition_field(field_id::TICKER, column::TICKER, Transform::Identity))
+        .and_then(|b| b.add_partition_field(field_id::SOURCE_SYSTEM, column::SOURCE_SYSTEM, Transform::Identity))
+        .expect("the default partition spec is statically valid")
+        .build()
+}
+
+/// The Arrow schema matching [`sentiment_schema`], with `PARQUET:field_id` metadata on every field.
+pub fn sentiment_arrow_schema() -> ArrowSchemaRef {
+    static SCHEMA: LazyLock<ArrowSchemaRef> = LazyLock::new(|| {
+        Arc::new(
+            iceberg::arrow::schema_to_arrow_schema(&sentiment_schema())
+                .expect("the sentiment schema converts to Arrow"),
+        )
+    });
+    SCHEMA.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_level_ids_are_one_to_twenty_two_in_order() {
+        let schema = sentiment_schema();
+        let ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
+        assert_eq!(ids, (1..=22).collect::<Vec<_>>());
+        assert_eq!(schema.highest_field_id(), field_id::ENTITY_TYPE);
+    }
+
+    #[test]
+    fn core_fields_are_required_and_analysis_fields_optional() {
+        let schema = sentiment_schema();
+        for id in 1..=6 {
+            assert!(schema.field_by_id(id).unwrap().required, "field {id} must be required");
+        }
+        for id in 7..=22 {
+            assert!(!schema.field_by_id(id).unwrap().required, "field {id} must be optional");
+        }
+    }
+
+    #[test]
+    fn default_spec_binds_to_the_schema() {
+        let spec = default_partition_spec().bind(sentiment_schema()).unwrap();
+        let transforms: Vec<_> = spec.fields().iter().map(|f| (f.source_id, f.transform)).collect();
+        assert_eq!(
+            transforms,
+            vec![
+                (field_id::EVENT_TIMESTAMP, Transform::Day),
+                (field_id::TICKER, Transform::Identity),
+                (field_id::SOURCE_SYSTEM, Transform::Identity)
+            ]
+        );
+    }
+
+    #[test]
+    fn arrow_schema_carries_field_ids() {
+        let schema = sentiment_arrow_schema();
+        assert_eq!(schema.fields().len(), 22);
+        let id = schema.field(18).metadata().get("PARQUET:field_id").cloned();
+        assert_eq!(id.as_deref(), Some("19"));
+    }
+}
