@@ -45,6 +45,8 @@ pub enum DecodeError {
     NotUtf8 { valid_up_to: usize },
     #[error("event body is not a JSON object: {detail}")]
     NotAnObject { detail: String },
+    #[error("event body is malformed JSON: {detail}")]
+    Malformed { detail: String },
     #[error("field `{path}`: {detail}")]
     Field { path: String, detail: String },
 }
@@ -70,13 +72,15 @@ pub fn decode(body: &[u8]) -> Result<RawRecord, DecodeError> {
     let record: RawRecord = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || path.is_empty() {
-            DecodeError::NotAnObject { detail: inner.to_string() }
-        } else {
-            DecodeError::Field { path, detail: strip_position(&inner) }
+        match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                DecodeError::Malformed { detail: inner.to_string() }
+            }
+            _ if path == "." || path.is_empty() => DecodeError::NotAnObject { detail: inner.to_string() },
+            _ => DecodeError::Field { path, detail: strip_position(&inner) },
         }
     })?;
-    de.end().map_err(|e| DecodeError::NotAnObject { detail: format!("trailing data: {e}") })?;
+    de.end().map_err(|e| DecodeError::Malformed { detail: format!("trailing data: {e}") })?;
     Ok(record)
 }
 
@@ -112,7 +116,8 @@ mod tests {
     #[test]
     fn non_objects_and_bad_bytes_are_decode_errors() {
         assert!(matches!(decode(b"[1,2]"), Err(DecodeError::NotAnObject { .. })));
-        assert!(matches!(decode(b"{} {}"), Err(DecodeError::NotAnObject { .. })));
+        assert!(matches!(decode(b"{} {}"), Err(DecodeError::Malformed { .. })));
+        assert!(matches!(decode(b"{this is not json"), Err(DecodeError::Malformed { .. })));
         assert!(matches!(decode(&[0xff, 0xfe]), Err(DecodeError::NotUtf8 { .. })));
     }
 }

@@ -139,11 +139,13 @@ pub async fn commit_staged(
     }
     let commit_id = uuid::Uuid::new_v4().to_string();
     let mut written: Option<Written> = None;
-    let mut last_error = None;
-    for attempt in 1..=policy.max_attempts {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         report.attempts = attempt;
         let table = catalog.load_table(&target.ident).await.map_err(LakeError::iceberg)?;
         let state = CommittedState::read(table.metadata())?;
+        tracing::debug!(table = %target.name, attempt, snapshot = ?table.metadata().current_snapshot_id(), "Commit attempt.");
         if state.contains_commit(&commit_id) {
             // A previous attempt landed even though it reported failure.
             report.snapshot_id = table.metadata().current_snapshot_id();
@@ -153,6 +155,7 @@ pub async fn commit_staged(
         report.duplicates_dropped = selection.duplicates;
         report.rows_committed = selection.rows.num_rows();
         if selection.rows.num_rows() == 0 {
+            // Everything staged is already in the table (committed by a peer, or before a crash).
             if let Some(stale) = written.take() {
                 delete_files(&table, &stale.files).await;
             }
@@ -182,21 +185,20 @@ pub async fn commit_staged(
         match tx.commit(&pinned).await {
             Ok(committed) => {
                 report.snapshot_id = committed.metadata().current_snapshot_id();
-                last_error = None;
                 break;
+            }
+            Err(e) if attempt >= policy.max_attempts => {
+                // The files stay: a later pass re-reads the table first and reuses or removes nothing it
+                // cannot prove unreferenced (orphan cleanup removes the rest).
+                return Err(LakeError::CommitExhausted { table: target.name.clone(), attempts: attempt, source: Box::new(e) });
             }
             Err(e) => {
                 tracing::info!(table = %target.name, attempt, error = %e, "Commit did not land; re-reading the table before retrying.");
                 crate::observability::CommitConflict { table: &target.name }.emit();
                 written = Some(Written { basis: selection.basis, spec_id, files });
-                last_error = Some(e);
                 tokio::time::sleep(policy.backoff(attempt)).await;
             }
         }
-    }
-    if let Some(e) = last_error {
-        // Out of attempts: the files may yet be committed by a later pass, which re-reads first.
-        return Err(LakeError::CommitExhausted { table: target.name.clone(), attempts: policy.max_attempts, source: Box::new(e) });
     }
     report.commit_id = (report.rows_committed > 0).then_some(commit_id);
     staging.delete(&paths).await?;

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow_array::builder::{BinaryBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{Int64Builder, LargeBinaryBuilder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, SchemaRef};
 use chrono::{DateTime, Utc};
@@ -97,7 +97,7 @@ pub fn dead_letters_to_batch(letters: &[DeadLetter]) -> Result<RecordBatch, Arro
     let mut offset = StringBuilder::new();
     let mut enqueued = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("+00:00");
     let mut partition_key = StringBuilder::new();
-    let mut raw = BinaryBuilder::new();
+    let mut raw = LargeBinaryBuilder::new();
     let mut class = StringBuilder::new();
     let mut field = StringBuilder::new();
     let mut message = StringBuilder::new();

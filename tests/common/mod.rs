@@ -1,0 +1,131 @@
+//! Shared helpers for integration tests: a temporary warehouse, the real server on a free loopback port,
+//! and reading tables back through iceberg-rust's scan.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use futures::TryStreamExt;
+use sentiment_lake::app::CommitterHandle;
+use sentiment_lake::functions::routes::{app, AppState, EventHubBinding};
+use sentiment_lake::lake::{Lake, LakeConfig, TableKind};
+
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/payloads").join(name)).unwrap()
+}
+
+pub fn warehouse() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("sentiment-lake-test").tempdir().unwrap()
+}
+
+pub fn config(dir: &Path) -> LakeConfig {
+    LakeConfig::local(dir.to_string_lossy().to_string())
+}
+
+pub async fn open(dir: &Path) -> Lake {
+    // Logs go through the test harness's capture, so they show only for failing tests.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_test_writer()
+        .try_init();
+    Lake::open(&config(dir)).await.unwrap()
+}
+
+/// The router served on 127.0.0.1:<free port>; the server stops when the returned handle is dropped.
+pub struct Server {
+    pub base: String,
+    pub committer: CommitterHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn serve(lake: Lake) -> Server {
+    let committer = CommitterHandle::new(lake.clone(), usize::MAX);
+    let state = AppState { lake, binding: Arc::new(EventHubBinding::default()), committer: committer.clone() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app(state)).await.unwrap();
+    });
+    Server { base, committer, task }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+pub async fn post(base: &str, function: &str, body: String) -> (u16, serde_json::Value) {
+    let response = client()
+        .post(format!("{base}/{function}"))
+        .header("content-type", "application/json")
+        .header("x-azure-functions-invocationid", uuid::Uuid::new_v4().to_string())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    assert_eq!(response.headers()["content-type"], "application/json", "the host only accepts JSON replies");
+    (status, response.json().await.unwrap())
+}
+
+/// Every row of a table, via iceberg-rust's own reader.
+pub async fn scan(lake: &Lake, kind: TableKind) -> RecordBatch {
+    let table = lake.load(kind).await.unwrap();
+    let schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema()).unwrap());
+    if table.metadata().current_snapshot_id().is_none() {
+        return RecordBatch::new_empty(schema);
+    }
+    let stream = table.scan().select_all().build().unwrap().to_arrow().await.unwrap();
+    let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+    if batches.is_empty() {
+        return RecordBatch::new_empty(schema);
+    }
+    arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+pub fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
+    let array = batch.column_by_name(column).unwrap();
+    let array = arrow_cast::cast(array, &arrow_schema::DataType::Utf8).unwrap();
+    let array = array.as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+    array.iter().map(|v| v.map(str::to_string)).collect()
+}
+
+/// Sorted non-null values of a string column.
+pub fn sorted(batch: &RecordBatch, column: &str) -> Vec<String> {
+    let mut values: Vec<String> = strings(batch, column).into_iter().flatten().collect();
+    values.sort();
+    values
+}
+
+pub fn counts(values: &[String]) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for v in values {
+        *out.entry(v.clone()).or_default() += 1;
+    }
+    out
+}
+
+/// Data and metadata files under the warehouse, for orphan checks.
+pub fn files_under(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().ends_with(suffix) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
