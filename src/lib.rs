@@ -15,3 +15,4 @@ pub mod ingest;
 pub mod lake;
 pub mod observability;
 pub mod schema;
+pub mod synthetic;

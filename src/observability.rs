@@ -58,7 +58,7 @@ pub struct BatchStaged<'a> {
 
 impl BatchStaged<'_> {
     pub fn emit(self) {
-        tracing::info!(
+        tracing::debug!(
             source = self.source,
             rows = self.rows,
             dead_letters = self.dead_letters,

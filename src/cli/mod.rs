@@ -1,6 +1,7 @@
 //! Command line: the same binary is the Functions custom handler (`serve`) and a local tool.
 //! Every flag has an environment fallback so one configuration works under the host and in a shell.
 
+mod demo;
 mod doctor;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -77,6 +78,29 @@ pub enum Command {
     },
     /// Commit everything staged now.
     Commit,
+    /// Run the main job on generated data: synthetic events through the Event Hubs pipeline in host-sized
+    /// batches across partitions, one commit, then a summary read back from the table.
+    Demo {
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+        #[arg(long, default_value_t = 4)]
+        partitions: u64,
+        #[arg(long, default_value_t = 100)]
+        batch_size: u64,
+    },
+    /// Write generated events as NDJSON (for load tests and benchmarks).
+    Generate {
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 50)]
+        tickers: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Check warehouse, catalog and tables, and say what is wrong.
     Doctor,
 }
@@ -134,6 +158,16 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             let staged = crate::ingest::ingest(&lake, &batch).await?;
             let committed = if no_commit { Vec::new() } else { lake.commit().await? };
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({"staged": staged, "committed": committed}))?);
+            Ok(())
+        }
+        Command::Demo { events, partitions, batch_size } => {
+            let lake = open(&config).await?;
+            demo::run(&lake, events, partitions.max(1), batch_size.max(1)).await
+        }
+        Command::Generate { events, seed, days, tickers, out } => {
+            let mut generator = crate::synthetic::EventGenerator::new(seed, chrono::Utc::now(), days, tickers);
+            std::fs::write(&out, generator.ndjson(0, events)).with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {events} events to {}", out.display());
             Ok(())
         }
         Command::Commit => {
