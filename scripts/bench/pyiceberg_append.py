@@ -1,0 +1,75 @@
+"""Peer measurement for benches/ingest.rs: PyIceberg handling the same NDJSON events.
+
+core:   json.loads + pyarrow table in the table's schema + Parquet (zstd) to memory. Like the Rust core path
+        minus validation (PyIceberg has none).
+append: the same decode, then table.append() into the Iceberg table the Rust bench created (same schema and
+        partition spec): PyIceberg writes one file per partition and commits one snapshot.
+Prints JSON with wall and CPU seconds for each."""
+import datetime
+import io
+import json
+import resource
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.catalog.sql import SqlCatalog
+
+MAP_COLUMNS = ("emotion_intensity_vector", "aspect_based_sentiment")
+TIME_COLUMNS = ("event_timestamp", "ingestion_timestamp")
+
+
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def decode(lines, now):
+    rows = []
+    for line in lines:
+        r = json.loads(line)
+        for c in TIME_COLUMNS:
+            r[c] = datetime.datetime.fromisoformat(r[c]) if c in r else now
+        for c in MAP_COLUMNS:
+            if r.get(c) is not None:
+                r[c] = list(r[c].items())
+        rows.append(r)
+    return rows
+
+
+def measure(fn):
+    w0, c0 = time.perf_counter(), cpu()
+    result = fn()
+    return time.perf_counter() - w0, cpu() - c0, result
+
+
+def main(events_path, warehouse, catalog_name, table_name):
+    lines = open(events_path, "rb").read().splitlines()
+    catalog = SqlCatalog(catalog_name, uri=f"sqlite:///{warehouse}/catalog.db", warehouse=f"file://{warehouse}")
+    table = catalog.load_table(table_name)
+    schema = table.schema().as_arrow()
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def core():
+        arrow = pa.Table.from_pylist(decode(lines, now), schema=schema)
+        buf = io.BytesIO()
+        pq.write_table(arrow, buf, compression="zstd")
+        return buf.tell()
+
+    def append():
+        arrow = pa.Table.from_pylist(decode(lines, now), schema=schema)
+        table.append(arrow)
+        return len(table.inspect.files())
+
+    core_wall, core_cpu, parquet_bytes = measure(core)
+    append_wall, append_cpu, files = measure(append)
+    print(json.dumps({
+        "events": len(lines),
+        "core": {"wall_s": core_wall, "cpu_s": core_cpu, "parquet_bytes": parquet_bytes},
+        "append": {"wall_s": append_wall, "cpu_s": append_cpu, "data_files": files},
+    }))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])
