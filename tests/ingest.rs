@@ -17,6 +17,8 @@ async fn a_posted_batch_is_staged_then_committed_and_reads_back() {
     let dir = warehouse();
     let lake = open(dir.path()).await;
     let server = serve(lake.clone()).await;
+    // Installs the metrics recorder before anything is counted.
+    client().get(format!("{}/metrics", server.base)).send().await.unwrap();
 
     let (status, body) = post(&server.base, "IngestEvents", fixture("eventhub-batch-string.json")).await;
     assert_eq!(status, 200, "{body}");
@@ -47,6 +49,14 @@ async fn a_posted_batch_is_staged_then_committed_and_reads_back() {
     let watermarks: HashMap<String, i64> = serde_json::from_str(&summary[WATERMARKS_PROPERTY]).unwrap();
     assert_eq!(watermarks[SOURCE_P3], 1003);
     assert!(lake.pending_segments(TableKind::Records).await.unwrap().is_empty());
+
+    let metrics = client().get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    for name in ["sentiment_lake_rows_staged_total", "sentiment_lake_batch_events", "sentiment_lake_commit_seconds", "sentiment_lake_rows_written_total"] {
+        assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
+    }
+    let health: serde_json::Value = client().get(format!("{}/api/health", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["tables"]["sentiment_records"]["pending_segments"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
