@@ -13,7 +13,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use sentiment_lake::ingest::file::batch_from_file;
-use sentiment_lake::ingest::{ingest, validate_batch, SourceBatch};
+use sentiment_lake::enrich::IncompletePolicy;
+use sentiment_lake::ingest::{Pipeline, SourceBatch};
 use sentiment_lake::lake::{Lake, LakeConfig};
 use sentiment_lake::synthetic::EventGenerator;
 
@@ -32,7 +33,7 @@ fn core_pass(batches: &[SourceBatch]) -> (f64, usize) {
     let started = Instant::now();
     let mut bytes = 0;
     for batch in batches {
-        let validated = validate_batch(batch, Utc::now());
+        let validated = Pipeline::new(IncompletePolicy::DeadLetter).validate_batch(batch, Utc::now());
         assert!(validated.dead_letters.is_empty());
         let mut buffer = Vec::new();
         let mut writer = ArrowWriter::try_new(&mut buffer, validated.records.schema(), Some(props.clone())).unwrap();
@@ -82,7 +83,7 @@ fn main() {
         let lake = Lake::open(&LakeConfig::local(dir.to_string_lossy().to_string())).await.unwrap();
         let started = Instant::now();
         for batch in &batches {
-            ingest(&lake, batch).await.unwrap();
+            Pipeline::default().ingest(&lake, batch).await.unwrap();
         }
         let stage = started.elapsed().as_secs_f64();
         let started = Instant::now();

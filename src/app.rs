@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 
 use crate::functions::routes::{app, AppState, EventHubBinding};
+use crate::ingest::Pipeline;
 use crate::lake::{CommitReport, Lake, LakeError};
 
 /// Decides when staged data becomes visible: every `interval`, or sooner once `threshold_rows` are
@@ -77,13 +78,14 @@ pub struct ServeOptions {
     pub commit_interval: Duration,
     pub commit_threshold_rows: usize,
     pub binding: EventHubBinding,
+    pub pipeline: Pipeline,
 }
 
 /// Serves the custom-handler protocol until SIGINT/SIGTERM, then commits what is staged and exits.
 pub async fn serve(lake: Lake, options: ServeOptions) -> anyhow::Result<()> {
     let committer = CommitterHandle::new(lake.clone(), options.commit_threshold_rows);
     let loop_task = committer.spawn(options.commit_interval);
-    let state = AppState { lake, binding: Arc::new(options.binding), committer: committer.clone() };
+    let state = AppState { lake, pipeline: options.pipeline, binding: Arc::new(options.binding), committer: committer.clone() };
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, interval_s = options.commit_interval.as_secs(), "Custom handler listening.");
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;

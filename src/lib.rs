@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod enrich;
 pub mod functions;
 pub mod ingest;
 pub mod lake;

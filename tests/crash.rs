@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use sentiment_lake::ingest::{file::batch_from_file, ingest};
+use sentiment_lake::ingest::{file::batch_from_file, Pipeline};
 use sentiment_lake::lake::TableKind;
 use sentiment_lake::synthetic::EventGenerator;
 
@@ -65,7 +65,7 @@ async fn sigkill_at_any_point_of_a_commit_neither_loses_nor_duplicates() {
     let per_file = 400;
     for f in 0..files {
         let batch = batch_from_file(&generator.ndjson(f * per_file, per_file), &format!("part-{f}")).unwrap();
-        ingest(&lake, &batch).await.unwrap();
+        Pipeline::default().ingest(&lake, &batch).await.unwrap();
     }
     let total = (files * per_file) as usize;
     // Kill the committer at spread-out moments: while reading segments, writing data files, committing.

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Int64Type, TimestampMicrosecondType};
 use common::*;
+use sentiment_lake::enrich::IncompletePolicy;
 use sentiment_lake::lake::{TableKind, WATERMARKS_PROPERTY};
 
 const SOURCE_P3: &str = "eventhubs://sentiment-ns.servicebus.windows.net/sentiment-events/$Default/3";
@@ -104,7 +105,7 @@ async fn redelivery_three_times_with_four_concurrent_committers_commits_each_rec
 async fn invalid_and_undecodable_events_are_dead_lettered_with_reasons() {
     let dir = warehouse();
     let lake = open(dir.path()).await;
-    let server = serve(lake.clone()).await;
+    let server = serve_with(lake.clone(), IncompletePolicy::DeadLetter).await;
     let (status, body) = post(&server.base, "IngestEvents", fixture("eventhub-batch-mixed.json")).await;
     assert_eq!(status, 200, "a batch with bad records still succeeds for the good ones: {body}");
     assert_eq!(body["ReturnValue"]["staged_rows"], 2);
@@ -178,4 +179,24 @@ async fn a_crash_after_commit_but_before_cleanup_adds_nothing_on_recovery() {
     assert_eq!((recovered[0].rows_committed, recovered[0].duplicates_dropped), (0, 3));
     assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), 3);
     assert!(files_under(&dir.path().join("_staging"), ".parquet").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_without_analysis_are_enriched_by_default() {
+    let dir = warehouse();
+    let lake = open(dir.path()).await;
+    let server = serve(lake.clone()).await;
+    let (status, body) = post(&server.base, "IngestEvents", fixture("eventhub-batch-mixed.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!((body["ReturnValue"]["staged_rows"].as_u64(), body["ReturnValue"]["enriched"].as_u64()), (Some(3), Some(1)));
+    lake.commit().await.unwrap();
+    let rows = scan(&lake, TableKind::Records).await;
+    assert_eq!(sorted(&rows, "message_id"), vec!["tw-2001", "tw-2004", "tw-2005"]);
+    let i = strings(&rows, "message_id").iter().position(|id| id.as_deref() == Some("tw-2004")).unwrap();
+    assert_eq!(strings(&rows, "processing_version")[i].as_deref(), Some(sentiment_enrich::ANALYZER_VERSION));
+    assert!(strings(&rows, "model_name")[i].as_deref().unwrap().starts_with("rules-"));
+    // The producer's own analysis on the complete rows is untouched.
+    let j = strings(&rows, "message_id").iter().position(|id| id.as_deref() == Some("tw-2001")).unwrap();
+    assert_eq!(strings(&rows, "model_name")[j].as_deref(), Some("finbert-upstream"));
+    assert_eq!(scan(&lake, TableKind::DeadLetters).await.num_rows(), 2, "decode and validation failures still dead-letter");
 }

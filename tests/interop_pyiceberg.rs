@@ -35,7 +35,7 @@ pub fn read_with_pyiceberg(warehouse: &std::path::Path, table: &str) -> Value {
 async fn pyiceberg_reads_schema_spec_ledger_and_rows() {
     let dir = warehouse();
     let lake = open(dir.path()).await;
-    let server = serve(lake.clone()).await;
+    let server = serve_with(lake.clone(), sentiment_lake::enrich::IncompletePolicy::DeadLetter).await;
     assert_eq!(post(&server.base, "IngestEvents", fixture("eventhub-batch-string.json")).await.0, 200);
     assert_eq!(post(&server.base, "IngestEvents", fixture("eventhub-batch-mixed.json")).await.0, 200);
     lake.commit().await.unwrap();

@@ -5,11 +5,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use chrono::Utc;
 
-use crate::ingest::{ingest, SourceBatch, SourceEvent};
+use crate::ingest::{Pipeline, SourceBatch, SourceEvent};
 use crate::lake::{Lake, TableKind};
 use crate::synthetic::EventGenerator;
 
-pub async fn run(lake: &Lake, events: u64, partitions: u64, batch_size: u64) -> anyhow::Result<()> {
+pub async fn run(lake: &Lake, pipeline: &Pipeline, events: u64, partitions: u64, batch_size: u64) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut generator = EventGenerator::new(42, Utc::now(), 7, 50);
     // Like Event Hubs: events spread over partitions, each partition's sequence numbers increasing, and
@@ -39,7 +39,7 @@ pub async fn run(lake: &Lake, events: u64, partitions: u64, batch_size: u64) -> 
                     })
                     .collect(),
             };
-            let report = ingest(lake, &batch).await?;
+            let report = pipeline.ingest(lake, &batch).await?;
             staged += report.staged_rows;
             dead += report.dead_lettered;
             i += n;

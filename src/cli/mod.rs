@@ -12,7 +12,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{serve, ServeOptions};
+use crate::enrich::IncompletePolicy;
 use crate::functions::payload::eventhub::EventDataType;
+use crate::ingest::Pipeline;
 use crate::functions::routes::EventHubBinding;
 use crate::lake::{Lake, LakeConfig};
 
@@ -21,6 +23,9 @@ use crate::lake::{Lake, LakeConfig};
 pub struct Opts {
     #[command(flatten)]
     pub lake: LakeArgs,
+    /// What to do with records that arrive without analysis fields.
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_INCOMPLETE", value_enum, default_value_t = IncompletePolicy::Enrich)]
+    pub incomplete: IncompletePolicy,
     /// Log as JSON lines (default when running under the Functions host).
     #[arg(long, global = true, env = "SENTIMENT_LAKE_LOG_JSON")]
     pub log_json: bool,
@@ -134,6 +139,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     let under_host = std::env::var_os("FUNCTIONS_CUSTOMHANDLER_PORT").is_some();
     crate::observability::init(opts.log_json || under_host);
     let config = opts.lake.config();
+    let pipeline = Pipeline::new(opts.incomplete);
     match opts.command {
         Command::Doctor => doctor::run(&config).await,
         Command::Serve(args) => {
@@ -148,6 +154,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
                     namespace: args.eventhub_namespace,
                     event_hub: args.eventhub_name,
                 },
+                pipeline,
             };
             serve(lake, options).await
         }
@@ -155,14 +162,14 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             let lake = open(&config).await?;
             let content = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let batch = crate::ingest::file::batch_from_file(&content, &file.display().to_string())?;
-            let staged = crate::ingest::ingest(&lake, &batch).await?;
+            let staged = pipeline.ingest(&lake, &batch).await?;
             let committed = if no_commit { Vec::new() } else { lake.commit().await? };
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({"staged": staged, "committed": committed}))?);
             Ok(())
         }
         Command::Demo { events, partitions, batch_size } => {
             let lake = open(&config).await?;
-            demo::run(&lake, events, partitions.max(1), batch_size.max(1)).await
+            demo::run(&lake, &pipeline, events, partitions.max(1), batch_size.max(1)).await
         }
         Command::Generate { events, seed, days, tickers, out } => {
             let mut generator = crate::synthetic::EventGenerator::new(seed, chrono::Utc::now(), days, tickers);

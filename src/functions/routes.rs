@@ -16,7 +16,7 @@ use super::payload::eventhub::{EventDataType, EventHubBatch};
 use super::payload::timer::TimerInfo;
 use super::payload::{InvokeRequest, PayloadError};
 use crate::app::CommitterHandle;
-use crate::ingest::{self, SourceBatch, SourceEvent};
+use crate::ingest::{Pipeline, SourceBatch, SourceEvent};
 use crate::lake::{Lake, TableKind};
 
 /// Function names: the host POSTs to `/<name>`, and each has `functions/<name>/function.json`.
@@ -42,6 +42,7 @@ impl Default for EventHubBinding {
 #[derive(Clone)]
 pub struct AppState {
     pub lake: Lake,
+    pub pipeline: Pipeline,
     pub binding: Arc<EventHubBinding>,
     pub committer: CommitterHandle,
 }
@@ -89,11 +90,11 @@ async fn ingest_events(State(state): State<AppState>, headers: HeaderMap, body: 
             })
             .collect(),
     };
-    let report = ingest::ingest(&state.lake, &source).await?;
+    let report = state.pipeline.ingest(&state.lake, &source).await?;
     state.committer.record_staged(report.staged_rows + report.dead_lettered);
     let summary = format!(
-        "{}: {} events, {} rows staged, {} dead-lettered",
-        source.source, report.received, report.staged_rows, report.dead_lettered
+        "{}: {} events, {} rows staged ({} enriched), {} dead-lettered",
+        source.source, report.received, report.staged_rows, report.enriched, report.dead_lettered
     );
     Ok(success(summary, report))
 }

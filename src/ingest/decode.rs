@@ -36,6 +36,19 @@ pub struct RawRecord {
     pub article_title: Option<String>,
     pub source_url: Option<String>,
     pub model_name: Option<String>,
+    /// Input only (not a column): engagement figures that inform `influence_score` when it is computed.
+    pub source_metadata: Option<RawSourceMetadata>,
+}
+
+/// Optional author/engagement figures a producer may attach to an event.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct RawSourceMetadata {
+    pub followers: Option<u64>,
+    pub likes: Option<u64>,
+    pub reposts: Option<u64>,
+    pub replies: Option<u64>,
+    pub verified: Option<bool>,
 }
 
 /// Why a body could not be read as a [`RawRecord`].

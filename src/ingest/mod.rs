@@ -16,6 +16,7 @@ use arrow_array::RecordBatch;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use crate::enrich::{Enricher, IncompletePolicy};
 use crate::lake::{Lake, LakeError, Segment, TableKind};
 use crate::observability::{BatchReceived, BatchStaged, RecordRejected};
 use crate::schema::dead_letter::{dead_letters_to_batch, DeadLetter, ErrorClass};
@@ -48,10 +49,35 @@ pub struct ValidatedBatch {
     pub records: RecordBatch,
     pub sequence_numbers: Vec<i64>,
     pub dead_letters: Vec<DeadLetter>,
+    /// Records whose missing analysis fields were computed here.
+    pub enriched: usize,
 }
 
-/// Decodes and validates every event. Pure: no I/O.
-pub fn validate_batch(batch: &SourceBatch, now: DateTime<Utc>) -> ValidatedBatch {
+/// How batches are turned into rows: the only knob is what happens to records without analysis.
+#[derive(Debug, Clone, Default)]
+pub struct Pipeline {
+    enricher: Option<Enricher>,
+}
+
+impl Pipeline {
+    pub fn new(policy: IncompletePolicy) -> Self {
+        Self { enricher: (policy == IncompletePolicy::Enrich).then(Enricher::default) }
+    }
+
+    /// Decodes, enriches (per policy) and validates every event. Pure: no I/O.
+    pub fn validate_batch(&self, batch: &SourceBatch, now: DateTime<Utc>) -> ValidatedBatch {
+        validate_events(batch, now, self.enricher.as_ref())
+    }
+
+    /// Validates a batch and stages rows and dead letters. Returns only after both are durable, so that
+    /// acknowledging the batch to Event Hubs afterwards cannot lose data.
+    pub async fn ingest(&self, lake: &Lake, batch: &SourceBatch) -> Result<IngestReport, LakeError> {
+        ingest_validated(lake, batch, self.validate_batch(batch, Utc::now())).await
+    }
+}
+
+fn validate_events(batch: &SourceBatch, now: DateTime<Utc>, enricher: Option<&Enricher>) -> ValidatedBatch {
+    let mut enriched = 0;
     let mut builder = RecordBatchBuilder::with_capacity(batch.events.len());
     let mut sequence_numbers = Vec::with_capacity(batch.events.len());
     let mut dead_letters = Vec::new();
@@ -69,13 +95,16 @@ pub fn validate_batch(batch: &SourceBatch, now: DateTime<Utc>) -> ValidatedBatch
             dead_lettered_at: now,
             invocation_id: batch.invocation_id.clone(),
         };
-        let raw = match decode::decode(&event.body) {
+        let mut raw = match decode::decode(&event.body) {
             Ok(raw) => raw,
             Err(e) => {
                 dead_letters.push(refused(ErrorClass::Decode, e.field(), e.to_string()));
                 continue;
             }
         };
+        if let Some(enricher) = enricher {
+            enriched += usize::from(enricher.fill_missing(&mut raw));
+        }
         match validate::validate(raw, now) {
             Ok(record) => {
                 builder.append(&record);
@@ -95,6 +124,7 @@ pub fn validate_batch(batch: &SourceBatch, now: DateTime<Utc>) -> ValidatedBatch
         records,
         sequence_numbers,
         dead_letters,
+        enriched,
     }
 }
 
@@ -104,15 +134,13 @@ pub struct IngestReport {
     pub received: usize,
     pub staged_rows: usize,
     pub dead_lettered: usize,
+    pub enriched: usize,
     pub segments: Vec<String>,
 }
 
-/// Validates a batch and stages rows and dead letters. Returns only after both are durable, so that
-/// acknowledging the batch to Event Hubs afterwards cannot lose data.
-pub async fn ingest(lake: &Lake, batch: &SourceBatch) -> Result<IngestReport, LakeError> {
+async fn ingest_validated(lake: &Lake, batch: &SourceBatch, validated: ValidatedBatch) -> Result<IngestReport, LakeError> {
     let started = Instant::now();
     BatchReceived { source: &batch.source, events: batch.events.len() }.emit();
-    let validated = validate_batch(batch, Utc::now());
     for letter in &validated.dead_letters {
         RecordRejected {
             source: &letter.source,
@@ -126,6 +154,7 @@ pub async fn ingest(lake: &Lake, batch: &SourceBatch) -> Result<IngestReport, La
         received: batch.events.len(),
         staged_rows: validated.records.num_rows(),
         dead_lettered: validated.dead_letters.len(),
+        enriched: validated.enriched,
         segments: Vec::new(),
     };
     let records = Segment {
@@ -148,7 +177,7 @@ pub async fn ingest(lake: &Lake, batch: &SourceBatch) -> Result<IngestReport, La
         source: &batch.source,
         rows: report.staged_rows,
         dead_letters: report.dead_lettered,
-        enriched: 0,
+        enriched: report.enriched,
         elapsed: started.elapsed(),
     }
     .emit();
@@ -172,12 +201,16 @@ mod tests {
             invocation_id: Some("inv".into()),
             events: vec![event(1, good), event(2, "not json"), event(3, r#"{"sentiment_score":9}"#), event(4, incomplete)],
         };
-        let v = validate_batch(&batch, Utc::now());
+        let v = Pipeline::new(IncompletePolicy::DeadLetter).validate_batch(&batch, Utc::now());
         assert_eq!(v.records.num_rows(), 1);
         assert_eq!(v.sequence_numbers, vec![1]);
         let classes: Vec<_> = v.dead_letters.iter().map(|d| (d.sequence_number, d.error_class)).collect();
         assert_eq!(classes, vec![(2, ErrorClass::Decode), (3, ErrorClass::Validation), (4, ErrorClass::Incomplete)]);
         assert_eq!(v.dead_letters[0].raw_body, b"not json");
         assert_eq!(v.dead_letters[1].error_field.as_deref(), Some("message_id"));
+
+        let enriching = Pipeline::new(IncompletePolicy::Enrich).validate_batch(&batch, Utc::now());
+        assert_eq!(enriching.sequence_numbers, vec![1, 4], "the incomplete record is enriched instead");
+        assert_eq!(enriching.enriched, 2, "record 1 lacked secondary fields, record 4 everything");
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
 use sentiment_lake::app::CommitterHandle;
+use sentiment_lake::enrich::IncompletePolicy;
 use sentiment_lake::functions::routes::{app, AppState, EventHubBinding};
+use sentiment_lake::ingest::Pipeline;
 use sentiment_lake::lake::{Lake, LakeConfig, TableKind};
 
 pub fn fixture(name: &str) -> String {
@@ -47,9 +49,14 @@ impl Drop for Server {
     }
 }
 
+/// The server with the default policy (enrich records that lack analysis).
 pub async fn serve(lake: Lake) -> Server {
+    serve_with(lake, IncompletePolicy::Enrich).await
+}
+
+pub async fn serve_with(lake: Lake, policy: IncompletePolicy) -> Server {
     let committer = CommitterHandle::new(lake.clone(), usize::MAX);
-    let state = AppState { lake, binding: Arc::new(EventHubBinding::default()), committer: committer.clone() };
+    let state = AppState { lake, pipeline: Pipeline::new(policy), binding: Arc::new(EventHubBinding::default()), committer: committer.clone() };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
