@@ -27,13 +27,13 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// decode + validate + Arrow + Parquet (zstd, to memory), batch by batch, as one core does it.
-fn core_pass(batches: &[SourceBatch]) -> (f64, usize) {
+/// decode + (enrich) + validate + Arrow + Parquet (zstd, to memory), batch by batch, as one core does it.
+fn core_pass(pipeline: &Pipeline, batches: &[SourceBatch]) -> (f64, usize) {
     let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap())).build();
     let started = Instant::now();
     let mut bytes = 0;
     for batch in batches {
-        let validated = Pipeline::new(IncompletePolicy::DeadLetter).validate_batch(batch, Utc::now());
+        let validated = pipeline.validate_batch(batch, Utc::now());
         assert!(validated.dead_letters.is_empty());
         let mut buffer = Vec::new();
         let mut writer = ArrowWriter::try_new(&mut buffer, validated.records.schema(), Some(props.clone())).unwrap();
@@ -42,6 +42,21 @@ fn core_pass(batches: &[SourceBatch]) -> (f64, usize) {
         bytes += buffer.len();
     }
     (started.elapsed().as_secs_f64(), bytes)
+}
+
+fn split(ndjson: &[u8]) -> Vec<SourceBatch> {
+    let all = batch_from_file(ndjson, "bench").unwrap();
+    all.events
+        .chunks(BATCH)
+        .map(|chunk| SourceBatch { source: all.source.clone(), invocation_id: None, events: chunk.to_vec() })
+        .collect()
+}
+
+/// Median seconds of `ROUNDS` core passes after a warm-up, and the Parquet size.
+fn timed(pipeline: &Pipeline, batches: &[SourceBatch]) -> (f64, usize) {
+    core_pass(pipeline, batches);
+    let passes: Vec<(f64, usize)> = (0..ROUNDS).map(|_| core_pass(pipeline, batches)).collect();
+    (median(passes.iter().map(|p| p.0).collect()), passes[0].1)
 }
 
 fn python() -> Option<String> {
@@ -58,24 +73,13 @@ fn main() {
     let events_path = scratch.path().join("events.ndjson");
     std::fs::write(&events_path, &ndjson).unwrap();
     let input_mb = ndjson.len() as f64 / 1e6;
-    let all = batch_from_file(&ndjson, "bench").unwrap();
-    let batches: Vec<SourceBatch> = all
-        .events
-        .chunks(BATCH)
-        .map(|chunk| SourceBatch { source: all.source.clone(), invocation_id: None, events: chunk.to_vec() })
-        .collect();
-
-    core_pass(&batches); // warm-up
-    let mut parquet_bytes = 0;
-    let core = median(
-        (0..ROUNDS)
-            .map(|_| {
-                let (secs, bytes) = core_pass(&batches);
-                parquet_bytes = bytes;
-                secs
-            })
-            .collect(),
-    );
+    let batches = split(&ndjson);
+    // The same events as raw messages, so the enrichment path computes every analysis field.
+    let raw_batches = split(&EventGenerator::new(42, end, 1, 50).ndjson_unanalysed(0, EVENTS));
+    let analysed = Pipeline::new(IncompletePolicy::DeadLetter);
+    let enriching = Pipeline::new(IncompletePolicy::Enrich);
+    let (core, parquet_bytes) = timed(&analysed, &batches);
+    let (core_enrich, _) = timed(&enriching, &raw_batches);
 
     // Full path: stage every batch (as invocations would), then one commit.
     let (stage, commit, files) = runtime.block_on(async {
@@ -83,7 +87,7 @@ fn main() {
         let lake = Lake::open(&LakeConfig::local(dir.to_string_lossy().to_string())).await.unwrap();
         let started = Instant::now();
         for batch in &batches {
-            Pipeline::default().ingest(&lake, batch).await.unwrap();
+            analysed.ingest(&lake, batch).await.unwrap();
         }
         let stage = started.elapsed().as_secs_f64();
         let started = Instant::now();
@@ -114,6 +118,7 @@ fn main() {
     println!("| path | implementation | events/s per core | wall s | note |");
     println!("|---|---|---:|---:|---|");
     println!("| core: decode+validate+Arrow+Parquet | sentiment-lake | {:.0} | {:.3} | median of {ROUNDS}, {:.1} MB Parquet |", n / core, core, parquet_bytes as f64 / 1e6);
+    println!("| core + enrichment, raw messages | sentiment-lake | {:.0} | {:.3} | every analysis field computed from the text |", n / core_enrich, core_enrich);
     let full = stage + commit;
     println!("| full: stage + commit | sentiment-lake | {:.0} | {:.3} | stage {:.3}s + commit {:.3}s, {files} data files, 1 snapshot |", n / full, full, stage, commit);
     if let Some(peer) = &peer {

@@ -129,14 +129,31 @@ impl EventGenerator {
 
     /// NDJSON bytes of events `first..first+count`.
     pub fn ndjson(&mut self, first: u64, count: u64) -> Vec<u8> {
+        self.write_ndjson(first, count, |event| event)
+    }
+
+    /// The same events as raw messages: only what a producer without a model sends (no analysis fields).
+    pub fn ndjson_unanalysed(&mut self, first: u64, count: u64) -> Vec<u8> {
+        self.write_ndjson(first, count, |mut event| {
+            if let Value::Object(fields) = &mut event {
+                fields.retain(|key, _| RAW_FIELDS.contains(&key.as_str()));
+            }
+            event
+        })
+    }
+
+    fn write_ndjson(&mut self, first: u64, count: u64, shape: impl Fn(Value) -> Value) -> Vec<u8> {
         let mut out = Vec::with_capacity(count as usize * 1100);
         for i in first..first + count {
-            serde_json::to_writer(&mut out, &self.event(i)).expect("a JSON value always serialises");
+            serde_json::to_writer(&mut out, &shape(self.event(i))).expect("a JSON value always serialises");
             out.push(b'\n');
         }
         out
     }
 }
+
+/// Fields a producer sends when it has no sentiment model of its own.
+const RAW_FIELDS: [&str; 7] = ["message_id", "event_timestamp", "source_system", "message_text", "ticker", "article_title", "source_url"];
 
 fn round(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0

@@ -54,9 +54,15 @@ pub struct ValidatedBatch {
 }
 
 /// How batches are turned into rows: the only knob is what happens to records without analysis.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Pipeline {
     enricher: Option<Enricher>,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self::new(IncompletePolicy::default())
+    }
 }
 
 impl Pipeline {
