@@ -109,9 +109,9 @@ impl EventHubBatch {
             events.push(EventData {
                 body: body(raw, data_type).map_err(|detail| PayloadError::invalid(format!("Data.{binding}[{i}]"), detail))?,
                 sequence_number,
-                offset: at(&offsets, i).or_else(|| system_prop(i, "Offset")).and_then(|v| lenient::string(&v)),
+                offset: at(&offsets, i).or_else(|| system_prop(i, "Offset")).and_then(|v| lenient::element_string(&v)),
                 enqueued_time: at(&enqueued, i).or_else(|| system_prop(i, "EnqueuedTimeUtc")).and_then(|v| lenient::timestamp(&v)),
-                partition_key: at(&keys, i).or_else(|| system_prop(i, "PartitionKey")).and_then(|v| lenient::string(&v)),
+                partition_key: at(&keys, i).or_else(|| system_prop(i, "PartitionKey")).and_then(|v| lenient::element_string(&v)),
                 properties: match at(&properties, i).map(lenient::unwrap_json) {
                     Some(Value::Object(map)) => map,
                     _ => Map::new(),
@@ -154,8 +154,66 @@ fn body(raw: Value, data_type: EventDataType) -> Result<Bytes, String> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
     use super::*;
     use crate::functions::payload::fixtures;
+
+    /// Builds an invocation body the way the host does (`wrapped`: arrays as JSON strings) or natively.
+    fn envelope(bodies: &[String], seqs: &[i64], keys: &[Option<String>], wrapped: bool) -> InvokeRequest {
+        let encode = |v: Value| if wrapped { Value::String(v.to_string()) } else { v };
+        let offsets: Vec<String> = seqs.iter().map(|s| (s * 512).to_string()).collect();
+        let body = json!({
+            "Data": {"events": encode(json!(bodies))},
+            "Metadata": {
+                "PartitionContext": {"PartitionId": "5", "EventHubName": "h", "ConsumerGroup": "cg", "FullyQualifiedNamespace": "ns"},
+                "SequenceNumberArray": encode(json!(seqs)),
+                "OffsetArray": encode(json!(offsets)),
+                "PartitionKeyArray": encode(json!(keys)),
+                "EnqueuedTimeUtcArray": encode(json!(vec!["2025-01-01T00:00:00.5"; seqs.len()])),
+            }
+        });
+        serde_json::from_value(body).unwrap()
+    }
+
+    proptest! {
+        /// Any batch (bodies of any text, including JSON-looking strings, quotes and numbers) parses back to
+        /// exactly its events, whether the host wrapped the arrays or not. Bodies are never unwrapped.
+        #[test]
+        fn wrapped_and_native_envelopes_parse_to_the_same_events(
+            events in prop::collection::vec((".{0,30}", any::<i64>(), prop::option::of("[a-z0-9\"]{0,6}")), 0..12),
+            wrapped in any::<bool>(),
+        ) {
+            let bodies: Vec<String> = events.iter().map(|e| e.0.clone()).collect();
+            let seqs: Vec<i64> = events.iter().map(|e| e.1 / 1024).collect();
+            let keys: Vec<Option<String>> = events.iter().map(|e| e.2.clone()).collect();
+            let batch = EventHubBatch::from_invocation(&envelope(&bodies, &seqs, &keys, wrapped), "events", EventDataType::String).unwrap();
+            prop_assert_eq!(batch.events.len(), bodies.len());
+            for (i, event) in batch.events.iter().enumerate() {
+                prop_assert_eq!(&event.body[..], bodies[i].as_bytes());
+                prop_assert_eq!(event.sequence_number, seqs[i]);
+                prop_assert_eq!(event.offset.clone(), Some((seqs[i] * 512).to_string()));
+                prop_assert_eq!(event.partition_key.as_deref(), keys[i].as_deref());
+                prop_assert_eq!(event.enqueued_time.map(|t| t.timestamp_millis()), Some(1_735_689_600_500));
+            }
+            prop_assert_eq!(batch.source_id("x", "y"), "eventhubs://ns/h/cg/5");
+        }
+
+        /// Arbitrary JSON in any binding or metadata slot is an error or a batch, never a panic.
+        #[test]
+        fn arbitrary_envelopes_never_panic(data in ".{0,64}", meta in ".{0,64}") {
+            let request = InvokeRequest {
+                data: serde_json::Map::from_iter([("events".to_string(), Value::String(data))]),
+                metadata: serde_json::Map::from_iter([
+                    ("SequenceNumberArray".to_string(), Value::String(meta.clone())),
+                    ("PartitionContext".to_string(), Value::String(meta)),
+                ]),
+            };
+            let _ = EventHubBatch::from_invocation(&request, "events", EventDataType::String);
+            let _ = EventHubBatch::from_invocation(&request, "events", EventDataType::Binary);
+        }
+    }
 
     #[test]
     fn string_wrapped_batch_from_the_host() {

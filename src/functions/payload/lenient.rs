@@ -39,10 +39,16 @@ pub fn array(value: &Value) -> Option<Vec<Value>> {
     }
 }
 
-/// A string scalar, given plainly or JSON-quoted (`"\"abc\""`). `null` is `None`.
+/// A top-level string scalar, given plainly or JSON-quoted (`"\"abc\""`). `null` is `None`.
 pub fn string(value: &Value) -> Option<String> {
-    match unwrap_json(value.clone()) {
-        Value::String(s) => Some(s),
+    element_string(&unwrap_json(value.clone()))
+}
+
+/// A string inside an array the host already encoded as a whole: taken as it is, because unwrapping again
+/// would corrupt values that merely look quoted (a partition key `"abc"` with its quotes).
+pub fn element_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
