@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::text::{FastMap, Tokens};
+use crate::text::{PhraseTable, Tokens};
 
 /// Aspect name -> cue words/phrases. Names are stable output values
 /// (snake_case); cues are lower-case and space-separated.
@@ -347,15 +347,11 @@ const NON_ASPECT_PHRASES: &[&str] = &[
     "investor day",
 ];
 
-struct Cue {
-    rest: Vec<String>,
-    /// None for [`NON_ASPECT_PHRASES`].
-    aspect: Option<usize>,
-}
-
-/// Compiled cue table.
+/// Compiled cue table: each cue maps to its aspect index, or to `None` for
+/// [`NON_ASPECT_PHRASES`]. Those are inserted first so that, at equal length,
+/// they win over an aspect cue.
 pub(crate) struct Aspects {
-    by_first: FastMap<String, Vec<Cue>>,
+    cues: PhraseTable<Option<usize>>,
 }
 
 /// One aspect mention: aspect index and the clause index of the mention.
@@ -367,62 +363,28 @@ pub(crate) struct Mention {
 
 impl Aspects {
     pub fn new() -> Aspects {
-        let mut by_first: FastMap<String, Vec<Cue>> = FastMap::default();
-        let all = ASPECTS
+        let non_aspects = NON_ASPECT_PHRASES.iter().map(|c| (*c, None));
+        let aspects = ASPECTS
             .iter()
             .enumerate()
-            .flat_map(|(i, (_, cues))| cues.iter().map(move |c| (Some(i), *c)))
-            .chain(NON_ASPECT_PHRASES.iter().map(|c| (None, *c)));
-        for (aspect, cue) in all {
-            let mut words = cue.split(' ');
-            let Some(first) = words.next() else { continue };
-            by_first.entry(first.to_string()).or_default().push(Cue {
-                rest: words.map(str::to_string).collect(),
-                aspect,
-            });
+            .flat_map(|(i, (_, cues))| cues.iter().map(move |c| (*c, Some(i))));
+        Aspects {
+            cues: PhraseTable::new(non_aspects.chain(aspects)),
         }
-        for cues in by_first.values_mut() {
-            cues.sort_by(|a, b| {
-                b.rest
-                    .len()
-                    .cmp(&a.rest.len())
-                    .then(a.aspect.cmp(&b.aspect))
-            });
-        }
-        Aspects { by_first }
     }
 
     /// All mentions in token order.
     pub fn mentions(&self, toks: &Tokens<'_>) -> Vec<Mention> {
-        let t = &toks.tokens;
-        let words = &toks.words;
-        let mut out = Vec::new();
-        let mut w = 0;
-        while w < words.len() {
-            let i = words[w];
-            let mut consumed = 1;
-            if let Some(cues) = self.by_first.get(&*t[i].lower) {
-                for cue in cues {
-                    let ok = cue.rest.iter().enumerate().all(|(k, s)| {
-                        words
-                            .get(w + 1 + k)
-                            .is_some_and(|&j| t[j].lower == *s && t[j].sentence == t[i].sentence)
-                    });
-                    if ok {
-                        if let Some(aspect) = cue.aspect {
-                            out.push(Mention {
-                                aspect,
-                                clause: t[i].clause,
-                            });
-                        }
-                        consumed = 1 + cue.rest.len();
-                        break;
-                    }
-                }
-            }
-            w += consumed;
-        }
-        out
+        self.cues
+            .find_at(toks)
+            .into_iter()
+            .filter_map(|(i, aspect)| {
+                Some(Mention {
+                    aspect: aspect?,
+                    clause: toks.tokens[i].clause,
+                })
+            })
+            .collect()
     }
 }
 

@@ -190,6 +190,9 @@ pub(crate) struct Entities {
     /// Sorted first characters of all names: most word starts (lower-case
     /// words) can be skipped without running the automaton.
     name_first_chars: Vec<char>,
+    /// The ASCII members of `name_first_chars` as a bit set, so the common
+    /// case is one bit test instead of a binary search.
+    name_first_ascii: u128,
     cashtag: Regex,
     qualified: Regex,
     money: Regex,
@@ -255,6 +258,10 @@ impl Entities {
             v.dedup();
             v
         };
+        let name_first_ascii = name_first_chars
+            .iter()
+            .filter(|c| c.is_ascii())
+            .fold(0u128, |set, &c| set | 1u128 << (c as u32));
         // Names are matched case-sensitively and only where a word starts, so
         // the automaton runs anchored at those few positions instead of
         // scanning every byte; a DFA makes each anchored walk a few table
@@ -269,6 +276,7 @@ impl Entities {
             names,
             name_has_sentiment,
             name_first_chars,
+            name_first_ascii,
             cashtag: re(CASHTAG_RE),
             qualified: re(QUALIFIED_RE),
             money: re(MONEY_RE),
@@ -405,13 +413,21 @@ impl Entities {
         text.char_indices().filter_map(move |(i, c)| {
             let word_start = c.is_alphanumeric() && !prev_alnum;
             prev_alnum = c.is_alphanumeric();
-            if !word_start || i < next_free || self.name_first_chars.binary_search(&c).is_err() {
+            if !word_start || i < next_free || !self.may_start_name(c) {
                 return None;
             }
             let (end, pattern) = self.longest_name_at(text.as_bytes(), i)?;
             next_free = end;
             Some((i, end, pattern))
         })
+    }
+
+    fn may_start_name(&self, c: char) -> bool {
+        if c.is_ascii() {
+            self.name_first_ascii & (1u128 << (c as u32)) != 0
+        } else {
+            self.name_first_chars.binary_search(&c).is_ok()
+        }
     }
 
     /// Longest name starting exactly at byte `start`: a plain walk of the
@@ -480,6 +496,15 @@ impl Entities {
 /// like a ticker.
 fn is_shouting(text: &str) -> bool {
     let (mut letters, mut upper) = (0usize, 0usize);
+    if text.is_ascii() {
+        // Same counts as the char loop below (ASCII letters are exactly the
+        // ASCII alphabetic chars), branch-free so it vectorises.
+        for &b in text.as_bytes() {
+            letters += usize::from(b.is_ascii_alphabetic());
+            upper += usize::from(b.is_ascii_uppercase());
+        }
+        return letters >= 12 && upper * 10 > letters * 6;
+    }
     for c in text.chars().filter(|c| c.is_alphabetic()) {
         letters += 1;
         upper += usize::from(c.is_uppercase());

@@ -109,7 +109,9 @@ impl<'t> Tokens<'t> {
             }
             // A newline between tokens ends the sentence (posts often lack periods).
             if let Some(ss) = sent_start {
-                if text[last_end..span.start].contains('\n') {
+                // A byte scan: the gap is usually one byte, too short to
+                // pay for setting up a `str` pattern search.
+                if text.as_bytes()[last_end..span.start].contains(&b'\n') {
                     sentences.push(ss..last_end);
                     sentence += 1;
                     sent_start = None;
@@ -284,8 +286,22 @@ impl Hasher for FxHasher {
             w.copy_from_slice(c);
             self.add(u64::from_le_bytes(w));
         }
-        for &b in chunks.remainder() {
-            self.add(u64::from(b));
+        // The 1-7 trailing bytes (most words end here) go in as one word, not
+        // one multiply per byte. Different tails can share a word (the 4-7
+        // byte reads overlap); that costs a probe, never a wrong answer.
+        match *chunks.remainder() {
+            [] => {}
+            // 1-3 bytes: the bytes themselves plus the length.
+            [a] => self.add(u64::from(a) | 1 << 32),
+            [a, b] => self.add(u64::from(a) | u64::from(b) << 8 | 2 << 32),
+            [a, b, c] => self.add(u64::from(a) | u64::from(b) << 8 | u64::from(c) << 16 | 3 << 32),
+            // 4-7 bytes: the first and the last four (they may overlap).
+            ref rest => {
+                let n = rest.len();
+                let lo = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+                let hi = u32::from_le_bytes([rest[n - 4], rest[n - 3], rest[n - 2], rest[n - 1]]);
+                self.add(u64::from(lo) | u64::from(hi) << 32);
+            }
         }
     }
 
@@ -298,7 +314,10 @@ impl Hasher for FxHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.hash
+        // The final multiply leaves the low bits (hashbrown's bucket index)
+        // depending only on low input bits; rotating brings the well-mixed
+        // high bits down (as rustc-hash 2 does).
+        self.hash.rotate_left(26)
     }
 }
 
@@ -306,10 +325,10 @@ impl Hasher for FxHasher {
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// A table of word phrases (lower-case, space-separated) matched over the
-/// word tokens of a text: longest phrase first at each position, matches do
-/// not overlap and never cross a sentence boundary. Used for the cue lists of
-/// intent and sarcasm, where one hash look-up per token replaces a substring
-/// search per cue.
+/// word tokens of a text: longest phrase first at each position (equal lengths
+/// in insertion order), matches do not overlap and never cross a sentence
+/// boundary. Used for the cue lists of intent, sarcasm and aspects, where one
+/// hash look-up per token replaces a substring search per cue.
 pub(crate) struct PhraseTable<T> {
     by_first: FastMap<String, Vec<(Vec<String>, T)>>,
 }
@@ -333,6 +352,12 @@ impl<T: Copy> PhraseTable<T> {
 
     /// Values of all matches, in text order.
     pub fn find(&self, toks: &Tokens<'_>) -> Vec<T> {
+        self.find_at(toks).into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Matches in text order, each with the index (into `toks.tokens`) of its
+    /// first token.
+    pub fn find_at(&self, toks: &Tokens<'_>) -> Vec<(usize, T)> {
         let t = &toks.tokens;
         let words = &toks.words;
         let mut out = Vec::new();
@@ -348,7 +373,7 @@ impl<T: Copy> PhraseTable<T> {
                             .is_some_and(|&j| t[j].lower == *s && t[j].sentence == t[i].sentence)
                     });
                     if ok {
-                        out.push(*v);
+                        out.push((i, *v));
                         consumed = 1 + rest.len();
                         break;
                     }

@@ -112,12 +112,27 @@ impl Toxicity {
     /// runs of `(?u)\b\w\w+\b` in the lower-cased text, because the
     /// tokeniser only joins word characters across non-word characters.
     pub fn score(&self, toks: &Tokens<'_>, masked: &[Range<usize>]) -> f64 {
+        // The masked ranges merged into sorted disjoint ones: tokens come in
+        // text order, so one forward cursor answers "overlaps any mask"
+        // instead of a scan of every mask per token. Empty ranges overlap
+        // nothing and are dropped.
+        let mut merged: Vec<Range<usize>> =
+            masked.iter().filter(|m| !m.is_empty()).cloned().collect();
+        merged.sort_unstable_by_key(|m| m.start);
+        merged.dedup_by(|next, prev| {
+            let overlaps = next.start <= prev.end;
+            if overlaps {
+                prev.end = prev.end.max(next.end);
+            }
+            overlaps
+        });
+        let mut cursor = 0;
         let mut ids: Vec<usize> = Vec::new();
         for t in toks.tokens.iter().filter(|t| t.is_word()) {
-            if masked
-                .iter()
-                .any(|m| m.start < t.span.end && t.span.start < m.end)
-            {
+            while merged.get(cursor).is_some_and(|m| m.end <= t.span.start) {
+                cursor += 1;
+            }
+            if merged.get(cursor).is_some_and(|m| m.start < t.span.end) {
                 continue;
             }
             for run in t.lower.split(|c: char| !(c.is_alphanumeric() || c == '_')) {

@@ -149,7 +149,7 @@ pub(crate) fn polarity_scores(tables: &Tables, text: &str) -> (SentimentScores, 
     for (i, item) in tokens.iter().enumerate() {
         // Python: if item.lower() in BOOSTER_DICT:
         //             sentiments.append(valence); continue    # int 0
-        if tables.boosters.contains_key(item.lower.as_str()) {
+        if tables.boosters.contains_key(&*item.lower) {
             sentiments.push(Valence::INT_ZERO);
             continue;
         }
@@ -184,7 +184,7 @@ fn sentiment_valence(
     // Python: valence = 0 — the int, which is what a non-lexicon token
     // appends. A lexicon hit reassigns it to the lexicon float.
     let mut valence = Valence::INT_ZERO;
-    if let Some(&lex_valence) = tables.lexicon.get(item.lower.as_str()) {
+    if let Some(&lex_valence) = tables.lexicon.get(&*item.lower) {
         let mut valence_value = lex_valence;
 
         // The token window, one named local per position (M1): prev1 is one
@@ -197,9 +197,7 @@ fn sentiment_valence(
         // Python: if item_lowercase == "no" and i != len(words_and_emoticons) - 1
         //            and words_and_emoticons[i + 1].lower() in self.lexicon:
         //             valence = 0.0
-        if (item.lower == "no")
-            && next1.is_some_and(|t| tables.lexicon.contains_key(t.lower.as_str()))
-        {
+        if (item.lower == "no") && next1.is_some_and(|t| tables.lexicon.contains_key(&*t.lower)) {
             valence_value = 0.0;
         }
         // Python: if (i > 0 and words_and_emoticons[i - 1].lower() == "no") \
@@ -246,7 +244,7 @@ fn sentiment_valence(
 
         // start_i == 0
         if let Some(p1) = prev1 {
-            if !tables.lexicon.contains_key(p1.lower.as_str()) {
+            if !tables.lexicon.contains_key(&*p1.lower) {
                 let s = scalar_inc_dec(p1, valence_value, is_cap_diff, tables);
                 valence_value += s;
                 valence_value = negation_check_distance_1(valence_value, p1);
@@ -254,7 +252,7 @@ fn sentiment_valence(
         }
         // start_i == 1
         if let (Some(p1), Some(p2)) = (prev1, prev2) {
-            if !tables.lexicon.contains_key(p2.lower.as_str()) {
+            if !tables.lexicon.contains_key(&*p2.lower) {
                 let mut s = scalar_inc_dec(p2, valence_value, is_cap_diff, tables);
                 if s != 0.0 {
                     s *= DAMP_2;
@@ -265,7 +263,7 @@ fn sentiment_valence(
         }
         // start_i == 2
         if let (Some(p1), Some(p2), Some(p3)) = (prev1, prev2, prev3) {
-            if !tables.lexicon.contains_key(p3.lower.as_str()) {
+            if !tables.lexicon.contains_key(&*p3.lower) {
                 let mut s = scalar_inc_dec(p3, valence_value, is_cap_diff, tables);
                 if s != 0.0 {
                     s *= DAMP_3;
@@ -294,7 +292,9 @@ fn negated(word_lower: &str) -> bool {
     static SET: std::sync::OnceLock<crate::text::FastMap<&'static str, ()>> =
         std::sync::OnceLock::new();
     let set = SET.get_or_init(|| NEGATE.iter().map(|n| (*n, ())).collect());
-    set.contains_key(word_lower) || word_lower.contains("n't")
+    // sentiment-lake patch: a byte-window scan finds "n't" in these short
+    // words faster than setting up a substring search.
+    set.contains_key(word_lower) || word_lower.as_bytes().windows(3).any(|w| w == b"n't")
 }
 
 /// The reference's `scalar_inc_dec`: the booster contribution of one
@@ -302,7 +302,7 @@ fn negated(word_lower: &str) -> bool {
 /// adjustment under the cap-differential condition.
 fn scalar_inc_dec(word: &Token, valence: f64, is_cap_diff: bool, tables: &Tables) -> f64 {
     let mut scalar = 0.0_f64;
-    if let Some(&increment) = tables.boosters.get(word.lower.as_str()) {
+    if let Some(&increment) = tables.boosters.get(&*word.lower) {
         scalar = increment;
         if valence < 0.0 {
             scalar = -scalar;
@@ -425,7 +425,7 @@ fn least_check(
     };
     match (prev1, prev2) {
         (Some(p1), Some(p2)) => {
-            if (!tables.lexicon.contains_key(p1.lower.as_str())) && (p1.lower == "least") {
+            if (!tables.lexicon.contains_key(&*p1.lower)) && (p1.lower == "least") {
                 if (p2.lower != "at") && (p2.lower != "very") {
                     damped
                 } else {
@@ -436,7 +436,7 @@ fn least_check(
             }
         }
         (Some(p1), None) => {
-            if (!tables.lexicon.contains_key(p1.lower.as_str())) && (p1.lower == "least") {
+            if (!tables.lexicon.contains_key(&*p1.lower)) && (p1.lower == "least") {
                 damped
             } else {
                 kept
@@ -458,14 +458,11 @@ fn joined_lower(tokens: &[Token], start: usize, len: usize, tables: &Tables) -> 
     // booster tables; one whose first word starts no multi-word key cannot
     // match, so it is not built. `None` then means "cannot match", which every
     // caller treats like an absent key.
-    if len >= 2
-        && !tables
-            .multiword_firsts
-            .contains_key(slice.first()?.lower.as_str())
-    {
+    if len >= 2 && !tables.multiword_firsts.contains_key(&*slice.first()?.lower) {
         return None;
     }
-    let mut joined = String::new();
+    let len_sum: usize = slice.iter().map(|t| t.lower.len()).sum();
+    let mut joined = String::with_capacity(len_sum.saturating_add(len));
     for (k, token) in slice.iter().enumerate() {
         if k > 0 {
             joined.push(' ');
@@ -664,14 +661,17 @@ fn but_check(tokens: &[Token], sentiments: &mut [Valence]) {
 /// The reference's `_amplify_ep`: 0.292 per "!", counting at most four.
 fn amplify_ep(text: &str) -> f64 {
     // Python: ep_count = text.count("!"); if ep_count > 4: ep_count = 4
-    let ep_count = text.chars().filter(|&c| c == '!').count().min(4);
+    // sentiment-lake patch: bytes, not chars: '!' is ASCII and no byte of a
+    // multi-byte UTF-8 char is ASCII, so the count is the same.
+    let ep_count = text.bytes().filter(|&b| b == b'!').count().min(4);
     (ep_count as f64) * EP_STEP
 }
 
 /// The reference's `_amplify_qm`: nothing for one "?", 0.18 per "?" for two
 /// or three, 0.96 past three.
 fn amplify_qm(text: &str) -> f64 {
-    let qm_count = text.chars().filter(|&c| c == '?').count();
+    // sentiment-lake patch: byte count, as in `amplify_ep`.
+    let qm_count = text.bytes().filter(|&b| b == b'?').count();
     let mut qm_amplifier = 0.0_f64;
     // Python: if qm_count > 1:
     //             if qm_count <= 3: qm_amplifier = qm_count * 0.18
@@ -898,7 +898,7 @@ mod tests {
 
     #[test]
     fn negation_check_distance_2_arms() {
-        let tok = |s: &str| words_and_emoticons(s).remove(0);
+        let tok = |s: &'static str| words_and_emoticons(s).remove(0);
         let (never, so, this, without, doubt, not, word) = (
             tok("never"),
             tok("so"),
@@ -928,7 +928,7 @@ mod tests {
 
     #[test]
     fn negation_check_distance_3_precedence() {
-        let tok = |s: &str| words_and_emoticons(s).remove(0);
+        let tok = |s: &'static str| words_and_emoticons(s).remove(0);
         let (never, so, this, without, doubt, not, word) = (
             tok("never"),
             tok("so"),
@@ -964,7 +964,7 @@ mod tests {
     #[test]
     fn least_check_arms() {
         let t = tables();
-        let tok = |s: &str| words_and_emoticons(s).remove(0);
+        let tok = |s: &'static str| words_and_emoticons(s).remove(0);
         let (least, at, very, word, good) = (
             tok("least"),
             tok("at"),
@@ -1164,7 +1164,7 @@ mod tests {
                 for bi in 0..n {
                     let tokens: Vec<Token> = (0..n)
                         .map(|k| Token {
-                            lower: String::from(if k == bi { "but" } else { "w" }),
+                            lower: (if k == bi { "but" } else { "w" }).into(),
                             is_upper: false,
                         })
                         .collect();
@@ -1223,12 +1223,12 @@ mod tests {
         let mut tokens: Vec<Token> = Vec::with_capacity(n);
         for _ in 1..n {
             tokens.push(Token {
-                lower: String::from("w"),
+                lower: "w".into(),
                 is_upper: false,
             });
         }
         tokens.push(Token {
-            lower: String::from("but"),
+            lower: "but".into(),
             is_upper: false,
         });
         // Distinct values whose halves collide with nothing: fractions are

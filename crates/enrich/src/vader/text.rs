@@ -6,6 +6,8 @@
 //! CPython. The Rust standard library's casing data tracks a different
 //! Unicode version, and a CI grep keeps it out of this path.
 
+use std::borrow::Cow;
+
 // sentiment-lake patch: FxHash map instead of SipHash (look-ups only).
 use crate::text::FastMap as HashMap;
 use crate::vader::casing::{py_isupper, py_lower};
@@ -13,9 +15,11 @@ use crate::vader::casing::{py_isupper, py_lower};
 /// One token of the reference's words-and-emoticons list, carrying the two
 /// derived forms the scoring pipeline reads: the Python `str.lower()` form and
 /// the Python `str.isupper()` fact.
-pub(crate) struct Token {
-    /// `token.lower()`.
-    pub(crate) lower: String,
+pub(crate) struct Token<'a> {
+    /// `token.lower()`. sentiment-lake patch: borrowed from the text when the
+    /// token is ASCII without upper-case letters (then `lower()` is the
+    /// identity), so most tokens cost no allocation.
+    pub(crate) lower: Cow<'a, str>,
     /// `token.isupper()`.
     pub(crate) is_upper: bool,
 }
@@ -56,7 +60,13 @@ pub(crate) fn py_strip(s: &str) -> &str {
 ///
 /// `prev_space` tracks the ASCII space character only, exactly as above, and
 /// the final strip is Python's whitespace strip.
-pub(crate) fn translate_emojis(text: &str, emojis: &HashMap<char, String>) -> String {
+///
+/// sentiment-lake patch: an ASCII text has no emoji (no key is ASCII), so the
+/// walk would copy it unchanged; it is borrowed, stripped, instead.
+pub(crate) fn translate_emojis<'a>(text: &'a str, emojis: &HashMap<char, String>) -> Cow<'a, str> {
+    if text.is_ascii() {
+        return Cow::Borrowed(py_strip(text));
+    }
     let mut out = String::with_capacity(text.len());
     let mut prev_space = true;
     for c in text.chars() {
@@ -77,7 +87,7 @@ pub(crate) fn translate_emojis(text: &str, emojis: &HashMap<char, String>) -> St
             prev_space = c == ' ';
         }
     }
-    py_strip(&out).to_string()
+    Cow::Owned(py_strip(&out).to_string())
 }
 
 /// The reference's `_strip_punc_if_word`: strip leading and trailing ASCII
@@ -85,8 +95,22 @@ pub(crate) fn translate_emojis(text: &str, emojis: &HashMap<char, String>) -> St
 /// set), and keep the stripped form only when it is longer than two
 /// characters, so ":)" and "8-)" survive as themselves.
 fn strip_punc_if_word(token: &str) -> &str {
-    let stripped = token.trim_matches(|c: char| c.is_ascii_punctuation());
-    if stripped.chars().count() <= 2 {
+    // sentiment-lake patch: trimmed on bytes. ASCII punctuation chars are
+    // single bytes and no byte of a multi-byte char is ASCII, so this is the
+    // char-wise trim, and both cut points fall on char boundaries.
+    let bytes = token.as_bytes();
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_punctuation())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_punctuation())
+        .map_or(start, |j| j + 1);
+    let stripped = token.get(start..end).unwrap_or(token);
+    // sentiment-lake patch: a char takes at most 4 bytes, so more than 8
+    // bytes means more than 2 chars without counting them.
+    if stripped.len() <= 8 && stripped.chars().count() <= 2 {
         token
     } else {
         stripped
@@ -95,17 +119,24 @@ fn strip_punc_if_word(token: &str) -> &str {
 
 /// The reference's words-and-emoticons list: whitespace split, then the
 /// punctuation strip, with the two derived forms computed once per token.
-pub(crate) fn words_and_emoticons(text: &str) -> Vec<Token> {
-    text.split(is_py_space)
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let stripped = strip_punc_if_word(w);
-            Token {
-                lower: py_lower(stripped),
-                is_upper: py_isupper(stripped),
-            }
-        })
-        .collect()
+pub(crate) fn words_and_emoticons(text: &str) -> Vec<Token<'_>> {
+    // sentiment-lake patch: room for the usual token count up front instead
+    // of repeated growth (a filtered iterator has no size hint).
+    let mut tokens = Vec::with_capacity(text.len() / 5 + 1);
+    tokens.extend(text.split(is_py_space).filter(|w| !w.is_empty()).map(|w| {
+        let stripped = strip_punc_if_word(w);
+        let already_lower =
+            stripped.is_ascii() && !stripped.bytes().any(|b| b.is_ascii_uppercase());
+        Token {
+            lower: if already_lower {
+                Cow::Borrowed(stripped)
+            } else {
+                Cow::Owned(py_lower(stripped))
+            },
+            is_upper: py_isupper(stripped),
+        }
+    }));
+    tokens
 }
 
 /// The reference's `allcap_differential`: true when some but not all tokens
@@ -118,7 +149,7 @@ pub(crate) fn words_and_emoticons(text: &str) -> Vec<Token> {
 ///
 /// `0 < len - upper < len` holds exactly when at least one token is not
 /// all-caps and at least one is, which is how it is spelled here.
-pub(crate) fn allcap_differential(tokens: &[Token]) -> bool {
+pub(crate) fn allcap_differential(tokens: &[Token<'_>]) -> bool {
     tokens.iter().any(|t| !t.is_upper) && tokens.iter().any(|t| t.is_upper)
 }
 
@@ -164,7 +195,7 @@ mod tests {
     #[test]
     fn tokenizer_splits_on_whitespace_runs() {
         let toks = words_and_emoticons("  GOOD \t bad,  ");
-        let lowers: Vec<&str> = toks.iter().map(|t| t.lower.as_str()).collect();
+        let lowers: Vec<&str> = toks.iter().map(|t| &*t.lower).collect();
         assert_eq!(lowers, ["good", "bad"]);
         assert!(toks[0].is_upper);
         assert!(!toks[1].is_upper);
