@@ -289,8 +289,16 @@ impl Lake {
 }
 
 /// The writer produces batches in the project's schema; the table must resolve every one of those field ids
-/// to the same name and a type the batch can be written as.
+/// to the same name and type, and have no other columns (the batches could not fill them). Checked when the
+/// lake opens, so an incompatible table is a clear start-up error rather than a failed commit later.
 fn check_compatible(target: &TableTarget, actual: &Schema) -> Result<(), LakeError> {
+    let expected: std::collections::HashSet<i32> = target.schema.as_struct().fields().iter().map(|f| f.id).collect();
+    if let Some(extra) = actual.as_struct().fields().iter().find(|f| !expected.contains(&f.id)) {
+        return Err(LakeError::IncompatibleTable {
+            table: target.name.clone(),
+            detail: format!("column `{}` (field id {}) is not written by this version", extra.name, extra.id),
+        });
+    }
     for field in target.schema.as_struct().fields() {
         match actual.field_by_id(field.id) {
             Some(found) if found.name == field.name && found.field_type == field.field_type => {}
@@ -309,4 +317,48 @@ fn check_compatible(target: &TableTarget, actual: &Schema) -> Result<(), LakeErr
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use iceberg::spec::{NestedField, PrimitiveType, Type};
+
+    use super::*;
+
+    fn records_target() -> TableTarget {
+        TableTarget {
+            ident: TableIdent::from_strs(["ns", "t"]).unwrap(),
+            name: "t".into(),
+            schema: schema::sentiment_schema(),
+            arrow_schema: schema::sentiment_arrow_schema(),
+            partition_spec: schema::default_partition_spec(),
+            sort_column: None,
+        }
+    }
+
+    fn with_fields(fields: Vec<NestedField>) -> Schema {
+        Schema::builder().with_fields(fields.into_iter().map(Arc::new)).build().unwrap()
+    }
+
+    #[test]
+    fn compatibility_requires_the_same_fields_and_no_others() {
+        let target = records_target();
+        assert!(check_compatible(&target, &target.schema).is_ok());
+
+        let mut fields: Vec<NestedField> = target.schema.as_struct().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(NestedField::optional(31, "language", Type::Primitive(PrimitiveType::String)));
+        let err = check_compatible(&target, &with_fields(fields.clone())).unwrap_err().to_string();
+        assert!(err.contains("column `language` (field id 31)"), "{err}");
+
+        fields.pop();
+        fields[5] = NestedField::required(6, "sentiment_score", Type::Primitive(PrimitiveType::Double));
+        let err = check_compatible(&target, &with_fields(fields.clone())).unwrap_err().to_string();
+        assert!(err.contains("field id 6 is `sentiment_score: double`"), "{err}");
+
+        fields.remove(5);
+        let err = check_compatible(&target, &with_fields(fields)).unwrap_err().to_string();
+        assert!(err.contains("field id 6 (`sentiment_score`) is missing"), "{err}");
+    }
 }
