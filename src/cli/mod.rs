@@ -139,7 +139,8 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     let under_host = std::env::var_os("FUNCTIONS_CUSTOMHANDLER_PORT").is_some();
     crate::observability::init(opts.log_json || under_host);
     let config = opts.lake.config();
-    let pipeline = Pipeline::new(opts.incomplete);
+    // Built only by the commands that ingest: it loads the analyzer's lexicons.
+    let pipeline = || Pipeline::new(opts.incomplete);
     match opts.command {
         Command::Doctor => doctor::run(&config).await,
         Command::Serve(args) => {
@@ -154,7 +155,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
                     namespace: args.eventhub_namespace,
                     event_hub: args.eventhub_name,
                 },
-                pipeline,
+                pipeline: pipeline(),
             };
             serve(lake, options).await
         }
@@ -162,14 +163,14 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             let lake = open(&config).await?;
             let content = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let batch = crate::ingest::file::batch_from_file(&content, &file.display().to_string())?;
-            let staged = pipeline.ingest(&lake, &batch).await?;
+            let staged = pipeline().ingest(&lake, &batch).await?;
             let committed = if no_commit { Vec::new() } else { lake.commit().await? };
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({"staged": staged, "committed": committed}))?);
             Ok(())
         }
         Command::Demo { events, partitions, batch_size } => {
             let lake = open(&config).await?;
-            demo::run(&lake, &pipeline, events, partitions.max(1), batch_size.max(1)).await
+            demo::run(&lake, &pipeline(), events, partitions.max(1), batch_size.max(1)).await
         }
         Command::Generate { events, seed, days, tickers, out } => {
             let mut generator = crate::synthetic::EventGenerator::new(seed, chrono::Utc::now(), days, tickers);
