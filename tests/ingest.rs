@@ -200,3 +200,32 @@ async fn records_without_analysis_are_enriched_by_default() {
     assert_eq!(strings(&rows, "model_name")[j].as_deref(), Some("finbert-upstream"));
     assert_eq!(scan(&lake, TableKind::DeadLetters).await.num_rows(), 2, "decode and validation failures still dead-letter");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backlog_is_committed_in_bounded_snapshots_of_whole_sources() {
+    use sentiment_lake::ingest::{file::batch_from_file, Pipeline};
+    use sentiment_lake::synthetic::EventGenerator;
+
+    let dir = warehouse();
+    let mut config = config(dir.path());
+    config.commit_policy.max_segments_per_snapshot = 3;
+    let lake = sentiment_lake::lake::Lake::open(&config).await.unwrap();
+    let pipeline = Pipeline::default();
+    let mut generator = EventGenerator::new(5, "2025-03-31T00:00:00Z".parse().unwrap(), 2, 5);
+    // Five sources (files), each staged twice as a redelivery would: ten segments, two per source.
+    for f in 0..5u64 {
+        let batch = batch_from_file(&generator.ndjson(f * 40, 40), &format!("f{f}")).unwrap();
+        pipeline.ingest(&lake, &batch).await.unwrap();
+        pipeline.ingest(&lake, &batch).await.unwrap();
+    }
+    let report = lake.commit().await.unwrap().remove(0);
+    // 2 + 2 > 3, so every source is its own snapshot; a source is never split across snapshots.
+    assert_eq!((report.segments, report.snapshots, report.rows_committed, report.duplicates_dropped), (10, 5, 200, 200));
+    let table = lake.load(TableKind::Records).await.unwrap();
+    assert_eq!(table.metadata().snapshots().count(), 5);
+    assert_eq!(report.snapshot_id, table.metadata().current_snapshot_id());
+    let ids = sorted(&scan(&lake, TableKind::Records).await, "message_id");
+    assert_eq!(ids.len(), 200);
+    assert!(counts(&ids).values().all(|&n| n == 1));
+    assert_eq!(lake.committed_state(TableKind::Records).await.unwrap().watermarks.len(), 5);
+}

@@ -24,22 +24,29 @@ use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::Catalog;
 
 use super::pinned::PinnedCatalog;
-use super::staging::{StagedSegment, Staging};
+use super::staging::{passes, StagedSegment, Staging};
 use super::watermark::{CommittedState, Watermarks, COMMIT_ID_PROPERTY, WATERMARKS_PROPERTY};
 use super::writer::write_data_files;
 use super::{LakeError, TableTarget};
 
-/// Bounds on how hard a commit tries before giving up until the next tick.
+/// Bounds on how hard a commit tries before giving up until the next tick, and on how much one snapshot
+/// takes in (a backlog after an outage becomes several bounded snapshots, not one that exhausts memory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitPolicy {
     pub max_attempts: u32,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    pub max_segments_per_snapshot: usize,
 }
 
 impl Default for CommitPolicy {
     fn default() -> Self {
-        Self { max_attempts: 10, min_backoff: Duration::from_millis(25), max_backoff: Duration::from_secs(5) }
+        Self {
+            max_attempts: 10,
+            min_backoff: Duration::from_millis(25),
+            max_backoff: Duration::from_secs(5),
+            max_segments_per_snapshot: 2_000,
+        }
     }
 }
 
@@ -52,7 +59,7 @@ impl CommitPolicy {
     }
 }
 
-/// What one commit pass did for one table.
+/// What one commit call did for one table (over one or more snapshots).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CommitReport {
     pub table: String,
@@ -61,11 +68,30 @@ pub struct CommitReport {
     /// Rows already in the table (redelivered or staged twice) that were dropped.
     pub duplicates_dropped: usize,
     pub data_files: usize,
+    /// Snapshots created (more than one only when the backlog exceeded the per-snapshot bound).
+    pub snapshots: usize,
+    /// The newest snapshot this call created.
     pub snapshot_id: Option<i64>,
     pub attempts: u32,
+    /// Commit id of the newest snapshot this call created.
     pub commit_id: Option<String>,
     #[serde(skip)]
     pub latency: Duration,
+}
+
+impl CommitReport {
+    fn absorb(&mut self, pass: CommitReport) {
+        self.segments += pass.segments;
+        self.rows_committed += pass.rows_committed;
+        self.duplicates_dropped += pass.duplicates_dropped;
+        self.data_files += pass.data_files;
+        self.snapshots += pass.snapshots;
+        self.attempts += pass.attempts;
+        if pass.commit_id.is_some() {
+            self.snapshot_id = pass.snapshot_id;
+            self.commit_id = pass.commit_id;
+        }
+    }
 }
 
 /// Rows chosen for one attempt and the watermarks that commit them.
@@ -119,8 +145,8 @@ async fn delete_files(table: &Table, files: &[DataFile]) {
     }
 }
 
-/// Commits every staged segment of `target`. Returns `Ok` with `rows_committed == 0` when there was
-/// nothing new.
+/// Commits every staged segment of `target`, one snapshot per bounded pass of whole sources. Returns `Ok`
+/// with `rows_committed == 0` when there was nothing new.
 pub async fn commit_staged(
     catalog: &Arc<dyn Catalog>,
     staging: &Staging,
@@ -129,10 +155,23 @@ pub async fn commit_staged(
 ) -> Result<CommitReport, LakeError> {
     let started = Instant::now();
     let paths = staging.list(&target.name).await?;
-    let mut report = CommitReport { table: target.name.clone(), segments: paths.len(), ..CommitReport::default() };
-    if paths.is_empty() {
-        return Ok(report);
+    let mut report = CommitReport { table: target.name.clone(), ..CommitReport::default() };
+    for pass in passes(&paths, policy.max_segments_per_snapshot) {
+        report.absorb(commit_pass(catalog, staging, target, policy, pass).await?);
     }
+    report.latency = started.elapsed();
+    Ok(report)
+}
+
+/// One snapshot's worth: reads the given segments, selects, writes and commits them.
+async fn commit_pass(
+    catalog: &Arc<dyn Catalog>,
+    staging: &Staging,
+    target: &TableTarget,
+    policy: CommitPolicy,
+    paths: Vec<String>,
+) -> Result<CommitReport, LakeError> {
+    let mut report = CommitReport { table: target.name.clone(), segments: paths.len(), ..CommitReport::default() };
     let mut segments = Vec::with_capacity(paths.len());
     for path in &paths {
         segments.push(staging.read(path).await?);
@@ -200,9 +239,11 @@ pub async fn commit_staged(
             }
         }
     }
-    report.commit_id = (report.rows_committed > 0).then_some(commit_id);
+    if report.rows_committed > 0 {
+        report.commit_id = Some(commit_id);
+        report.snapshots = 1;
+    }
     staging.delete(&paths).await?;
-    report.latency = started.elapsed();
     Ok(report)
 }
 

@@ -6,7 +6,9 @@
 //! the table's watermark covers it, so a crash at any point leaves either the segment or the committed rows,
 //! never neither.
 //!
-//! Segment names are UUIDv7 (time-ordered), so listing order is staging order.
+//! Layout: `_staging/<table>/<source key>/<UUIDv7>.parquet`. The source key (a hash of the source id)
+//! groups a source's segments so a commit pass can take whole sources, and UUIDv7 names are time-ordered,
+//! so within a source listing order is staging order.
 
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+
+use sha2::{Digest, Sha256};
 
 use super::LakeError;
 
@@ -58,18 +62,24 @@ impl Staging {
         format!("{STAGING_DIR}/{table}/")
     }
 
+    fn source_dir(table: &str, source: &str) -> String {
+        let digest = Sha256::digest(source.as_bytes());
+        let key: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}{key}/", Self::dir(table))
+    }
+
     /// Durably stages a segment; returns its path.
     pub async fn write(&self, table: &str, segment: &Segment) -> Result<String, LakeError> {
         let bytes = encode(segment)?;
-        let path = format!("{}{}.parquet", Self::dir(table), uuid::Uuid::now_v7());
+        let path = format!("{}{}.parquet", Self::source_dir(table, &segment.source), uuid::Uuid::now_v7());
         self.operator.write(&path, bytes).await.map_err(LakeError::storage)?;
         Ok(path)
     }
 
-    /// Every staged segment of `table`, oldest first.
+    /// Every staged segment of `table`, grouped by source, oldest first within a source.
     pub async fn list(&self, table: &str) -> Result<Vec<String>, LakeError> {
         let dir = Self::dir(table);
-        let entries = match self.operator.lister(&dir).await {
+        let entries = match self.operator.lister_with(&dir).recursive(true).await {
             Ok(lister) => lister.try_collect::<Vec<_>>().await.map_err(LakeError::storage)?,
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(LakeError::storage(e)),
@@ -97,6 +107,29 @@ impl Staging {
         }
         Ok(())
     }
+}
+
+/// Splits a [`Staging::list`] result into passes of whole sources, each pass holding at most
+/// `max_segments` segments unless one source alone has more (it is then a pass of its own, so every pass
+/// makes progress). A source is never split across passes: the committer drops rows at or below a source's
+/// watermark, so committing a source's later segments before its earlier ones would lose the earlier ones.
+pub fn passes(paths: &[String], max_segments: usize) -> Vec<Vec<String>> {
+    let source_of = |path: &str| path.rsplit_once('/').map_or(String::new(), |(dir, _)| dir.to_string());
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    for path in paths {
+        match groups.last_mut() {
+            Some(group) if source_of(&group[0]) == source_of(path) => group.push(path.clone()),
+            _ => groups.push(vec![path.clone()]),
+        }
+    }
+    let mut passes: Vec<Vec<String>> = Vec::new();
+    for group in groups {
+        match passes.last_mut() {
+            Some(pass) if pass.len() + group.len() <= max_segments => pass.extend(group),
+            _ => passes.push(group),
+        }
+    }
+    passes
 }
 
 fn encode(segment: &Segment) -> Result<Bytes, LakeError> {
@@ -144,4 +177,20 @@ fn decode(bytes: Bytes) -> Result<Segment, String> {
     let mut rows = batch;
     rows.remove_column(seq_index);
     Ok(Segment { source, invocation_id, rows, sequence_numbers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_take_whole_sources_up_to_the_cap() {
+        let paths: Vec<String> = ["t/a/1", "t/a/2", "t/a/3", "t/b/1", "t/c/1", "t/c/2", "t/d/1"].iter().map(|s| s.to_string()).collect();
+        let as_str = |passes: Vec<Vec<String>>| passes.into_iter().map(|p| p.join(",")).collect::<Vec<_>>();
+        assert_eq!(as_str(passes(&paths, 4)), vec!["t/a/1,t/a/2,t/a/3,t/b/1", "t/c/1,t/c/2,t/d/1"]);
+        // A source larger than the cap is a pass of its own rather than being split.
+        assert_eq!(as_str(passes(&paths, 2)), vec!["t/a/1,t/a/2,t/a/3", "t/b/1", "t/c/1,t/c/2", "t/d/1"]);
+        assert_eq!(as_str(passes(&paths, 100)).len(), 1);
+        assert!(passes(&[], 10).is_empty());
+    }
 }
