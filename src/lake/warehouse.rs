@@ -50,7 +50,8 @@ impl WarehouseLocation {
         } else {
             std::env::current_dir().map_err(|e| LakeError::Config(format!("current directory: {e}")))?.join(path)
         };
-        Ok(WarehouseLocation::Local(absolute))
+        // Table metadata records this location verbatim: drop `.` segments so other engines see clean paths.
+        Ok(WarehouseLocation::Local(absolute.components().collect()))
     }
 
     /// The URL Iceberg metadata records for files under this location (no trailing slash).
@@ -157,6 +158,9 @@ mod tests {
     fn parses_paths_file_urls_and_abfss() {
         assert_eq!(WarehouseLocation::parse("/tmp/wh").unwrap().url(), "file:///tmp/wh");
         assert_eq!(WarehouseLocation::parse("file:///tmp/wh/").unwrap().url(), "file:///tmp/wh");
+        assert_eq!(WarehouseLocation::parse("/tmp/./wh/.").unwrap().url(), "file:///tmp/wh");
+        let relative = WarehouseLocation::parse("./wh").unwrap().url();
+        assert!(relative.starts_with("file:///") && relative.ends_with("/wh") && !relative.contains("/./"), "{relative}");
         let azure = WarehouseLocation::parse("abfss://lake@acct.dfs.core.windows.net/warehouse/").unwrap();
         assert_eq!(
             azure,
