@@ -24,7 +24,7 @@ pub struct Opts {
     #[command(flatten)]
     pub lake: LakeArgs,
     /// What to do with records that arrive without analysis fields.
-    #[arg(long, global = true, env = "SENTIMENT_LAKE_INCOMPLETE", value_enum, default_value_t = IncompletePolicy::Enrich)]
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_INCOMPLETE", value_enum, default_value_t = IncompletePolicy::default())]
     pub incomplete: IncompletePolicy,
     /// Log as JSON lines (default when running under the Functions host).
     #[arg(long, global = true, env = "SENTIMENT_LAKE_LOG_JSON")]
