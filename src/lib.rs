@@ -9,11 +9,14 @@
 #![warn(rust_2018_idioms)]
 
 pub mod app;
+pub mod cache;
 pub mod cli;
+pub mod engine;
 pub mod enrich;
 pub mod functions;
 pub mod ingest;
 pub mod lake;
 pub mod observability;
+pub mod query;
 pub mod schema;
 pub mod synthetic;

@@ -133,3 +133,42 @@ impl CommitConflict<'_> {
         counter!("sentiment_lake_commit_conflicts_total", "table" => self.table.to_string()).increment(1);
     }
 }
+
+/// The answer cache was consulted (or failed to store an answer).
+pub struct CacheLookup<'a> {
+    pub query: crate::query::QueryKind,
+    /// `hit`, `miss`, `bypass` (cache unreachable: degraded) or `store_failed`.
+    pub outcome: &'static str,
+    pub elapsed: Duration,
+    pub error: Option<&'a crate::cache::CacheError>,
+}
+
+impl CacheLookup<'_> {
+    pub fn emit(self) {
+        let query = self.query.name();
+        match self.error {
+            // Skipped lookups follow a failure already logged; logging each would flood the log while Redis is down.
+            Some(crate::cache::CacheError::Skipped) => {}
+            Some(error) => tracing::warn!(query, outcome = self.outcome, %error, "Cache unavailable; answering from the engine."),
+            None => tracing::debug!(query, outcome = self.outcome, "Cache lookup."),
+        }
+        counter!("sentiment_lake_cache_requests_total", "query" => query, "outcome" => self.outcome).increment(1);
+        histogram!("sentiment_lake_cache_seconds", "outcome" => self.outcome).record(self.elapsed.as_secs_f64());
+    }
+}
+
+/// A query was answered (from the cache or the engine).
+pub struct QueryAnswered {
+    pub query: crate::query::QueryKind,
+    pub engine: &'static str,
+    pub cache: crate::query::CacheStatus,
+    pub elapsed: Duration,
+}
+
+impl QueryAnswered {
+    pub fn emit(self) {
+        let (query, cache) = (self.query.name(), format!("{:?}", self.cache).to_lowercase());
+        tracing::debug!(query, engine = self.engine, cache, elapsed_ms = self.elapsed.as_secs_f64() * 1e3, "Query answered.");
+        histogram!("sentiment_lake_query_seconds", "query" => query, "engine" => self.engine, "cache" => cache).record(self.elapsed.as_secs_f64());
+    }
+}

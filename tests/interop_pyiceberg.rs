@@ -10,17 +10,9 @@ use common::*;
 use sentiment_lake::lake::{LakeConfig, COMMIT_ID_PROPERTY, WATERMARKS_PROPERTY};
 use serde_json::Value;
 
-/// The interpreter with PyIceberg. Missing is a test failure with instructions, never a silent skip.
-fn python() -> String {
-    let candidate = std::env::var("SENTIMENT_LAKE_PYTHON").unwrap_or_else(|_| format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
-    let ok = Command::new(&candidate).args(["-c", "import pyiceberg"]).status().map(|s| s.success()).unwrap_or(false);
-    assert!(ok, "PyIceberg is not installed at {candidate}: run scripts/setup-python.sh (scripts/test.sh does)");
-    candidate
-}
-
 pub fn read_with_pyiceberg(warehouse: &std::path::Path, table: &str) -> Value {
     let script = format!("{}/tests/interop/pyiceberg_read.py", env!("CARGO_MANIFEST_DIR"));
-    let output = Command::new(python())
+    let output = Command::new(python_with("pyiceberg"))
         .arg(script)
         .arg(warehouse)
         .arg(LakeConfig::DEFAULT_CATALOG_NAME)

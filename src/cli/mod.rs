@@ -5,13 +5,18 @@ mod demo;
 mod doctor;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::http::HeaderValue;
 use clap::{Args, Parser, Subcommand};
 
-use crate::app::{serve, ServeOptions};
+use crate::app::{query_service, serve, QueryOptions, ServeOptions};
+use crate::cache::RedisCacheConfig;
+use crate::functions::api::ApiConfig;
+use crate::query::{Query, QueryKind, QueryServiceConfig};
 use crate::enrich::IncompletePolicy;
 use crate::functions::payload::eventhub::EventDataType;
 use crate::ingest::Pipeline;
@@ -106,8 +111,88 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Check warehouse, catalog and tables, and say what is wrong.
-    Doctor,
+    /// Answer one API query from the command line, printing the same `{data, meta}` JSON as the HTTP API:
+    /// `query timeseries 'ticker=AAPL&interval=hour&days=1'`.
+    Query {
+        /// tickers, timeseries, summary, entities, aspects, toxicity, intents or records.
+        endpoint: String,
+        /// The query string, as in the URL.
+        #[arg(default_value = "")]
+        params: String,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Check warehouse, catalog, tables and (with --redis-url) the cache, and say what is wrong.
+    Doctor {
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// Redis for cached answers: redis://127.0.0.1:6379 or rediss://:<key>@<name>.redis.cache.windows.net:6380.
+    /// Without it every query goes to the engine.
+    #[arg(long, env = "SENTIMENT_LAKE_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Seconds an answer stays cached (it is only ever served for the snapshot it was computed at).
+    #[arg(long, env = "SENTIMENT_LAKE_CACHE_TTL_SECS", default_value_t = 300)]
+    pub cache_ttl_secs: u64,
+    /// Longest wait for one Redis operation before answering from the engine instead.
+    #[arg(long, env = "SENTIMENT_LAKE_CACHE_TIMEOUT_MS", default_value_t = 250)]
+    pub cache_timeout_ms: u64,
+    /// How long Redis is skipped after a failure.
+    #[arg(long, env = "SENTIMENT_LAKE_CACHE_RETRY_AFTER_MS", default_value_t = 5_000)]
+    pub cache_retry_after_ms: u64,
+    /// Busiest tickers whose answers are precomputed after each commit (0: no warming).
+    #[arg(long, env = "SENTIMENT_LAKE_WARM_TICKERS", default_value_t = 10)]
+    pub warm_tickers: u32,
+}
+
+impl CacheArgs {
+    pub fn options(&self) -> QueryOptions {
+        QueryOptions {
+            redis: self.redis_url.as_ref().map(|url| RedisCacheConfig {
+                url: url.clone(),
+                op_timeout: Duration::from_millis(self.cache_timeout_ms.max(1)),
+                retry_after: Duration::from_millis(self.cache_retry_after_ms),
+            }),
+            service: QueryServiceConfig { ttl: Duration::from_secs(self.cache_ttl_secs.max(1)), warm_tickers: self.warm_tickers },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Browser origins allowed to call the API (comma-separated, e.g. https://dash.example.com); none by default.
+    #[arg(long, env = "SENTIMENT_LAKE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Sustained API requests per minute per client.
+    #[arg(long, env = "SENTIMENT_LAKE_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_per_minute: u32,
+    /// Requests a client may make at once before the per-minute rate applies.
+    #[arg(long, env = "SENTIMENT_LAKE_RATE_LIMIT_BURST", default_value_t = 60)]
+    pub rate_limit_burst: u32,
+    /// Longest time one API request may take (the Functions front end gives up at 230 s).
+    #[arg(long, env = "SENTIMENT_LAKE_REQUEST_TIMEOUT_SECS", default_value_t = 25)]
+    pub request_timeout_secs: u64,
+}
+
+impl ApiArgs {
+    pub fn config(&self) -> anyhow::Result<ApiConfig> {
+        let cors_origins = self
+            .cors_origins
+            .iter()
+            .filter(|o| !o.trim().is_empty())
+            .map(|o| HeaderValue::from_str(o.trim()).with_context(|| format!("CORS origin {o:?}")))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(ApiConfig {
+            cors_origins,
+            requests_per_minute: NonZeroU32::new(self.rate_limit_per_minute).context("--rate-limit-per-minute must be positive")?,
+            burst: NonZeroU32::new(self.rate_limit_burst).context("--rate-limit-burst must be positive")?,
+            timeout: Duration::from_secs(self.request_timeout_secs.clamp(1, 229)),
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +218,10 @@ pub struct ServeArgs {
     /// Event hub used in source ids when the host omits it.
     #[arg(long, env = "EVENTHUB_NAME", default_value = "unknown-hub")]
     pub eventhub_name: String,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 pub async fn run(opts: Opts) -> anyhow::Result<()> {
@@ -142,7 +231,19 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     // Built only by the commands that ingest: it loads the analyzer's lexicons.
     let pipeline = || Pipeline::new(opts.incomplete);
     match opts.command {
-        Command::Doctor => doctor::run(&config).await,
+        Command::Doctor { cache } => doctor::run(&config, &cache.options()).await,
+        Command::Query { endpoint, params, cache } => {
+            let lake = open(&config).await?;
+            let kind = QueryKind::from_name(&endpoint).with_context(|| {
+                let known: Vec<_> = QueryKind::ALL.iter().map(|k| k.name()).collect();
+                format!("no endpoint {endpoint:?}; choose one of {}", known.join(", "))
+            })?;
+            let query = Query::parse(kind, Some(params.trim_start_matches('?')), chrono::Utc::now())?;
+            let started = std::time::Instant::now();
+            let answer = query_service(&lake, &cache.options())?.answer(&query).await?;
+            println!("{}", String::from_utf8_lossy(&crate::functions::api::envelope(&query, &answer, started.elapsed())));
+            Ok(())
+        }
         Command::Serve(args) => {
             let lake = open(&config).await?;
             let options = ServeOptions {
@@ -156,6 +257,8 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
                     event_hub: args.eventhub_name,
                 },
                 pipeline: pipeline(),
+                query: args.cache.options(),
+                api: args.api.config()?,
             };
             serve(lake, options).await
         }

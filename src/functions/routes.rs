@@ -15,9 +15,11 @@ use super::outcome::{success, InvocationError};
 use super::payload::eventhub::{EventDataType, EventHubBatch};
 use super::payload::timer::TimerInfo;
 use super::payload::{InvokeRequest, PayloadError};
+use super::api::{self, ApiConfig};
 use crate::app::CommitterHandle;
 use crate::ingest::{Pipeline, SourceBatch, SourceEvent};
 use crate::lake::{Lake, TableKind};
+use crate::query::QueryService;
 
 /// Function names: the host POSTs to `/<name>`, and each has `functions/<name>/function.json`.
 pub const INGEST_FUNCTION: &str = "IngestEvents";
@@ -45,17 +47,20 @@ pub struct AppState {
     pub pipeline: Pipeline,
     pub binding: Arc<EventHubBinding>,
     pub committer: CommitterHandle,
+    pub query: Arc<QueryService>,
 }
 
-pub fn app(state: AppState) -> Router {
+pub fn app(state: AppState, api_config: &ApiConfig) -> Router {
+    let query_api = api::router(state.query.clone(), api_config);
     Router::new()
         .route("/", get(ready))
         .route(&format!("/{INGEST_FUNCTION}"), post(ingest_events))
         .route(&format!("/{COMMIT_FUNCTION}"), post(commit_staged))
         .route("/api/health", get(health))
         .route("/metrics", get(metrics))
-        .layer(TraceLayer::new_for_http())
         .with_state(state)
+        .merge(query_api)
+        .layer(TraceLayer::new_for_http())
 }
 
 /// The host polls `GET /` until anything answers.
@@ -126,8 +131,9 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         };
         tables.insert(name, entry);
     }
+    let query = api::health(&state.query).await;
     let status = if healthy { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"status": if healthy { "ok" } else { "degraded" }, "tables": tables})))
+    (status, Json(json!({"status": if healthy { "ok" } else { "degraded" }, "tables": tables, "query": query})))
 }
 
 async fn metrics() -> impl IntoResponse {

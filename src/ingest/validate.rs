@@ -198,14 +198,11 @@ impl Checker {
 
     fn ticker(&mut self, value: Option<String>) -> Option<String> {
         let value = self.text(c::TICKER, value, 16)?;
-        let value = value.trim_start_matches('$').to_ascii_uppercase();
-        let ok = value.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric())
-            && value.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '/' | ':'));
-        if !ok {
-            self.fail(c::TICKER, Rule::Pattern("$?[A-Z0-9][A-Z0-9./:-]*"), format!("{value:?}"));
-            return None;
+        let normalized = crate::schema::normalize_ticker(&value);
+        if normalized.is_none() {
+            self.fail(c::TICKER, Rule::Pattern("$?[A-Z0-9][A-Z0-9./:-]*"), format!("{:?}", value.trim_start_matches('$').to_ascii_uppercase()));
         }
-        Some(value)
+        normalized
     }
 
     fn url(&mut self, value: Option<String>) -> Option<String> {

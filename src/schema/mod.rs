@@ -19,6 +19,16 @@ use iceberg::spec::{
 pub use self::arrow::{RecordBatchBuilder, ENTITY_TEXT, ENTITY_TYPE};
 pub use self::record::{Entity, SentimentRecord};
 
+/// The canonical form of a ticker: `$` prefix dropped, upper-cased; `None` unless it matches
+/// `[A-Z0-9][A-Z0-9./:-]*`. Partition values and query filters both go through here, so a query for `$aapl`
+/// finds rows ingested as `AAPL`.
+pub fn normalize_ticker(value: &str) -> Option<String> {
+    let value = value.trim_start_matches('$').to_ascii_uppercase();
+    let ok = value.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric())
+        && value.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '/' | ':'));
+    ok.then_some(value)
+}
+
 /// Top-level field ids of the sentiment table, in schema order.
 pub mod field_id {
     pub const MESSAGE_ID: i32 = 1;

@@ -2,6 +2,9 @@
 //! and reading tables back through iceberg-rust's scan.
 #![allow(dead_code)]
 
+pub mod expected;
+pub mod redis;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,11 +12,22 @@ use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
-use sentiment_lake::app::CommitterHandle;
+use sentiment_lake::app::{query_service, CommitterHandle, QueryOptions};
+use sentiment_lake::functions::api::ApiConfig;
 use sentiment_lake::enrich::IncompletePolicy;
 use sentiment_lake::functions::routes::{app, AppState, EventHubBinding};
 use sentiment_lake::ingest::Pipeline;
 use sentiment_lake::lake::{Lake, LakeConfig, TableKind};
+use serde_json::Value;
+
+/// The project's interpreter, checked to have `module`. Missing is a test failure with instructions, never a
+/// silent skip.
+pub fn python_with(module: &str) -> String {
+    let candidate = std::env::var("SENTIMENT_LAKE_PYTHON").unwrap_or_else(|_| format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+    let ok = std::process::Command::new(&candidate).args(["-c", &format!("import {module}")]).status().map(|s| s.success()).unwrap_or(false);
+    assert!(ok, "{module} is not installed at {candidate}: run scripts/setup-python.sh (scripts/test.sh does)");
+    candidate
+}
 
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/payloads").join(name)).unwrap()
@@ -40,6 +54,7 @@ pub async fn open(dir: &Path) -> Lake {
 pub struct Server {
     pub base: String,
     pub committer: CommitterHandle,
+    pub query: Arc<sentiment_lake::query::QueryService>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -55,14 +70,29 @@ pub async fn serve(lake: Lake) -> Server {
 }
 
 pub async fn serve_with(lake: Lake, policy: IncompletePolicy) -> Server {
-    let committer = CommitterHandle::new(lake.clone(), usize::MAX);
-    let state = AppState { lake, pipeline: Pipeline::new(policy), binding: Arc::new(EventHubBinding::default()), committer: committer.clone() };
+    serve_full(lake, policy, QueryOptions::default(), ApiConfig::default()).await
+}
+
+/// The whole server, with the query service configured as given (cache, warming) and the API's limits.
+pub async fn serve_full(lake: Lake, policy: IncompletePolicy, query: QueryOptions, api: ApiConfig) -> Server {
+    // Installed before anything is recorded, as `serve` does at start-up.
+    sentiment_lake::observability::metrics_handle();
+    let query = query_service(&lake, &query).unwrap();
+    let committer = CommitterHandle::new(lake.clone(), usize::MAX, Some(query.clone()));
+    let state = AppState {
+        lake,
+        pipeline: Pipeline::new(policy),
+        binding: Arc::new(EventHubBinding::default()),
+        committer: committer.clone(),
+        query: query.clone(),
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = app(state, &api).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app(state)).await.unwrap();
+        axum::serve(listener, router).await.unwrap();
     });
-    Server { base, committer, task }
+    Server { base, committer, query, task }
 }
 
 pub fn client() -> reqwest::Client {
@@ -136,3 +166,35 @@ pub fn files_under(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     }
     out
 }
+
+pub fn instant(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc)
+}
+
+/// Events `first..first+count` of a seeded generator spanning the 3 days before `end` over 6 tickers.
+pub fn events(end: chrono::DateTime<chrono::Utc>, first: u64, count: u64) -> Vec<Value> {
+    let mut generator = sentiment_lake::synthetic::EventGenerator::new(7, end, 3, 6);
+    (first..first + count).map(|i| generator.event(i)).collect()
+}
+
+/// Ingests through the real pipeline (validation, staging) and commits.
+pub async fn ingest(lake: &Lake, events: &[Value]) {
+    let ndjson: Vec<u8> = events.iter().flat_map(|e| format!("{e}\n").into_bytes()).collect();
+    let batch = sentiment_lake::ingest::file::batch_from_file(&ndjson, &format!("test-{}", uuid::Uuid::new_v4())).unwrap();
+    let report = Pipeline::new(IncompletePolicy::DeadLetter).ingest(lake, &batch).await.unwrap();
+    assert_eq!(report.dead_lettered, 0, "generated events are valid");
+    lake.commit().await.unwrap();
+}
+
+pub async fn get(base: &str, path: &str) -> (u16, Value) {
+    let response = client().get(format!("{base}{path}")).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+pub async fn get_ok(base: &str, path: &str) -> Value {
+    let (status, body) = get(base, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+

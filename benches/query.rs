@@ -1,0 +1,183 @@
+//! Query benchmark: p50/p99 latency of the time-series endpoint over HTTP, uncached (embedded engine) and
+//! cached (Redis), on a generated table of 10 million rows, and the same query in DuckDB (iceberg extension)
+//! over the same table in the same run. Run: `cargo bench --bench query` (needs scripts/setup-python.sh for
+//! DuckDB and Debian's redis-server; scripts/setup-redis.sh installs it).
+//!
+//! Environment: `QUERY_BENCH_ROWS` (default 10,000,000), `QUERY_BENCH_ITERATIONS` (default 200),
+//! `QUERY_BENCH_WAREHOUSE` (default `target/query-bench-warehouse`; reused when it holds the same row count,
+//! since generating 10M rows takes minutes).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sentiment_lake::app::{query_service, CommitterHandle, QueryOptions};
+use sentiment_lake::cache::RedisCacheConfig;
+use sentiment_lake::enrich::IncompletePolicy;
+use sentiment_lake::functions::api::ApiConfig;
+use sentiment_lake::functions::routes::{app, AppState, EventHubBinding};
+use sentiment_lake::ingest::file::batch_from_file;
+use sentiment_lake::ingest::Pipeline;
+use sentiment_lake::lake::{Lake, LakeConfig, TableKind};
+use sentiment_lake::query::{Query, QueryKind};
+use sentiment_lake::synthetic::EventGenerator;
+
+const DAYS: u32 = 30;
+const TICKERS: usize = 50;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// 30 days x 50 tickers x 4 sources, one day per commit: 6,000 partitions, one data file each.
+async fn generate(lake: &Lake, rows: u64, end: DateTime<Utc>) {
+    let per_day = rows / u64::from(DAYS);
+    let pipeline = Pipeline::new(IncompletePolicy::DeadLetter);
+    for day in 0..DAYS {
+        let started = Instant::now();
+        let day_end = end - chrono::Duration::days(i64::from(DAYS - 1 - day));
+        let mut generator = EventGenerator::new(u64::from(day), day_end, 1, TICKERS);
+        let first = u64::from(day) * per_day;
+        let batch = batch_from_file(&generator.ndjson(first, per_day), &format!("bench-day-{day}")).unwrap();
+        let report = pipeline.ingest(lake, &batch).await.unwrap();
+        assert_eq!(report.dead_lettered, 0);
+        lake.commit().await.unwrap();
+        eprintln!("day {day}: {per_day} rows in {:.1}s", started.elapsed().as_secs_f64());
+    }
+}
+
+struct Redis(Child, u16);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_redis() -> Redis {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server (run scripts/setup-redis.sh)");
+    std::thread::sleep(Duration::from_millis(300));
+    Redis(child, port)
+}
+
+async fn serve(lake: &Lake, options: QueryOptions) -> String {
+    let query = query_service(lake, &options).unwrap();
+    let state = AppState {
+        lake: lake.clone(),
+        pipeline: Pipeline::new(IncompletePolicy::DeadLetter),
+        binding: Arc::new(EventHubBinding::default()),
+        committer: CommitterHandle::new(lake.clone(), usize::MAX, None),
+        query,
+    };
+    // The benchmark is one client: no rate limit should interfere.
+    let api = ApiConfig { requests_per_minute: std::num::NonZeroU32::MAX, burst: std::num::NonZeroU32::MAX, ..ApiConfig::default() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = app(state, &api).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    base
+}
+
+/// Sorted latencies (ms) of `iterations` sequential requests, and the last body.
+async fn measure(client: &reqwest::Client, url: &str, iterations: usize, expect_cache: &str) -> (Vec<f64>, serde_json::Value) {
+    let mut latencies = Vec::with_capacity(iterations);
+    let mut body = serde_json::Value::Null;
+    for _ in 0..iterations {
+        let started = Instant::now();
+        let response = client.get(url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        body = response.json().await.unwrap();
+        latencies.push(started.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(body["meta"]["cache"], expect_cache);
+    }
+    latencies.sort_by(f64::total_cmp);
+    (latencies, body)
+}
+
+fn main() {
+    let rows: u64 = env_or("QUERY_BENCH_ROWS", 10_000_000);
+    let iterations: usize = env_or("QUERY_BENCH_ITERATIONS", 200);
+    let dir = std::env::var("QUERY_BENCH_WAREHOUSE").unwrap_or_else(|_| format!("{}/target/query-bench-warehouse", env!("CARGO_MANIFEST_DIR")));
+    let marker = format!("{dir}/bench-rows.txt");
+    // Fixed, so a reused table and a fresh one are the same data.
+    let end: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        if std::fs::read_to_string(&marker).ok().as_deref() != Some(rows.to_string().as_str()) {
+            let _ = std::fs::remove_dir_all(&dir);
+            let lake = Lake::open(&LakeConfig::local(dir.clone())).await.unwrap();
+            let started = Instant::now();
+            generate(&lake, rows, end).await;
+            eprintln!("generated {rows} rows in {:.0}s", started.elapsed().as_secs_f64());
+            std::fs::write(&marker, rows.to_string()).unwrap();
+        }
+        let lake = Lake::open(&LakeConfig::local(dir.clone())).await.unwrap();
+        let table = lake.load(TableKind::Records).await.unwrap();
+        let metadata_location = table.metadata_location().unwrap().to_string();
+        let (from, to) = ("2026-10-25T00:00:00Z", "2026-11-01T00:00:00Z");
+        let path = format!("/api/sentiment/timeseries?ticker=AAPL&interval=hour&from={from}&to={to}");
+        let client = reqwest::Client::new();
+
+        let uncached_base = serve(&lake, QueryOptions::default()).await;
+        // Warm-up (first session, metadata read), as DuckDB's first query is.
+        measure(&client, &format!("{uncached_base}{path}"), 1, "bypass").await;
+        let (uncached, body) = measure(&client, &format!("{uncached_base}{path}"), iterations, "bypass").await;
+        let buckets = body["data"].as_array().unwrap().len();
+        let messages: i64 = body["data"].as_array().unwrap().iter().map(|b| b["message_count"].as_i64().unwrap()).sum();
+
+        let redis = start_redis();
+        let cached_base = serve(&lake, QueryOptions { redis: Some(RedisCacheConfig::new(format!("redis://127.0.0.1:{}", redis.1))), ..QueryOptions::default() }).await;
+        measure(&client, &format!("{cached_base}{path}"), 1, "miss").await;
+        let (cached, _) = measure(&client, &format!("{cached_base}{path}"), iterations, "hit").await;
+
+        // The engine alone, in process (no HTTP, no cache): where the uncached time goes.
+        let service = query_service(&lake, &QueryOptions::default()).unwrap();
+        let query = Query::parse(QueryKind::TimeSeries, Some(path.split_once('?').unwrap().1), Utc::now()).unwrap();
+        let mut engine = Vec::with_capacity(iterations);
+        service.answer(&query).await.unwrap();
+        for _ in 0..iterations {
+            let started = Instant::now();
+            service.answer(&query).await.unwrap();
+            engine.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        engine.sort_by(f64::total_cmp);
+
+        let python = std::env::var("SENTIMENT_LAKE_PYTHON").unwrap_or_else(|_| format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+        let output = Command::new(python)
+            .arg(format!("{}/scripts/bench/duckdb_timeseries.py", env!("CARGO_MANIFEST_DIR")))
+            .args(["--metadata", &metadata_location, "--ticker", "AAPL", "--from", from, "--to", to, "--iterations", &iterations.to_string()])
+            .output()
+            .expect("python with duckdb (run scripts/setup-python.sh)");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let duck: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(duck["buckets"].as_u64().unwrap() as usize, buckets, "DuckDB and the API agree on the buckets");
+        assert_eq!(duck["messages"].as_i64().unwrap(), messages, "DuckDB and the API agree on the message count");
+        let (duck_p50, duck_p99) = (duck["p50_ms"].as_f64().unwrap(), duck["p99_ms"].as_f64().unwrap());
+
+        let files = table.metadata().current_snapshot().map(|s| s.summary().additional_properties.get("total-data-files").cloned().unwrap_or_default()).unwrap_or_default();
+        println!("query benchmark: {rows} rows, {DAYS} days x {TICKERS} tickers x 4 sources, {files} data files; timeseries ticker=AAPL interval=hour over 7 days ({buckets} buckets, {messages} messages); {iterations} sequential requests each");
+        println!();
+        println!("| path | p50 ms | p99 ms | p50 vs DuckDB |");
+        println!("|---|---:|---:|---:|");
+        let row = |name: &str, v: &[f64]| println!("| {name} | {:.2} | {:.2} | {:.2}x |", percentile(v, 0.5), percentile(v, 0.99), duck_p50 / percentile(v, 0.5));
+        row("HTTP, uncached (embedded DataFusion engine)", &uncached);
+        row("HTTP, cached (Redis hit)", &cached);
+        row("engine only, in process (no HTTP, no cache)", &engine);
+        println!("| DuckDB {} iceberg_scan, same query, in process | {duck_p50:.2} | {duck_p99:.2} | 1.00x |", duck["duckdb_version"].as_str().unwrap_or("?"));
+        println!();
+        println!("(`p50 vs DuckDB` above 1 means faster than DuckDB.)");
+        drop(redis);
+    });
+}

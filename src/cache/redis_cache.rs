@@ -1,0 +1,142 @@
+//! Redis (or Azure Cache for Redis) through redis-rs's async [`ConnectionManager`], which reconnects by
+//! itself. `rediss://` URLs use TLS (Azure's port 6380) with the webpki roots.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+
+use super::{CacheError, QueryCache};
+
+#[derive(Clone)]
+pub struct RedisCacheConfig {
+    /// `redis://host:port/db` or `rediss://:password@host:6380` (may hold a password: never logged).
+    pub url: String,
+    /// Longest wait for one GET or SET before answering from the engine instead.
+    pub op_timeout: Duration,
+    /// How long the cache is skipped after a failure.
+    pub retry_after: Duration,
+}
+
+impl std::fmt::Debug for RedisCacheConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCacheConfig").field("url", &redacted(&self.url)).field("op_timeout", &self.op_timeout).field("retry_after", &self.retry_after).finish()
+    }
+}
+
+/// The URL without its credentials.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable redis url>".to_string(),
+    }
+}
+
+impl RedisCacheConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), op_timeout: Duration::from_millis(250), retry_after: Duration::from_secs(5) }
+    }
+}
+
+pub struct RedisCache {
+    manager: ConnectionManager,
+    config: RedisCacheConfig,
+    skip_until: Mutex<Option<Instant>>,
+}
+
+impl RedisCache {
+    /// Validates the URL; connects lazily, so a Redis that is down at start-up does not stop the service.
+    pub fn new(config: RedisCacheConfig) -> Result<Self, CacheError> {
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| CacheError::Unavailable(format!("{}: {e}", redacted(&config.url))))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.op_timeout))
+            .set_response_timeout(Some(config.op_timeout))
+            .set_number_of_retries(1);
+        let manager = ConnectionManager::new_lazy_with_config(client, manager_config).map_err(|e| CacheError::Unavailable(e.to_string()))?;
+        Ok(Self { manager, config, skip_until: Mutex::new(None) })
+    }
+
+    fn check_breaker(&self) -> Result<(), CacheError> {
+        let mut skip = self.skip_until.lock().unwrap_or_else(|e| e.into_inner());
+        match *skip {
+            Some(until) if Instant::now() < until => Err(CacheError::Skipped),
+            Some(_) => {
+                *skip = None;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn trip(&self) {
+        *self.skip_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + self.config.retry_after);
+    }
+
+    /// Runs one command with the breaker and the timeout around it.
+    async fn guarded<T>(&self, op: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, CacheError> {
+        self.check_breaker()?;
+        let result = match tokio::time::timeout(self.config.op_timeout, op).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => CacheError::Unavailable(e.to_string()),
+            Err(_) => CacheError::Timeout(self.config.op_timeout),
+        };
+        self.trip();
+        Err(result)
+    }
+}
+
+#[async_trait]
+impl QueryCache for RedisCache {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let mut conn = self.manager.clone();
+        self.guarded(async move { conn.get::<_, Option<Vec<u8>>>(key).await }).await
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        let mut conn = self.manager.clone();
+        let seconds = ttl.as_secs().max(1);
+        self.guarded(async move { conn.set_ex::<_, _, ()>(key, value, seconds).await }).await
+    }
+
+    async fn ping(&self) -> Result<Duration, CacheError> {
+        let mut conn = self.manager.clone();
+        let started = Instant::now();
+        self.guarded(async move { redis::cmd("PING").query_async::<String>(&mut conn).await }).await?;
+        Ok(started.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redacted("rediss://:s3cret@example.redis.cache.windows.net:6380"), "rediss://:***@example.redis.cache.windows.net:6380");
+        assert_eq!(redacted("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert!(!format!("{:?}", RedisCacheConfig::new("redis://user:pw@h:1")).contains("pw"));
+    }
+
+    #[tokio::test]
+    async fn a_dead_server_trips_the_breaker_and_later_tries_again() {
+        // Port 1 on loopback refuses connections.
+        let mut config = RedisCacheConfig::new("redis://127.0.0.1:1");
+        config.retry_after = Duration::from_millis(100);
+        let cache = RedisCache::new(config).unwrap();
+        assert!(matches!(cache.get("k").await, Err(CacheError::Unavailable(_) | CacheError::Timeout(_))));
+        assert!(matches!(cache.get("k").await, Err(CacheError::Skipped)));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(matches!(cache.get("k").await, Err(CacheError::Unavailable(_) | CacheError::Timeout(_))));
+    }
+}

@@ -1,0 +1,201 @@
+//! The embedded engine: DataFusion over the Iceberg table through `iceberg-datafusion`.
+//!
+//! Filters on `event_timestamp`, `ticker` and `source_system` are pushed into the Iceberg scan, which prunes
+//! manifests and data files by partition (day, ticker, source) and column statistics before any Parquet is
+//! read. Parameters are bound through DataFusion's placeholders; the SQL text never contains caller data.
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ParamValues;
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::error::Result as DataFusionResult;
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::scalar::ScalarValue;
+use iceberg::table::Table;
+use iceberg::{Catalog, TableIdent};
+use iceberg_datafusion::IcebergStaticTableProvider;
+use tokio::sync::Mutex;
+
+use super::{Dialect, EngineError, QueryEngine, SqlParam, SqlQuery, TableSnapshot};
+use crate::query::params::Interval;
+
+/// The name the table is registered under inside each DataFusion session.
+const TABLE_NAME: &str = "sentiment_records";
+/// Iceberg `timestamptz` columns surface in Arrow with this zone; parameters must carry the same one.
+const UTC_ZONE: &str = "+00:00";
+
+pub struct EmbeddedEngine {
+    catalog: Arc<dyn Catalog>,
+    ident: TableIdent,
+    /// The session for the most recently read snapshot. Sessions are cheap, but building the provider reads
+    /// table metadata; consecutive queries at one snapshot (the common case) share it.
+    session: Mutex<Option<(Option<i64>, SessionContext)>>,
+    /// The table as last loaded by [`QueryEngine::current_snapshot`], so `execute` need not load it again.
+    latest: Mutex<Option<Table>>,
+}
+
+impl EmbeddedEngine {
+    pub fn new(catalog: Arc<dyn Catalog>, ident: TableIdent) -> Self {
+        Self { catalog, ident, session: Mutex::new(None), latest: Mutex::new(None) }
+    }
+
+    async fn load_table(&self) -> Result<Table, EngineError> {
+        self.catalog.load_table(&self.ident).await.map_err(|e| EngineError::Unavailable(format!("loading {}: {e}", self.ident)))
+    }
+
+    async fn session_for(&self, snapshot_id: Option<i64>) -> Result<SessionContext, EngineError> {
+        let mut session = self.session.lock().await;
+        if let Some((id, ctx)) = session.as_ref() {
+            if *id == snapshot_id {
+                return Ok(ctx.clone());
+            }
+        }
+        let cached = self.latest.lock().await.clone();
+        let table = match cached {
+            Some(table) if snapshot_id.is_none_or(|id| table.metadata().snapshot_by_id(id).is_some()) => table,
+            _ => self.load_table().await?,
+        };
+        let opened = |e: iceberg::Error| EngineError::Unavailable(format!("opening snapshot {snapshot_id:?}: {e}"));
+        let provider: Arc<dyn TableProvider> = match snapshot_id {
+            Some(id) => Arc::new(FloatFilterGuard::new(IcebergStaticTableProvider::try_new_from_table_snapshot(table, id).await.map_err(opened)?)),
+            // The table had no commits when the snapshot was taken: empty, even if rows have landed since.
+            None => {
+                let schema = IcebergStaticTableProvider::try_new_from_table(table).await.map_err(opened)?.schema();
+                Arc::new(MemTable::try_new(schema, vec![vec![]]).map_err(|e| EngineError::Query(e.to_string()))?)
+            }
+        };
+        let config = SessionConfig::new().with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_table(TABLE_NAME, provider).map_err(|e| EngineError::Query(e.to_string()))?;
+        *session = Some((snapshot_id, ctx.clone()));
+        Ok(ctx)
+    }
+}
+
+/// Keeps filters on 32-bit float columns out of the Iceberg scan. iceberg-datafusion 0.10.1 turns every
+/// float literal into an Iceberg `double`, which iceberg 0.10.1 then cannot bind to a `float` column
+/// ("Can't convert datum from double type to float type"): the whole query would fail. DataFusion applies
+/// such filters itself after the scan instead; scores are not partition columns, so only min/max statistics
+/// pruning is given up for them.
+#[derive(Debug)]
+struct FloatFilterGuard {
+    inner: IcebergStaticTableProvider,
+    float_columns: HashSet<String>,
+}
+
+impl FloatFilterGuard {
+    fn new(inner: IcebergStaticTableProvider) -> Self {
+        let float_columns = inner.schema().fields().iter().filter(|f| *f.data_type() == DataType::Float32).map(|f| f.name().clone()).collect();
+        Self { inner, float_columns }
+    }
+
+    fn pushable(&self, filter: &Expr) -> bool {
+        filter.column_refs().iter().all(|c| !self.float_columns.contains(c.name()))
+    }
+}
+
+#[async_trait]
+impl TableProvider for FloatFilterGuard {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> DataFusionResult<Arc<dyn ExecutionPlan>> {
+        let pushable: Vec<Expr> = filters.iter().filter(|f| self.pushable(f)).cloned().collect();
+        self.inner.scan(state, projection, &pushable, limit).await
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DataFusionResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| if self.pushable(f) { TableProviderFilterPushDown::Inexact } else { TableProviderFilterPushDown::Unsupported })
+            .collect())
+    }
+}
+
+fn scalar(param: &SqlParam) -> ScalarValue {
+    match param {
+        SqlParam::Text(s) => ScalarValue::Utf8(Some(s.clone())),
+        SqlParam::Float(x) => ScalarValue::Float64(Some(*x)),
+        SqlParam::Timestamp(t) => ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(Arc::from(UTC_ZONE))),
+    }
+}
+
+#[async_trait]
+impl QueryEngine for EmbeddedEngine {
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        &DataFusionDialect
+    }
+
+    fn table_expr(&self, _snapshot: &TableSnapshot) -> String {
+        TABLE_NAME.to_string()
+    }
+
+    async fn current_snapshot(&self) -> Result<TableSnapshot, EngineError> {
+        let table = self.load_table().await?;
+        let snapshot = TableSnapshot { table: self.ident.to_string(), snapshot_id: table.metadata().current_snapshot_id() };
+        *self.latest.lock().await = Some(table);
+        Ok(snapshot)
+    }
+
+    async fn execute(&self, snapshot: &TableSnapshot, query: &SqlQuery) -> Result<Vec<RecordBatch>, EngineError> {
+        let ctx = self.session_for(snapshot.snapshot_id).await?;
+        // Read-only by construction: no DDL, DML or SET statements even if a query were malformed.
+        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+        let frame = ctx.sql_with_options(&query.text, options).await.map_err(|e| EngineError::Query(e.to_string()))?;
+        let frame = if query.params.is_empty() {
+            frame
+        } else {
+            let values: Vec<ScalarValue> = query.params.iter().map(scalar).collect();
+            frame.with_param_values(ParamValues::from(values)).map_err(|e| EngineError::Query(e.to_string()))?
+        };
+        frame.collect().await.map_err(|e| EngineError::Query(e.to_string()))
+    }
+}
+
+/// DataFusion's SQL.
+pub struct DataFusionDialect;
+
+impl Dialect for DataFusionDialect {
+    fn placeholder(&self, index: usize) -> String {
+        format!("${index}")
+    }
+
+    fn time_bucket(&self, interval: Interval, column: &str) -> String {
+        format!("date_trunc('{}', {column})", interval.as_str())
+    }
+
+    fn map_entries(&self, column: &str, key_alias: &str, value_alias: &str) -> String {
+        // Two unnests in one select list are zipped element by element, and a map's keys and values are
+        // stored in the same order, so each key meets its own value.
+        format!("unnest(map_keys({column})) AS {key_alias}, unnest(map_values({column})) AS {value_alias}")
+    }
+
+    fn list_elements(&self, column: &str, alias: &str) -> String {
+        format!("unnest({column}) AS {alias}")
+    }
+
+    fn struct_field(&self, expr: &str, field: &str) -> String {
+        format!("get_field({expr}, '{field}')")
+    }
+}

@@ -1,0 +1,316 @@
+//! Cache-aside around the engine, keyed by the table's current snapshot.
+//!
+//! Every request first asks the engine for the current snapshot id (one catalog read), then looks for an
+//! answer computed at that snapshot. A commit therefore invalidates every cached answer at once without any
+//! explicit purge, and an answer older than the table's current snapshot is never served; the TTL only
+//! bounds memory. Identical concurrent misses in one process share one engine query (single-flight).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use super::{plan, Query, QueryKind};
+use crate::cache::{CacheError, QueryCache};
+use crate::engine::{EngineError, QueryEngine, TableSnapshot};
+use crate::observability::{CacheLookup, QueryAnswered};
+
+/// Bumped when the stored answer format changes, so old entries are ignored rather than misread.
+const KEY_VERSION: &str = "v1";
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<EngineError> for QueryError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Unavailable(_) => QueryError::Unavailable(e.to_string()),
+            EngineError::Query(_) | EngineError::Shape(_) => QueryError::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheStatus {
+    /// From the cache.
+    Hit,
+    /// Computed by this request and stored.
+    Miss,
+    /// Computed once for several identical concurrent requests; this one waited for it.
+    Shared,
+    /// Computed without the cache (none configured, or unreachable: degraded mode).
+    Bypass,
+}
+
+/// A computed answer as stored in the cache: `data` stays serialized, so a hit is served without re-encoding.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct StoredAnswer {
+    pub snapshot_id: Option<i64>,
+    pub computed_at: DateTime<Utc>,
+    pub compute_ms: f64,
+    pub next_cursor: Option<String>,
+    pub data: Box<RawValue>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub stored: Arc<StoredAnswer>,
+    pub cache: CacheStatus,
+    pub engine: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueryServiceConfig {
+    /// How long an answer stays in the cache (it is only ever served for its own snapshot).
+    pub ttl: Duration,
+    /// How many of the busiest tickers get their time series and summary precomputed after a commit.
+    pub warm_tickers: u32,
+}
+
+impl Default for QueryServiceConfig {
+    fn default() -> Self {
+        Self { ttl: Duration::from_secs(300), warm_tickers: 10 }
+    }
+}
+
+type Flight = Arc<OnceCell<Result<Arc<StoredAnswer>, QueryError>>>;
+
+pub struct QueryService {
+    engine: Arc<dyn QueryEngine>,
+    cache: Option<Arc<dyn QueryCache>>,
+    config: QueryServiceConfig,
+    in_flight: Mutex<HashMap<String, Flight>>,
+}
+
+impl QueryService {
+    pub fn new(engine: Arc<dyn QueryEngine>, cache: Option<Arc<dyn QueryCache>>, config: QueryServiceConfig) -> Self {
+        Self { engine, cache, config, in_flight: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn engine(&self) -> &dyn QueryEngine {
+        self.engine.as_ref()
+    }
+
+    pub fn cache(&self) -> Option<&dyn QueryCache> {
+        self.cache.as_deref()
+    }
+
+    fn key(&self, snapshot: &TableSnapshot, query: &Query) -> String {
+        let digest = Sha256::digest(query.canonical().as_bytes());
+        let hash: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        let snapshot_id = snapshot.snapshot_id.map_or_else(|| "empty".to_string(), |id| id.to_string());
+        format!("sentiment-lake:{KEY_VERSION}:{}:{}:{snapshot_id}:{}:{hash}", self.engine.name(), snapshot.table, query.kind().name())
+    }
+
+    pub async fn answer(&self, query: &Query) -> Result<Answer, QueryError> {
+        let started = Instant::now();
+        let snapshot = self.engine.current_snapshot().await?;
+        let key = self.key(&snapshot, query);
+        let kind = query.kind();
+
+        let mut cache_usable = false;
+        if let Some(cache) = &self.cache {
+            let lookup = Instant::now();
+            match cache.get(&key).await {
+                Ok(Some(bytes)) => match serde_json::from_slice::<StoredAnswer>(&bytes) {
+                    Ok(stored) => {
+                        CacheLookup { query: kind, outcome: "hit", elapsed: lookup.elapsed(), error: None }.emit();
+                        return Ok(self.finish(kind, Arc::new(stored), CacheStatus::Hit, started));
+                    }
+                    // Written by an incompatible version: recompute and overwrite.
+                    Err(e) => {
+                        CacheLookup { query: kind, outcome: "miss", elapsed: lookup.elapsed(), error: Some(&CacheError::Unavailable(e.to_string())) }.emit();
+                        cache_usable = true;
+                    }
+                },
+                Ok(None) => {
+                    CacheLookup { query: kind, outcome: "miss", elapsed: lookup.elapsed(), error: None }.emit();
+                    cache_usable = true;
+                }
+                Err(e) => CacheLookup { query: kind, outcome: "bypass", elapsed: lookup.elapsed(), error: Some(&e) }.emit(),
+            }
+        }
+
+        let flight = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            in_flight.entry(key.clone()).or_default().clone()
+        };
+        let mut led = false;
+        let result = flight
+            .get_or_init(|| {
+                led = true;
+                self.compute_and_store(query, &snapshot, &key, cache_usable)
+            })
+            .await
+            .clone();
+        if led {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            if in_flight.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+                in_flight.remove(&key);
+            }
+        }
+        let stored = result?;
+        let status = match (led, cache_usable) {
+            (false, _) => CacheStatus::Shared,
+            (true, true) => CacheStatus::Miss,
+            (true, false) => CacheStatus::Bypass,
+        };
+        Ok(self.finish(kind, stored, status, started))
+    }
+
+    fn finish(&self, kind: QueryKind, stored: Arc<StoredAnswer>, cache: CacheStatus, started: Instant) -> Answer {
+        QueryAnswered { query: kind, engine: self.engine.name(), cache, elapsed: started.elapsed() }.emit();
+        Answer { stored, cache, engine: self.engine.name() }
+    }
+
+    async fn compute_and_store(&self, query: &Query, snapshot: &TableSnapshot, key: &str, store: bool) -> Result<Arc<StoredAnswer>, QueryError> {
+        let started = Instant::now();
+        let computed = plan::compute(query, self.engine.as_ref(), snapshot).await?;
+        let data = serde_json::value::to_raw_value(&computed.data).map_err(|e| QueryError::Failed(e.to_string()))?;
+        let stored = StoredAnswer {
+            snapshot_id: snapshot.snapshot_id,
+            computed_at: Utc::now(),
+            compute_ms: started.elapsed().as_secs_f64() * 1e3,
+            next_cursor: computed.next_cursor,
+            data,
+        };
+        if let (true, Some(cache)) = (store, &self.cache) {
+            match serde_json::to_vec(&stored) {
+                Ok(bytes) => {
+                    let put = Instant::now();
+                    if let Err(e) = cache.put(key, &bytes, self.config.ttl).await {
+                        CacheLookup { query: query.kind(), outcome: "store_failed", elapsed: put.elapsed(), error: Some(&e) }.emit();
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "answer not cacheable"),
+            }
+        }
+        Ok(Arc::new(stored))
+    }
+
+    /// Precomputes what dashboards ask first at the current snapshot: the busiest tickers over the last day
+    /// and week, and for the busiest `warm_tickers` their hourly time series (1 day) and summary (7 days).
+    /// Returns how many answers were computed or already cached.
+    pub async fn warm(&self) -> Result<usize, QueryError> {
+        let now = Utc::now();
+        let parse = |kind: QueryKind, q: &str| Query::parse(kind, Some(q), now).map_err(|e| QueryError::Failed(e.to_string()));
+        let mut warmed = 0;
+        let mut top = Vec::new();
+        for days in [1, 7] {
+            let answer = self.answer(&parse(QueryKind::TopTickers, &format!("days={days}&limit={}", self.config.warm_tickers.max(1)))?).await?;
+            warmed += 1;
+            if days == 1 {
+                let rows: Vec<serde_json::Value> = serde_json::from_str(answer.stored.data.get()).map_err(|e| QueryError::Failed(e.to_string()))?;
+                top = rows.iter().filter_map(|r| r.get("ticker").and_then(|t| t.as_str()).map(str::to_string)).collect();
+            }
+        }
+        for ticker in top.iter().take(self.config.warm_tickers as usize) {
+            self.answer(&parse(QueryKind::TimeSeries, &format!("ticker={ticker}&interval=hour&days=1"))?).await?;
+            self.answer(&parse(QueryKind::Summary, &format!("ticker={ticker}&days=7"))?).await?;
+            warmed += 2;
+        }
+        Ok(warmed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use arrow_array::RecordBatch;
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::engine::{Dialect, SqlQuery};
+    use crate::query::params::Interval;
+
+    /// An engine that counts executions and answers every query with no rows after a pause.
+    struct SlowEmptyEngine {
+        executions: AtomicUsize,
+    }
+
+    struct PlainDialect;
+    impl Dialect for PlainDialect {
+        fn placeholder(&self, index: usize) -> String {
+            format!("${index}")
+        }
+        fn time_bucket(&self, interval: Interval, column: &str) -> String {
+            format!("date_trunc('{}', {column})", interval.as_str())
+        }
+        fn map_entries(&self, column: &str, k: &str, v: &str) -> String {
+            format!("{column} AS {k}, {column} AS {v}")
+        }
+        fn list_elements(&self, column: &str, alias: &str) -> String {
+            format!("{column} AS {alias}")
+        }
+        fn struct_field(&self, expr: &str, field: &str) -> String {
+            format!("{expr}.{field}")
+        }
+    }
+
+    #[async_trait]
+    impl QueryEngine for SlowEmptyEngine {
+        fn name(&self) -> &'static str {
+            "test"
+        }
+        fn dialect(&self) -> &dyn Dialect {
+            &PlainDialect
+        }
+        fn table_expr(&self, _: &TableSnapshot) -> String {
+            "t".into()
+        }
+        async fn current_snapshot(&self) -> Result<TableSnapshot, EngineError> {
+            Ok(TableSnapshot { table: "ns.t".into(), snapshot_id: Some(7) })
+        }
+        async fn execute(&self, _: &TableSnapshot, _: &SqlQuery) -> Result<Vec<RecordBatch>, EngineError> {
+            self.executions.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn identical_concurrent_misses_run_one_query() {
+        let engine = Arc::new(SlowEmptyEngine { executions: AtomicUsize::new(0) });
+        let service = Arc::new(QueryService::new(engine.clone(), None, QueryServiceConfig::default()));
+        let query = Query::parse(QueryKind::TopTickers, Some("days=1"), Utc::now()).unwrap();
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (service, query) = (service.clone(), query.clone());
+                tokio::spawn(async move { service.answer(&query).await.unwrap().cache })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.unwrap());
+        }
+        assert_eq!(engine.executions.load(Ordering::SeqCst), 1, "{statuses:?}");
+        assert_eq!(statuses.iter().filter(|s| **s == CacheStatus::Bypass).count(), 1);
+        assert_eq!(statuses.iter().filter(|s| **s == CacheStatus::Shared).count(), 15);
+        // The flight is over: a later request computes again.
+        service.answer(&query).await.unwrap();
+        assert_eq!(engine.executions.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn keys_carry_engine_table_snapshot_and_query() {
+        let engine = Arc::new(SlowEmptyEngine { executions: AtomicUsize::new(0) });
+        let service = QueryService::new(engine, None, QueryServiceConfig::default());
+        let query = Query::parse(QueryKind::TimeSeries, Some("ticker=AAPL&days=1"), Utc::now()).unwrap();
+        let at = |id| service.key(&TableSnapshot { table: "ns.t".into(), snapshot_id: id }, &query);
+        assert!(at(Some(1)).starts_with("sentiment-lake:v1:test:ns.t:1:timeseries:"), "{}", at(Some(1)));
+        assert_ne!(at(Some(1)), at(Some(2)));
+        assert!(at(None).contains(":empty:"));
+    }
+}
