@@ -74,6 +74,18 @@ resource "azurerm_service_plan" "this" {
   sku_name            = "FC1"
 }
 
+# Answer cache for the query API: TLS only (port 6380), reached with rediss:// and the access key.
+resource "azurerm_redis_cache" "answers" {
+  name                 = "${var.name}-cache"
+  resource_group_name  = azurerm_resource_group.this.name
+  location             = azurerm_resource_group.this.location
+  capacity             = var.redis_capacity
+  family               = "C"
+  sku_name             = "Standard"
+  non_ssl_port_enabled = false
+  minimum_tls_version  = "1.2"
+}
+
 resource "azurerm_function_app_flex_consumption" "this" {
   name                        = "${var.name}-func"
   resource_group_name         = azurerm_resource_group.this.name
@@ -92,7 +104,11 @@ resource "azurerm_function_app_flex_consumption" "this" {
     type = "SystemAssigned"
   }
 
-  site_config {}
+  site_config {
+    cors {
+      allowed_origins = var.cors_origins
+    }
+  }
 
   app_settings = {
     EventHubConnection__fullyQualifiedNamespace = "${azurerm_eventhub_namespace.this.name}.servicebus.windows.net"
@@ -103,6 +119,8 @@ resource "azurerm_function_app_flex_consumption" "this" {
     SENTIMENT_LAKE_COMMIT_SCHEDULE              = "*/30 * * * * *"
     SENTIMENT_LAKE_COMMIT_INTERVAL_SECS         = "30"
     SENTIMENT_LAKE_LOG_JSON                     = "true"
+    SENTIMENT_LAKE_REDIS_URL                    = "rediss://:${azurerm_redis_cache.answers.primary_access_key}@${azurerm_redis_cache.answers.hostname}:${azurerm_redis_cache.answers.ssl_port}"
+    SENTIMENT_LAKE_CORS_ORIGINS                 = join(",", var.cors_origins)
   }
 }
 

@@ -31,3 +31,15 @@ variable "catalog_uri" {
   description = "SQL catalog URI shared by all instances (PostgreSQL for more than one instance)."
   type        = string
 }
+
+variable "redis_capacity" {
+  description = "Azure Cache for Redis size in the Standard C family (0 = 250 MB, 1 = 1 GB, ...)."
+  type        = number
+  default     = 0
+}
+
+variable "cors_origins" {
+  description = "Browser origins allowed to call the query API (dashboards)."
+  type        = list(string)
+  default     = []
+}

@@ -312,3 +312,26 @@ async fn rate_limits_and_cors_follow_the_configuration() {
 async fn client_request(url: &str, forwarded_for: &str) -> reqwest::Response {
     client().get(url).header("x-forwarded-for", forwarded_for).send().await.unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn answers_are_cached_over_tls_with_a_private_ca() {
+    let dir = warehouse();
+    let lake = open(dir.path()).await;
+    ingest(&lake, &events(instant(END), 0, 300)).await;
+    let certs = tempfile::tempdir().unwrap();
+    let (_redis, tls_port) = RedisServer::start_tls(certs.path());
+    let mut config = RedisCacheConfig::new(format!("rediss://127.0.0.1:{tls_port}"));
+    config.ca_cert = Some(certs.path().join("ca.pem"));
+    let server = serve_full(lake, IncompletePolicy::Enrich, QueryOptions { redis: Some(config), ..QueryOptions::default() }, ApiConfig::default()).await;
+    let path = format!("/api/sentiment/tickers?from={FROM}&to={TO}");
+    assert_eq!(get_ok(&server.base, &path).await["meta"]["cache"], "miss");
+    assert_eq!(get_ok(&server.base, &path).await["meta"]["cache"], "hit");
+    let (_, health) = get(&server.base, "/api/health").await;
+    assert_eq!(health["query"]["cache"]["ok"], true, "{health}");
+
+    // Without the private CA the server's certificate is refused: TLS is verified, not just encrypted.
+    let untrusted = RedisCacheConfig::new(format!("rediss://127.0.0.1:{tls_port}"));
+    let lake = open(dir.path()).await;
+    let server = serve_full(lake, IncompletePolicy::Enrich, QueryOptions { redis: Some(untrusted), ..QueryOptions::default() }, ApiConfig::default()).await;
+    assert_eq!(get_ok(&server.base, &path).await["meta"]["cache"], "bypass");
+}

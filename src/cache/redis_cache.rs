@@ -1,6 +1,8 @@
 //! Redis (or Azure Cache for Redis) through redis-rs's async [`ConnectionManager`], which reconnects by
-//! itself. `rediss://` URLs use TLS (Azure's port 6380) with the webpki roots.
+//! itself. `rediss://` URLs use TLS (Azure's port 6380), verified against the webpki roots or, for a private
+//! CA, the PEM file given as `ca_cert`.
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,11 +20,18 @@ pub struct RedisCacheConfig {
     pub op_timeout: Duration,
     /// How long the cache is skipped after a failure.
     pub retry_after: Duration,
+    /// PEM root certificate(s) to verify a `rediss://` server with, instead of the public roots.
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for RedisCacheConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisCacheConfig").field("url", &redacted(&self.url)).field("op_timeout", &self.op_timeout).field("retry_after", &self.retry_after).finish()
+        f.debug_struct("RedisCacheConfig")
+            .field("url", &redacted(&self.url))
+            .field("op_timeout", &self.op_timeout)
+            .field("retry_after", &self.retry_after)
+            .field("ca_cert", &self.ca_cert)
+            .finish()
     }
 }
 
@@ -41,7 +50,7 @@ pub fn redacted(url: &str) -> String {
 
 impl RedisCacheConfig {
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), op_timeout: Duration::from_millis(250), retry_after: Duration::from_secs(5) }
+        Self { url: url.into(), op_timeout: Duration::from_millis(250), retry_after: Duration::from_secs(5), ca_cert: None }
     }
 }
 
@@ -54,7 +63,14 @@ pub struct RedisCache {
 impl RedisCache {
     /// Validates the URL; connects lazily, so a Redis that is down at start-up does not stop the service.
     pub fn new(config: RedisCacheConfig) -> Result<Self, CacheError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| CacheError::Unavailable(format!("{}: {e}", redacted(&config.url))))?;
+        let invalid = |e: redis::RedisError| CacheError::Unavailable(format!("{}: {e}", redacted(&config.url)));
+        let client = match &config.ca_cert {
+            None => redis::Client::open(config.url.as_str()).map_err(invalid)?,
+            Some(path) => {
+                let root_cert = std::fs::read(path).map_err(|e| CacheError::Unavailable(format!("CA certificate {}: {e}", path.display())))?;
+                redis::Client::build_with_tls(config.url.as_str(), redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) }).map_err(invalid)?
+            }
+        };
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.op_timeout))
             .set_response_timeout(Some(config.op_timeout))

@@ -135,6 +135,9 @@ pub struct CacheArgs {
     /// Without it every query goes to the engine.
     #[arg(long, env = "SENTIMENT_LAKE_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// PEM CA certificate for a rediss:// server signed by a private CA (public CAs need nothing).
+    #[arg(long, env = "SENTIMENT_LAKE_REDIS_CA_CERT")]
+    pub redis_ca_cert: Option<PathBuf>,
     /// Seconds an answer stays cached (it is only ever served for the snapshot it was computed at).
     #[arg(long, env = "SENTIMENT_LAKE_CACHE_TTL_SECS", default_value_t = 300)]
     pub cache_ttl_secs: u64,
@@ -156,6 +159,7 @@ impl CacheArgs {
                 url: url.clone(),
                 op_timeout: Duration::from_millis(self.cache_timeout_ms.max(1)),
                 retry_after: Duration::from_millis(self.cache_retry_after_ms),
+                ca_cert: self.redis_ca_cert.clone(),
             }),
             service: QueryServiceConfig { ttl: Duration::from_secs(self.cache_ttl_secs.max(1)), warm_tickers: self.warm_tickers },
         }

@@ -20,8 +20,37 @@ impl RedisServer {
 
     /// Starts on `port` (used to bring a killed server back on the same address).
     pub fn start_on(port: u16) -> Self {
+        Self::spawn(port, &[])
+    }
+
+    /// Plain on a free port (for the readiness check) and TLS on the returned port. `openssl` makes, in `dir`,
+    /// a private CA (`ca.pem`, what clients must trust) and a server certificate for 127.0.0.1 signed by it.
+    pub fn start_tls(dir: &std::path::Path) -> (Self, u16) {
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .current_dir(dir)
+                .args(args)
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl is installed (scripts/setup-redis.sh installs it)");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
+        openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=sentiment-lake test CA", "-keyout", "ca.key", "-out", "ca.pem",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
+        openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "server.csr"]);
+        openssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-out", "cert.pem", "-extfile", "server.ext"]);
+        let tls_port = free_port();
+        let path = |name: &str| dir.join(name).display().to_string();
+        let (cert, key, ca) = (path("cert.pem"), path("key.pem"), path("ca.pem"));
+        let tls = ["--tls-port", &tls_port.to_string(), "--tls-cert-file", &cert, "--tls-key-file", &key, "--tls-ca-cert-file", &ca, "--tls-auth-clients", "no"];
+        (Self::spawn(free_port(), &tls), tls_port)
+    }
+
+    fn spawn(port: u16, extra: &[&str]) -> Self {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

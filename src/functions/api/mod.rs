@@ -110,6 +110,7 @@ pub fn router(service: Arc<QueryService>, config: &ApiConfig) -> Router {
         routes = routes.route(&docs::path(kind), get(move |RawQuery(q): RawQuery| sentiment(kind, service.clone(), q)));
     }
     let routes = routes
+        .route("/api/sentiment", get(not_found))
         .route("/api/sentiment/{*rest}", get(not_found))
         .layer(middleware::from_fn_with_state(config.timeout, guard::deadline))
         .layer(middleware::from_fn_with_state(RateLimit::new(config.requests_per_minute, config.burst), guard::rate_limit));
