@@ -5,14 +5,14 @@
 mod common;
 
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::expected::{self, assert_close};
 use common::redis::RedisServer;
 use common::*;
 use sentiment_lake::app::QueryOptions;
-use sentiment_lake::cache::RedisCacheConfig;
+use sentiment_lake::cache::{CacheError, QueryCache, RedisCache, RedisCacheConfig};
 use sentiment_lake::enrich::IncompletePolicy;
 use sentiment_lake::functions::api::ApiConfig;
 use sentiment_lake::ingest::Pipeline;
@@ -210,6 +210,45 @@ async fn with_redis_killed_requests_still_succeed_and_caching_resumes_when_it_re
         }
     }
     assert!(resumed, "caching resumed after Redis came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_frozen_redis_costs_one_deadline_then_is_skipped() {
+    let dir = warehouse();
+    let lake = open(dir.path()).await;
+    ingest(&lake, &events(instant(END), 0, 600)).await;
+    let redis = RedisServer::start();
+    // The service's defaults: 250 ms per cache operation, then 5 s without the cache.
+    let config = RedisCacheConfig::new(redis.url());
+    let op_timeout = config.op_timeout;
+    let options = QueryOptions { redis: Some(config.clone()), ..QueryOptions::default() };
+    let server = serve_full(lake, IncompletePolicy::Enrich, options, ApiConfig::default()).await;
+    let path = format!("/api/sentiment/summary?ticker=AAPL&from={FROM}&to={TO}");
+    let cold = get_ok(&server.base, &path).await;
+    assert_eq!(get_ok(&server.base, &path).await["meta"]["cache"], "hit");
+    // A second client of the same server, looked at directly: which failure each operation meets.
+    let probe = RedisCache::new(config).unwrap();
+    assert!(probe.get("probe").await.unwrap().is_none());
+
+    redis.freeze(true);
+    let started = Instant::now();
+    let first = get_ok(&server.base, &path).await;
+    let waited = started.elapsed();
+    assert_eq!(first["meta"]["cache"], "bypass");
+    assert_eq!(first["data"], cold["data"]);
+    assert!(waited >= op_timeout, "the request met the frozen server: {waited:?}");
+    assert!(waited < Duration::from_secs(5), "the cache's deadline bounds the wait: {waited:?}");
+    for _ in 0..3 {
+        let body = get_ok(&server.base, &path).await;
+        assert_eq!(body["meta"]["cache"], "bypass");
+        assert_eq!(body["data"], cold["data"]);
+    }
+
+    let started = Instant::now();
+    assert!(matches!(probe.get("probe").await, Err(CacheError::Timeout(t)) if t == op_timeout), "a frozen server times out");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(matches!(probe.get("probe").await, Err(CacheError::Skipped)), "and is then skipped without waiting");
+    redis.freeze(false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

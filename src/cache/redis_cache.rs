@@ -100,6 +100,8 @@ impl RedisCache {
         self.check_breaker()?;
         let result = match tokio::time::timeout(self.config.op_timeout, op).await {
             Ok(Ok(value)) => return Ok(value),
+            // The connection manager's own response timeout usually fires first; it is still a timeout.
+            Ok(Err(e)) if e.is_timeout() => CacheError::Timeout(self.config.op_timeout),
             Ok(Err(e)) => CacheError::Unavailable(e.to_string()),
             Err(_) => CacheError::Timeout(self.config.op_timeout),
         };

@@ -84,6 +84,15 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOP or SIGCONT: a frozen server keeps its connections open but answers nothing, as an overloaded
+    /// or partitioned cache node does; only deadlines get a client past it.
+    pub fn freeze(&self, frozen: bool) {
+        let child = self.child.as_ref().expect("the server is running");
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill {signal}");
+    }
+
     /// Keys currently stored (a direct look, independent of the service under test).
     pub fn keys(&self) -> Vec<String> {
         let client = redis::Client::open(self.url()).unwrap();

@@ -1,6 +1,6 @@
 //! What stands in front of every API request: a per-client rate limit and a deadline.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,15 +27,24 @@ impl RateLimit {
     }
 }
 
-/// The client a request counts against: the first `X-Forwarded-For` hop (set by Azure's front end, which the
-/// Functions host passes on), else the peer address.
+/// The client a request counts against: the last `X-Forwarded-For` hop, else the peer address.
+///
+/// The last hop is the one Azure's front end appended for the connection it accepted; a client can put
+/// anything *before* it, so the first hop would let anyone pick a fresh bucket per request. Azure writes
+/// hops as `ip:port`, and the port changes with every connection, so only the address is kept.
 fn client_key(request: &Request) -> String {
-    if let Some(forwarded) = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        if let Some(first) = forwarded.split(',').next().map(str::trim).filter(|s| !s.is_empty()) {
-            return first.to_string();
-        }
+    let forwarded = request.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).next_back();
+    if let Some(ip) = forwarded.and_then(|value| value.rsplit(',').next()).and_then(forwarded_address) {
+        return ip.to_string();
     }
     request.extensions().get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
+}
+
+/// The address of one `X-Forwarded-For` hop: `203.0.113.7`, `203.0.113.7:51234`, `2001:db8::1` or
+/// `[2001:db8::1]:51234`. Anything else (`unknown`, an obfuscated name) is not an address.
+fn forwarded_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>().ok().or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
 }
 
 pub async fn rate_limit(State(limit): State<RateLimit>, request: Request, next: Next) -> Response {
@@ -56,5 +65,39 @@ pub async fn deadline(State(timeout): State<Duration>, request: Request, next: N
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(ErrorCode::Timeout, format!("no answer within {} ms", timeout.as_millis())).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+
+    fn key(forwarded: &[&str]) -> String {
+        let mut builder = Request::builder().uri("/api/sentiment/tickers");
+        for value in forwarded {
+            builder = builder.header("x-forwarded-for", *value);
+        }
+        let mut request = builder.body(Body::empty()).unwrap();
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        client_key(&request)
+    }
+
+    #[test]
+    fn the_platform_appended_hop_decides_and_ports_are_dropped() {
+        assert_eq!(key(&["203.0.113.7:51234"]), "203.0.113.7");
+        assert_eq!(key(&["203.0.113.7:60001"]), key(&["203.0.113.7:51234"]), "a new connection is the same client");
+        assert_eq!(key(&["198.51.100.1, 203.0.113.7:51234"]), "203.0.113.7", "a client-written first hop is ignored");
+        assert_eq!(key(&["[2001:db8::1]:443"]), "2001:db8::1");
+        assert_eq!(key(&["2001:db8::1"]), "2001:db8::1");
+        assert_eq!(key(&["10.0.0.1", "203.0.113.7"]), "203.0.113.7", "repeated headers: the last one");
+    }
+
+    #[test]
+    fn without_a_usable_hop_the_peer_address_decides() {
+        assert_eq!(key(&[]), "127.0.0.1");
+        assert_eq!(key(&["unknown"]), "127.0.0.1");
+        assert_eq!(key(&["203.0.113.7, "]), "127.0.0.1");
     }
 }
