@@ -68,7 +68,8 @@ impl RedisCache {
             None => redis::Client::open(config.url.as_str()).map_err(invalid)?,
             Some(path) => {
                 let root_cert = std::fs::read(path).map_err(|e| CacheError::Unavailable(format!("CA certificate {}: {e}", path.display())))?;
-                redis::Client::build_with_tls(config.url.as_str(), redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) }).map_err(invalid)?
+                redis::Client::build_with_tls(config.url.as_str(), redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) })
+                    .map_err(invalid)?
             }
         };
         let manager_config = ConnectionManagerConfig::new()

@@ -69,11 +69,7 @@ pub fn dead_letter_schema() -> Schema {
         NestedField::required(10, DEAD_LETTERED_AT, tstz()),
         NestedField::optional(11, "invocation_id", string()),
     ];
-    Schema::builder()
-        .with_schema_id(0)
-        .with_fields(fields.into_iter().map(Arc::new))
-        .build()
-        .expect("the dead-letter schema is statically valid")
+    Schema::builder().with_schema_id(0).with_fields(fields.into_iter().map(Arc::new)).build().expect("the dead-letter schema is statically valid")
 }
 
 pub fn dead_letter_partition_spec() -> UnboundPartitionSpec {
@@ -84,9 +80,8 @@ pub fn dead_letter_partition_spec() -> UnboundPartitionSpec {
 }
 
 pub fn dead_letter_arrow_schema() -> SchemaRef {
-    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-        Arc::new(iceberg::arrow::schema_to_arrow_schema(&dead_letter_schema()).expect("converts to Arrow"))
-    });
+    static SCHEMA: LazyLock<SchemaRef> =
+        LazyLock::new(|| Arc::new(iceberg::arrow::schema_to_arrow_schema(&dead_letter_schema()).expect("converts to Arrow")));
     SCHEMA.clone()
 }
 

@@ -64,7 +64,10 @@ impl ApiError {
     }
 
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        Self { retry_after_secs: Some(retry_after_secs.max(1)), ..Self::new(ErrorCode::RateLimited, "too many requests; retry after the indicated delay") }
+        Self {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..Self::new(ErrorCode::RateLimited, "too many requests; retry after the indicated delay")
+        }
     }
 
     pub fn code(&self) -> ErrorCode {

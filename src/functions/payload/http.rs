@@ -35,10 +35,8 @@ impl HttpTriggerRequest {
             Some(Value::Object(map)) => map
                 .iter()
                 .map(|(k, v)| {
-                    let values = lenient::array(v).map_or_else(
-                        || lenient::string(v).into_iter().collect(),
-                        |items| items.iter().filter_map(lenient::string).collect(),
-                    );
+                    let values = lenient::array(v)
+                        .map_or_else(|| lenient::string(v).into_iter().collect(), |items| items.iter().filter_map(lenient::string).collect());
                     (k.to_ascii_lowercase(), values)
                 })
                 .collect(),
