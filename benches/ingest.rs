@@ -12,8 +12,8 @@ use chrono::Utc;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use sentiment_lake::ingest::file::batch_from_file;
 use sentiment_lake::enrich::IncompletePolicy;
+use sentiment_lake::ingest::file::batch_from_file;
 use sentiment_lake::ingest::{Pipeline, SourceBatch};
 use sentiment_lake::lake::{Lake, LakeConfig};
 use sentiment_lake::synthetic::EventGenerator;
@@ -45,11 +45,8 @@ fn core_pass(pipeline: &Pipeline, batches: &[SourceBatch]) -> (f64, usize) {
 }
 
 fn split(ndjson: &[u8]) -> Vec<SourceBatch> {
-    let all = batch_from_file(ndjson, "bench").unwrap();
-    all.events
-        .chunks(BATCH)
-        .map(|chunk| SourceBatch { source: all.source.clone(), invocation_id: None, events: chunk.to_vec() })
-        .collect()
+    let all = batch_from_file(ndjson, "bench", None).unwrap();
+    all.events.chunks(BATCH).map(|chunk| SourceBatch { source: all.source.clone(), invocation_id: None, events: chunk.to_vec() }).collect()
 }
 
 /// Median seconds of `ROUNDS` core passes after a warm-up, and the Parquet size.
@@ -113,19 +110,47 @@ fn main() {
     });
 
     let n = EVENTS as f64;
-    println!("ingest benchmark: {EVENTS} events, {:.1} MB NDJSON (mean {} B/event), batches of {BATCH}, 1 day x 50 tickers x 4 sources", input_mb, ndjson.len() as u64 / EVENTS);
+    println!(
+        "ingest benchmark: {EVENTS} events, {:.1} MB NDJSON (mean {} B/event), batches of {BATCH}, 1 day x 50 tickers x 4 sources",
+        input_mb,
+        ndjson.len() as u64 / EVENTS
+    );
     println!();
     println!("| path | implementation | events/s per core | wall s | note |");
     println!("|---|---|---:|---:|---|");
-    println!("| core: decode+validate+Arrow+Parquet | sentiment-lake | {:.0} | {:.3} | median of {ROUNDS}, {:.1} MB Parquet |", n / core, core, parquet_bytes as f64 / 1e6);
-    println!("| core + enrichment, raw messages | sentiment-lake | {:.0} | {:.3} | every analysis field computed from the text |", n / core_enrich, core_enrich);
+    println!(
+        "| core: decode+validate+Arrow+Parquet | sentiment-lake | {:.0} | {:.3} | median of {ROUNDS}, {:.1} MB Parquet |",
+        n / core,
+        core,
+        parquet_bytes as f64 / 1e6
+    );
+    println!(
+        "| core + enrichment, raw messages | sentiment-lake | {:.0} | {:.3} | every analysis field computed from the text |",
+        n / core_enrich,
+        core_enrich
+    );
     let full = stage + commit;
-    println!("| full: stage + commit | sentiment-lake | {:.0} | {:.3} | stage {:.3}s + commit {:.3}s, {files} data files, 1 snapshot |", n / full, full, stage, commit);
+    println!(
+        "| full: stage + commit | sentiment-lake | {:.0} | {:.3} | stage {:.3}s + commit {:.3}s, {files} data files, 1 snapshot |",
+        n / full,
+        full,
+        stage,
+        commit
+    );
     if let Some(peer) = &peer {
         let cpu = |k: &str| peer[k]["cpu_s"].as_f64().unwrap();
         let wall = |k: &str| peer[k]["wall_s"].as_f64().unwrap();
-        println!("| core: json.loads+pyarrow+Parquet | PyIceberg/pyarrow | {:.0} | {:.3} | no validation; per CPU-second |", n / cpu("core"), wall("core"));
-        println!("| full: decode + table.append | PyIceberg 0.12 | {:.0} | {:.3} | {} data files, 1 snapshot; per CPU-second |", n / cpu("append"), wall("append"), peer["append"]["data_files"]);
+        println!(
+            "| core: json.loads+pyarrow+Parquet | PyIceberg/pyarrow | {:.0} | {:.3} | no validation; per CPU-second |",
+            n / cpu("core"),
+            wall("core")
+        );
+        println!(
+            "| full: decode + table.append | PyIceberg 0.12 | {:.0} | {:.3} | {} data files, 1 snapshot; per CPU-second |",
+            n / cpu("append"),
+            wall("append"),
+            peer["append"]["data_files"]
+        );
         println!();
         println!("ratio core (Rust / Python, per core): {:.1}x", (n / core) / (n / cpu("core")));
         println!("ratio full (Rust / PyIceberg, per core): {:.1}x", (n / full) / (n / cpu("append")));

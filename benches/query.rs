@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sentiment_lake::app::{query_service, CommitterHandle, QueryOptions};
+use sentiment_lake::app::{query_service, QueryOptions};
 use sentiment_lake::cache::RedisCacheConfig;
 use sentiment_lake::enrich::IncompletePolicy;
 use sentiment_lake::functions::api::ApiConfig;
-use sentiment_lake::functions::routes::{app, AppState, EventHubBinding};
+use sentiment_lake::functions::routes::{app, AppState, EventHubBinding, DEFAULT_MAX_INVOCATION_BYTES};
 use sentiment_lake::ingest::file::batch_from_file;
 use sentiment_lake::ingest::Pipeline;
-use sentiment_lake::lake::{Lake, LakeConfig, TableKind};
+use sentiment_lake::lake::{Committer, Lake, LakeConfig, TableKind};
 use sentiment_lake::query::{Query, QueryKind};
 use sentiment_lake::synthetic::EventGenerator;
 
@@ -44,7 +44,7 @@ async fn generate(lake: &Lake, rows: u64, end: DateTime<Utc>) {
         let day_end = end - chrono::Duration::days(i64::from(DAYS - 1 - day));
         let mut generator = EventGenerator::new(u64::from(day), day_end, 1, TICKERS);
         let first = u64::from(day) * per_day;
-        let batch = batch_from_file(&generator.ndjson(first, per_day), &format!("bench-day-{day}")).unwrap();
+        let batch = batch_from_file(&generator.ndjson(first, per_day), &format!("bench-day-{day}"), None).unwrap();
         let report = pipeline.ingest(lake, &batch).await.unwrap();
         assert_eq!(report.dead_lettered, 0);
         lake.commit().await.unwrap();
@@ -78,8 +78,9 @@ async fn serve(lake: &Lake, options: QueryOptions) -> String {
         lake: lake.clone(),
         pipeline: Pipeline::new(IncompletePolicy::DeadLetter),
         binding: Arc::new(EventHubBinding::default()),
-        committer: CommitterHandle::new(lake.clone(), usize::MAX, None),
+        committer: Committer::new(lake.clone(), usize::MAX, None),
         query,
+        max_invocation_bytes: DEFAULT_MAX_INVOCATION_BYTES,
     };
     // The benchmark is one client: no rate limit should interfere.
     let api = ApiConfig { requests_per_minute: std::num::NonZeroU32::MAX, burst: std::num::NonZeroU32::MAX, ..ApiConfig::default() };

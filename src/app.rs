@@ -1,94 +1,38 @@
-//! Wiring: shared state, the background committer, and the HTTP server.
+//! Wiring: the lake, the query service and the committer, the HTTP server, and shutdown.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, Notify};
-
 use crate::cache::{QueryCache, RedisCache, RedisCacheConfig};
-use crate::engine::EmbeddedEngine;
+use crate::engine::{EmbeddedEngine, DEFAULT_MEMORY_LIMIT};
 use crate::functions::api::ApiConfig;
 use crate::functions::routes::{app, AppState, EventHubBinding};
 use crate::ingest::Pipeline;
-use crate::lake::{CommitReport, Lake, LakeError, TableKind};
+use crate::lake::{CommitReport, Committer, Lake, OnCommit, TableKind};
 use crate::query::{QueryService, QueryServiceConfig};
 
-/// Decides when staged data becomes visible: every `interval`, or sooner once `threshold_rows` are
-/// pending. Peers commit every 1–5 minutes; a commit per invocation would multiply snapshots and files.
-#[derive(Clone)]
-pub struct CommitterHandle {
-    inner: Arc<CommitterInner>,
-}
-
-struct CommitterInner {
-    lake: Lake,
-    wake: Notify,
-    pending_rows: AtomicUsize,
-    threshold_rows: usize,
-    // One pass at a time per process; other processes are handled by the commit protocol itself.
-    running: Mutex<()>,
-    /// Precomputes popular answers once new rows are visible.
-    warmer: Option<Arc<QueryService>>,
-}
-
-impl CommitterHandle {
-    pub fn new(lake: Lake, threshold_rows: usize, warmer: Option<Arc<QueryService>>) -> Self {
-        Self {
-            inner: Arc::new(CommitterInner {
-                lake,
-                wake: Notify::new(),
-                pending_rows: AtomicUsize::new(0),
-                threshold_rows: threshold_rows.max(1),
-                running: Mutex::new(()),
-                warmer,
-            }),
+/// After a commit that added rows, precomputes popular answers in the background: the commit is done and
+/// its caller should not wait for dashboards' queries.
+pub fn warm_after_commit(lake: &Lake, query: Arc<QueryService>) -> OnCommit {
+    let records = lake.target(TableKind::Records).name.clone();
+    Arc::new(move |reports: &[CommitReport]| {
+        if !reports.iter().any(|r| r.table == records && r.rows_committed > 0) {
+            return;
         }
-    }
-
-    /// Called after each staged batch; wakes the committer early when the threshold is crossed.
-    pub fn record_staged(&self, rows: usize) {
-        let pending = self.inner.pending_rows.fetch_add(rows, Ordering::Relaxed) + rows;
-        if pending >= self.inner.threshold_rows {
-            self.inner.wake.notify_one();
-        }
-    }
-
-    pub async fn commit_now(&self) -> Result<Vec<CommitReport>, LakeError> {
-        let _guard = self.inner.running.lock().await;
-        self.inner.pending_rows.store(0, Ordering::Relaxed);
-        let reports = self.inner.lake.commit().await?;
-        let records = &self.inner.lake.target(TableKind::Records).name;
-        let new_rows = reports.iter().any(|r| &r.table == records && r.rows_committed > 0);
-        if let (true, Some(warmer)) = (new_rows, &self.inner.warmer) {
-            // In the background: the commit is done and its caller should not wait for dashboards' queries.
-            let warmer = warmer.clone();
-            tokio::spawn(async move {
-                match warmer.warm().await {
-                    Ok(answers) => tracing::debug!(answers, "Cache warmed after commit."),
-                    Err(e) => tracing::warn!(error = %e, "Cache warming failed; answers will be computed on demand."),
-                }
-            });
-        }
-        Ok(reports)
-    }
-
-    /// Runs the interval/threshold loop until the task is dropped.
-    pub fn spawn(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
-        let handle = self.clone();
+        let query = query.clone();
         tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
-                    _ = handle.inner.wake.notified() => {}
+            match query.warm().await {
+                Ok(Some(answers)) => tracing::debug!(answers, "Cache warmed after commit."),
+                Ok(None) => {
+                    tracing::debug!("A warming run is already going; this commit's is skipped.")
                 }
-                if let Err(e) = handle.commit_now().await {
-                    tracing::error!(error = %e, "Commit pass failed; staged data is kept for the next pass.");
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cache warming failed; answers will be computed on demand.")
                 }
             }
-        })
-    }
+        });
+    })
 }
 
 /// Options of the `serve` mode.
@@ -101,18 +45,27 @@ pub struct ServeOptions {
     pub pipeline: Pipeline,
     pub query: QueryOptions,
     pub api: ApiConfig,
+    /// Largest invocation body read into memory; larger ones are stored in the quarantine.
+    pub max_invocation_bytes: usize,
 }
 
-/// How queries are answered: the cache (Redis URL, TTL) and warming.
-#[derive(Debug, Clone, Default)]
+/// How queries are answered: the cache (Redis URL, TTL), warming and the engine's memory.
+#[derive(Debug, Clone)]
 pub struct QueryOptions {
     pub redis: Option<RedisCacheConfig>,
     pub service: QueryServiceConfig,
+    pub engine_memory_bytes: usize,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        Self { redis: None, service: QueryServiceConfig::default(), engine_memory_bytes: DEFAULT_MEMORY_LIMIT }
+    }
 }
 
 /// The query service over the lake's records table with the embedded engine.
 pub fn query_service(lake: &Lake, options: &QueryOptions) -> anyhow::Result<Arc<QueryService>> {
-    let engine = Arc::new(EmbeddedEngine::new(lake.catalog(), lake.target(TableKind::Records).ident.clone()));
+    let engine = Arc::new(EmbeddedEngine::new(lake.catalog(), lake.target(TableKind::Records).ident.clone(), options.engine_memory_bytes)?);
     let cache = match &options.redis {
         Some(config) => Some(Arc::new(RedisCache::new(config.clone())?) as Arc<dyn QueryCache>),
         None => None,
@@ -123,9 +76,16 @@ pub fn query_service(lake: &Lake, options: &QueryOptions) -> anyhow::Result<Arc<
 /// Serves the custom-handler protocol until SIGINT/SIGTERM, then commits what is staged and exits.
 pub async fn serve(lake: Lake, options: ServeOptions) -> anyhow::Result<()> {
     let query = query_service(&lake, &options.query)?;
-    let committer = CommitterHandle::new(lake.clone(), options.commit_threshold_rows, Some(query.clone()));
+    let committer = Committer::new(lake.clone(), options.commit_threshold_rows, Some(warm_after_commit(&lake, query.clone())));
     let loop_task = committer.spawn(options.commit_interval);
-    let state = AppState { lake, pipeline: options.pipeline, binding: Arc::new(options.binding), committer: committer.clone(), query };
+    let state = AppState {
+        lake,
+        pipeline: options.pipeline,
+        binding: Arc::new(options.binding),
+        committer: committer.clone(),
+        query,
+        max_invocation_bytes: options.max_invocation_bytes,
+    };
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     tracing::info!(
         addr = %listener.local_addr()?,

@@ -2,15 +2,18 @@
 //! and updates the metric together, so the two never disagree.
 //!
 //! Logs go to stderr: the Functions host discards the `Logs` of a non-2xx reply, but it always captures the
-//! handler's stderr. Metrics are exported in Prometheus text format at `/metrics`.
+//! handler's stderr. Metrics are exported in Prometheus text format at `/metrics`. Events that can occur
+//! once per record are logged within a budget per second (the metric still counts every one), so a batch
+//! of bad events cannot flood the log.
+//!
+//! This module depends on nothing else in the crate: events carry plain values, so every layer can emit
+//! them without the layers depending on each other through here.
 
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use metrics::{counter, histogram};
+use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-
-use crate::lake::CommitReport;
 
 /// Installs the tracing subscriber (JSON lines when `json`, human-readable otherwise) and the metrics
 /// recorder. Safe to call more than once (later calls are no-ops).
@@ -72,6 +75,37 @@ impl BatchStaged<'_> {
     }
 }
 
+/// A per-second allowance of log lines for one kind of event.
+struct LogBudget {
+    per_second: u32,
+    state: Mutex<(Option<Instant>, u32, u64)>,
+}
+
+impl LogBudget {
+    const fn new(per_second: u32) -> Self {
+        Self { per_second, state: Mutex::new((None, 0, 0)) }
+    }
+
+    /// `Some(suppressed since the last logged line)` when this occurrence may be logged.
+    fn allow(&self) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (window, used, suppressed) = &mut *state;
+        if window.is_none_or(|start| start.elapsed() >= Duration::from_secs(1)) {
+            *window = Some(Instant::now());
+            *used = 0;
+        }
+        if *used < self.per_second {
+            *used += 1;
+            Some(std::mem::take(suppressed))
+        } else {
+            *suppressed += 1;
+            None
+        }
+    }
+}
+
+static REJECTION_LOGS: LogBudget = LogBudget::new(20);
+
 /// One event refused; the reason goes to the dead-letter table too.
 pub struct RecordRejected<'a> {
     pub source: &'a str,
@@ -82,45 +116,127 @@ pub struct RecordRejected<'a> {
 
 impl RecordRejected<'_> {
     pub fn emit(self) {
-        tracing::warn!(
-            source = self.source,
-            sequence_number = self.sequence_number,
-            error_class = self.error_class,
-            reason = self.reason,
-            "Record dead-lettered."
-        );
+        if let Some(suppressed) = REJECTION_LOGS.allow() {
+            tracing::warn!(
+                source = self.source,
+                sequence_number = self.sequence_number,
+                error_class = self.error_class,
+                reason = self.reason,
+                suppressed_since_last = suppressed,
+                "Record dead-lettered."
+            );
+        }
         counter!("sentiment_lake_records_rejected_total", "class" => self.error_class).increment(1);
     }
 }
 
-/// A commit pass finished for one table.
+/// A commit call finished for one table.
 pub struct BatchCommitted<'a> {
-    pub report: &'a CommitReport,
+    pub table: &'a str,
+    pub segments: usize,
+    pub staged_bytes: u64,
+    pub rows: usize,
+    pub duplicates: usize,
+    pub data_files: usize,
+    pub snapshots: usize,
+    pub attempts: u32,
+    pub snapshot_id: Option<i64>,
+    pub latency: Duration,
 }
 
 impl BatchCommitted<'_> {
     pub fn emit(self) {
-        let r = self.report;
-        if r.segments == 0 {
+        if self.segments == 0 {
             return;
         }
         tracing::info!(
-            table = %r.table,
-            segments = r.segments,
-            rows = r.rows_committed,
-            duplicates = r.duplicates_dropped,
-            data_files = r.data_files,
-            attempts = r.attempts,
-            snapshot_id = r.snapshot_id,
-            latency_ms = r.latency.as_millis() as u64,
-            "Staged segments committed."
+            table = self.table,
+            segments = self.segments,
+            staged_bytes = self.staged_bytes,
+            rows = self.rows,
+            duplicates = self.duplicates,
+            data_files = self.data_files,
+            snapshots = self.snapshots,
+            attempts = self.attempts,
+            snapshot_id = self.snapshot_id,
+            latency_ms = self.latency.as_millis() as u64,
+            "Staged entries committed."
         );
-        let table = r.table.clone();
-        counter!("sentiment_lake_rows_written_total", "table" => table.clone()).increment(r.rows_committed as u64);
-        counter!("sentiment_lake_duplicates_dropped_total", "table" => table.clone()).increment(r.duplicates_dropped as u64);
-        counter!("sentiment_lake_data_files_written_total", "table" => table.clone()).increment(r.data_files as u64);
-        histogram!("sentiment_lake_commit_seconds", "table" => table).record(r.latency.as_secs_f64());
+        let table = self.table.to_string();
+        counter!("sentiment_lake_rows_written_total", "table" => table.clone()).increment(self.rows as u64);
+        counter!("sentiment_lake_duplicates_dropped_total", "table" => table.clone()).increment(self.duplicates as u64);
+        counter!("sentiment_lake_data_files_written_total", "table" => table.clone()).increment(self.data_files as u64);
+        counter!("sentiment_lake_snapshots_total", "table" => table.clone()).increment(self.snapshots as u64);
+        histogram!("sentiment_lake_commit_staged_bytes", "table" => table.clone()).record(self.staged_bytes as f64);
+        histogram!("sentiment_lake_commit_seconds", "table" => table).record(self.latency.as_secs_f64());
+        if let Some(bytes) = peak_rss_bytes() {
+            gauge!("sentiment_lake_peak_rss_bytes").set(bytes as f64);
+        }
     }
+}
+
+/// A staged entry could not be read and was moved to the quarantine.
+pub struct SegmentQuarantined<'a> {
+    pub table: &'a str,
+    pub path: &'a str,
+    pub reason: &'a str,
+}
+
+impl SegmentQuarantined<'_> {
+    pub fn emit(self) {
+        tracing::error!(table = self.table, path = self.path, reason = self.reason, "Staged entry quarantined; other data goes on.");
+        counter!("sentiment_lake_segments_quarantined_total", "table" => self.table.to_string()).increment(1);
+    }
+}
+
+/// An invocation envelope that can never be processed was stored whole in the quarantine.
+pub struct EnvelopeQuarantined<'a> {
+    pub function: &'a str,
+    pub path: &'a str,
+    pub bytes: u64,
+    pub reason: &'a str,
+}
+
+impl EnvelopeQuarantined<'_> {
+    pub fn emit(self) {
+        tracing::error!(
+            function = self.function,
+            path = self.path,
+            bytes = self.bytes,
+            reason = self.reason,
+            "Invocation stored in the quarantine and acknowledged."
+        );
+        counter!("sentiment_lake_envelopes_quarantined_total", "function" => self.function.to_string()).increment(1);
+    }
+}
+
+/// A gap in a source's sequence numbers outlived its grace period and was bridged.
+pub struct SequenceGap<'a> {
+    pub table: &'a str,
+    pub source: &'a str,
+    pub from: i64,
+    pub to: i64,
+}
+
+impl SequenceGap<'_> {
+    pub fn emit(self) {
+        tracing::warn!(
+            table = self.table,
+            source = self.source,
+            from = self.from,
+            to = self.to,
+            "Sequence numbers never staged; the watermark moves past them."
+        );
+        counter!("sentiment_lake_sequence_gap_events_total", "table" => self.table.to_string()).increment((self.to - self.from + 1).max(0) as u64);
+    }
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), for commit reports and the memory benchmark.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// A commit attempt lost a race or failed and will be retried after re-reading the table.
@@ -136,20 +252,22 @@ impl CommitConflict<'_> {
 
 /// The answer cache was consulted (or failed to store an answer).
 pub struct CacheLookup<'a> {
-    pub query: crate::query::QueryKind,
+    pub query: &'static str,
     /// `hit`, `miss`, `bypass` (cache unreachable: degraded) or `store_failed`.
     pub outcome: &'static str,
     pub elapsed: Duration,
-    pub error: Option<&'a crate::cache::CacheError>,
+    /// Why the cache could not be used. `None` for a lookup that worked, or for one skipped after a failure
+    /// already logged (logging each would flood the log while Redis is down).
+    pub error: Option<&'a dyn std::fmt::Display>,
 }
 
 impl CacheLookup<'_> {
     pub fn emit(self) {
-        let query = self.query.name();
+        let query = self.query;
         match self.error {
-            // Skipped lookups follow a failure already logged; logging each would flood the log while Redis is down.
-            Some(crate::cache::CacheError::Skipped) => {}
-            Some(error) => tracing::warn!(query, outcome = self.outcome, %error, "Cache unavailable; answering from the engine."),
+            Some(error) => {
+                tracing::warn!(query, outcome = self.outcome, %error, "Cache unavailable; answering from the engine.")
+            }
             None => tracing::debug!(query, outcome = self.outcome, "Cache lookup."),
         }
         counter!("sentiment_lake_cache_requests_total", "query" => query, "outcome" => self.outcome).increment(1);
@@ -159,16 +277,38 @@ impl CacheLookup<'_> {
 
 /// A query was answered (from the cache or the engine).
 pub struct QueryAnswered {
-    pub query: crate::query::QueryKind,
+    pub query: &'static str,
     pub engine: &'static str,
-    pub cache: crate::query::CacheStatus,
+    /// `hit`, `miss`, `shared` or `bypass`.
+    pub cache: &'static str,
     pub elapsed: Duration,
 }
 
 impl QueryAnswered {
     pub fn emit(self) {
-        let (query, cache) = (self.query.name(), format!("{:?}", self.cache).to_lowercase());
+        let (query, cache) = (self.query, self.cache);
         tracing::debug!(query, engine = self.engine, cache, elapsed_ms = self.elapsed.as_secs_f64() * 1e3, "Query answered.");
         histogram!("sentiment_lake_query_seconds", "query" => query, "engine" => self.engine, "cache" => cache).record(self.elapsed.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_budget_allows_a_burst_then_counts_what_it_suppressed() {
+        let budget = LogBudget::new(3);
+        let allowed: Vec<Option<u64>> = (0..5).map(|_| budget.allow()).collect();
+        assert_eq!(allowed, vec![Some(0), Some(0), Some(0), None, None]);
+        budget.state.lock().unwrap().0 = Some(Instant::now() - Duration::from_secs(2));
+        assert_eq!(budget.allow(), Some(2), "the next window reports the two suppressed lines");
+    }
+
+    #[test]
+    fn peak_rss_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(peak_rss_bytes().unwrap() > 1024 * 1024);
+        }
     }
 }

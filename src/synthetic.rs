@@ -7,18 +7,22 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
 pub const TICKERS: [&str; 50] = [
-    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "BRK.B", "JPM", "V", "UNH", "XOM", "JNJ", "WMT", "MA",
-    "PG", "AVGO", "HD", "CVX", "MRK", "ABBV", "COST", "PEP", "KO", "ADBE", "CRM", "NFLX", "AMD", "TMO", "BAC",
-    "ORCL", "ACN", "LIN", "MCD", "DIS", "CSCO", "ABT", "WFC", "INTC", "VZ", "CMCSA", "DHR", "TXN", "PFE", "NKE",
-    "PM", "UPS", "MS", "RTX", "GS",
+    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "BRK.B", "JPM", "V", "UNH", "XOM", "JNJ", "WMT", "MA", "PG", "AVGO", "HD", "CVX", "MRK",
+    "ABBV", "COST", "PEP", "KO", "ADBE", "CRM", "NFLX", "AMD", "TMO", "BAC", "ORCL", "ACN", "LIN", "MCD", "DIS", "CSCO", "ABT", "WFC", "INTC", "VZ",
+    "CMCSA", "DHR", "TXN", "PFE", "NKE", "PM", "UPS", "MS", "RTX", "GS",
 ];
 const SOURCES: [&str; 4] = ["twitter", "reddit", "stocktwits", "news"];
 const EMOTIONS: [&str; 8] = ["joy", "fear", "anger", "sadness", "surprise", "trust", "anticipation", "disgust"];
 const ASPECTS: [&str; 6] = ["earnings", "revenue", "guidance", "management", "product", "valuation"];
 const OPENERS: [&str; 8] = [
-    "Just read the latest note on", "Can't believe what happened with", "Analysts are split on",
-    "Big move today in", "Quarterly numbers are out for", "Thread on why I'm watching",
-    "Breaking: fresh headlines around", "Long-term thesis update for",
+    "Just read the latest note on",
+    "Can't believe what happened with",
+    "Analysts are split on",
+    "Big move today in",
+    "Quarterly numbers are out for",
+    "Thread on why I'm watching",
+    "Breaking: fresh headlines around",
+    "Long-term thesis update for",
 ];
 const BODIES: [&str; 8] = [
     "revenue beat consensus by a wide margin and management raised full-year guidance, which the market loved; shares jumped in after-hours trading as volume spiked",
@@ -74,12 +78,7 @@ impl EventGenerator {
     /// Events spread uniformly over `days` days before `end`, across the first `tickers` tickers.
     pub fn new(seed: u64, end: DateTime<Utc>, days: u32, tickers: usize) -> Self {
         let span_seconds = i64::from(days.max(1)) * 86_400;
-        Self {
-            rng: Rng(seed.max(1)),
-            start: end - Duration::seconds(span_seconds),
-            span_seconds,
-            tickers: tickers.clamp(1, TICKERS.len()),
-        }
+        Self { rng: Rng(seed.max(1)), start: end - Duration::seconds(span_seconds), span_seconds, tickers: tickers.clamp(1, TICKERS.len()) }
     }
 
     pub fn event(&mut self, i: u64) -> Value {
@@ -106,9 +105,11 @@ impl EventGenerator {
             "message_id": format!("{source}-{i:012}"),
             "event_timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "source_system": source,
-            "message_text": text,
+            // A magnitude as Google's Natural Language API reports it: the strength of the emotion, which grows
+            // with the amount of emotional content, so long texts pass 1.
+            "sentiment_magnitude": round(score.abs() * (0.5 + text.len() as f64 / 300.0)),
+            "text_content": text,
             "sentiment_score": round(score),
-            "sentiment_magnitude": round(score.abs()),
             "primary_emotion": if score >= 0.0 { "joy" } else { "fear" },
             "emotion_intensity_vector": emotions,
             "aspect_target_identification": aspects,
@@ -153,7 +154,7 @@ impl EventGenerator {
 }
 
 /// Fields a producer sends when it has no sentiment model of its own.
-const RAW_FIELDS: [&str; 7] = ["message_id", "event_timestamp", "source_system", "message_text", "ticker", "article_title", "source_url"];
+const RAW_FIELDS: [&str; 7] = ["message_id", "event_timestamp", "source_system", "text_content", "ticker", "article_title", "source_url"];
 
 fn round(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
@@ -173,9 +174,12 @@ mod tests {
         let lines: Vec<&[u8]> = a.split(|&c| c == b'\n').filter(|l| !l.is_empty()).collect();
         let mean = lines.iter().map(|l| l.len()).sum::<usize>() / lines.len();
         assert!((800..1400).contains(&mean), "mean event size {mean}");
+        let mut above_one = 0;
         for line in lines {
             let raw = decode::decode(line).unwrap();
-            validate::validate(raw, end).unwrap();
+            let record = validate::validate(raw, end, end).unwrap();
+            above_one += usize::from(record.sentiment_magnitude > 1.0);
         }
+        assert!(above_one > 0, "realistic magnitudes exceed 1 for strong, long messages");
     }
 }

@@ -28,7 +28,8 @@ async fn ingesting_the_same_file_twice_adds_nothing() {
     let second = run(dir.path(), &["ingest", file.to_str().unwrap()]);
     let report: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
     assert_eq!(report["committed"][0]["rows_committed"], 0);
-    assert_eq!(report["committed"][0]["duplicates_dropped"], 250);
+    assert_eq!(report["committed"][0]["obsolete_deleted"], 1, "the staged copy is covered by the watermark");
+    assert!(report["peak_rss_bytes"].as_u64().unwrap() > 0);
     let lake = open(dir.path()).await;
     assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), 250);
     assert_eq!(scan(&lake, TableKind::DeadLetters).await.num_rows(), 1);
@@ -41,7 +42,12 @@ fn doctor_reports_a_healthy_lake_and_explains_a_broken_one() {
     let text = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{text}");
     assert!(text.contains("[ok]   warehouse"), "{text}");
-    assert!(text.contains("[ok]   table sentiment.sentiment_records: schema compatible, spec [day(event_timestamp_day), identity(ticker), identity(source_system)]"), "{text}");
+    assert!(
+        text.contains(
+            "[ok]   table sentiment.sentiment_records: schema compatible, spec [day(event_timestamp_day), identity(ticker), identity(source_system)]"
+        ),
+        "{text}"
+    );
 
     let file = dir.path().join("not-a-directory");
     std::fs::write(&file, b"x").unwrap();

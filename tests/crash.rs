@@ -49,7 +49,7 @@ async fn sigkill_after_the_ack_and_before_the_commit_loses_nothing() {
 
     let lake = open(dir.path()).await;
     assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), 0);
-    assert_eq!(lake.pending_segments(TableKind::Records).await.unwrap().len(), 1, "the acknowledged batch is staged durably");
+    assert_eq!(lake.pending(TableKind::Records).await.unwrap().len(), 1, "the acknowledged batch is staged durably");
     let status = binary(dir.path(), &["commit"]).status().unwrap();
     assert!(status.success());
     assert_eq!(sorted(&scan(&lake, TableKind::Records).await, "message_id"), vec!["tw-1001", "tw-1002", "tw-1003"]);
@@ -64,7 +64,7 @@ async fn sigkill_at_any_point_of_a_commit_neither_loses_nor_duplicates() {
     let files = 6;
     let per_file = 400;
     for f in 0..files {
-        let batch = batch_from_file(&generator.ndjson(f * per_file, per_file), &format!("part-{f}")).unwrap();
+        let batch = batch_from_file(&generator.ndjson(f * per_file, per_file), &format!("part-{f}"), None).unwrap();
         Pipeline::default().ingest(&lake, &batch).await.unwrap();
     }
     let total = (files * per_file) as usize;
@@ -78,7 +78,7 @@ async fn sigkill_at_any_point_of_a_commit_neither_loses_nor_duplicates() {
         let rows = scan(&lake, TableKind::Records).await;
         let ids = sorted(&rows, "message_id");
         assert!(counts(&ids).values().all(|&n| n == 1), "duplicate rows after a kill at {delay_ms} ms");
-        let pending = lake.pending_segments(TableKind::Records).await.unwrap().len();
+        let pending = lake.pending(TableKind::Records).await.unwrap().len();
         assert!(ids.len() == total || pending == files as usize, "after a kill at {delay_ms} ms: {} rows, {pending} segments", ids.len());
     }
     lake.commit().await.unwrap();

@@ -46,7 +46,11 @@ async fn duckdb_agrees_with_every_endpoint() {
         (format!("timeseries?ticker={ticker}&interval=week&{window}"), "timeseries", with(json!({"ticker": ticker, "interval": "week"}))),
         (format!("summary?ticker={ticker}&{window}"), "summary", with(json!({"ticker": ticker}))),
         (format!("entities?{window}&limit=100"), "entities", with(json!({"ticker": null, "entity_type": null, "limit": 100}))),
-        (format!("entities?ticker={ticker}&entity_type=TICKER&{window}"), "entities", with(json!({"ticker": ticker, "entity_type": "TICKER", "limit": 50}))),
+        (
+            format!("entities?ticker={ticker}&entity_type=TICKER&{window}"),
+            "entities",
+            with(json!({"ticker": ticker, "entity_type": "TICKER", "limit": 50})),
+        ),
         (format!("aspects?ticker={ticker}&{window}"), "aspects", with(json!({"ticker": ticker}))),
         (format!("toxicity?min_toxicity=0.15&{window}&limit=20"), "toxicity", with(json!({"ticker": null, "min_toxicity": 0.15, "limit": 20}))),
         (format!("intents?{window}"), "intents", with(json!({"ticker": null}))),

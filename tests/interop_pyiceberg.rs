@@ -4,24 +4,9 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use sentiment_lake::lake::{LakeConfig, COMMIT_ID_PROPERTY, WATERMARKS_PROPERTY};
 use serde_json::Value;
-
-pub fn read_with_pyiceberg(warehouse: &std::path::Path, table: &str) -> Value {
-    let script = format!("{}/tests/interop/pyiceberg_read.py", env!("CARGO_MANIFEST_DIR"));
-    let output = Command::new(python_with("pyiceberg"))
-        .arg(script)
-        .arg(warehouse)
-        .arg(LakeConfig::DEFAULT_CATALOG_NAME)
-        .arg(format!("{}.{table}", LakeConfig::DEFAULT_NAMESPACE))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "pyiceberg failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pyiceberg_reads_schema_spec_ledger_and_rows() {
@@ -38,27 +23,29 @@ async fn pyiceberg_reads_schema_spec_ledger_and_rows() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["id"].as_i64().unwrap(), f["name"].as_str().unwrap().into(), f["type"].as_str().unwrap().into(), f["required"].as_bool().unwrap()))
+        .map(|f| {
+            (f["id"].as_i64().unwrap(), f["name"].as_str().unwrap().into(), f["type"].as_str().unwrap().into(), f["required"].as_bool().unwrap())
+        })
         .collect();
     let expected: Vec<(i64, &str, &str, bool)> = vec![
         (1, "message_id", "string", true),
         (2, "event_timestamp", "timestamptz", true),
         (3, "ingestion_timestamp", "timestamptz", true),
         (4, "source_system", "string", true),
-        (5, "message_text", "string", true),
+        (5, "text_content", "string", true),
         (6, "sentiment_score", "float", true),
-        (7, "sentiment_magnitude", "float", false),
-        (8, "primary_emotion", "string", false),
+        (7, "sentiment_magnitude", "float", true),
+        (8, "primary_emotion", "string", true),
         (9, "emotion_intensity_vector", "map<string, float>", false),
         (10, "aspect_target_identification", "list<string>", false),
         (11, "aspect_based_sentiment", "map<string, float>", false),
-        (12, "sarcasm_detection", "boolean", false),
-        (13, "subjectivity_score", "float", false),
-        (14, "toxicity_score", "float", false),
+        (12, "sarcasm_detection", "boolean", true),
+        (13, "subjectivity_score", "float", true),
+        (14, "toxicity_score", "float", true),
         (15, "entity_recognition", "list<struct<29: text: required string, 30: type: required string>>", false),
-        (16, "user_intent", "string", false),
+        (16, "user_intent", "string", true),
         (17, "influence_score", "float", false),
-        (18, "processing_version", "string", false),
+        (18, "processing_version", "string", true),
         (19, "ticker", "string", false),
         (20, "article_title", "string", false),
         (21, "source_url", "string", false),
@@ -152,12 +139,8 @@ async fn the_writer_follows_the_existing_tables_partition_spec() {
 
         let seen = read_with_pyiceberg(dir.path(), LakeConfig::DEFAULT_TABLE);
         assert_eq!(seen["row_count"], 3, "{name}");
-        let mut partitions: Vec<(String, i64)> = seen["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| (f["partition"].to_string(), f["records"].as_i64().unwrap()))
-            .collect();
+        let mut partitions: Vec<(String, i64)> =
+            seen["files"].as_array().unwrap().iter().map(|f| (f["partition"].to_string(), f["records"].as_i64().unwrap())).collect();
         partitions.sort();
         // All three events fall in March 2025 (UTC): months since 1970 = 662, years = 55.
         let expected: Vec<(String, i64)> = match name {
@@ -167,4 +150,66 @@ async fn the_writer_follows_the_existing_tables_partition_spec() {
         };
         assert_eq!(partitions, expected, "{name}");
     }
+}
+
+/// The seed's Phase 1 created its table with PyIceberg; the writer must append to that table as it is
+/// (the seed's names, ids, required flags and partition spec), and PyIceberg must read the rows back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_appends_to_the_table_pyiceberg_created_with_the_seed_schema() {
+    let dir = warehouse();
+    let script = format!("{}/tests/interop/pyiceberg_seed_table.py", env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new(python_with("pyiceberg"))
+        .arg(script)
+        .arg(dir.path())
+        .arg(LakeConfig::DEFAULT_CATALOG_NAME)
+        .arg(format!("{}.{}", LakeConfig::DEFAULT_NAMESPACE, LakeConfig::DEFAULT_TABLE))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "pyiceberg could not create the seed table: {}", String::from_utf8_lossy(&output.stderr));
+    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let schema_of = |seen: &Value| -> Vec<(i64, String, bool)> {
+        seen["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["id"].as_i64().unwrap(), f["name"].as_str().unwrap().to_string(), f["required"].as_bool().unwrap()))
+            .collect()
+    };
+    let seed: Vec<(i64, String, bool)> =
+        sentiment_lake::schema::sentiment_schema().as_struct().fields().iter().map(|f| (i64::from(f.id), f.name.clone(), f.required)).collect();
+    assert_eq!(schema_of(&created), seed, "PyIceberg created the seed's table");
+
+    let lake = open(dir.path()).await;
+    let server = serve_with(lake.clone(), sentiment_lake::enrich::IncompletePolicy::DeadLetter).await;
+    assert_eq!(post(&server.base, "IngestEvents", fixture("eventhub-batch-string.json")).await.0, 200);
+    assert_eq!(post(&server.base, "IngestEvents", fixture("eventhub-batch-mixed.json")).await.0, 200);
+    lake.commit().await.unwrap();
+
+    let seen = read_with_pyiceberg(dir.path(), LakeConfig::DEFAULT_TABLE);
+    assert_eq!(schema_of(&seen), seed, "the table's schema is untouched");
+    assert_eq!(seen["partition_spec"], created["partition_spec"], "and so is its spec");
+    assert_eq!(seen["row_count"], 5);
+    let rows = seen["rows"].as_array().unwrap();
+    let row = rows.iter().find(|r| r["message_id"] == "tw-1001").unwrap();
+    assert_eq!(row["text_content"], "$AAPL beats estimates, stock jumps 5% after hours");
+    assert_eq!(row["primary_emotion"], "joy");
+    assert_eq!(row["sarcasm_detection"], false);
+    assert_eq!(row["processing_version"], "upstream-2.1");
+    for r in rows {
+        for field in [
+            "sentiment_magnitude",
+            "primary_emotion",
+            "sarcasm_detection",
+            "subjectivity_score",
+            "toxicity_score",
+            "user_intent",
+            "processing_version",
+        ] {
+            assert!(!r[field].is_null(), "{field} is required by the seed: {r}");
+        }
+    }
+    // Partition values follow the table's own spec (the seed's year, month and day of the event time).
+    let partitions: Vec<&Value> = seen["files"].as_array().unwrap().iter().map(|f| &f["partition"]).collect();
+    let names: Vec<String> = created["partition_spec"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()).collect();
+    assert!(partitions.iter().all(|p| names.iter().all(|n| p.get(n).is_some())), "{partitions:?} vs {names:?}");
 }

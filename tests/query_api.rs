@@ -52,8 +52,10 @@ async fn every_endpoint_matches_an_independent_computation() {
         (format!("timeseries?ticker={}&interval=hour&{window}", ticker.to_lowercase()), expected::timeseries(&of_ticker, "hour")),
         (format!("timeseries?ticker={ticker}&interval=day&{window}"), expected::timeseries(&of_ticker, "day")),
         (format!("timeseries?ticker={ticker}&interval=week&{window}"), expected::timeseries(&of_ticker, "week")),
-        (format!("timeseries?ticker={ticker}&interval=minute&from={FROM}&to=2026-11-17T10:00:00Z"),
-         expected::timeseries(&expected::select(&events, from, instant("2026-11-17T10:00:00Z"), Some(&ticker)), "minute")),
+        (
+            format!("timeseries?ticker={ticker}&interval=minute&from={FROM}&to=2026-11-17T10:00:00Z"),
+            expected::timeseries(&expected::select(&events, from, instant("2026-11-17T10:00:00Z"), Some(&ticker)), "minute"),
+        ),
         (format!("summary?ticker={ticker}&{window}"), expected::summary(&of_ticker, &ticker)),
         (format!("entities?{window}&limit=500"), expected::entities(&all, None, 500)),
         (format!("entities?ticker={ticker}&entity_type=org&{window}"), expected::entities(&of_ticker, Some("ORG"), 50)),
@@ -125,7 +127,7 @@ async fn record_pages_cover_the_window_once_in_order() {
     let original = events.iter().find(|e| e["message_id"] == want[0].as_str()).unwrap();
     let body = get_ok(&server.base, &format!("/api/sentiment/records?ticker={ticker}&from={FROM}&to={TO}&limit=1")).await;
     let row = &body["data"][0];
-    for field in ["message_text", "source_system", "user_intent", "source_url", "model_name"] {
+    for field in ["text_content", "source_system", "user_intent", "source_url", "model_name"] {
         assert_eq!(row[field], original[field], "{field}");
     }
     assert_close("entities", &row["entity_recognition"], &original["entity_recognition"]);
@@ -148,7 +150,14 @@ async fn a_commit_changes_the_next_answer_and_concurrent_misses_share_one_query(
     let path = format!("/api/sentiment/tickers?from={FROM}&to={TO}&limit=6");
 
     // 12 identical requests at once: one computes, the rest share its result or hit the cache.
-    let requests: Vec<_> = (0..12).map(|_| tokio::spawn({ let (b, p) = (server.base.clone(), path.clone()); async move { get_ok(&b, &p).await } })).collect();
+    let requests: Vec<_> = (0..12)
+        .map(|_| {
+            tokio::spawn({
+                let (b, p) = (server.base.clone(), path.clone());
+                async move { get_ok(&b, &p).await }
+            })
+        })
+        .collect();
     let mut statuses = Vec::new();
     for r in requests {
         statuses.push(r.await.unwrap()["meta"]["cache"].as_str().unwrap().to_string());
@@ -196,7 +205,10 @@ async fn with_redis_killed_requests_still_succeed_and_caching_resumes_when_it_re
     let (_, health) = get(&server.base, "/api/health").await;
     assert_eq!(health["query"]["cache"]["ok"], false);
     let metrics = client().get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.lines().any(|l| l.starts_with("sentiment_lake_cache_requests_total") && l.contains("outcome=\"bypass\"")), "bypasses are counted");
+    assert!(
+        metrics.lines().any(|l| l.starts_with("sentiment_lake_cache_requests_total") && l.contains("outcome=\"bypass\"")),
+        "bypasses are counted"
+    );
 
     // Back on the same port: after the retry delay the cache is used again.
     let _redis = RedisServer::start_on(port);
@@ -260,7 +272,7 @@ async fn commits_warm_the_cache_for_the_busiest_tickers() {
     // Recent events, so the warmed relative windows (last day) contain them.
     let recent = events(Utc::now(), 0, 400);
     let ndjson: Vec<u8> = recent.iter().flat_map(|e| format!("{e}\n").into_bytes()).collect();
-    let batch = sentiment_lake::ingest::file::batch_from_file(&ndjson, "warm-test").unwrap();
+    let batch = sentiment_lake::ingest::file::batch_from_file(&ndjson, "warm-test", None).unwrap();
     Pipeline::new(IncompletePolicy::DeadLetter).ingest(&lake, &batch).await.unwrap();
     let minute = Utc::now().timestamp() / 60;
     server.committer.commit_now().await.unwrap();
@@ -361,7 +373,8 @@ async fn answers_are_cached_over_tls_with_a_private_ca() {
     let (_redis, tls_port) = RedisServer::start_tls(certs.path());
     let mut config = RedisCacheConfig::new(format!("rediss://127.0.0.1:{tls_port}"));
     config.ca_cert = Some(certs.path().join("ca.pem"));
-    let server = serve_full(lake, IncompletePolicy::Enrich, QueryOptions { redis: Some(config), ..QueryOptions::default() }, ApiConfig::default()).await;
+    let server =
+        serve_full(lake, IncompletePolicy::Enrich, QueryOptions { redis: Some(config), ..QueryOptions::default() }, ApiConfig::default()).await;
     let path = format!("/api/sentiment/tickers?from={FROM}&to={TO}");
     assert_eq!(get_ok(&server.base, &path).await["meta"]["cache"], "miss");
     assert_eq!(get_ok(&server.base, &path).await["meta"]["cache"], "hit");
@@ -371,6 +384,48 @@ async fn answers_are_cached_over_tls_with_a_private_ca() {
     // Without the private CA the server's certificate is refused: TLS is verified, not just encrypted.
     let untrusted = RedisCacheConfig::new(format!("rediss://127.0.0.1:{tls_port}"));
     let lake = open(dir.path()).await;
-    let server = serve_full(lake, IncompletePolicy::Enrich, QueryOptions { redis: Some(untrusted), ..QueryOptions::default() }, ApiConfig::default()).await;
+    let server =
+        serve_full(lake, IncompletePolicy::Enrich, QueryOptions { redis: Some(untrusted), ..QueryOptions::default() }, ApiConfig::default()).await;
     assert_eq!(get_ok(&server.base, &path).await["meta"]["cache"], "bypass");
+}
+
+/// Cutover switches the seed's dashboards to this API unchanged: `tickers` rows carry `avg_sentiment`,
+/// time-series points `time_bucket` and `avg_sentiment`, the seed's defaults apply (`days=30`,
+/// `interval=day`), and 32-bit scores read as they were sent (0.61, not 0.6100000143051147).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_seed_dashboards_fields_and_defaults_are_served() {
+    let dir = warehouse();
+    let lake = open(dir.path()).await;
+    let now = Utc::now();
+    let mut sent = Vec::new();
+    for (i, days_ago) in [1i64, 3, 3, 20, 40].into_iter().enumerate() {
+        let mut event = events(now, i as u64, 1).remove(0);
+        event["ticker"] = Value::String("ZZZZ".into());
+        event["sentiment_score"] = serde_json::json!(0.61);
+        event["event_timestamp"] = Value::String((now - chrono::Duration::days(days_ago)).to_rfc3339());
+        sent.push(event);
+    }
+    ingest(&lake, &sent).await;
+    let server = serve(lake).await;
+
+    let tickers = get_ok(&server.base, "/api/sentiment/tickers?days=30&limit=10").await;
+    let row = tickers["data"].as_array().unwrap().iter().find(|r| r["ticker"] == "ZZZZ").unwrap();
+    assert_eq!((row["message_count"].as_i64(), row["avg_sentiment"].as_f64()), (Some(4), Some(0.61)), "{row}");
+    assert_eq!(row["avg_sentiment"], row["average_score"]);
+
+    // No interval and no days: the seed's `interval='day', days=30`.
+    let series = get_ok(&server.base, "/api/sentiment/timeseries?ticker=ZZZZ").await;
+    let points = series["data"].as_array().unwrap();
+    assert_eq!(points.len(), 3, "three days with messages in the last 30: {points:?}");
+    for point in points {
+        assert_eq!(point["time_bucket"], point["bucket_start"]);
+        assert!(point["time_bucket"].as_str().unwrap().ends_with("T00:00:00Z"), "daily buckets: {point}");
+        assert_eq!(point["avg_sentiment"].as_f64(), Some(0.61));
+        assert!(point["message_count"].as_i64().unwrap() >= 1);
+    }
+    assert_eq!(points.iter().map(|p| p["message_count"].as_i64().unwrap()).sum::<i64>(), 4);
+
+    let text = client().get(format!("{}/api/sentiment/records?ticker=ZZZZ&limit=1", server.base)).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("\"sentiment_score\":0.61,"), "{text}");
+    assert!(text.contains("\"text_content\":"), "{text}");
 }

@@ -35,7 +35,7 @@ pub async fn run(lake: &Lake, pipeline: &Pipeline, events: u64, partitions: u64,
                         let seq = next_seq[p as usize];
                         next_seq[p as usize] += 1;
                         let body = serde_json::to_vec(&generator.event(i + k)).expect("serialisable");
-                        SourceEvent { sequence_number: seq, offset: None, enqueued_time: None, partition_key: None, body: Bytes::from(body) }
+                        SourceEvent { enqueued_time: Some(Utc::now()), ..SourceEvent::new(seq, Bytes::from(body)) }
                     })
                     .collect(),
             };
@@ -51,7 +51,12 @@ pub async fn run(lake: &Lake, pipeline: &Pipeline, events: u64, partitions: u64,
     let snapshot = table.metadata().current_snapshot();
     let summary = snapshot.map(|s| s.summary().additional_properties.clone()).unwrap_or_default();
     println!("staged {staged} rows and {dead} dead letters in {:.2}s; commit took {:.2}s", staged_at.as_secs_f64(), reports[0].latency.as_secs_f64());
-    println!("committed {} rows in {} data files (snapshot {:?})", reports[0].rows_committed, reports[0].data_files, snapshot.map(|s| s.snapshot_id()));
+    println!(
+        "committed {} rows in {} data files (snapshot {:?})",
+        reports[0].rows_committed,
+        reports[0].data_files,
+        snapshot.map(|s| s.snapshot_id())
+    );
     println!(
         "table {} now holds {} rows in {} files over {} snapshots",
         lake.target(TableKind::Records).ident,

@@ -14,6 +14,9 @@ impl Report {
     fn ok(&self, what: &str, detail: impl std::fmt::Display) {
         println!("[ok]   {what}: {detail}");
     }
+    fn warn(&self, what: &str, detail: impl std::fmt::Display, hint: &str) {
+        println!("[WARN] {what}: {detail}\n       hint: {hint}");
+    }
     fn fail(&mut self, what: &str, detail: impl std::fmt::Display, hint: &str) {
         self.failures += 1;
         println!("[FAIL] {what}: {detail}\n       hint: {hint}");
@@ -34,24 +37,42 @@ pub async fn run(config: &LakeConfig, query: &QueryOptions) -> anyhow::Result<()
             report.ok("catalog", format!("SQL catalog `{}` opened; namespace `{}` present", config.catalog_name, config.namespace));
             for kind in [TableKind::Records, TableKind::DeadLetters] {
                 let target = lake.target(kind);
-                match (lake.load(kind).await, lake.pending_segments(kind).await) {
-                    (Ok(table), Ok(pending)) => {
+                match (lake.load(kind).await, lake.pending(kind).await, lake.committed_state(kind).await) {
+                    (Ok(table), Ok(pending), Ok(state)) => {
                         let m = table.metadata();
                         let spec: Vec<String> = m.default_partition_spec().fields().iter().map(|f| format!("{}({})", f.transform, f.name)).collect();
-                        let watermarks = crate::lake::CommittedState::read(m).map(|s| s.watermarks.len()).unwrap_or_default();
                         report.ok(
                             &format!("table {}", target.ident),
                             format!(
-                                "schema compatible, spec [{}], snapshot {:?}, {} sources with watermarks, {} staged segments",
+                                "schema compatible, spec [{}], snapshot {:?}, {} sources with watermarks, {} staged entries ({} bytes)",
                                 spec.join(", "),
                                 m.current_snapshot_id(),
-                                watermarks,
-                                pending.len()
+                                state.watermarks.len(),
+                                pending.len(),
+                                pending.bytes()
                             ),
                         );
                     }
-                    (Err(e), _) | (_, Err(e)) => report.fail(&format!("table {}", target.ident), e, "see the error; the table metadata may be unreachable"),
+                    (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => report.fail(
+                        &format!("table {}", target.ident),
+                        e,
+                        "see the error; the table metadata may be unreachable or its ledger unreadable",
+                    ),
                 }
+            }
+            match lake.quarantine().list().await {
+                Ok(items) if items.is_empty() => report.ok("quarantine", "empty"),
+                Ok(items) => {
+                    for (path, record) in items.iter().take(5) {
+                        println!("       {path}: {} ({} bytes, {})", record.reason, record.bytes, record.quarantined_at);
+                    }
+                    report.warn(
+                        "quarantine",
+                        format!("{} item(s) could not be processed and are kept under _quarantine/", items.len()),
+                        "read each item's .reason.json; fix the producer or replay the item, then delete it",
+                    );
+                }
+                Err(e) => report.fail("quarantine", e, "check storage permissions (list, read)"),
             }
             check_queries(&mut report, &lake, query).await;
         }
@@ -74,27 +95,39 @@ async fn check_queries(report: &mut Report, lake: &Lake, options: &QueryOptions)
         None => println!("[--]   cache: none configured (pass --redis-url to check one)"),
         Some(cache) => match cache.ping().await {
             Ok(rtt) => report.ok("cache", format!("{} answered PING in {:.1} ms", cache.name(), rtt.as_secs_f64() * 1e3)),
-            Err(e) => report.fail("cache", e, "check --redis-url (rediss:// and port 6380 for Azure Cache for Redis) and the firewall; queries still work without it"),
+            Err(e) => report.fail(
+                "cache",
+                e,
+                "check --redis-url (rediss:// and port 6380 for Azure Cache for Redis) and the firewall; queries still work without it",
+            ),
         },
     }
-    let Ok(query) = Query::parse(QueryKind::TopTickers, Some("days=1&limit=1"), chrono::Utc::now()) else { return };
+    let Ok(query) = Query::parse(QueryKind::TopTickers, Some("days=1&limit=1"), chrono::Utc::now()) else {
+        return;
+    };
     let started = std::time::Instant::now();
     match service.answer(&query).await {
         Ok(answer) => report.ok(
             &format!("engine {}", service.engine().name()),
-            format!("top tickers of the last day at snapshot {:?} in {:.1} ms: {}", answer.stored.snapshot_id, started.elapsed().as_secs_f64() * 1e3, answer.stored.data),
+            format!(
+                "top tickers of the last day at snapshot {:?} in {:.1} ms: {}",
+                answer.stored.snapshot_id,
+                started.elapsed().as_secs_f64() * 1e3,
+                answer.stored.data
+            ),
         ),
         Err(e) => report.fail(&format!("engine {}", service.engine().name()), e, "see the error; the table's data files may be unreachable"),
     }
 }
 
 async fn probe(warehouse: &Warehouse) -> Result<(), String> {
-    let path = format!("_doctor/{}.probe", uuid::Uuid::new_v4());
-    let op = warehouse.operator();
-    op.write(&path, b"probe".to_vec()).await.map_err(|e| format!("write: {e}"))?;
-    let back = op.read(&path).await.map_err(|e| format!("read: {e}"))?;
-    op.delete(&path).await.map_err(|e| format!("delete: {e}"))?;
-    if back.to_vec() != b"probe" {
+    use object_store::ObjectStoreExt;
+    let path = object_store::path::Path::from(format!("_doctor/{}.probe", uuid::Uuid::new_v4()));
+    let store = warehouse.store();
+    store.put(&path, object_store::PutPayload::from_static(b"probe")).await.map_err(|e| format!("write: {e}"))?;
+    let back = store.get(&path).await.map_err(|e| format!("read: {e}"))?.bytes().await.map_err(|e| format!("read: {e}"))?;
+    store.delete(&path).await.map_err(|e| format!("delete: {e}"))?;
+    if back.as_ref() != b"probe" {
         return Err("read back different bytes".into());
     }
     Ok(())

@@ -15,13 +15,15 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::{query_service, serve, QueryOptions, ServeOptions};
 use crate::cache::RedisCacheConfig;
-use crate::functions::api::ApiConfig;
-use crate::query::{Query, QueryKind, QueryServiceConfig};
 use crate::enrich::IncompletePolicy;
+use crate::functions::api::ApiConfig;
 use crate::functions::payload::eventhub::EventDataType;
+use crate::functions::routes::{EventHubBinding, DEFAULT_MAX_INVOCATION_BYTES};
 use crate::ingest::Pipeline;
-use crate::functions::routes::EventHubBinding;
 use crate::lake::{Lake, LakeConfig};
+use crate::query::{Query, QueryKind, QueryServiceConfig};
+
+const MIB: usize = 1024 * 1024;
 
 #[derive(Debug, Parser)]
 #[command(name = "sentiment-lake", version, about = "Iceberg data tier for financial sentiment (Azure Functions custom handler and CLI)")]
@@ -58,11 +60,20 @@ pub struct LakeArgs {
     /// ADLS account key for an abfss:// warehouse (never logged).
     #[arg(long, global = true, env = "SENTIMENT_LAKE_ADLS_ACCOUNT_KEY", hide_env_values = true)]
     pub adls_account_key: Option<String>,
+    /// Staged data (MiB, as stored) one commit pass reads; a larger backlog commits in several snapshots.
+    /// A pass holds roughly 4-6 times this in memory (decoded rows plus the writer).
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_COMMIT_PASS_MB", default_value_t = 64)]
+    pub commit_pass_mb: u64,
+    /// How long a gap in a source's sequence numbers may last before the watermark moves past it.
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_GAP_GRACE_SECS", default_value_t = 300)]
+    pub gap_grace_secs: u64,
 }
 
 impl LakeArgs {
     pub fn config(&self) -> LakeConfig {
         let mut config = LakeConfig::local(&self.warehouse);
+        config.commit_policy.pass.max_bytes = self.commit_pass_mb.max(1) * MIB as u64;
+        config.commit_policy.pass.gap_grace = Duration::from_secs(self.gap_grace_secs);
         config.catalog_uri = self.catalog_uri.clone();
         config.catalog_name = self.catalog_name.clone();
         config.namespace = self.namespace.clone();
@@ -150,6 +161,10 @@ pub struct CacheArgs {
     /// Busiest tickers whose answers are precomputed after each commit (0: no warming).
     #[arg(long, env = "SENTIMENT_LAKE_WARM_TICKERS", default_value_t = 10)]
     pub warm_tickers: u32,
+    /// Memory (MiB) all queries of the process may hold at once in the embedded engine; a query needing
+    /// more is answered 503 instead of exhausting the instance.
+    #[arg(long, env = "SENTIMENT_LAKE_QUERY_MEMORY_MB", default_value_t = 512)]
+    pub query_memory_mb: usize,
 }
 
 impl CacheArgs {
@@ -162,6 +177,7 @@ impl CacheArgs {
                 ca_cert: self.redis_ca_cert.clone(),
             }),
             service: QueryServiceConfig { ttl: Duration::from_secs(self.cache_ttl_secs.max(1)), warm_tickers: self.warm_tickers },
+            engine_memory_bytes: self.query_memory_mb.max(1) * MIB,
         }
     }
 }
@@ -222,6 +238,10 @@ pub struct ServeArgs {
     /// Event hub used in source ids when the host omits it.
     #[arg(long, env = "EVENTHUB_NAME", default_value = "unknown-hub")]
     pub eventhub_name: String,
+    /// Largest invocation body (MiB) read into memory. Decoding holds about twice this at its peak; larger
+    /// invocations are streamed to the quarantine and acknowledged, never retried forever.
+    #[arg(long, env = "SENTIMENT_LAKE_MAX_INVOCATION_MB", default_value_t = DEFAULT_MAX_INVOCATION_BYTES / MIB)]
+    pub max_invocation_mb: usize,
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
@@ -263,16 +283,22 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
                 pipeline: pipeline(),
                 query: args.cache.options(),
                 api: args.api.config()?,
+                max_invocation_bytes: args.max_invocation_mb.max(1) * MIB,
             };
             serve(lake, options).await
         }
         Command::Ingest { file, no_commit } => {
             let lake = open(&config).await?;
             let content = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let batch = crate::ingest::file::batch_from_file(&content, &file.display().to_string())?;
+            let written_at = std::fs::metadata(&file).and_then(|m| m.modified()).ok().map(chrono::DateTime::<chrono::Utc>::from);
+            let batch = crate::ingest::file::batch_from_file(&content, &file.display().to_string(), written_at)?;
             let staged = pipeline().ingest(&lake, &batch).await?;
             let committed = if no_commit { Vec::new() } else { lake.commit().await? };
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"staged": staged, "committed": committed}))?);
+            let peak_rss_bytes = crate::observability::peak_rss_bytes();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"staged": staged, "committed": committed, "peak_rss_bytes": peak_rss_bytes}))?
+            );
             Ok(())
         }
         Command::Demo { events, partitions, batch_size } => {
@@ -287,7 +313,9 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         }
         Command::Commit => {
             let lake = open(&config).await?;
-            println!("{}", serde_json::to_string_pretty(&lake.commit().await?)?);
+            let committed = lake.commit().await?;
+            let peak_rss_bytes = crate::observability::peak_rss_bytes();
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"committed": committed, "peak_rss_bytes": peak_rss_bytes}))?);
             Ok(())
         }
     }

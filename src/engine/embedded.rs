@@ -14,8 +14,9 @@ use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ParamValues;
 use datafusion::datasource::{MemTable, TableType};
-use datafusion::error::Result as DataFusionResult;
+use datafusion::error::{DataFusionError, Result as DataFusionResult};
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::scalar::ScalarValue;
@@ -24,17 +25,22 @@ use iceberg::{Catalog, TableIdent};
 use iceberg_datafusion::IcebergStaticTableProvider;
 use tokio::sync::Mutex;
 
-use super::{Dialect, EngineError, QueryEngine, SqlParam, SqlQuery, TableSnapshot};
-use crate::query::params::Interval;
+use super::{Dialect, EngineError, Interval, QueryEngine, SqlParam, SqlQuery, TableSnapshot};
 
 /// The name the table is registered under inside each DataFusion session.
 const TABLE_NAME: &str = "sentiment_records";
 /// Iceberg `timestamptz` columns surface in Arrow with this zone; parameters must carry the same one.
 const UTC_ZONE: &str = "+00:00";
+/// What all queries of a process may hold at once in DataFusion's memory pool (hash tables of group-bys,
+/// sorts). A Functions instance has 2 GB; ingestion and the committer need the rest.
+pub const DEFAULT_MEMORY_LIMIT: usize = 512 * 1024 * 1024;
 
 pub struct EmbeddedEngine {
     catalog: Arc<dyn Catalog>,
     ident: TableIdent,
+    /// One pool for every session, so the limit holds for the process, not per snapshot.
+    runtime: Arc<RuntimeEnv>,
+    memory_limit: usize,
     /// The session for the most recently read snapshot. Sessions are cheap, but building the provider reads
     /// table metadata; consecutive queries at one snapshot (the common case) share it.
     session: Mutex<Option<(Option<i64>, SessionContext)>>,
@@ -43,8 +49,24 @@ pub struct EmbeddedEngine {
 }
 
 impl EmbeddedEngine {
-    pub fn new(catalog: Arc<dyn Catalog>, ident: TableIdent) -> Self {
-        Self { catalog, ident, session: Mutex::new(None), latest: Mutex::new(None) }
+    /// An engine whose queries together hold at most `memory_limit` bytes in DataFusion's pool; a query
+    /// that would need more fails (answered 503) instead of exhausting the instance.
+    pub fn new(catalog: Arc<dyn Catalog>, ident: TableIdent, memory_limit: usize) -> Result<Self, EngineError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(memory_limit, 1.0)
+            .build_arc()
+            .map_err(|e| EngineError::Query(format!("building the engine's runtime: {e}")))?;
+        Ok(Self { catalog, ident, runtime, memory_limit, session: Mutex::new(None), latest: Mutex::new(None) })
+    }
+
+    fn query_error(&self, e: DataFusionError) -> EngineError {
+        match e.find_root() {
+            DataFusionError::ResourcesExhausted(detail) => EngineError::Unavailable(format!(
+                "the query needs more memory than the engine's pool of {} MiB allows ({detail}); narrow the window or raise --query-memory-mb",
+                self.memory_limit / (1024 * 1024)
+            )),
+            _ => EngineError::Query(e.to_string()),
+        }
     }
 
     async fn load_table(&self) -> Result<Table, EngineError> {
@@ -73,7 +95,7 @@ impl EmbeddedEngine {
             }
         };
         let config = SessionConfig::new().with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
         ctx.register_table(TABLE_NAME, provider).map_err(|e| EngineError::Query(e.to_string()))?;
         *session = Some((snapshot_id, ctx.clone()));
         Ok(ctx)
@@ -116,7 +138,13 @@ impl TableProvider for FloatFilterGuard {
         self.inner.table_type()
     }
 
-    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> DataFusionResult<Arc<dyn ExecutionPlan>> {
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DataFusionResult<Arc<dyn ExecutionPlan>> {
         let pushable: Vec<Expr> = filters.iter().filter(|f| self.pushable(f)).cloned().collect();
         self.inner.scan(state, projection, &pushable, limit).await
     }
@@ -162,14 +190,14 @@ impl QueryEngine for EmbeddedEngine {
         let ctx = self.session_for(snapshot.snapshot_id).await?;
         // Read-only by construction: no DDL, DML or SET statements even if a query were malformed.
         let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        let frame = ctx.sql_with_options(&query.text, options).await.map_err(|e| EngineError::Query(e.to_string()))?;
+        let frame = ctx.sql_with_options(&query.text, options).await.map_err(|e| self.query_error(e))?;
         let frame = if query.params.is_empty() {
             frame
         } else {
             let values: Vec<ScalarValue> = query.params.iter().map(scalar).collect();
-            frame.with_param_values(ParamValues::from(values)).map_err(|e| EngineError::Query(e.to_string()))?
+            frame.with_param_values(ParamValues::from(values)).map_err(|e| self.query_error(e))?
         };
-        frame.collect().await.map_err(|e| EngineError::Query(e.to_string()))
+        frame.collect().await.map_err(|e| self.query_error(e))
     }
 }
 

@@ -10,10 +10,39 @@ mod embedded;
 
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
-pub use self::embedded::EmbeddedEngine;
-use crate::query::params::Interval;
+pub use self::embedded::{EmbeddedEngine, DEFAULT_MEMORY_LIMIT};
+
+/// Time-series bucket width. Buckets start at UTC boundaries; weeks start on Monday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Interval {
+    Minute,
+    Hour,
+    Day,
+    Week,
+}
+
+impl Interval {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::Minute => "minute",
+            Interval::Hour => "hour",
+            Interval::Day => "day",
+            Interval::Week => "week",
+        }
+    }
+
+    pub fn duration(self) -> Duration {
+        match self {
+            Interval::Minute => Duration::minutes(1),
+            Interval::Hour => Duration::hours(1),
+            Interval::Day => Duration::days(1),
+            Interval::Week => Duration::weeks(1),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

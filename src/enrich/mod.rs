@@ -9,8 +9,7 @@ use std::sync::{Arc, LazyLock};
 
 use sentiment_enrich::{AnalysisInput, Analyzer, SourceMetadata, ANALYZER_VERSION};
 
-use crate::ingest::decode::RawRecord;
-use crate::schema::Entity;
+use crate::schema::{Entity, RawRecord};
 
 /// What to do with records that arrive without analysis fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -19,7 +18,8 @@ pub enum IncompletePolicy {
     /// Compute every missing analysis field from the text.
     #[default]
     Enrich,
-    /// Refuse records without a `sentiment_score` (error class `incomplete`); leave other gaps null.
+    /// Refuse records missing a required analysis field (error class `incomplete`); optional analysis
+    /// fields a producer left out stay null.
     DeadLetter,
 }
 
@@ -53,7 +53,9 @@ impl Enricher {
         if !needs_enrichment(raw) {
             return false;
         }
-        let Some(text) = raw.message_text.as_deref() else { return false };
+        let Some(text) = raw.text_content.as_deref() else {
+            return false;
+        };
         let metadata = raw.source_metadata.as_ref().map(|m| SourceMetadata {
             followers: m.followers,
             likes: m.likes,
@@ -82,9 +84,8 @@ impl Enricher {
         raw.sarcasm_detection.get_or_insert(analysis.sarcasm_detection);
         raw.subjectivity_score.get_or_insert(f64::from(analysis.subjectivity_score));
         raw.toxicity_score.get_or_insert(f64::from(analysis.toxicity_score));
-        raw.entity_recognition.get_or_insert_with(|| {
-            analysis.entity_recognition.into_iter().map(|e| Entity { text: e.text, entity_type: e.entity_type }).collect()
-        });
+        raw.entity_recognition
+            .get_or_insert_with(|| analysis.entity_recognition.into_iter().map(|e| Entity { text: e.text, entity_type: e.entity_type }).collect());
         raw.user_intent.get_or_insert(analysis.user_intent);
         raw.influence_score.get_or_insert(f64::from(analysis.influence_score));
         true
@@ -115,7 +116,7 @@ mod tests {
             message_id: Some("m".into()),
             event_timestamp: Some("2025-03-03T10:00:00Z".into()),
             source_system: Some("news".into()),
-            message_text: Some(text.into()),
+            text_content: Some(text.into()),
             ticker: Some("AAPL".into()),
             ..RawRecord::default()
         }

@@ -5,14 +5,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{Map, Value};
 
-use super::payload::{InvokeResponse, PayloadError};
+use super::payload::InvokeResponse;
 use crate::lake::LakeError;
 
-/// Why an invocation failed as a whole.
+/// Why an invocation failed as a whole. Only failures that may pass are answered this way (non-2xx makes
+/// the host retry); input that can never be processed is quarantined and acknowledged instead.
 #[derive(Debug, thiserror::Error)]
 pub enum InvocationError {
-    #[error("unreadable invocation payload: {0}")]
-    Payload(#[from] PayloadError),
+    /// The request body broke off while it was being read.
+    #[error("the invocation body could not be read: {0}")]
+    Body(String),
     #[error("lake unavailable: {0}")]
     Lake(#[from] LakeError),
 }
@@ -28,9 +30,5 @@ impl IntoResponse for InvocationError {
 
 /// A successful invocation: `ReturnValue` carries the report, `Logs` a one-line summary.
 pub fn success(summary: String, report: impl serde::Serialize) -> Json<InvokeResponse> {
-    Json(InvokeResponse {
-        outputs: Map::new(),
-        logs: vec![summary],
-        return_value: Some(serde_json::to_value(report).unwrap_or(Value::Null)),
-    })
+    Json(InvokeResponse { outputs: Map::new(), logs: vec![summary], return_value: Some(serde_json::to_value(report).unwrap_or(Value::Null)) })
 }

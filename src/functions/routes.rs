@@ -2,28 +2,33 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, BodyDataStream, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
-use super::outcome::{success, InvocationError};
-use super::payload::eventhub::{EventDataType, EventHubBatch};
-use super::payload::timer::TimerInfo;
-use super::payload::{InvokeRequest, PayloadError};
 use super::api::{self, ApiConfig};
-use crate::app::CommitterHandle;
+use super::outcome::{success, InvocationError};
+use super::payload::eventhub::{EventDataType, EventHubBatch, Refused};
+use super::payload::timer::TimerInfo;
+use super::payload::InvokeRequest;
 use crate::ingest::{Pipeline, SourceBatch, SourceEvent};
-use crate::lake::{Lake, TableKind};
+use crate::lake::{Committer, Lake, LakeError, TableKind};
 use crate::query::QueryService;
 
 /// Function names: the host POSTs to `/<name>`, and each has `functions/<name>/function.json`.
 pub const INGEST_FUNCTION: &str = "IngestEvents";
 pub const COMMIT_FUNCTION: &str = "CommitStaged";
+
+/// The default limit on an invocation body held in memory: 1,000 events of 64 KB as the host encodes them
+/// (a string-wrapped array escapes each body's quotes twice) fit with room to spare. Decoding holds about
+/// twice the body at its peak, so one such invocation costs ~256 MiB.
+pub const DEFAULT_MAX_INVOCATION_BYTES: usize = 128 * 1024 * 1024;
 
 /// How the Event Hubs binding is declared in function.json.
 #[derive(Debug, Clone)]
@@ -46,8 +51,9 @@ pub struct AppState {
     pub lake: Lake,
     pub pipeline: Pipeline,
     pub binding: Arc<EventHubBinding>,
-    pub committer: CommitterHandle,
+    pub committer: Committer,
     pub query: Arc<QueryService>,
+    pub max_invocation_bytes: usize,
 }
 
 pub fn app(state: AppState, api_config: &ApiConfig) -> Router {
@@ -68,21 +74,70 @@ async fn ready() -> Json<serde_json::Value> {
     Json(json!({"status": "ready"}))
 }
 
-fn parse_invocation(body: &[u8]) -> Result<InvokeRequest, PayloadError> {
-    serde_json::from_slice(body).map_err(|e| PayloadError::invalid("$", format!("not an invocation body: {e}")))
-}
-
 fn invocation_id(headers: &HeaderMap) -> Option<String> {
     headers.get("x-azure-functions-invocationid").and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-async fn ingest_events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<impl IntoResponse, InvocationError> {
-    let request = parse_invocation(&body)?;
+/// A request body read up to a limit.
+enum Bounded {
+    Complete(Bytes),
+    /// Over the limit: what was read so far and the unread rest.
+    Oversize {
+        head: Bytes,
+        rest: BodyDataStream,
+    },
+}
+
+async fn read_bounded(body: Body, limit: usize) -> Result<Bounded, InvocationError> {
+    let mut stream = body.into_data_stream();
+    let mut buffer = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| InvocationError::Body(e.to_string()))?;
+        if buffer.len() + chunk.len() > limit {
+            buffer.extend_from_slice(&chunk);
+            return Ok(Bounded::Oversize { head: buffer.freeze(), rest: stream });
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(Bounded::Complete(buffer.freeze()))
+}
+
+/// Stores an invocation that can never be processed in the quarantine and acknowledges it: retrying it
+/// would fail the same way forever and hold the partition back.
+async fn quarantine_envelope(
+    state: &AppState,
+    function: &str,
+    invocation: Option<&str>,
+    reason: String,
+    head: Bytes,
+    rest: impl futures::Stream<Item = Result<Bytes, axum::Error>> + Unpin,
+) -> Result<axum::response::Response, InvocationError> {
+    let origin = format!("{function} invocation {}", invocation.unwrap_or("(no id)"));
+    let stored = state.lake.quarantine().store_envelope(&reason, &origin, head, rest).await?;
+    crate::observability::EnvelopeQuarantined { function, path: &stored.path, bytes: stored.bytes, reason: &reason }.emit();
+    let summary = format!("{function}: invocation of {} bytes not processable ({reason}); stored whole at {}", stored.bytes, stored.path);
+    Ok(success(summary, json!({"quarantined": stored.path, "bytes": stored.bytes, "reason": reason})).into_response())
+}
+
+async fn ingest_events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<axum::response::Response, InvocationError> {
+    let invocation = invocation_id(&headers);
+    let body = match read_bounded(body, state.max_invocation_bytes).await? {
+        Bounded::Complete(body) => body,
+        Bounded::Oversize { head, rest } => {
+            let reason = format!("the invocation is larger than the {} byte limit (--max-invocation-bytes)", state.max_invocation_bytes);
+            return quarantine_envelope(&state, INGEST_FUNCTION, invocation.as_deref(), reason, head, rest).await;
+        }
+    };
     let binding = &state.binding;
-    let batch = EventHubBatch::from_invocation(&request, &binding.name, binding.data_type)?;
+    let batch = match EventHubBatch::from_body(body, &binding.name, binding.data_type) {
+        Ok(batch) => batch,
+        Err(Refused { error, body }) => {
+            return quarantine_envelope(&state, INGEST_FUNCTION, invocation.as_deref(), error.to_string(), body, futures::stream::empty()).await;
+        }
+    };
     let source = SourceBatch {
         source: batch.source_id(&binding.namespace, &binding.event_hub),
-        invocation_id: invocation_id(&headers),
+        invocation_id: invocation.clone(),
         events: batch
             .events
             .into_iter()
@@ -92,27 +147,52 @@ async fn ingest_events(State(state): State<AppState>, headers: HeaderMap, body: 
                 enqueued_time: e.enqueued_time,
                 partition_key: e.partition_key,
                 body: e.body,
+                defect: e.defect,
             })
             .collect(),
     };
-    let report = state.pipeline.ingest(&state.lake, &source).await?;
+    let report = match state.pipeline.ingest(&state.lake, &source).await {
+        Ok(report) => report,
+        Err(e) if e.is_retryable() => return Err(e.into()),
+        // Staging failed in a way retrying cannot fix: keep the events, acknowledge, let someone look.
+        Err(e) => {
+            let reason = format!("staging failed permanently: {e}");
+            return quarantine_envelope(&state, INGEST_FUNCTION, invocation.as_deref(), reason, source.to_ndjson(), futures::stream::empty()).await;
+        }
+    };
     state.committer.record_staged(report.staged_rows + report.dead_lettered);
     let summary = format!(
         "{}: {} events, {} rows staged ({} enriched), {} dead-lettered",
         source.source, report.received, report.staged_rows, report.enriched, report.dead_lettered
     );
-    Ok(success(summary, report))
+    Ok(success(summary, report).into_response())
 }
 
 async fn commit_staged(State(state): State<AppState>, body: Bytes) -> Result<impl IntoResponse, InvocationError> {
-    let request = parse_invocation(&body)?;
-    let timer = TimerInfo::from_invocation(&request, "timer")?;
-    if timer.is_past_due {
-        tracing::info!("Commit timer is past due; committing now.");
+    // A timer's payload carries nothing the commit needs; an unreadable one is still a tick.
+    match serde_json::from_slice::<InvokeRequest>(&body).map(|request| TimerInfo::from_invocation(&request, "timer")) {
+        Ok(Ok(timer)) if timer.is_past_due => {
+            tracing::info!("Commit timer is past due; committing now.")
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "Unreadable timer payload; committing anyway."),
+        Err(e) => tracing::warn!(error = %e, "Unreadable invocation; committing anyway."),
     }
     let reports = state.committer.commit_now().await?;
     let rows: usize = reports.iter().map(|r| r.rows_committed).sum();
     Ok(success(format!("committed {rows} rows"), reports))
+}
+
+async fn table_health(lake: &Lake, kind: TableKind) -> Result<serde_json::Value, LakeError> {
+    let table = lake.load(kind).await?;
+    let pending = lake.pending(kind).await?;
+    let state = lake.committed_state(kind).await?;
+    Ok(json!({
+        "snapshot_id": table.metadata().current_snapshot_id(),
+        "pending_entries": pending.len(),
+        "pending_bytes": pending.bytes(),
+        "sources": state.watermarks.len(),
+    }))
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
@@ -120,20 +200,22 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let mut healthy = true;
     for kind in [TableKind::Records, TableKind::DeadLetters] {
         let name = state.lake.target(kind).name.clone();
-        let entry = match (state.lake.load(kind).await, state.lake.pending_segments(kind).await) {
-            (Ok(table), Ok(pending)) => {
-                json!({"snapshot_id": table.metadata().current_snapshot_id(), "pending_segments": pending.len()})
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                healthy = false;
-                json!({"error": e.to_string()})
-            }
-        };
+        let entry = table_health(&state.lake, kind).await.unwrap_or_else(|e| {
+            healthy = false;
+            json!({"error": e.to_string()})
+        });
         tables.insert(name, entry);
     }
+    let quarantine = match state.lake.quarantine().list().await {
+        Ok(items) => json!({"items": items.len()}),
+        Err(e) => {
+            healthy = false;
+            json!({"error": e.to_string()})
+        }
+    };
     let query = api::health(&state.query).await;
     let status = if healthy { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"status": if healthy { "ok" } else { "degraded" }, "tables": tables, "query": query})))
+    (status, Json(json!({"status": if healthy { "ok" } else { "degraded" }, "tables": tables, "quarantine": quarantine, "query": query})))
 }
 
 async fn metrics() -> impl IntoResponse {

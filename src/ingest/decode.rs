@@ -2,54 +2,14 @@
 //!
 //! Unknown keys are ignored so producers can add fields ahead of the table. Type errors name the JSON path
 //! (through `serde_path_to_error`), so a dead letter says which field was wrong, not just "invalid JSON".
+//!
+//! A body that is not JSON but is base64 of a JSON object is that object: how the host hands bodies over
+//! depends on the binding's `dataType` (and on the producer), and a binding changed in function.json alone
+//! must not turn good events into dead letters.
 
-use std::collections::BTreeMap;
+use base64::Engine as _;
 
-use serde::Deserialize;
-
-use crate::schema::Entity;
-
-/// The wire shape of a sentiment event. Every field is optional here; [`super::validate`] decides which are
-/// required, so that a record missing three fields reports all three.
-#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct RawRecord {
-    pub message_id: Option<String>,
-    pub event_timestamp: Option<String>,
-    pub ingestion_timestamp: Option<String>,
-    pub source_system: Option<String>,
-    pub message_text: Option<String>,
-    pub sentiment_score: Option<f64>,
-    pub sentiment_magnitude: Option<f64>,
-    pub primary_emotion: Option<String>,
-    pub emotion_intensity_vector: Option<BTreeMap<String, f64>>,
-    pub aspect_target_identification: Option<Vec<String>>,
-    pub aspect_based_sentiment: Option<BTreeMap<String, f64>>,
-    pub sarcasm_detection: Option<bool>,
-    pub subjectivity_score: Option<f64>,
-    pub toxicity_score: Option<f64>,
-    pub entity_recognition: Option<Vec<Entity>>,
-    pub user_intent: Option<String>,
-    pub influence_score: Option<f64>,
-    pub processing_version: Option<String>,
-    pub ticker: Option<String>,
-    pub article_title: Option<String>,
-    pub source_url: Option<String>,
-    pub model_name: Option<String>,
-    /// Input only (not a column): engagement figures that inform `influence_score` when it is computed.
-    pub source_metadata: Option<RawSourceMetadata>,
-}
-
-/// Optional author/engagement figures a producer may attach to an event.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct RawSourceMetadata {
-    pub followers: Option<u64>,
-    pub likes: Option<u64>,
-    pub reposts: Option<u64>,
-    pub replies: Option<u64>,
-    pub verified: Option<bool>,
-}
+use crate::schema::RawRecord;
 
 /// Why a body could not be read as a [`RawRecord`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +35,28 @@ impl DecodeError {
 }
 
 pub fn decode(body: &[u8]) -> Result<RawRecord, DecodeError> {
+    match decode_json(body) {
+        Err(e @ (DecodeError::NotUtf8 { .. } | DecodeError::NotAnObject { .. })) => match base64_object(body) {
+            Some(decoded) => decode_json(&decoded),
+            None => Err(e),
+        },
+        other => other,
+    }
+}
+
+/// The bytes a base64 body stands for, when they look like a JSON object. Standard or URL-safe alphabet,
+/// padding optional, surrounding whitespace ignored.
+fn base64_object(body: &[u8]) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let text = std::str::from_utf8(body).ok()?.trim().trim_end_matches('=');
+    if text.is_empty() {
+        return None;
+    }
+    let decoded = STANDARD_NO_PAD.decode(text).or_else(|_| URL_SAFE_NO_PAD.decode(text)).ok()?;
+    decoded.trim_ascii_start().starts_with(b"{").then_some(decoded)
+}
+
+fn decode_json(body: &[u8]) -> Result<RawRecord, DecodeError> {
     let text = std::str::from_utf8(body).map_err(|e| DecodeError::NotUtf8 { valid_up_to: e.valid_up_to() })?;
     // serde would read a JSON array positionally into the struct; only objects are records.
     if !text.trim_start().starts_with('{') {
@@ -86,9 +68,7 @@ pub fn decode(body: &[u8]) -> Result<RawRecord, DecodeError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                DecodeError::Malformed { detail: inner.to_string() }
-            }
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => DecodeError::Malformed { detail: inner.to_string() },
             _ if path == "." || path.is_empty() => DecodeError::NotAnObject { detail: inner.to_string() },
             _ => DecodeError::Field { path, detail: strip_position(&inner) },
         }
@@ -124,6 +104,20 @@ mod tests {
         assert_eq!(err.field(), Some("sentiment_score"));
         let err = decode(br#"{"entity_recognition":[{"text":"A","type":3}]}"#).unwrap_err();
         assert_eq!(err.field(), Some("entity_recognition[0].type"));
+    }
+
+    #[test]
+    fn base64_of_a_json_object_is_that_object() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let json = br#"{"message_id":"b64","text_content":"hi ~~~ ???"}"#;
+        for encoded in [STANDARD.encode(json), URL_SAFE_NO_PAD.encode(json), format!(" {}\n", STANDARD.encode(json))] {
+            assert_eq!(decode(encoded.as_bytes()).unwrap().message_id.as_deref(), Some("b64"), "{encoded}");
+        }
+        // Base64 of something that is not an object keeps the original error.
+        assert!(matches!(decode(STANDARD.encode(b"[1]").as_bytes()), Err(DecodeError::NotAnObject { .. })));
+        assert!(matches!(decode(b"aGVsbG8"), Err(DecodeError::NotAnObject { .. })));
+        // A base64 body whose object is malformed reports the object's problem.
+        assert!(matches!(decode(STANDARD.encode(br#"{"message_id":"#).as_bytes()), Err(DecodeError::Malformed { .. })));
     }
 
     #[test]

@@ -27,9 +27,21 @@ use crate::schema::RecordBatchBuilder;
 pub struct SourceEvent {
     pub sequence_number: i64,
     pub offset: Option<String>,
+    /// When the event entered the stream; time-window rules are judged against it (the wall clock when
+    /// absent).
     pub enqueued_time: Option<DateTime<Utc>>,
     pub partition_key: Option<String>,
     pub body: Bytes,
+    /// Why the trigger could not hand over a usable body (a `null` event, say): the event is dead-lettered
+    /// with this reason instead of being decoded.
+    pub defect: Option<String>,
+}
+
+impl SourceEvent {
+    /// An event with a body and no defect.
+    pub fn new(sequence_number: i64, body: Bytes) -> Self {
+        Self { sequence_number, offset: None, enqueued_time: None, partition_key: None, body, defect: None }
+    }
 }
 
 /// Events of one ordered source (one Event Hubs partition, one file), in sequence order.
@@ -39,6 +51,36 @@ pub struct SourceBatch {
     pub source: String,
     pub invocation_id: Option<String>,
     pub events: Vec<SourceEvent>,
+}
+
+impl SourceBatch {
+    /// The batch as JSON lines (one event per line, bodies base64), for the quarantine: complete enough to
+    /// replay, whatever the bodies contain.
+    pub fn to_ndjson(&self) -> Bytes {
+        use base64::Engine as _;
+        let mut out = Vec::new();
+        for event in &self.events {
+            let line = serde_json::json!({
+                "source": self.source,
+                "sequence_number": event.sequence_number,
+                "offset": event.offset,
+                "enqueued_time": event.enqueued_time,
+                "partition_key": event.partition_key,
+                "defect": event.defect,
+                "body_base64": base64::engine::general_purpose::STANDARD.encode(&event.body),
+            });
+            out.extend_from_slice(line.to_string().as_bytes());
+            out.push(b'\n');
+        }
+        Bytes::from(out)
+    }
+
+    /// The sequence range the batch covers, `None` for an empty batch.
+    pub fn sequence_range(&self) -> Option<(i64, i64)> {
+        let first = self.events.iter().map(|e| e.sequence_number).min()?;
+        let last = self.events.iter().map(|e| e.sequence_number).max()?;
+        Some((first, last))
+    }
 }
 
 /// The outcome of decoding and validating a batch: rows ready for the table, and everything refused.
@@ -70,20 +112,26 @@ impl Pipeline {
         Self { enricher: (policy == IncompletePolicy::Enrich).then(Enricher::default) }
     }
 
-    /// Decodes, enriches (per policy) and validates every event. Pure: no I/O.
+    /// Decodes, enriches (per policy) and validates every event. Pure: no I/O. `now` fills missing
+    /// ingestion timestamps and dates dead letters; it never decides whether an event is valid.
     pub fn validate_batch(&self, batch: &SourceBatch, now: DateTime<Utc>) -> ValidatedBatch {
         validate_events(batch, now, self.enricher.as_ref())
     }
 
     /// Validates a batch and stages rows and dead letters. Returns only after both are durable, so that
     /// acknowledging the batch to Event Hubs afterwards cannot lose data.
+    pub async fn ingest(&self, lake: &Lake, batch: &SourceBatch) -> Result<IngestReport, LakeError> {
+        self.ingest_at(lake, batch, Utc::now()).await
+    }
+
+    /// [`Pipeline::ingest`] as of `now`: what a delivery processed at another time (a redelivery) does.
     ///
     /// Decoding and enrichment are CPU-bound (a 1,000-event batch of raw 1 KB messages takes ~100 ms to
     /// enrich), so they run on the blocking pool: the server keeps answering the host's probes and other
     /// partitions' invocations meanwhile.
-    pub async fn ingest(&self, lake: &Lake, batch: &SourceBatch) -> Result<IngestReport, LakeError> {
+    pub async fn ingest_at(&self, lake: &Lake, batch: &SourceBatch, now: DateTime<Utc>) -> Result<IngestReport, LakeError> {
         let (pipeline, owned) = (self.clone(), batch.clone());
-        let validated = tokio::task::spawn_blocking(move || pipeline.validate_batch(&owned, Utc::now()))
+        let validated = tokio::task::spawn_blocking(move || pipeline.validate_batch(&owned, now))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         ingest_validated(lake, batch, validated).await
@@ -109,6 +157,10 @@ fn validate_events(batch: &SourceBatch, now: DateTime<Utc>, enricher: Option<&En
             dead_lettered_at: now,
             invocation_id: batch.invocation_id.clone(),
         };
+        if let Some(defect) = &event.defect {
+            dead_letters.push(refused(ErrorClass::Decode, None, defect.clone()));
+            continue;
+        }
         let mut raw = match decode::decode(&event.body) {
             Ok(raw) => raw,
             Err(e) => {
@@ -119,7 +171,7 @@ fn validate_events(batch: &SourceBatch, now: DateTime<Utc>, enricher: Option<&En
         if let Some(enricher) = enricher {
             enriched += usize::from(enricher.fill_missing(&mut raw));
         }
-        match validate::validate(raw, now) {
+        match validate::validate(raw, event.enqueued_time.unwrap_or(now), now) {
             Ok(record) => {
                 builder.append(&record);
                 sequence_numbers.push(event.sequence_number);
@@ -132,14 +184,7 @@ fn validate_events(batch: &SourceBatch, now: DateTime<Utc>, enricher: Option<&En
         }
     }
     let records = builder.finish().expect("builder columns always match the table's Arrow schema");
-    ValidatedBatch {
-        source: batch.source.clone(),
-        invocation_id: batch.invocation_id.clone(),
-        records,
-        sequence_numbers,
-        dead_letters,
-        enriched,
-    }
+    ValidatedBatch { source: batch.source.clone(), invocation_id: batch.invocation_id.clone(), records, sequence_numbers, dead_letters, enriched }
 }
 
 /// What an ingest call staged.
@@ -171,22 +216,27 @@ async fn ingest_validated(lake: &Lake, batch: &SourceBatch, validated: Validated
         enriched: validated.enriched,
         segments: Vec::new(),
     };
-    let records = Segment {
+    let Some(range) = batch.sequence_range() else {
+        return Ok(report);
+    };
+    // Both tables get a segment for the batch's whole range, even one without rows: a table's ledger
+    // advances only through contiguous ranges, so each must hear about every batch.
+    let letters = Segment {
         source: validated.source.clone(),
         invocation_id: validated.invocation_id.clone(),
+        range,
+        sequence_numbers: validated.dead_letters.iter().map(|l| l.sequence_number).collect(),
+        rows: dead_letters_to_batch(&validated.dead_letters)?,
+    };
+    report.segments.push(lake.stage(TableKind::DeadLetters, &letters).await?);
+    let records = Segment {
+        source: validated.source,
+        invocation_id: validated.invocation_id,
+        range,
         rows: validated.records,
         sequence_numbers: validated.sequence_numbers,
     };
-    report.segments.extend(lake.stage(TableKind::Records, &records).await?);
-    if !validated.dead_letters.is_empty() {
-        let letters = Segment {
-            source: validated.source,
-            invocation_id: validated.invocation_id,
-            rows: dead_letters_to_batch(&validated.dead_letters).map_err(LakeError::arrow)?,
-            sequence_numbers: validated.dead_letters.iter().map(|l| l.sequence_number).collect(),
-        };
-        report.segments.extend(lake.stage(TableKind::DeadLetters, &letters).await?);
-    }
+    report.segments.push(lake.stage(TableKind::Records, &records).await?);
     BatchStaged {
         source: &batch.source,
         rows: report.staged_rows,
@@ -203,28 +253,33 @@ mod tests {
     use super::*;
 
     fn event(seq: i64, body: &str) -> SourceEvent {
-        SourceEvent { sequence_number: seq, offset: None, enqueued_time: None, partition_key: None, body: Bytes::from(body.to_string()) }
+        SourceEvent::new(seq, Bytes::from(body.to_string()))
     }
 
     #[test]
     fn every_event_becomes_a_row_or_a_dead_letter() {
-        let good = r#"{"message_id":"a","event_timestamp":"2025-01-01T00:00:00Z","source_system":"x","message_text":"t","sentiment_score":0.1}"#;
-        let incomplete = r#"{"message_id":"b","event_timestamp":"2025-01-01T00:00:00Z","source_system":"x","message_text":"t"}"#;
+        let good = r#"{"message_id":"a","event_timestamp":"2025-01-01T00:00:00Z","source_system":"x","text_content":"t","sentiment_score":0.1,
+            "sentiment_magnitude":0.1,"primary_emotion":"joy","sarcasm_detection":false,"subjectivity_score":0.5,"toxicity_score":0,"user_intent":"buy"}"#;
+        let incomplete = r#"{"message_id":"b","event_timestamp":"2025-01-01T00:00:00Z","source_system":"x","text_content":"t"}"#;
+        let mut null_body = event(5, "");
+        null_body.defect = Some("event body is null".into());
         let batch = SourceBatch {
             source: "s".into(),
             invocation_id: Some("inv".into()),
-            events: vec![event(1, good), event(2, "not json"), event(3, r#"{"sentiment_score":9}"#), event(4, incomplete)],
+            events: vec![event(1, good), event(2, "not json"), event(3, r#"{"sentiment_score":9}"#), event(4, incomplete), null_body],
         };
+        assert_eq!(batch.sequence_range(), Some((1, 5)));
         let v = Pipeline::new(IncompletePolicy::DeadLetter).validate_batch(&batch, Utc::now());
         assert_eq!(v.records.num_rows(), 1);
         assert_eq!(v.sequence_numbers, vec![1]);
         let classes: Vec<_> = v.dead_letters.iter().map(|d| (d.sequence_number, d.error_class)).collect();
-        assert_eq!(classes, vec![(2, ErrorClass::Decode), (3, ErrorClass::Validation), (4, ErrorClass::Incomplete)]);
+        assert_eq!(classes, vec![(2, ErrorClass::Decode), (3, ErrorClass::Validation), (4, ErrorClass::Incomplete), (5, ErrorClass::Decode)]);
         assert_eq!(v.dead_letters[0].raw_body, b"not json");
         assert_eq!(v.dead_letters[1].error_field.as_deref(), Some("message_id"));
+        assert_eq!(v.dead_letters[3].error_message, "event body is null");
 
         let enriching = Pipeline::new(IncompletePolicy::Enrich).validate_batch(&batch, Utc::now());
         assert_eq!(enriching.sequence_numbers, vec![1, 4], "the incomplete record is enriched instead");
-        assert_eq!(enriching.enriched, 2, "record 1 lacked secondary fields, record 4 everything");
+        assert_eq!(enriching.enriched, 2, "record 1 lacked optional fields, record 4 everything");
     }
 }

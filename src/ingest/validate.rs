@@ -1,27 +1,38 @@
 //! Field rules: [`RawRecord`] -> [`SentimentRecord`], or every rule the record breaks.
 //!
 //! All rules live here (not in the schema or the writer) so a rejection always names the field and the rule.
-//! Normalisation that makes partition values stable also happens here: `ticker` is upper-cased without a
-//! leading `$`, `source_system` lower-cased, timestamps converted to UTC microseconds.
+//! Beyond the seed's types and required flags, a rule exists only where a producer would accept its reason:
+//! scores on a documented scale (`sentiment_score` in [-1, 1] as VADER's compound and the API's labels;
+//! probabilities and intensities in [0, 1]), magnitudes and weights non-negative, timestamps that can be
+//! partitioned, sizes that bound memory. Normalisation that makes partition values and filters stable also
+//! happens here: `ticker` is upper-cased without a leading `$`, `source_system` lower-cased, timestamps
+//! converted to UTC microseconds.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use super::decode::RawRecord;
-use crate::schema::{column as c, Entity, SentimentRecord};
+use crate::schema::{column as c, Entity, RawRecord, SentimentRecord, MAX_TICKER_LEN};
 
 pub const MAX_ID_LEN: usize = 256;
-pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// Event Hubs refuses events over 1 MB, so no event it delivers is refused for its text; migrated rows are
+/// held to the same bound.
+pub const MAX_TEXT_BYTES: usize = 1024 * 1024;
 pub const MAX_SHORT_LEN: usize = 64;
 pub const MAX_TITLE_LEN: usize = 1024;
 pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_LABEL_LEN: usize = 128;
 pub const MAX_ITEMS: usize = 128;
-/// Producers' clocks drift; beyond a day ahead a timestamp is a bug, not skew.
+/// Producers' clocks drift; beyond a day ahead of when the event was enqueued a timestamp is a bug, not skew.
 pub const MAX_FUTURE_SKEW: Duration = Duration::days(1);
+/// `processing_version` of records whose producer did not say (the seed's writer filled defaults too).
 pub const DEFAULT_PROCESSING_VERSION: &str = "unversioned";
+
+/// The required columns that hold analysis output: a record missing only these is *incomplete* (it can be
+/// enriched) rather than invalid.
+pub const REQUIRED_ANALYSIS_FIELDS: [&str; 7] =
+    [c::SENTIMENT_SCORE, c::SENTIMENT_MAGNITUDE, c::PRIMARY_EMOTION, c::SARCASM_DETECTION, c::SUBJECTIVITY_SCORE, c::TOXICITY_SCORE, c::USER_INTENT];
 
 /// The rule a field broke. The `Display` form is stable and stored in the dead-letter table.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,6 +42,7 @@ pub enum Rule {
     MaxLength(usize),
     MaxItems(usize),
     Range { min: f32, max: f32 },
+    AtLeast(f32),
     Rfc3339,
     TimeWindow,
     Pattern(&'static str),
@@ -45,6 +57,7 @@ impl fmt::Display for Rule {
             Rule::MaxLength(n) => write!(f, "max_length({n})"),
             Rule::MaxItems(n) => write!(f, "max_items({n})"),
             Rule::Range { min, max } => write!(f, "range[{min},{max}]"),
+            Rule::AtLeast(min) => write!(f, "at_least({min})"),
             Rule::Rfc3339 => write!(f, "rfc3339_with_offset"),
             Rule::TimeWindow => write!(f, "time_window"),
             Rule::Pattern(p) => write!(f, "pattern({p})"),
@@ -77,12 +90,14 @@ pub struct ValidationError {
 impl ValidationError {
     /// True when the record is only missing analysis output (it could be enriched rather than refused).
     pub fn is_incomplete(&self) -> bool {
-        self.violations.iter().all(|v| v.rule == Rule::Required && v.field == c::SENTIMENT_SCORE)
+        self.violations.iter().all(|v| v.rule == Rule::Required && REQUIRED_ANALYSIS_FIELDS.contains(&v.field.as_str()))
     }
 }
 
 struct Checker {
-    now: DateTime<Utc>,
+    /// When the event entered the stream: time-window rules are relative to it, so a redelivery is judged
+    /// exactly like the first delivery.
+    enqueued_at: DateTime<Utc>,
     violations: Vec<Violation>,
 }
 
@@ -123,6 +138,18 @@ impl Checker {
         Some(value as f32)
     }
 
+    /// A non-negative quantity with no upper bound (a magnitude grows with the text's length), which must
+    /// still be a finite 32-bit float.
+    fn at_least(&mut self, field: &str, value: Option<f64>, min: f32) -> Option<f32> {
+        let value = value?;
+        let narrowed = value as f32;
+        if !narrowed.is_finite() || value < f64::from(min) {
+            self.fail(field, Rule::AtLeast(min), format!("{value} is not a finite float >= {min}"));
+            return None;
+        }
+        Some(narrowed)
+    }
+
     fn timestamp(&mut self, field: &str, value: Option<String>) -> Option<DateTime<Utc>> {
         let value = value?;
         let parsed = match DateTime::parse_from_rfc3339(value.trim()) {
@@ -133,8 +160,12 @@ impl Checker {
             }
         };
         let earliest = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single().expect("valid date");
-        if parsed < earliest || parsed > self.now + MAX_FUTURE_SKEW {
-            self.fail(field, Rule::TimeWindow, format!("{parsed} is before 2000 or more than a day ahead"));
+        if parsed < earliest || parsed > self.enqueued_at + MAX_FUTURE_SKEW {
+            self.fail(
+                field,
+                Rule::TimeWindow,
+                format!("{parsed} is before 2000 or more than a day after the event was enqueued ({})", self.enqueued_at),
+            );
             return None;
         }
         // Iceberg timestamptz is microseconds; truncating here keeps equality checks exact downstream.
@@ -150,7 +181,9 @@ impl Checker {
         let mut out = BTreeMap::new();
         for (key, v) in value {
             let path = format!("{field}[{key:?}]");
-            let Some(key) = self.text(&path, Some(key), MAX_LABEL_LEN) else { continue };
+            let Some(key) = self.text(&path, Some(key), MAX_LABEL_LEN) else {
+                continue;
+            };
             if let Some(v) = self.score(&path, Some(v), min, 1.0) {
                 out.insert(key, v);
             }
@@ -185,19 +218,19 @@ impl Checker {
         Some(out)
     }
 
+    /// Lower-cased so that `Twitter` and `twitter` are one partition and one filter value. Any printable
+    /// text is a source: data file paths escape partition values, so no value is dangerous.
     fn source_system(&mut self, value: Option<String>) -> Option<String> {
-        let value = self.text(c::SOURCE_SYSTEM, value, MAX_SHORT_LEN)?.to_ascii_lowercase();
-        let ok = value.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric())
-            && value.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'));
-        if !ok {
-            self.fail(c::SOURCE_SYSTEM, Rule::Pattern("[a-z0-9][a-z0-9_.-]*"), format!("{value:?}"));
+        let value = self.text(c::SOURCE_SYSTEM, value, MAX_SHORT_LEN)?.to_lowercase();
+        if value.chars().any(char::is_control) {
+            self.fail(c::SOURCE_SYSTEM, Rule::Pattern("no control characters"), format!("{value:?}"));
             return None;
         }
         Some(value)
     }
 
     fn ticker(&mut self, value: Option<String>) -> Option<String> {
-        let value = self.text(c::TICKER, value, 16)?;
+        let value = self.text(c::TICKER, value, MAX_TICKER_LEN + 1)?;
         let normalized = crate::schema::normalize_ticker(&value);
         if normalized.is_none() {
             self.fail(c::TICKER, Rule::Pattern("$?[A-Z0-9][A-Z0-9./:-]*"), format!("{:?}", value.trim_start_matches('$').to_ascii_uppercase()));
@@ -219,9 +252,11 @@ impl Checker {
 
 /// Checks every rule and returns the normalised record, or all the violations.
 ///
-/// `now` fills a missing `ingestion_timestamp` and bounds how far in the future timestamps may be.
-pub fn validate(raw: RawRecord, now: DateTime<Utc>) -> Result<SentimentRecord, ValidationError> {
-    let mut ck = Checker { now, violations: Vec::new() };
+/// `enqueued_at` is when the event entered its stream (Event Hubs' enqueued time): timestamps are judged
+/// against it, never against the wall clock, so the same event gets the same verdict on every delivery.
+/// `now` only fills a missing `ingestion_timestamp`.
+pub fn validate(raw: RawRecord, enqueued_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<SentimentRecord, ValidationError> {
+    let mut ck = Checker { enqueued_at, violations: Vec::new() };
     let message_id = ck.required(c::MESSAGE_ID, raw.message_id);
     let message_id = ck.text(c::MESSAGE_ID, message_id, MAX_ID_LEN);
     let event_timestamp = ck.required(c::EVENT_TIMESTAMP, raw.event_timestamp);
@@ -232,47 +267,70 @@ pub fn validate(raw: RawRecord, now: DateTime<Utc>) -> Result<SentimentRecord, V
     };
     let source_system = ck.required(c::SOURCE_SYSTEM, raw.source_system);
     let source_system = ck.source_system(source_system);
-    let message_text = ck.required(c::MESSAGE_TEXT, raw.message_text);
-    let message_text = message_text.and_then(|t| {
+    let text_content = ck.required(c::TEXT_CONTENT, raw.text_content);
+    let text_content = text_content.and_then(|t| {
         if t.len() > MAX_TEXT_BYTES {
-            ck.fail(c::MESSAGE_TEXT, Rule::MaxLength(MAX_TEXT_BYTES), format!("{} bytes", t.len()));
+            ck.fail(c::TEXT_CONTENT, Rule::MaxLength(MAX_TEXT_BYTES), format!("{} bytes", t.len()));
             None
         } else {
-            ck.text(c::MESSAGE_TEXT, Some(t), usize::MAX)
+            ck.text(c::TEXT_CONTENT, Some(t), usize::MAX)
         }
     });
     let sentiment_score = ck.required(c::SENTIMENT_SCORE, raw.sentiment_score);
     let sentiment_score = ck.score(c::SENTIMENT_SCORE, sentiment_score, -1.0, 1.0);
-    let record = SentimentRecord {
-        message_id: message_id.unwrap_or_default(),
-        event_timestamp: event_timestamp.unwrap_or_default(),
-        ingestion_timestamp: ingestion_timestamp.unwrap_or_default(),
-        source_system: source_system.unwrap_or_default(),
-        message_text: message_text.unwrap_or_default(),
-        sentiment_score: sentiment_score.unwrap_or_default(),
-        sentiment_magnitude: ck.score(c::SENTIMENT_MAGNITUDE, raw.sentiment_magnitude, 0.0, 1.0),
-        primary_emotion: ck.text(c::PRIMARY_EMOTION, raw.primary_emotion, MAX_SHORT_LEN).map(|s| s.to_lowercase()),
-        emotion_intensity_vector: ck.float_map(c::EMOTION_INTENSITY_VECTOR, raw.emotion_intensity_vector, 0.0),
-        aspect_target_identification: ck.labels(c::ASPECT_TARGET_IDENTIFICATION, raw.aspect_target_identification),
-        aspect_based_sentiment: ck.float_map(c::ASPECT_BASED_SENTIMENT, raw.aspect_based_sentiment, -1.0),
-        sarcasm_detection: raw.sarcasm_detection,
-        subjectivity_score: ck.score(c::SUBJECTIVITY_SCORE, raw.subjectivity_score, 0.0, 1.0),
-        toxicity_score: ck.score(c::TOXICITY_SCORE, raw.toxicity_score, 0.0, 1.0),
-        entity_recognition: ck.entities(raw.entity_recognition),
-        user_intent: ck.text(c::USER_INTENT, raw.user_intent, MAX_SHORT_LEN).map(|s| s.to_lowercase()),
-        influence_score: ck.score(c::INFLUENCE_SCORE, raw.influence_score, 0.0, 1.0),
-        processing_version: ck
-            .text(c::PROCESSING_VERSION, raw.processing_version, MAX_LABEL_LEN)
-            .or_else(|| Some(DEFAULT_PROCESSING_VERSION.to_string())),
-        ticker: ck.ticker(raw.ticker),
-        article_title: ck.text(c::ARTICLE_TITLE, raw.article_title, MAX_TITLE_LEN),
-        source_url: ck.url(raw.source_url),
-        model_name: ck.text(c::MODEL_NAME, raw.model_name, MAX_LABEL_LEN),
+    let sentiment_magnitude = ck.required(c::SENTIMENT_MAGNITUDE, raw.sentiment_magnitude);
+    let sentiment_magnitude = ck.at_least(c::SENTIMENT_MAGNITUDE, sentiment_magnitude, 0.0);
+    let primary_emotion = ck.required(c::PRIMARY_EMOTION, raw.primary_emotion);
+    let primary_emotion = ck.text(c::PRIMARY_EMOTION, primary_emotion, MAX_SHORT_LEN).map(|s| s.to_lowercase());
+    let emotion_intensity_vector = ck.float_map(c::EMOTION_INTENSITY_VECTOR, raw.emotion_intensity_vector, 0.0);
+    let aspect_target_identification = ck.labels(c::ASPECT_TARGET_IDENTIFICATION, raw.aspect_target_identification);
+    let aspect_based_sentiment = ck.float_map(c::ASPECT_BASED_SENTIMENT, raw.aspect_based_sentiment, -1.0);
+    let sarcasm_detection = ck.required(c::SARCASM_DETECTION, raw.sarcasm_detection);
+    let subjectivity_score = ck.required(c::SUBJECTIVITY_SCORE, raw.subjectivity_score);
+    let subjectivity_score = ck.score(c::SUBJECTIVITY_SCORE, subjectivity_score, 0.0, 1.0);
+    let toxicity_score = ck.required(c::TOXICITY_SCORE, raw.toxicity_score);
+    let toxicity_score = ck.score(c::TOXICITY_SCORE, toxicity_score, 0.0, 1.0);
+    let entity_recognition = ck.entities(raw.entity_recognition);
+    let user_intent = ck.required(c::USER_INTENT, raw.user_intent);
+    let user_intent = ck.text(c::USER_INTENT, user_intent, MAX_SHORT_LEN).map(|s| s.to_lowercase());
+    let influence_score = ck.at_least(c::INFLUENCE_SCORE, raw.influence_score, 0.0);
+    let processing_version = match raw.processing_version {
+        Some(v) => ck.text(c::PROCESSING_VERSION, Some(v), MAX_LABEL_LEN),
+        None => Some(DEFAULT_PROCESSING_VERSION.to_string()),
     };
-    if ck.violations.is_empty() {
-        Ok(record)
-    } else {
-        Err(ValidationError { violations: ck.violations })
+    let ticker = ck.ticker(raw.ticker);
+    let article_title = ck.text(c::ARTICLE_TITLE, raw.article_title, MAX_TITLE_LEN);
+    let source_url = ck.url(raw.source_url);
+    let model_name = ck.text(c::MODEL_NAME, raw.model_name, MAX_LABEL_LEN);
+    let record = (|| {
+        Some(SentimentRecord {
+            message_id: message_id?,
+            event_timestamp: event_timestamp?,
+            ingestion_timestamp: ingestion_timestamp?,
+            source_system: source_system?,
+            text_content: text_content?,
+            sentiment_score: sentiment_score?,
+            sentiment_magnitude: sentiment_magnitude?,
+            primary_emotion: primary_emotion?,
+            emotion_intensity_vector,
+            aspect_target_identification,
+            aspect_based_sentiment,
+            sarcasm_detection: sarcasm_detection?,
+            subjectivity_score: subjectivity_score?,
+            toxicity_score: toxicity_score?,
+            entity_recognition,
+            user_intent: user_intent?,
+            influence_score,
+            processing_version: processing_version?,
+            ticker,
+            article_title,
+            source_url,
+            model_name,
+        })
+    })();
+    match record {
+        Some(record) if ck.violations.is_empty() => Ok(record),
+        _ => Err(ValidationError { violations: ck.violations }),
     }
 }
 
@@ -287,13 +345,25 @@ mod tests {
         Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap()
     }
 
+    /// Validation as of an event enqueued (and processed) at `now()`.
+    fn check(raw: RawRecord) -> Result<SentimentRecord, ValidationError> {
+        validate(raw, now(), now())
+    }
+
+    /// A record with every required field and nothing else.
     fn minimal() -> RawRecord {
         RawRecord {
             message_id: Some("m1".into()),
             event_timestamp: Some("2025-05-31T23:59:59.123456+02:00".into()),
             source_system: Some("Twitter".into()),
-            message_text: Some("$tsla to the moon".into()),
+            text_content: Some("$tsla to the moon".into()),
             sentiment_score: Some(0.5),
+            sentiment_magnitude: Some(0.7),
+            primary_emotion: Some("Joy".into()),
+            sarcasm_detection: Some(false),
+            subjectivity_score: Some(0.4),
+            toxicity_score: Some(0.0),
+            user_intent: Some("buy".into()),
             ticker: Some("$tsla".into()),
             ..RawRecord::default()
         }
@@ -301,19 +371,21 @@ mod tests {
 
     #[test]
     fn normalises_and_fills_defaults() {
-        let r = validate(minimal(), now()).unwrap();
+        let r = check(minimal()).unwrap();
         assert_eq!(r.event_timestamp.to_rfc3339(), "2025-05-31T21:59:59.123456+00:00");
         assert_eq!(r.ingestion_timestamp, now());
         assert_eq!(r.source_system, "twitter");
         assert_eq!(r.ticker.as_deref(), Some("TSLA"));
-        assert_eq!(r.processing_version.as_deref(), Some(DEFAULT_PROCESSING_VERSION));
+        assert_eq!(r.primary_emotion, "joy");
+        assert_eq!(r.processing_version, DEFAULT_PROCESSING_VERSION);
+        assert_eq!(r.influence_score, None);
     }
 
     #[test]
     fn accepts_nanosecond_fractions_and_z_by_truncating_to_micros() {
         let mut raw = minimal();
         raw.event_timestamp = Some("2025-05-31T10:00:00.123456789Z".into());
-        let r = validate(raw, now()).unwrap();
+        let r = check(raw).unwrap();
         assert_eq!(r.event_timestamp.timestamp_subsec_nanos(), 123_456_000);
     }
 
@@ -322,11 +394,12 @@ mod tests {
         let raw = RawRecord {
             event_timestamp: Some("2025-05-31 10:00".into()),
             sentiment_score: Some(1.5),
+            sentiment_magnitude: Some(-0.2),
             toxicity_score: Some(-0.1),
             source_url: Some("ftp://x".into()),
             ..RawRecord::default()
         };
-        let err = validate(raw, now()).unwrap_err();
+        let err = check(raw).unwrap_err();
         let got: Vec<(&str, Rule)> = err.violations.iter().map(|v| (v.field.as_str(), v.rule)).collect();
         assert_eq!(
             got,
@@ -334,9 +407,14 @@ mod tests {
                 (c::MESSAGE_ID, Rule::Required),
                 (c::EVENT_TIMESTAMP, Rule::Rfc3339),
                 (c::SOURCE_SYSTEM, Rule::Required),
-                (c::MESSAGE_TEXT, Rule::Required),
+                (c::TEXT_CONTENT, Rule::Required),
                 (c::SENTIMENT_SCORE, Rule::Range { min: -1.0, max: 1.0 }),
+                (c::SENTIMENT_MAGNITUDE, Rule::AtLeast(0.0)),
+                (c::PRIMARY_EMOTION, Rule::Required),
+                (c::SARCASM_DETECTION, Rule::Required),
+                (c::SUBJECTIVITY_SCORE, Rule::Required),
                 (c::TOXICITY_SCORE, Rule::Range { min: 0.0, max: 1.0 }),
+                (c::USER_INTENT, Rule::Required),
                 (c::SOURCE_URL, Rule::HttpUrl),
             ]
         );
@@ -345,18 +423,61 @@ mod tests {
     }
 
     #[test]
-    fn a_record_missing_only_its_score_is_incomplete() {
+    fn a_record_missing_only_analysis_fields_is_incomplete() {
+        for field in REQUIRED_ANALYSIS_FIELDS {
+            let mut raw = minimal();
+            match field {
+                c::SENTIMENT_SCORE => raw.sentiment_score = None,
+                c::SENTIMENT_MAGNITUDE => raw.sentiment_magnitude = None,
+                c::PRIMARY_EMOTION => raw.primary_emotion = None,
+                c::SARCASM_DETECTION => raw.sarcasm_detection = None,
+                c::SUBJECTIVITY_SCORE => raw.subjectivity_score = None,
+                c::TOXICITY_SCORE => raw.toxicity_score = None,
+                c::USER_INTENT => raw.user_intent = None,
+                other => unreachable!("{other}"),
+            }
+            let err = check(raw).unwrap_err();
+            assert!(err.is_incomplete(), "{field}: {err}");
+            assert_eq!(err.violations[0].field, field);
+        }
         let mut raw = minimal();
         raw.sentiment_score = None;
-        assert!(validate(raw, now()).unwrap_err().is_incomplete());
+        raw.message_id = None;
+        assert!(!check(raw).unwrap_err().is_incomplete(), "a missing id is not something enrichment can fill");
+    }
+
+    /// A magnitude (Google Natural Language's, say) is >= 0 and grows with the text: no upper cap.
+    #[test]
+    fn magnitudes_above_one_are_valid_and_negative_or_infinite_ones_are_not() {
+        for (magnitude, ok) in [(0.0, true), (1.1, true), (7.5, true), (-0.01, false), (f64::from(f32::MAX) * 2.0, false)] {
+            let mut raw = minimal();
+            raw.sentiment_magnitude = Some(magnitude);
+            assert_eq!(check(raw).is_ok(), ok, "{magnitude}");
+        }
+    }
+
+    #[test]
+    fn time_windows_are_relative_to_the_enqueued_time_not_the_clock() {
+        let enqueued = now();
+        let mut raw = minimal();
+        raw.event_timestamp = Some((enqueued + MAX_FUTURE_SKEW + Duration::minutes(5)).to_rfc3339());
+        // Processed a minute later or a week later (a redelivery): the same verdict.
+        for processed in [enqueued + Duration::minutes(1), enqueued + Duration::days(7)] {
+            let err = validate(raw.clone(), enqueued, processed).unwrap_err();
+            assert_eq!(err.violations[0].rule, Rule::TimeWindow);
+        }
+        raw.event_timestamp = Some((enqueued + MAX_FUTURE_SKEW - Duration::minutes(5)).to_rfc3339());
+        assert!(validate(raw, enqueued, enqueued - Duration::days(3)).is_ok());
     }
 
     #[test]
     fn rejects_timestamps_without_offset_or_far_in_the_future() {
-        for (ts, rule) in [("2025-05-31T10:00:00", Rule::Rfc3339), ("2025-06-03T00:00:00Z", Rule::TimeWindow), ("1999-12-31T23:59:59Z", Rule::TimeWindow)] {
+        for (ts, rule) in
+            [("2025-05-31T10:00:00", Rule::Rfc3339), ("2025-06-03T00:00:00Z", Rule::TimeWindow), ("1999-12-31T23:59:59Z", Rule::TimeWindow)]
+        {
             let mut raw = minimal();
             raw.event_timestamp = Some(ts.into());
-            let err = validate(raw, now()).unwrap_err();
+            let err = check(raw).unwrap_err();
             assert_eq!(err.violations[0].rule, rule, "{ts}");
         }
     }
@@ -366,7 +487,7 @@ mod tests {
         let mut raw = minimal();
         raw.entity_recognition = Some(vec![Entity { text: "Apple".into(), entity_type: " ".into() }]);
         raw.emotion_intensity_vector = Some(BTreeMap::from([("fear".into(), 2.0)]));
-        let err = validate(raw, now()).unwrap_err();
+        let err = check(raw).unwrap_err();
         let fields: Vec<&str> = err.violations.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, vec!["emotion_intensity_vector[\"fear\"]", "entity_recognition[0].type"]);
     }
@@ -375,11 +496,26 @@ mod tests {
     fn limits_are_enforced() {
         let mut raw = minimal();
         raw.message_id = Some("x".repeat(MAX_ID_LEN + 1));
-        raw.message_text = Some("y".repeat(MAX_TEXT_BYTES + 1));
+        raw.text_content = Some("y".repeat(MAX_TEXT_BYTES + 1));
         raw.ticker = Some("AAPL; DROP".into());
-        let err = validate(raw, now()).unwrap_err();
+        let err = check(raw).unwrap_err();
         let rules: Vec<Rule> = err.violations.iter().map(|v| v.rule).collect();
         assert_eq!(rules, vec![Rule::MaxLength(MAX_ID_LEN), Rule::MaxLength(MAX_TEXT_BYTES), Rule::Pattern("$?[A-Z0-9][A-Z0-9./:-]*")]);
+    }
+
+    /// Partition values are escaped in paths, so tickers and sources with path characters are data, not a
+    /// threat: they are accepted as the producer wrote them (normalised).
+    #[test]
+    fn path_like_tickers_and_sources_are_accepted() {
+        let mut raw = minimal();
+        raw.ticker = Some("A/../../../../X".into());
+        raw.source_system = Some("Yahoo Finance/../..".into());
+        let r = check(raw).unwrap();
+        assert_eq!(r.ticker.as_deref(), Some("A/../../../../X"));
+        assert_eq!(r.source_system, "yahoo finance/../..");
+        let mut raw = minimal();
+        raw.source_system = Some("bad\u{7}bell".into());
+        assert_eq!(check(raw).unwrap_err().violations[0].field, c::SOURCE_SYSTEM);
     }
 
     fn arb_json_value() -> impl Strategy<Value = serde_json::Value> {
@@ -400,30 +536,64 @@ mod tests {
     }
 
     const FIELDS: [&str; 22] = [
-        c::MESSAGE_ID, c::EVENT_TIMESTAMP, c::INGESTION_TIMESTAMP, c::SOURCE_SYSTEM, c::MESSAGE_TEXT,
-        c::SENTIMENT_SCORE, c::SENTIMENT_MAGNITUDE, c::PRIMARY_EMOTION, c::EMOTION_INTENSITY_VECTOR,
-        c::ASPECT_TARGET_IDENTIFICATION, c::ASPECT_BASED_SENTIMENT, c::SARCASM_DETECTION, c::SUBJECTIVITY_SCORE,
-        c::TOXICITY_SCORE, c::ENTITY_RECOGNITION, c::USER_INTENT, c::INFLUENCE_SCORE, c::PROCESSING_VERSION,
-        c::TICKER, c::ARTICLE_TITLE, c::SOURCE_URL, c::MODEL_NAME,
+        c::MESSAGE_ID,
+        c::EVENT_TIMESTAMP,
+        c::INGESTION_TIMESTAMP,
+        c::SOURCE_SYSTEM,
+        c::TEXT_CONTENT,
+        c::SENTIMENT_SCORE,
+        c::SENTIMENT_MAGNITUDE,
+        c::PRIMARY_EMOTION,
+        c::EMOTION_INTENSITY_VECTOR,
+        c::ASPECT_TARGET_IDENTIFICATION,
+        c::ASPECT_BASED_SENTIMENT,
+        c::SARCASM_DETECTION,
+        c::SUBJECTIVITY_SCORE,
+        c::TOXICITY_SCORE,
+        c::ENTITY_RECOGNITION,
+        c::USER_INTENT,
+        c::INFLUENCE_SCORE,
+        c::PROCESSING_VERSION,
+        c::TICKER,
+        c::ARTICLE_TITLE,
+        c::SOURCE_URL,
+        c::MODEL_NAME,
     ];
 
     proptest! {
-        /// Any JSON object with any values under the real field names: decode+validate never panics, and
-        /// whatever passes satisfies the invariants the writer relies on.
+        /// Any JSON object with any values under the real field names, on top of a valid record or alone:
+        /// decode+validate never panics, and whatever passes satisfies the invariants the writer relies on.
         #[test]
         fn never_panics_and_accepted_records_hold_invariants(
-            values in prop::collection::vec((0usize..22, arb_json_value()), 0..22)
+            values in prop::collection::vec((0usize..22, arb_json_value()), 0..22),
+            on_valid_base in any::<bool>(),
         ) {
-            let object: serde_json::Map<String, serde_json::Value> =
-                values.into_iter().map(|(i, v)| (FIELDS[i].to_string(), v)).collect();
+            let mut object = serde_json::Map::new();
+            if on_valid_base {
+                for (key, value) in [
+                    (c::MESSAGE_ID, serde_json::json!("m")), (c::EVENT_TIMESTAMP, serde_json::json!("2025-05-31T10:00:00Z")),
+                    (c::SOURCE_SYSTEM, serde_json::json!("x")), (c::TEXT_CONTENT, serde_json::json!("t")),
+                    (c::SENTIMENT_SCORE, serde_json::json!(0.1)), (c::SENTIMENT_MAGNITUDE, serde_json::json!(0.1)),
+                    (c::PRIMARY_EMOTION, serde_json::json!("joy")), (c::SARCASM_DETECTION, serde_json::json!(false)),
+                    (c::SUBJECTIVITY_SCORE, serde_json::json!(0.1)), (c::TOXICITY_SCORE, serde_json::json!(0.1)),
+                    (c::USER_INTENT, serde_json::json!("buy")),
+                ] {
+                    object.insert(key.to_string(), value);
+                }
+            }
+            object.extend(values.into_iter().map(|(i, v)| (FIELDS[i].to_string(), v)));
             let body = serde_json::to_vec(&object).unwrap();
             if let Ok(raw) = decode(&body) {
-                match validate(raw, now()) {
+                match check(raw) {
                     Ok(r) => {
                         prop_assert!(!r.message_id.trim().is_empty());
+                        prop_assert!(!r.text_content.trim().is_empty());
                         prop_assert!((-1.0..=1.0).contains(&r.sentiment_score));
-                        for s in [r.sentiment_magnitude, r.subjectivity_score, r.toxicity_score, r.influence_score].into_iter().flatten() {
+                        for s in [r.subjectivity_score, r.toxicity_score] {
                             prop_assert!((0.0..=1.0).contains(&s));
+                        }
+                        for s in [Some(r.sentiment_magnitude), r.influence_score].into_iter().flatten() {
+                            prop_assert!(s.is_finite() && s >= 0.0);
                         }
                         prop_assert!(r.event_timestamp <= now() + MAX_FUTURE_SKEW);
                     }
@@ -437,7 +607,7 @@ mod tests {
         fn score_range_is_exact(score in -3.0f64..3.0) {
             let mut raw = minimal();
             raw.sentiment_score = Some(score);
-            let accepted = validate(raw, now()).is_ok();
+            let accepted = check(raw).is_ok();
             prop_assert_eq!(accepted, (-1.0..=1.0).contains(&score));
         }
 
@@ -448,7 +618,7 @@ mod tests {
             let offset = chrono::FixedOffset::east_opt(offset_min * 60).unwrap();
             let mut raw = minimal();
             raw.event_timestamp = Some(instant.with_timezone(&offset).to_rfc3339_opts(chrono::SecondsFormat::Micros, false));
-            let r = validate(raw, now()).unwrap();
+            let r = check(raw).unwrap();
             prop_assert_eq!(r.event_timestamp, instant);
         }
     }

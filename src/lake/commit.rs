@@ -1,16 +1,20 @@
-//! The only code that changes table metadata: folds staged segments into one fast-append per table.
+//! The only code that changes table metadata: folds staged entries into fast-appends, one per bounded pass.
 //!
-//! Exactly-once rests on three rules:
-//! 1. a row is committed only if its sequence number is above the table's watermark for its source, and the
-//!    new watermark is written in the same snapshot (see [`super::watermark`]);
-//! 2. the append is pinned to the snapshot the watermark was read from ([`super::pinned`]), so a concurrent
-//!    commit makes ours fail instead of silently duplicating;
-//! 3. after any failed or unknown-outcome commit the table is re-read: if our commit id is there the commit
-//!    landed, otherwise the rows are re-selected against the fresh watermark and committed again, with
-//!    bounded, jittered back-off.
+//! Exactly-once rests on four rules:
+//! 1. a row is committed only if its sequence number is above the table's watermark for its source, and
+//!    watermarks advance only through contiguous staged ranges ([`super::plan`]), in the same atomic swap
+//!    as the append, in table properties and the snapshot summary ([`super::ledger`]);
+//! 2. the commit is built on exactly the metadata the watermark was read from and published by the catalog's
+//!    compare-and-swap ([`super::swap`]), so a concurrent commit makes ours fail instead of duplicating;
+//! 3. after a failed or unknown-outcome commit the table is re-read: if our commit id is there the commit
+//!    landed; a conflict is re-selected against the fresh watermark and retried with bounded, jittered
+//!    back-off; other retryable errors are retried the same way; anything else ends the pass;
+//! 4. entries are deleted only after the table covers them.
 //!
-//! Segments are deleted only after the table covers them. Data files of attempts that did not land are
-//! deleted, or reused when the next attempt selects the same rows.
+//! Nothing staged can stall a table: an entry that cannot be read is quarantined with its reason (its range
+//! still counts as accounted for), an entry another committer removed is skipped, a gap that outlives its
+//! grace period is bridged and counted. Decoding and Parquet encoding run on the blocking pool, away from
+//! the async workers that answer the host.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,25 +22,30 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
+use chrono::Utc;
 use iceberg::spec::DataFile;
 use iceberg::table::Table;
-use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::Catalog;
 
-use super::pinned::PinnedCatalog;
-use super::staging::{passes, StagedSegment, Staging};
-use super::watermark::{CommittedState, Watermarks, COMMIT_ID_PROPERTY, WATERMARKS_PROPERTY};
-use super::writer::write_data_files;
+use super::compat::conform;
+use super::ledger::{CommittedState, Watermarks, COMMIT_ID_PROPERTY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY};
+use super::plan::{next_pass, PassBounds, PassPlan};
+use super::quarantine::Quarantine;
+use super::staging::{self, EntryKind, Segment, StagedEntry, Staging};
+use super::swap::{self, CatalogSwap, Change, Outcome};
+use super::writer::{delete, write_data_files};
 use super::{LakeError, TableTarget};
 
-/// Bounds on how hard a commit tries before giving up until the next tick, and on how much one snapshot
-/// takes in (a backlog after an outage becomes several bounded snapshots, not one that exhausts memory).
+/// How hard a commit tries before giving up until the next tick, and how much one pass takes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitPolicy {
     pub max_attempts: u32,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
-    pub max_segments_per_snapshot: usize,
+    pub pass: PassBounds,
+    /// Ranges without rows (markers) are folded into the ledger by an empty snapshot once the oldest of them
+    /// is this old, so a table that rarely gets rows (the dead letters) does not keep them staged forever.
+    pub ledger_flush_after: Duration,
 }
 
 impl Default for CommitPolicy {
@@ -45,7 +54,8 @@ impl Default for CommitPolicy {
             max_attempts: 10,
             min_backoff: Duration::from_millis(25),
             max_backoff: Duration::from_secs(5),
-            max_segments_per_snapshot: 2_000,
+            pass: PassBounds { max_bytes: 64 * 1024 * 1024, max_entries: 5_000, gap_grace: Duration::from_secs(300) },
+            ledger_flush_after: Duration::from_secs(600),
         }
     }
 }
@@ -59,192 +69,366 @@ impl CommitPolicy {
     }
 }
 
-/// What one commit call did for one table (over one or more snapshots).
+/// What one commit call did for one table (over one or more passes).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CommitReport {
     pub table: String,
+    /// Staged entries taken into passes (segments and range markers).
     pub segments: usize,
+    pub staged_bytes: u64,
     pub rows_committed: usize,
     /// Rows already in the table (redelivered or staged twice) that were dropped.
     pub duplicates_dropped: usize,
     pub data_files: usize,
-    /// Snapshots created (more than one only when the backlog exceeded the per-snapshot bound).
+    /// Snapshots created (more than one when the backlog exceeded a pass).
     pub snapshots: usize,
     /// The newest snapshot this call created.
     pub snapshot_id: Option<i64>,
     pub attempts: u32,
+    /// Commit attempts refused because another commit landed first.
+    pub conflicts: u32,
     /// Commit id of the newest snapshot this call created.
     pub commit_id: Option<String>,
+    /// Entries already covered by the watermark, deleted unread.
+    pub obsolete_deleted: usize,
+    /// Entries moved to the quarantine because they could not be read.
+    pub quarantined: usize,
+    /// Sequence numbers skipped by bridging gaps that outlived their grace period.
+    pub gap_events: u64,
+    /// Entries left staged behind a gap still within its grace period.
+    pub waiting: usize,
+    /// Range markers written to replace several entries without rows.
+    pub markers_merged: usize,
     #[serde(skip)]
     pub latency: Duration,
 }
 
 impl CommitReport {
-    fn absorb(&mut self, pass: CommitReport) {
+    fn absorb(&mut self, pass: &CommitReport) {
         self.segments += pass.segments;
+        self.staged_bytes += pass.staged_bytes;
         self.rows_committed += pass.rows_committed;
         self.duplicates_dropped += pass.duplicates_dropped;
         self.data_files += pass.data_files;
         self.snapshots += pass.snapshots;
         self.attempts += pass.attempts;
+        self.conflicts += pass.conflicts;
+        self.quarantined += pass.quarantined;
+        self.gap_events += pass.gap_events;
+        self.markers_merged += pass.markers_merged;
         if pass.commit_id.is_some() {
             self.snapshot_id = pass.snapshot_id;
-            self.commit_id = pass.commit_id;
+            self.commit_id = pass.commit_id.clone();
         }
     }
 }
 
-/// Rows chosen for one attempt and the watermarks that commit them.
-struct Selection {
-    rows: RecordBatch,
-    watermarks: Watermarks,
-    duplicates: usize,
-    /// The committed watermarks of the sources involved, which determine the selection.
-    basis: Vec<(String, Option<i64>)>,
+/// The storage the committer works on.
+pub struct CommitContext<'a> {
+    pub catalog: &'a Arc<dyn Catalog>,
+    pub swap: &'a CatalogSwap,
+    pub staging: &'a Staging,
+    pub quarantine: &'a Quarantine,
+    pub target: &'a TableTarget,
+    pub policy: CommitPolicy,
 }
 
-fn select(segments: &[StagedSegment], committed: &Watermarks, schema: &SchemaRef) -> Result<Selection, LakeError> {
-    let mut watermarks = committed.clone();
-    let mut seen: HashMap<&str, HashSet<i64>> = HashMap::new();
-    let mut parts = Vec::with_capacity(segments.len());
-    let mut duplicates = 0;
-    for staged in segments {
-        let segment = &staged.segment;
-        let source_seen = seen.entry(segment.source.as_str()).or_default();
-        let mask: BooleanArray = segment
-            .sequence_numbers
-            .iter()
-            .map(|&seq| Some(!committed.covers(&segment.source, seq) && source_seen.insert(seq)))
-            .collect();
-        duplicates += mask.false_count();
-        if let Some(&max) = segment.sequence_numbers.iter().max() {
-            watermarks.advance(&segment.source, max);
-        }
-        // Segments are read back from Parquet; re-attach the table's schema so field ids are canonical.
-        let rows = RecordBatch::try_new(schema.clone(), segment.rows.columns().to_vec()).map_err(LakeError::arrow)?;
-        parts.push(arrow_select::filter::filter_record_batch(&rows, &mask).map_err(LakeError::arrow)?);
-    }
-    let rows = arrow_select::concat::concat_batches(schema, &parts).map_err(LakeError::arrow)?;
-    let mut basis: Vec<(String, Option<i64>)> = seen.keys().map(|s| (s.to_string(), committed.get(s))).collect();
-    basis.sort();
-    Ok(Selection { rows, watermarks, duplicates, basis })
-}
-
-/// Data files written by an attempt whose commit did not land, kept for reuse by the next attempt.
-struct Written {
-    basis: Vec<(String, Option<i64>)>,
-    spec_id: i32,
-    files: Vec<DataFile>,
-}
-
-async fn delete_files(table: &Table, files: &[DataFile]) {
-    for file in files {
-        if let Err(e) = table.file_io().delete(file.file_path()).await {
-            tracing::warn!(path = file.file_path(), error = %e, "Could not delete an unreferenced data file; orphan cleanup will.");
-        }
-    }
-}
-
-/// Commits every staged segment of `target`, one snapshot per bounded pass of whole sources. Returns `Ok`
-/// with `rows_committed == 0` when there was nothing new.
-pub async fn commit_staged(
-    catalog: &Arc<dyn Catalog>,
-    staging: &Staging,
-    target: &TableTarget,
-    policy: CommitPolicy,
-) -> Result<CommitReport, LakeError> {
+/// Commits everything staged for `target` that can be committed now, in bounded passes.
+pub async fn commit_staged(cx: &CommitContext<'_>) -> Result<CommitReport, LakeError> {
     let started = Instant::now();
-    let paths = staging.list(&target.name).await?;
-    let mut report = CommitReport { table: target.name.clone(), ..CommitReport::default() };
-    for pass in passes(&paths, policy.max_segments_per_snapshot) {
-        report.absorb(commit_pass(catalog, staging, target, policy, pass).await?);
+    let mut report = CommitReport { table: cx.target.name.clone(), ..CommitReport::default() };
+    loop {
+        let listing = cx.staging.list(&cx.target.name).await?;
+        for entry in &listing.unrecognised {
+            report.quarantined += quarantine(cx, entry, "not an entry this crate stages (unrecognised name)").await?;
+        }
+        if !listing.legacy.is_empty() {
+            report.quarantined += upgrade_legacy(cx, &listing.legacy).await?;
+            continue;
+        }
+        let table = load(cx).await?;
+        let state = CommittedState::read(&cx.target.name, table.metadata())?;
+        let plan = next_pass(&listing, &state.watermarks, cx.policy.pass, Utc::now());
+        report.waiting = plan.waiting;
+        if plan.unnamed > 0 {
+            tracing::warn!(table = %cx.target.name, entries = plan.unnamed, "Staged entries whose source descriptor is missing are left for a later pass.");
+        }
+        let obsolete: Vec<String> = plan.obsolete.iter().map(|e| e.path.clone()).collect();
+        cx.staging.delete(&obsolete).await?;
+        report.obsolete_deleted += obsolete.len();
+        if plan.sources.is_empty() {
+            break;
+        }
+        let more = plan.deferred > 0;
+        let pass = commit_pass(cx, plan).await?;
+        report.absorb(&pass);
+        if pass.commit_id.is_none() || !more {
+            break;
+        }
     }
     report.latency = started.elapsed();
     Ok(report)
 }
 
-/// One snapshot's worth: reads the given segments, selects, writes and commits them.
-async fn commit_pass(
-    catalog: &Arc<dyn Catalog>,
-    staging: &Staging,
-    target: &TableTarget,
-    policy: CommitPolicy,
-    paths: Vec<String>,
-) -> Result<CommitReport, LakeError> {
-    let mut report = CommitReport { table: target.name.clone(), segments: paths.len(), ..CommitReport::default() };
-    let mut segments = Vec::with_capacity(paths.len());
-    for path in &paths {
-        segments.push(staging.read(path).await?);
+async fn load(cx: &CommitContext<'_>) -> Result<Table, LakeError> {
+    cx.catalog.load_table(&cx.target.ident).await.map_err(LakeError::iceberg(format!("loading {}", cx.target.ident)))
+}
+
+async fn quarantine(cx: &CommitContext<'_>, entry: &StagedEntry, reason: &str) -> Result<usize, LakeError> {
+    let moved = cx.quarantine.move_staged(entry, reason).await?;
+    if let Some(path) = &moved {
+        crate::observability::SegmentQuarantined { table: &cx.target.name, path, reason }.emit();
     }
+    Ok(usize::from(moved.is_some()))
+}
+
+/// Rewrites segments staged by a version that did not record ranges under today's names (their range is
+/// the span of their rows), so the planner can chain them.
+async fn upgrade_legacy(cx: &CommitContext<'_>, legacy: &[StagedEntry]) -> Result<usize, LakeError> {
+    let mut quarantined = 0;
+    for entry in legacy {
+        let bytes = match cx.staging.read(&entry.path).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        match staging::decode(bytes, &cx.target.arrow_schema) {
+            Ok(segment) => {
+                cx.staging.write(&cx.target.name, &segment).await?;
+                cx.staging.delete(std::slice::from_ref(&entry.path)).await?;
+            }
+            Err(reason) => quarantined += quarantine(cx, entry, &reason).await?,
+        }
+    }
+    Ok(quarantined)
+}
+
+/// A decoded segment and the source (index into the plan) it belongs to.
+struct Loaded {
+    source: usize,
+    segment: Segment,
+}
+
+/// Rows chosen for one attempt and the watermarks that commit them.
+struct Selection {
+    parts: Vec<RecordBatch>,
+    rows: usize,
+    duplicates: usize,
+    watermarks: Watermarks,
+    /// The committed watermarks of the pass's sources, which determine the selection.
+    basis: Vec<(String, Option<i64>)>,
+}
+
+fn select(plan: &PassPlan, loaded: &[Loaded], committed: &Watermarks) -> Result<Selection, LakeError> {
+    let mut watermarks = committed.clone();
+    for source in &plan.sources {
+        watermarks.advance(&source.source, source.through);
+    }
+    let mut seen: HashMap<usize, HashSet<i64>> = HashMap::new();
+    let mut parts = Vec::with_capacity(loaded.len());
+    let (mut rows, mut duplicates) = (0, 0);
+    for item in loaded {
+        let source = &plan.sources[item.source].source;
+        let source_seen = seen.entry(item.source).or_default();
+        let mask: BooleanArray =
+            item.segment.sequence_numbers.iter().map(|&seq| Some(!committed.covers(source, seq) && source_seen.insert(seq))).collect();
+        duplicates += mask.false_count();
+        rows += mask.true_count();
+        parts.push(arrow_select::filter::filter_record_batch(&item.segment.rows, &mask)?);
+    }
+    let mut basis: Vec<(String, Option<i64>)> = plan.sources.iter().map(|s| (s.source.clone(), committed.get(&s.source))).collect();
+    basis.sort();
+    Ok(Selection { parts, rows, duplicates, watermarks, basis })
+}
+
+/// Data files written by an attempt whose commit was refused, kept for reuse by the next attempt.
+struct Written {
+    basis: Vec<(String, Option<i64>)>,
+    spec_id: i32,
+    schema_id: i32,
+    files: Vec<DataFile>,
+}
+
+/// Runs CPU-heavy async work (Parquet encoding through iceberg's async writers) on a blocking thread.
+async fn on_blocking_pool<T, F>(work: F) -> Result<T, LakeError>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, LakeError>> + Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(work)).await.map_err(|e| LakeError::Task(e.to_string()))?
+}
+
+/// One pass: reads the planned entries, selects, writes and commits them (or, when nothing in them needs a
+/// snapshot yet, folds their ranges into one marker per source).
+async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan) -> Result<CommitReport, LakeError> {
+    let target = cx.target;
+    let mut report = CommitReport { table: target.name.clone(), segments: plan.entries(), staged_bytes: plan.bytes(), ..CommitReport::default() };
+    report.gap_events = plan.sources.iter().flat_map(|s| &s.gaps).map(|(a, b)| (b - a + 1) as u64).sum();
+    for source in &plan.sources {
+        for &(from, to) in &source.gaps {
+            crate::observability::SequenceGap { table: &target.name, source: &source.source, from, to }.emit();
+        }
+    }
+
+    // Read, then decode off the async workers.
+    let mut fetched = Vec::new();
+    for (index, source) in plan.sources.iter().enumerate() {
+        for entry in source.entries.iter().filter(|e| e.kind == EntryKind::Rows) {
+            match cx.staging.read(&entry.path).await {
+                Ok(bytes) => fetched.push((index, entry.clone(), bytes)),
+                // Removed by another committer after it committed (or merged) it: nothing to do here.
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let schema = target.arrow_schema.clone();
+    let sources: Vec<String> = plan.sources.iter().map(|s| s.source.clone()).collect();
+    let decoded = on_blocking_pool(async move { Ok(decode_all(fetched, &schema, &sources)) }).await?;
+    let mut loaded = Vec::with_capacity(decoded.len());
+    for item in decoded {
+        match item {
+            Ok(item) => loaded.push(item),
+            Err((entry, reason)) => report.quarantined += quarantine(cx, &entry, &reason).await?,
+        }
+    }
+    let loaded = Arc::new(loaded);
+    let plan = Arc::new(plan);
+
     let commit_id = uuid::Uuid::new_v4().to_string();
     let mut written: Option<Written> = None;
     let mut attempt = 0;
     loop {
         attempt += 1;
         report.attempts = attempt;
-        let table = catalog.load_table(&target.ident).await.map_err(LakeError::iceberg)?;
-        let state = CommittedState::read(table.metadata())?;
-        tracing::debug!(table = %target.name, attempt, snapshot = ?table.metadata().current_snapshot_id(), "Commit attempt.");
+        let table = load(cx).await?;
+        let state = CommittedState::read(&target.name, table.metadata())?;
         if state.contains_commit(&commit_id) {
-            // A previous attempt landed even though it reported failure.
+            // An earlier attempt landed although its reply said otherwise.
             report.snapshot_id = table.metadata().current_snapshot_id();
             break;
         }
-        let selection = select(&segments, &state.watermarks, &target.arrow_schema)?;
+        let job_plan = plan.clone();
+        let job_loaded = loaded.clone();
+        let committed = state.watermarks.clone();
+        let selection = on_blocking_pool(async move { select(&job_plan, &job_loaded, &committed) }).await?;
         report.duplicates_dropped = selection.duplicates;
-        report.rows_committed = selection.rows.num_rows();
-        if selection.rows.num_rows() == 0 {
-            // Everything staged is already in the table (committed by a peer, or before a crash).
+        report.rows_committed = selection.rows;
+        let oldest = plan.sources.iter().flat_map(|s| &s.entries).map(|e| e.staged_at).min();
+        let flush = oldest.is_some_and(|at| (Utc::now() - at).to_std().unwrap_or_default() >= cx.policy.ledger_flush_after);
+        if selection.rows == 0 && !flush {
             if let Some(stale) = written.take() {
-                delete_files(&table, &stale.files).await;
+                delete(&table, &stale.files).await;
             }
-            report.data_files = 0;
-            break;
+            report.markers_merged = merge_markers(cx, &plan, &state.watermarks).await?;
+            report.rows_committed = 0;
+            return Ok(report);
         }
-        let spec_id = table.metadata().default_partition_spec_id();
+        let (spec_id, schema_id) = (table.metadata().default_partition_spec_id(), table.metadata().current_schema_id());
         let files = match written.take() {
-            Some(w) if w.basis == selection.basis && w.spec_id == spec_id => w.files,
+            Some(w) if w.basis == selection.basis && w.spec_id == spec_id && w.schema_id == schema_id => w.files,
             stale => {
                 if let Some(stale) = stale {
-                    delete_files(&table, &stale.files).await;
+                    delete(&table, &stale.files).await;
                 }
                 let prefix = format!("{}-{attempt}", &commit_id[..8]);
-                write_data_files(&table, &selection.rows, target.sort_column, &prefix).await?
+                let (job_table, parts, sort) = (table.clone(), selection.parts.clone(), target.sort_columns);
+                on_blocking_pool(async move {
+                    let table_schema: SchemaRef = Arc::new(
+                        iceberg::arrow::schema_to_arrow_schema(job_table.metadata().current_schema())
+                            .map_err(LakeError::iceberg("the table's Arrow schema"))?,
+                    );
+                    let conformed = parts.iter().map(|p| conform(p, &table_schema)).collect::<Result<Vec<_>, _>>()?;
+                    write_data_files(&job_table, &conformed, sort, &prefix).await
+                })
+                .await?
             }
         };
         report.data_files = files.len();
-        let properties = HashMap::from([
-            (WATERMARKS_PROPERTY.to_string(), selection.watermarks.to_property()),
-            (COMMIT_ID_PROPERTY.to_string(), commit_id.clone()),
-        ]);
-        let tx = Transaction::new(&table);
-        let append = tx.fast_append().add_data_files(files.clone()).set_snapshot_properties(properties);
-        let tx = append.apply(tx).map_err(LakeError::iceberg)?;
-        let pinned = PinnedCatalog::new(catalog.clone(), table.clone());
-        match tx.commit(&pinned).await {
-            Ok(committed) => {
-                report.snapshot_id = committed.metadata().current_snapshot_id();
+        let watermarks = selection.watermarks.to_property();
+        let change = Change {
+            files: files.clone(),
+            summary: HashMap::from([(WATERMARKS_PROPERTY.to_string(), watermarks.clone()), (COMMIT_ID_PROPERTY.to_string(), commit_id.clone())]),
+            properties: vec![
+                (WATERMARKS_PROPERTY.to_string(), watermarks),
+                (RECENT_COMMITS_PROPERTY.to_string(), state.recent_commits_with(table.metadata().properties(), &commit_id)),
+            ],
+        };
+        let failure = match swap::commit(cx.swap, &table, change).await {
+            Ok(Outcome::Landed { snapshot_id }) => {
+                report.snapshot_id = snapshot_id.or(table.metadata().current_snapshot_id());
+                report.snapshots = usize::from(snapshot_id.is_some());
                 break;
             }
-            Err(e) if attempt >= policy.max_attempts => {
-                // The files stay: a later pass re-reads the table first and reuses or removes nothing it
-                // cannot prove unreferenced (orphan cleanup removes the rest).
-                return Err(LakeError::CommitExhausted { table: target.name.clone(), attempts: attempt, source: Box::new(e) });
-            }
-            Err(e) => {
-                tracing::info!(table = %target.name, attempt, error = %e, "Commit did not land; re-reading the table before retrying.");
+            Ok(Outcome::Conflict) => {
+                report.conflicts += 1;
                 crate::observability::CommitConflict { table: &target.name }.emit();
-                written = Some(Written { basis: selection.basis, spec_id, files });
-                tokio::time::sleep(policy.backoff(attempt)).await;
+                // Refused by the catalog: the data files are ours alone and may be reused.
+                written = Some(Written { basis: selection.basis, spec_id, schema_id, files });
+                LakeError::Conflict { table: target.name.clone() }
             }
+            // Whether it landed is not known: the next attempt re-reads the table and looks for our commit id.
+            Err(e) if e.is_retryable() => e,
+            Err(e) => return Err(e),
+        };
+        if attempt >= cx.policy.max_attempts {
+            // Files that may be referenced stay; the next pass re-reads the table first (orphan cleanup
+            // removes files nothing references).
+            return Err(LakeError::CommitExhausted { table: target.name.clone(), attempts: attempt, source: Box::new(failure) });
         }
+        tracing::info!(table = %target.name, attempt, error = %failure, "Commit did not land; re-reading the table before retrying.");
+        tokio::time::sleep(cx.policy.backoff(attempt)).await;
     }
-    if report.rows_committed > 0 {
-        report.commit_id = Some(commit_id);
-        report.snapshots = 1;
-    }
-    staging.delete(&paths).await?;
+    report.commit_id = Some(commit_id);
+
+    let paths: Vec<String> = plan.sources.iter().flat_map(|s| &s.entries).map(|e| e.path.clone()).collect();
+    cx.staging.delete(&paths).await?;
     Ok(report)
+}
+
+type Decoded = Result<Loaded, (StagedEntry, String)>;
+
+fn decode_all(fetched: Vec<(usize, StagedEntry, bytes::Bytes)>, schema: &SchemaRef, sources: &[String]) -> Vec<Decoded> {
+    fetched
+        .into_iter()
+        .map(|(source, entry, bytes)| match staging::decode(bytes, schema) {
+            Ok(segment) if segment.source != sources[source] || Some(segment.range) != entry.range => {
+                let reason = format!(
+                    "file says source {:?} range {:?}, its place says {:?} {:?}",
+                    segment.source, segment.range, sources[source], entry.range
+                );
+                Err((entry, reason))
+            }
+            Ok(segment) => Ok(Loaded { source, segment }),
+            Err(reason) => Err((entry, reason)),
+        })
+        .collect()
+}
+
+/// Replaces each source's taken entries by one marker over their range (nothing in them needs committing:
+/// their rows are below the watermark, or they had none), bounding what stays staged between commits.
+async fn merge_markers(cx: &CommitContext<'_>, plan: &PassPlan, committed: &Watermarks) -> Result<usize, LakeError> {
+    let mut merged = 0;
+    for source in &plan.sources {
+        let fresh = committed.get(&source.source);
+        let first = source.entries.iter().filter_map(|e| e.range).map(|r| r.0).min().unwrap_or(source.through);
+        let from = fresh.map_or(first, |w| w.saturating_add(1).max(first));
+        let paths: Vec<String> = source.entries.iter().map(|e| e.path.clone()).collect();
+        if fresh.is_some_and(|w| w >= source.through) {
+            cx.staging.delete(&paths).await?;
+            continue;
+        }
+        let already_one_marker = source.entries.len() == 1 && source.entries[0].kind == EntryKind::Marker;
+        if already_one_marker && source.gaps.is_empty() {
+            continue;
+        }
+        // The marker is durable before its parts go, so a crash leaves overlap (harmless), never a hole.
+        cx.staging.write_marker(&cx.target.name, &source.key, (from, source.through)).await?;
+        cx.staging.delete(&paths).await?;
+        merged += 1;
+    }
+    Ok(merged)
 }
 
 #[cfg(test)]
@@ -255,32 +439,34 @@ mod tests {
     use arrow_schema::{DataType, Field, Schema};
 
     use super::*;
-    use crate::lake::staging::Segment;
+    use crate::lake::plan::SourcePass;
 
-    fn staged(source: &str, seqs: &[i64]) -> StagedSegment {
+    fn loaded(source: usize, seqs: &[i64]) -> Loaded {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int32, false)]));
         let values: Vec<i32> = seqs.iter().map(|&s| s as i32).collect();
         let rows = RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(values))]).unwrap();
-        StagedSegment {
-            path: String::new(),
-            segment: Segment { source: source.into(), invocation_id: None, rows, sequence_numbers: seqs.to_vec() },
-        }
+        let range = (*seqs.iter().min().unwrap(), *seqs.iter().max().unwrap());
+        Loaded { source, segment: Segment { source: format!("p{source}"), invocation_id: None, range, rows, sequence_numbers: seqs.to_vec() } }
+    }
+
+    fn source(name: &str, through: i64) -> SourcePass {
+        SourcePass { source: name.into(), key: name.into(), committed: None, through, entries: Vec::new(), gaps: Vec::new() }
     }
 
     #[test]
     fn selection_drops_committed_and_duplicate_sequence_numbers() {
-        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int32, false)]));
         let mut committed = Watermarks::default();
         committed.advance("p0", 2);
-        let segments = [staged("p0", &[1, 2, 3, 4]), staged("p0", &[3, 4, 5]), staged("p1", &[7, 8])];
-        let s = select(&segments, &committed, &schema).unwrap();
-        let values = s.rows.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
-        assert_eq!(values.values(), &[3, 4, 5, 7, 8]);
-        assert_eq!(s.duplicates, 4);
-        assert_eq!(s.watermarks.get("p0"), Some(5));
+        let plan = PassPlan { sources: vec![source("p0", 6), source("p1", 8)], ..PassPlan::default() };
+        let segments = [loaded(0, &[1, 2, 3, 4]), loaded(0, &[3, 4, 5]), loaded(1, &[7, 8])];
+        let s = select(&plan, &segments, &committed).unwrap();
+        let values: Vec<i32> = s.parts.iter().flat_map(|p| p.column(0).as_any().downcast_ref::<Int32Array>().unwrap().values().to_vec()).collect();
+        assert_eq!(values, vec![3, 4, 5, 7, 8]);
+        assert_eq!((s.rows, s.duplicates), (5, 4));
+        assert_eq!(s.watermarks.get("p0"), Some(6), "the range's end, not only its last row");
         assert_eq!(s.watermarks.get("p1"), Some(8));
         assert_eq!(s.basis, vec![("p0".to_string(), Some(2)), ("p1".to_string(), None)]);
-        assert_eq!(values.len(), 5);
+        assert_eq!(s.parts[1].column(0).len(), 1);
     }
 
     #[test]

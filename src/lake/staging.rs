@@ -1,145 +1,302 @@
 //! Staged segments: what an invocation has accepted but not yet committed.
 //!
-//! An ingest invocation writes one Parquet segment per target table (rows plus a `_sequence_number`
-//! column, source coordinates in the file's key-value metadata) and only then acknowledges the batch. The
-//! committer later folds many segments into few data files and one snapshot. A segment is deleted only after
-//! the table's watermark covers it, so a crash at any point leaves either the segment or the committed rows,
+//! An ingest invocation writes one entry per target table for its whole sequence range and only then
+//! acknowledges the batch: a Parquet segment (rows plus a `_sequence_number` column, source and range in the
+//! file's key-value metadata) when the table gets rows from the batch, or an empty *range marker* when it
+//! gets none. The committer later folds many entries into few data files and one snapshot, advancing each
+//! source's watermark only through contiguous ranges (see [`super::plan`]). An entry is deleted only after
+//! the table's watermark covers it, so a crash at any point leaves either the entry or the committed rows,
 //! never neither.
 //!
-//! Layout: `_staging/<table>/<source key>/<UUIDv7>.parquet`. The source key (a hash of the source id)
-//! groups a source's segments so a commit pass can take whole sources, and UUIDv7 names are time-ordered,
-//! so within a source listing order is staging order.
+//! Layout, under the warehouse:
+//! - `_staging/<table>/<source key>/source.json`: the source id the key stands for (written once);
+//! - `_staging/<table>/<source key>/<first>_<last>_<UUIDv7>.parquet`: a segment;
+//! - `_staging/<table>/<source key>/<first>_<last>_<UUIDv7>.empty`: a range marker (zero bytes).
+//!
+//! The source key is a hash of the source id (a path-safe, bounded name). Every write is atomic (a
+//! temporary object renamed into place, or one PUT), so a listed entry is always complete; entries that are
+//! unreadable anyway (written by something else, or damaged) are quarantined by the committer.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
-use arrow_array::{Int64Array, RecordBatch};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_array::{Array, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
-
 use sha2::{Digest, Sha256};
 
 use super::LakeError;
 
 pub const SEQUENCE_COLUMN: &str = "_sequence_number";
 const STAGING_DIR: &str = "_staging";
+const DESCRIPTOR: &str = "source.json";
 const SOURCE_KEY: &str = "sentiment-lake.source";
 const INVOCATION_KEY: &str = "sentiment-lake.invocation-id";
+const FIRST_KEY: &str = "sentiment-lake.first-sequence";
+const LAST_KEY: &str = "sentiment-lake.last-sequence";
 
-/// Rows bound for one table from one source, with the source sequence number of each row.
+/// Rows bound for one table from one batch of one source.
 #[derive(Debug, Clone)]
 pub struct Segment {
     pub source: String,
     pub invocation_id: Option<String>,
+    /// First and last sequence number of the whole batch (not only of these rows): the range this entry
+    /// accounts for in the table's ledger.
+    pub range: (i64, i64),
     pub rows: RecordBatch,
     pub sequence_numbers: Vec<i64>,
 }
 
-/// A segment read back from storage, with the path it must be deleted by.
-#[derive(Debug, Clone)]
-pub struct StagedSegment {
-    pub path: String,
-    pub segment: Segment,
+/// What a staged object is, judged by its name alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A Parquet segment with rows.
+    Rows,
+    /// A range marker: the range has no rows for this table.
+    Marker,
+    /// A segment staged by an earlier version (`<UUIDv7>.parquet`): its range is only known by reading it.
+    Legacy,
+    /// Not something this crate writes.
+    Unrecognised,
 }
 
-/// Reads and writes segments under `_staging/<table>/` of the warehouse.
+/// One object of a staging listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagedEntry {
+    /// Relative to the warehouse root.
+    pub path: String,
+    /// The source directory it sits in.
+    pub key: String,
+    pub kind: EntryKind,
+    pub range: Option<(i64, i64)>,
+    pub size: u64,
+    pub staged_at: DateTime<Utc>,
+}
+
+impl StagedEntry {
+    /// Names `<first>_<last>_<uuid>.<parquet|empty>` are ranged entries; `<uuid>.parquet` legacy ones.
+    fn classify(path: &str, size: u64, staged_at: DateTime<Utc>) -> Option<Self> {
+        let relative = path.strip_prefix(STAGING_DIR)?.trim_start_matches('/');
+        let mut parts = relative.splitn(3, '/');
+        let (_table, key, name) = (parts.next()?, parts.next()?, parts.next());
+        let entry = |kind, range, key: &str| StagedEntry { path: path.to_string(), key: key.to_string(), kind, range, size, staged_at };
+        let Some(name) = name else {
+            return Some(entry(EntryKind::Unrecognised, None, ""));
+        };
+        if name == DESCRIPTOR {
+            return None;
+        }
+        if name.contains('/') {
+            return Some(entry(EntryKind::Unrecognised, None, key));
+        }
+        let (stem, kind) = match name.rsplit_once('.') {
+            Some((stem, "parquet")) => (stem, EntryKind::Rows),
+            Some((stem, "empty")) => (stem, EntryKind::Marker),
+            _ => return Some(entry(EntryKind::Unrecognised, None, key)),
+        };
+        let fields: Vec<&str> = stem.split('_').collect();
+        match (fields.as_slice(), kind) {
+            ([first, last, id], _) if uuid::Uuid::parse_str(id).is_ok() => match (first.parse::<i64>(), last.parse::<i64>()) {
+                (Ok(first), Ok(last)) if first <= last => Some(entry(kind, Some((first, last)), key)),
+                _ => Some(entry(EntryKind::Unrecognised, None, key)),
+            },
+            ([id], EntryKind::Rows) if uuid::Uuid::parse_str(id).is_ok() => Some(entry(EntryKind::Legacy, None, key)),
+            _ => Some(entry(EntryKind::Unrecognised, None, key)),
+        }
+    }
+}
+
+/// A table's staging area as listed once.
+#[derive(Debug, Default, Clone)]
+pub struct Listing {
+    /// Ranged entries per source key, in no particular order.
+    pub by_key: BTreeMap<String, Vec<StagedEntry>>,
+    /// Source ids of the keys, from their descriptors.
+    pub sources: HashMap<String, String>,
+    pub legacy: Vec<StagedEntry>,
+    pub unrecognised: Vec<StagedEntry>,
+}
+
+impl Listing {
+    pub fn len(&self) -> usize {
+        self.by_key.values().map(Vec::len).sum::<usize>() + self.legacy.len() + self.unrecognised.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of every listed entry.
+    pub fn bytes(&self) -> u64 {
+        self.by_key.values().flatten().chain(&self.legacy).chain(&self.unrecognised).map(|e| e.size).sum()
+    }
+}
+
+/// Reads and writes entries under `_staging/<table>/` of the warehouse.
 #[derive(Clone)]
 pub struct Staging {
-    operator: opendal::Operator,
+    store: Arc<dyn ObjectStore>,
+    /// Descriptors known to exist, `<table>/<key>` -> source (written by this process or read back).
+    descriptors: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Staging {
-    pub fn new(operator: opendal::Operator) -> Self {
-        Self { operator }
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store, descriptors: Arc::default() }
     }
 
     fn dir(table: &str) -> String {
-        format!("{STAGING_DIR}/{table}/")
+        format!("{STAGING_DIR}/{table}")
     }
 
-    fn source_dir(table: &str, source: &str) -> String {
+    /// The directory name standing for `source`: 16 hex digits of its SHA-256.
+    pub fn source_key(source: &str) -> String {
         let digest = Sha256::digest(source.as_bytes());
-        let key: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}{key}/", Self::dir(table))
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// Durably stages a segment; returns its path.
+    fn known_source(&self, table: &str, key: &str) -> Option<String> {
+        self.descriptors.lock().unwrap_or_else(|e| e.into_inner()).get(&format!("{table}/{key}")).cloned()
+    }
+
+    fn remember_source(&self, table: &str, key: &str, source: &str) {
+        self.descriptors.lock().unwrap_or_else(|e| e.into_inner()).insert(format!("{table}/{key}"), source.to_string());
+    }
+
+    /// Writes the descriptor of `source` unless this process already knows it exists. Done before the first
+    /// entry of a source, so a committer never lists an entry whose source it cannot name.
+    async fn ensure_descriptor(&self, table: &str, source: &str) -> Result<String, LakeError> {
+        let key = Self::source_key(source);
+        if self.known_source(table, &key).is_none() {
+            let path = format!("{}/{key}/{DESCRIPTOR}", Self::dir(table));
+            let body = serde_json::to_vec(&serde_json::json!({ "source": source })).map_err(|e| LakeError::Config(e.to_string()))?;
+            self.put(&path, Bytes::from(body)).await?;
+            self.remember_source(table, &key, source);
+        }
+        Ok(key)
+    }
+
+    pub(crate) async fn put(&self, path: &str, bytes: Bytes) -> Result<(), LakeError> {
+        self.store.put(&Path::from(path), PutPayload::from(bytes)).await.map_err(|e| LakeError::storage("put", path, e))?;
+        Ok(())
+    }
+
+    /// Durably stages a segment (a range marker when it has no rows); returns its path.
     pub async fn write(&self, table: &str, segment: &Segment) -> Result<String, LakeError> {
-        let bytes = encode(segment)?;
-        let path = format!("{}{}.parquet", Self::source_dir(table, &segment.source), uuid::Uuid::now_v7());
-        self.operator.write(&path, bytes).await.map_err(LakeError::storage)?;
+        let key = self.ensure_descriptor(table, &segment.source).await?;
+        let (first, last) = segment.range;
+        let stem = format!("{}/{key}/{first}_{last}_{}", Self::dir(table), uuid::Uuid::now_v7());
+        if segment.rows.num_rows() == 0 {
+            let path = format!("{stem}.empty");
+            self.put(&path, Bytes::new()).await?;
+            return Ok(path);
+        }
+        let path = format!("{stem}.parquet");
+        self.put(&path, encode(segment)?).await?;
         Ok(path)
     }
 
-    /// Every staged segment of `table`, grouped by source, oldest first within a source.
-    pub async fn list(&self, table: &str) -> Result<Vec<String>, LakeError> {
+    /// Writes one marker for `range` of the source behind `key` (the merge of several entries whose rows
+    /// are all committed or absent).
+    pub async fn write_marker(&self, table: &str, key: &str, range: (i64, i64)) -> Result<String, LakeError> {
+        let path = format!("{}/{key}/{}_{}_{}.empty", Self::dir(table), range.0, range.1, uuid::Uuid::now_v7());
+        self.put(&path, Bytes::new()).await?;
+        Ok(path)
+    }
+
+    /// Every entry staged for `table`, with the sources of their keys.
+    pub async fn list(&self, table: &str) -> Result<Listing, LakeError> {
         let dir = Self::dir(table);
-        let entries = match self.operator.lister_with(&dir).recursive(true).await {
-            Ok(lister) => lister.try_collect::<Vec<_>>().await.map_err(LakeError::storage)?,
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(LakeError::storage(e)),
+        let prefix = Path::from(dir.as_str());
+        let objects: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await.map_err(|e| LakeError::storage("list", dir.clone(), e))?;
+        let mut listing = Listing::default();
+        let mut descriptor_keys = HashSet::new();
+        for object in objects {
+            let path = object.location.to_string();
+            if let Some(key) = path.strip_suffix(&format!("/{DESCRIPTOR}")).and_then(|p| p.rsplit_once('/')).map(|(_, k)| k.to_string()) {
+                descriptor_keys.insert(key);
+                continue;
+            }
+            let Some(entry) = StagedEntry::classify(&path, object.size, object.last_modified) else {
+                continue;
+            };
+            match entry.kind {
+                EntryKind::Rows | EntryKind::Marker => listing.by_key.entry(entry.key.clone()).or_default().push(entry),
+                EntryKind::Legacy => listing.legacy.push(entry),
+                EntryKind::Unrecognised => listing.unrecognised.push(entry),
+            }
+        }
+        let keys: Vec<String> = listing.by_key.keys().chain(listing.legacy.iter().map(|e| &e.key)).cloned().collect();
+        for key in keys {
+            if let Some(source) = self.known_source(table, &key) {
+                listing.sources.insert(key, source);
+            } else if descriptor_keys.contains(&key) {
+                if let Some(source) = self.read_descriptor(table, &key).await? {
+                    self.remember_source(table, &key, &source);
+                    listing.sources.insert(key, source);
+                }
+            }
+        }
+        Ok(listing)
+    }
+
+    async fn read_descriptor(&self, table: &str, key: &str) -> Result<Option<String>, LakeError> {
+        let path = format!("{}/{key}/{DESCRIPTOR}", Self::dir(table));
+        let bytes = match self.read(&path).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
         };
-        let mut paths: Vec<String> =
-            entries.into_iter().map(|e| e.path().to_string()).filter(|p| p.ends_with(".parquet")).collect();
-        paths.sort();
-        Ok(paths)
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let source = value.get("source").and_then(|s| s.as_str()).map(str::to_string);
+        // A key is a hash of its source: a descriptor naming another source is damaged, not trusted.
+        Ok(source.filter(|s| Self::source_key(s) == key))
     }
 
-    pub async fn read(&self, path: &str) -> Result<StagedSegment, LakeError> {
-        let bytes = self.operator.read(path).await.map_err(LakeError::storage)?.to_bytes();
-        let segment = decode(bytes).map_err(|e| LakeError::Corrupt(format!("staged segment {path}: {e}")))?;
-        Ok(StagedSegment { path: path.to_string(), segment })
+    pub async fn read(&self, path: &str) -> Result<Bytes, LakeError> {
+        let get = self.store.get(&Path::from(path)).await.map_err(|e| LakeError::storage("get", path, e))?;
+        get.bytes().await.map_err(|e| LakeError::storage("get", path, e))
     }
 
-    /// Removes committed segments. A segment already gone (another committer removed it) is fine.
+    /// Removes entries. One already gone (another committer removed it) is fine.
     pub async fn delete(&self, paths: &[String]) -> Result<(), LakeError> {
         for path in paths {
-            match self.operator.delete(path).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}
-                Err(e) => return Err(LakeError::storage(e)),
+            match self.store.delete(&Path::from(path.as_str())).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(LakeError::storage("delete", path.as_str(), e)),
             }
         }
         Ok(())
     }
 }
 
-/// Splits a [`Staging::list`] result into passes of whole sources, each pass holding at most
-/// `max_segments` segments unless one source alone has more (it is then a pass of its own, so every pass
-/// makes progress). A source is never split across passes: the committer drops rows at or below a source's
-/// watermark, so committing a source's later segments before its earlier ones would lose the earlier ones.
-pub fn passes(paths: &[String], max_segments: usize) -> Vec<Vec<String>> {
-    let source_of = |path: &str| path.rsplit_once('/').map_or(String::new(), |(dir, _)| dir.to_string());
-    let mut groups: Vec<Vec<String>> = Vec::new();
-    for path in paths {
-        match groups.last_mut() {
-            Some(group) if source_of(&group[0]) == source_of(path) => group.push(path.clone()),
-            _ => groups.push(vec![path.clone()]),
-        }
-    }
-    let mut passes: Vec<Vec<String>> = Vec::new();
-    for group in groups {
-        match passes.last_mut() {
-            Some(pass) if pass.len() + group.len() <= max_segments => pass.extend(group),
-            _ => passes.push(group),
-        }
-    }
-    passes
+/// The Arrow schema of a segment: the table's columns plus the sequence number.
+fn with_sequence(schema: &Schema) -> SchemaRef {
+    let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(SEQUENCE_COLUMN, DataType::Int64, false)));
+    Arc::new(Schema::new(fields))
 }
 
-fn encode(segment: &Segment) -> Result<Bytes, LakeError> {
+pub(crate) fn encode(segment: &Segment) -> Result<Bytes, LakeError> {
     let rows = &segment.rows;
-    let mut fields: Vec<Arc<Field>> = rows.schema().fields().iter().cloned().collect();
-    fields.push(Arc::new(Field::new(SEQUENCE_COLUMN, DataType::Int64, false)));
     let mut columns = rows.columns().to_vec();
     columns.push(Arc::new(Int64Array::from(segment.sequence_numbers.clone())));
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(LakeError::arrow)?;
-    let mut metadata = vec![KeyValue::new(SOURCE_KEY.to_string(), segment.source.clone())];
+    let batch = RecordBatch::try_new(with_sequence(&rows.schema()), columns)?;
+    let mut metadata = vec![
+        KeyValue::new(SOURCE_KEY.to_string(), segment.source.clone()),
+        KeyValue::new(FIRST_KEY.to_string(), segment.range.0.to_string()),
+        KeyValue::new(LAST_KEY.to_string(), segment.range.1.to_string()),
+    ];
     if let Some(id) = &segment.invocation_id {
         metadata.push(KeyValue::new(INVOCATION_KEY.to_string(), id.clone()));
     }
@@ -149,48 +306,94 @@ fn encode(segment: &Segment) -> Result<Bytes, LakeError> {
         .set_key_value_metadata(Some(metadata))
         .build();
     let mut buffer = Vec::with_capacity(64 * 1024);
-    let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props)).map_err(LakeError::parquet)?;
-    writer.write(&batch).map_err(LakeError::parquet)?;
-    writer.close().map_err(LakeError::parquet)?;
+    let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props))?;
+    writer.write(&batch)?;
+    writer.close()?;
     Ok(Bytes::from(buffer))
 }
 
-fn decode(bytes: Bytes) -> Result<Segment, String> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
+/// Reads a segment back, checking that it holds `expected`'s columns (by name and type) and a sequence
+/// number per row. The error says why not, for the quarantine record.
+pub(crate) fn decode(bytes: Bytes, expected: &Schema) -> Result<Segment, String> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| format!("not a readable Parquet file: {e}"))?;
     let kv = builder.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
     let lookup = |key: &str| kv.iter().find(|e| e.key == key).and_then(|e| e.value.clone());
-    let source = lookup(SOURCE_KEY).ok_or("no source in metadata")?;
+    let source = lookup(SOURCE_KEY).ok_or("no source in the file's metadata")?;
     let invocation_id = lookup(INVOCATION_KEY);
+    let schema = builder.schema().clone();
+    let seq_index = schema.index_of(SEQUENCE_COLUMN).map_err(|_| format!("no `{SEQUENCE_COLUMN}` column"))?;
+    let mut data_fields: Vec<&Arc<Field>> = schema.fields().iter().collect();
+    data_fields.remove(seq_index);
+    let matches = data_fields.len() == expected.fields().len()
+        && data_fields.iter().zip(expected.fields()).all(|(a, b)| a.name() == b.name() && a.data_type().equals_datatype(b.data_type()));
+    if !matches {
+        let names: Vec<&str> = data_fields.iter().map(|f| f.name().as_str()).collect();
+        return Err(format!("columns [{}] are not the table's", names.join(", ")));
+    }
     let reader = builder.build().map_err(|e| e.to_string())?;
-    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
-    let Some(first) = batches.first() else { return Err("no row groups".into()) };
-    let schema = first.schema();
-    let batch = arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| e.to_string())?;
-    let seq_index = schema.index_of(SEQUENCE_COLUMN).map_err(|e| e.to_string())?;
-    let sequence_numbers = batch
-        .column(seq_index)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .ok_or("sequence column is not int64")?
-        .values()
-        .to_vec();
+    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| format!("truncated or damaged: {e}"))?;
+    let batch = match batches.len() {
+        0 => return Err("no row groups".into()),
+        1 => batches.into_iter().next().expect("one batch"),
+        _ => arrow_select::concat::concat_batches(&batches[0].schema(), &batches).map_err(|e| e.to_string())?,
+    };
+    let sequence_numbers = batch.column(seq_index).as_any().downcast_ref::<Int64Array>().ok_or("sequence column is not int64")?;
+    if sequence_numbers.null_count() > 0 {
+        return Err("null sequence numbers".into());
+    }
+    let sequence_numbers = sequence_numbers.values().to_vec();
+    let range = match (lookup(FIRST_KEY).and_then(|v| v.parse().ok()), lookup(LAST_KEY).and_then(|v| v.parse().ok())) {
+        (Some(first), Some(last)) => (first, last),
+        // Written before ranges were recorded: the rows' own span.
+        _ => (sequence_numbers.iter().copied().min().ok_or("no rows")?, sequence_numbers.iter().copied().max().ok_or("no rows")?),
+    };
+    if sequence_numbers.iter().any(|&s| s < range.0 || s > range.1) {
+        return Err(format!("sequence numbers outside the recorded range {}..={}", range.0, range.1));
+    }
     let mut rows = batch;
     rows.remove_column(seq_index);
-    Ok(Segment { source, invocation_id, rows, sequence_numbers })
+    Ok(Segment { source, invocation_id, range, rows, sequence_numbers })
 }
 
 #[cfg(test)]
 mod tests {
+    use arrow_array::StringArray;
+
     use super::*;
 
+    fn at() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+    }
+
     #[test]
-    fn passes_take_whole_sources_up_to_the_cap() {
-        let paths: Vec<String> = ["t/a/1", "t/a/2", "t/a/3", "t/b/1", "t/c/1", "t/c/2", "t/d/1"].iter().map(|s| s.to_string()).collect();
-        let as_str = |passes: Vec<Vec<String>>| passes.into_iter().map(|p| p.join(",")).collect::<Vec<_>>();
-        assert_eq!(as_str(passes(&paths, 4)), vec!["t/a/1,t/a/2,t/a/3,t/b/1", "t/c/1,t/c/2,t/d/1"]);
-        // A source larger than the cap is a pass of its own rather than being split.
-        assert_eq!(as_str(passes(&paths, 2)), vec!["t/a/1,t/a/2,t/a/3", "t/b/1", "t/c/1,t/c/2", "t/d/1"]);
-        assert_eq!(as_str(passes(&paths, 100)).len(), 1);
-        assert!(passes(&[], 10).is_empty());
+    fn names_classify_into_ranged_legacy_and_unrecognised_entries() {
+        let id = uuid::Uuid::now_v7();
+        let c = |p: &str| StagedEntry::classify(p, 1, at());
+        let rows = c(&format!("_staging/t/abcd/5_9_{id}.parquet")).unwrap();
+        assert_eq!((rows.kind, rows.range, rows.key.as_str()), (EntryKind::Rows, Some((5, 9)), "abcd"));
+        let marker = c(&format!("_staging/t/abcd/-3_-1_{id}.empty")).unwrap();
+        assert_eq!((marker.kind, marker.range), (EntryKind::Marker, Some((-3, -1))));
+        assert_eq!(c(&format!("_staging/t/abcd/{id}.parquet")).unwrap().kind, EntryKind::Legacy);
+        assert!(c("_staging/t/abcd/source.json").is_none());
+        for bad in ["_staging/t/abcd/junk.parquet", "_staging/t/abcd/9_5_x.parquet", "_staging/t/stray.parquet", "_staging/t/abcd/deep/1_2_x.empty"] {
+            assert_eq!(c(bad).unwrap().kind, EntryKind::Unrecognised, "{bad}");
+        }
+        assert_eq!(c(&format!("_staging/t/abcd/9_5_{id}.parquet")).unwrap().kind, EntryKind::Unrecognised, "first > last");
+    }
+
+    #[test]
+    fn segments_round_trip_and_foreign_schemas_are_refused() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Utf8, false)]));
+        let rows = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec!["a", "b"]))]).unwrap();
+        let segment = Segment { source: "s".into(), invocation_id: Some("i".into()), range: (10, 20), rows, sequence_numbers: vec![11, 19] };
+        let bytes = encode(&segment).unwrap();
+        let back = decode(bytes.clone(), &schema).unwrap();
+        assert_eq!((back.source.as_str(), back.range, back.sequence_numbers.clone()), ("s", (10, 20), vec![11, 19]));
+        assert_eq!(back.rows.num_rows(), 2);
+
+        let other = Schema::new(vec![Field::new("w", DataType::Int64, false)]);
+        assert!(decode(bytes.clone(), &other).unwrap_err().contains("not the table's"));
+        assert!(decode(Bytes::new(), &schema).unwrap_err().contains("not a readable Parquet file"));
+        assert!(decode(bytes.slice(..bytes.len() / 2), &schema).is_err(), "truncated");
     }
 }

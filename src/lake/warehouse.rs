@@ -1,6 +1,8 @@
 //! Where the lake's bytes live: one location (a local directory, or `abfss://` with the `azure` feature)
 //! seen through two views built from the same configuration:
-//! - an OpenDAL [`Operator`] for the project's own files (staged segments, probes), which needs listing;
+//! - an `object_store` client for the project's own files (staged segments, quarantine, probes): its puts
+//!   are atomic (a temporary file renamed into place on disk, one PUT on blob storage), it lists and it
+//!   streams multipart uploads;
 //! - an Iceberg storage factory for the catalog and table files.
 //!
 //! Nothing else in the crate builds storage clients, so adding a backend touches only this file.
@@ -11,7 +13,7 @@ use std::sync::Arc;
 
 use iceberg::io::StorageFactory;
 use iceberg_storage_opendal::OpenDalStorageFactory;
-use opendal::Operator;
+use object_store::ObjectStore;
 
 use super::LakeError;
 
@@ -29,9 +31,8 @@ impl WarehouseLocation {
     pub fn parse(location: &str) -> Result<Self, LakeError> {
         if let Some(rest) = location.strip_prefix("abfss://") {
             let (authority, root) = rest.split_once('/').unwrap_or((rest, ""));
-            let (filesystem, host) = authority
-                .split_once('@')
-                .ok_or_else(|| LakeError::Config(format!("{location:?}: expected abfss://<filesystem>@<host>/<path>")))?;
+            let (filesystem, host) =
+                authority.split_once('@').ok_or_else(|| LakeError::Config(format!("{location:?}: expected abfss://<filesystem>@<host>/<path>")))?;
             let account = host.split('.').next().unwrap_or_default().to_string();
             return Ok(WarehouseLocation::Azure {
                 filesystem: filesystem.to_string(),
@@ -70,7 +71,7 @@ impl WarehouseLocation {
 #[derive(Clone)]
 pub struct Warehouse {
     location: WarehouseLocation,
-    operator: Operator,
+    store: Arc<dyn ObjectStore>,
     storage_factory: Arc<dyn StorageFactory>,
     iceberg_props: HashMap<String, String>,
 }
@@ -88,12 +89,11 @@ impl Warehouse {
     pub fn open(location: WarehouseLocation, azure_props: HashMap<String, String>) -> Result<Self, LakeError> {
         match &location {
             WarehouseLocation::Local(path) => {
-                std::fs::create_dir_all(path)
-                    .map_err(|e| LakeError::Config(format!("cannot create warehouse {}: {e}", path.display())))?;
-                let operator = Operator::new(opendal::services::Fs::default().root(&path.to_string_lossy()))
-                    .map_err(LakeError::storage)?
-                    .finish();
-                Ok(Self { location, operator, storage_factory: Arc::new(OpenDalStorageFactory::Fs), iceberg_props: HashMap::new() })
+                std::fs::create_dir_all(path).map_err(|e| LakeError::Config(format!("cannot create warehouse {}: {e}", path.display())))?;
+                let store = object_store::local::LocalFileSystem::new_with_prefix(path)
+                    .map_err(|e| LakeError::storage("open", path.display().to_string(), e))?
+                    .with_automatic_cleanup(true);
+                Ok(Self { location, store: Arc::new(store), storage_factory: Arc::new(OpenDalStorageFactory::Fs), iceberg_props: HashMap::new() })
             }
             WarehouseLocation::Azure { .. } => Self::open_azure(location, azure_props),
         }
@@ -101,17 +101,16 @@ impl Warehouse {
 
     #[cfg(feature = "azure")]
     fn open_azure(location: WarehouseLocation, props: HashMap<String, String>) -> Result<Self, LakeError> {
-        let WarehouseLocation::Azure { filesystem, account, endpoint, root } = &location else { unreachable!() };
-        let mut builder = opendal::services::Azdls::default()
-            .filesystem(filesystem)
-            .endpoint(endpoint)
-            .account_name(account)
-            .root(root);
+        let WarehouseLocation::Azure { filesystem, account, root, .. } = &location else {
+            return Err(LakeError::Config(format!("{} is not an Azure location", location.url())));
+        };
+        let mut builder = object_store::azure::MicrosoftAzureBuilder::new().with_account(account).with_container_name(filesystem);
         if let Some(key) = props.get("adls.account-key") {
-            builder = builder.account_key(key);
+            builder = builder.with_access_key(key);
         }
-        let operator = Operator::new(builder).map_err(LakeError::storage)?.finish();
-        Ok(Self { location, operator, storage_factory: Arc::new(OpenDalStorageFactory::Azdls), iceberg_props: props })
+        let client = builder.build().map_err(|e| LakeError::storage("open", location.url(), e))?;
+        let store = object_store::prefix::PrefixStore::new(client, root.trim_matches('/'));
+        Ok(Self { location, store: Arc::new(store), storage_factory: Arc::new(OpenDalStorageFactory::Azdls), iceberg_props: props })
     }
 
     #[cfg(not(feature = "azure"))]
@@ -128,8 +127,8 @@ impl Warehouse {
     }
 
     /// Object store view rooted at the warehouse (paths are relative to it).
-    pub fn operator(&self) -> &Operator {
-        &self.operator
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
     }
 
     pub fn storage_factory(&self) -> Arc<dyn StorageFactory> {

@@ -44,8 +44,12 @@ pub fn label(score: f64) -> &'static str {
 pub struct TimeSeriesPoint {
     /// Start of the bucket (UTC).
     pub bucket_start: DateTime<Utc>,
+    /// The same instant under the name the seed's dashboards read.
+    pub time_bucket: DateTime<Utc>,
     pub message_count: i64,
     pub average_score: f64,
+    /// `average_score` under the name the seed's dashboards read.
+    pub avg_sentiment: f64,
     pub min_score: f64,
     pub max_score: f64,
     /// Mean of the messages' `sentiment_magnitude` where present.
@@ -61,6 +65,8 @@ pub struct TickerVolume {
     pub ticker: String,
     pub message_count: i64,
     pub average_score: f64,
+    /// `average_score` under the name the seed's dashboards read.
+    pub avg_sentiment: f64,
     pub positive: i64,
     pub negative: i64,
     pub neutral: i64,
@@ -130,7 +136,7 @@ pub struct FlaggedMessage {
     pub ticker: Option<String>,
     pub source_system: String,
     pub toxicity_score: f64,
-    pub message_text: String,
+    pub text_content: String,
 }
 
 /// Moderation view: how many messages reach the threshold, and the worst of them.
@@ -169,7 +175,7 @@ pub struct RecordRow {
     pub event_timestamp: DateTime<Utc>,
     pub ingestion_timestamp: DateTime<Utc>,
     pub source_system: String,
-    pub message_text: String,
+    pub text_content: String,
     pub sentiment_score: f64,
     pub sentiment_magnitude: Option<f64>,
     pub primary_emotion: Option<String>,
@@ -200,7 +206,9 @@ fn shape(column: &str, expected: &str, found: &DataType) -> EngineError {
 
 impl Columns {
     pub fn new(batches: &[RecordBatch]) -> Result<Option<Self>, EngineError> {
-        let Some(first) = batches.first() else { return Ok(None) };
+        let Some(first) = batches.first() else {
+            return Ok(None);
+        };
         let batch = arrow_select::concat::concat_batches(&first.schema(), batches).map_err(|e| EngineError::Shape(e.to_string()))?;
         Ok(Some(Columns { batch }))
     }
@@ -271,7 +279,9 @@ impl Columns {
     /// A `map<string, float>` cell.
     pub fn opt_float_map(&self, name: &str, row: usize) -> Result<Option<BTreeMap<String, f64>>, EngineError> {
         let col = self.column(name)?;
-        let DataType::Map(..) = col.data_type() else { return Err(shape(name, "a map", col.data_type())) };
+        let DataType::Map(..) = col.data_type() else {
+            return Err(shape(name, "a map", col.data_type()));
+        };
         if col.is_null(row) {
             return Ok(None);
         }
@@ -289,23 +299,32 @@ impl Columns {
     /// A `list<string>` cell.
     pub fn opt_string_list(&self, name: &str, row: usize) -> Result<Option<Vec<String>>, EngineError> {
         let col = self.column(name)?;
-        let DataType::List(_) = col.data_type() else { return Err(shape(name, "a list", col.data_type())) };
+        let DataType::List(_) = col.data_type() else {
+            return Err(shape(name, "a list", col.data_type()));
+        };
         if col.is_null(row) {
             return Ok(None);
         }
         let items = col.as_list::<i32>().value(row);
-        (0..items.len()).map(|i| string_at(&items, i).ok_or_else(|| shape(name, "string elements", items.data_type()))).collect::<Result<_, _>>().map(Some)
+        (0..items.len())
+            .map(|i| string_at(&items, i).ok_or_else(|| shape(name, "string elements", items.data_type())))
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 
     /// A `list<struct<text, type>>` cell.
     pub fn opt_entities(&self, name: &str, row: usize) -> Result<Option<Vec<EntityRef>>, EngineError> {
         let col = self.column(name)?;
-        let DataType::List(_) = col.data_type() else { return Err(shape(name, "a list", col.data_type())) };
+        let DataType::List(_) = col.data_type() else {
+            return Err(shape(name, "a list", col.data_type()));
+        };
         if col.is_null(row) {
             return Ok(None);
         }
         let items = col.as_list::<i32>().value(row);
-        let DataType::Struct(_) = items.data_type() else { return Err(shape(name, "struct elements", items.data_type())) };
+        let DataType::Struct(_) = items.data_type() else {
+            return Err(shape(name, "struct elements", items.data_type()));
+        };
         let structs = items.as_struct();
         let text = structs.column_by_name(crate::schema::ENTITY_TEXT).ok_or_else(|| shape(name, "a `text` member", items.data_type()))?;
         let kind = structs.column_by_name(crate::schema::ENTITY_TYPE).ok_or_else(|| shape(name, "a `type` member", items.data_type()))?;
@@ -329,12 +348,25 @@ fn string_at(col: &ArrayRef, row: usize) -> Option<String> {
     }
 }
 
-fn float_at(col: &ArrayRef, row: usize) -> Option<f64> {
-    match col.data_type() {
-        DataType::Float64 => Some(col.as_primitive::<Float64Type>().value(row)),
-        DataType::Float32 => Some(f64::from(col.as_primitive::<Float32Type>().value(row))),
-        _ => None,
+/// Every number the API computes derives from the table's 32-bit `float` columns (scores, magnitudes,
+/// intensities, and means of them), so it is presented at that precision: the shortest decimal that
+/// round-trips through a 32-bit float. A stored 0.61 reads as 0.61, not as its exact binary value
+/// 0.6100000143051147; a mean keeps the ~7 significant digits its inputs have.
+pub fn at_float32_precision(value: f64) -> f64 {
+    let narrowed = value as f32;
+    if !narrowed.is_finite() {
+        return value;
     }
+    narrowed.to_string().parse().unwrap_or(value)
+}
+
+fn float_at(col: &ArrayRef, row: usize) -> Option<f64> {
+    let value = match col.data_type() {
+        DataType::Float64 => col.as_primitive::<Float64Type>().value(row),
+        DataType::Float32 => f64::from(col.as_primitive::<Float32Type>().value(row)),
+        _ => return None,
+    };
+    Some(at_float32_precision(value))
 }
 
 #[cfg(test)]
@@ -342,8 +374,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn floats_read_at_their_stored_precision() {
+        assert_eq!(at_float32_precision(f64::from(0.61f32)), 0.61);
+        assert_eq!(at_float32_precision(f64::from(-0.55f32)), -0.55);
+        assert_eq!(at_float32_precision((f64::from(0.61f32) + f64::from(0.62f32)) / 2.0), 0.615);
+        assert_eq!(at_float32_precision(1.0 / 3.0), 0.33333334);
+        assert_eq!(at_float32_precision(0.0), 0.0);
+    }
+
+    #[test]
     fn labels_follow_alpha_vantage_bands() {
-        let cases = [(-0.35, "Bearish"), (-0.2, "Somewhat-Bearish"), (-0.15, "Somewhat-Bearish"), (-0.1, "Neutral"), (0.149, "Neutral"), (0.15, "Somewhat-Bullish"), (0.35, "Bullish")];
+        let cases = [
+            (-0.35, "Bearish"),
+            (-0.2, "Somewhat-Bearish"),
+            (-0.15, "Somewhat-Bearish"),
+            (-0.1, "Neutral"),
+            (0.149, "Neutral"),
+            (0.15, "Somewhat-Bullish"),
+            (0.35, "Bullish"),
+        ];
         for (score, expected) in cases {
             assert_eq!(label(score), expected, "{score}");
         }

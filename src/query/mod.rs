@@ -9,9 +9,9 @@ mod service;
 
 use chrono::{DateTime, Utc};
 
+use self::params::{parse_int, parse_interval, parse_score, parse_unit_interval, Cursor, Interval, Label, ParamError, RawParams, Ticker, Window};
 pub use self::plan::Computed;
 pub use self::service::{Answer, CacheStatus, QueryError, QueryService, QueryServiceConfig};
-use self::params::{parse_int, parse_score, parse_unit_interval, Cursor, Interval, Label, ParamError, RawParams, Ticker, Window};
 
 /// One question about the table, with every parameter validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,11 +21,11 @@ pub enum Query {
     /// Sentiment per named entity.
     Entities { ticker: Option<Ticker>, entity_type: Option<Label>, window: Window, limit: u32 },
     /// Sentiment per aspect (earnings, guidance, ...).
-    Aspects { ticker: Ticker, window: Window },
+    Aspects { ticker: Ticker, window: Window, limit: u32 },
     /// Moderation list: messages at or above a toxicity threshold.
     Toxicity { ticker: Option<Ticker>, min_toxicity: f64, window: Window, limit: u32 },
     /// Distribution of user intents.
-    Intents { ticker: Option<Ticker>, window: Window },
+    Intents { ticker: Option<Ticker>, window: Window, limit: u32 },
     /// Bucketed sentiment of one ticker.
     TimeSeries { ticker: Ticker, interval: Interval, window: Window },
     /// Tickers by message volume.
@@ -96,6 +96,9 @@ pub mod limits {
     pub const DEFAULT_RECORDS: u32 = 100;
     pub const MAX_RECORDS: u32 = 1_000;
     pub const DEFAULT_MIN_TOXICITY: f64 = 0.5;
+    /// Emotions listed in a summary (each of its two lists): emotion labels come from producers, so their
+    /// number is not bounded by the data model.
+    pub const MAX_EMOTIONS: u32 = 50;
 }
 
 /// Query-string keys the platform adds, which no endpoint reads (the Functions key travels as `code`).
@@ -125,8 +128,12 @@ impl Query {
         let required_ticker = |p: &mut RawParams| Ticker::parse("ticker", &p.require("ticker")?);
         let query = match kind {
             QueryKind::Summary => Query::Summary { ticker: required_ticker(&mut p)?, window: window(&mut p, now)? },
-            QueryKind::Aspects => Query::Aspects { ticker: required_ticker(&mut p)?, window: window(&mut p, now)? },
-            QueryKind::Intents => Query::Intents { ticker: ticker(&mut p)?, window: window(&mut p, now)? },
+            QueryKind::Aspects => {
+                Query::Aspects { ticker: required_ticker(&mut p)?, window: window(&mut p, now)?, limit: limit(&mut p, DEFAULT_LIST, MAX_LIST)? }
+            }
+            QueryKind::Intents => {
+                Query::Intents { ticker: ticker(&mut p)?, window: window(&mut p, now)?, limit: limit(&mut p, DEFAULT_LIST, MAX_LIST)? }
+            }
             QueryKind::Entities => Query::Entities {
                 ticker: ticker(&mut p)?,
                 entity_type: p.take("entity_type")?.map(|t| Label::parse("entity_type", &t, true)).transpose()?,
@@ -142,14 +149,19 @@ impl Query {
             QueryKind::TimeSeries => {
                 let ticker = required_ticker(&mut p)?;
                 let interval = match p.take("interval")? {
-                    Some(v) => Interval::parse("interval", &v)?,
-                    None => Interval::Hour,
+                    Some(v) => parse_interval("interval", &v)?,
+                    // The seed's `get_sentiment_time_series(ticker, interval='day', days=30)`.
+                    None => Interval::Day,
                 };
                 let window = window(&mut p, now)?;
                 if window.buckets(interval) > MAX_TIMESERIES_BUCKETS {
                     return Err(ParamError::new(
                         "interval",
-                        format!("{} buckets of one {} exceed the limit of {MAX_TIMESERIES_BUCKETS}; use a wider interval or a shorter window", window.buckets(interval), interval.as_str()),
+                        format!(
+                            "{} buckets of one {} exceed the limit of {MAX_TIMESERIES_BUCKETS}; use a wider interval or a shorter window",
+                            window.buckets(interval),
+                            interval.as_str()
+                        ),
                     ));
                 }
                 Query::TimeSeries { ticker, interval, window }
@@ -212,10 +224,11 @@ impl Query {
         let w = self.window();
         let window = format!("{}..{}", w.from.timestamp_micros(), w.to.timestamp_micros());
         let rest = match self {
-            Query::Summary { ticker, .. } | Query::Aspects { ticker, .. } => format!("{ticker:?}"),
+            Query::Summary { ticker, .. } => format!("{ticker:?}"),
+            Query::Aspects { ticker, limit, .. } => format!("{ticker:?}|{limit}"),
             Query::Entities { ticker, entity_type, limit, .. } => format!("{}|{}|{limit}", opt(ticker), opt(entity_type)),
             Query::Toxicity { ticker, min_toxicity, limit, .. } => format!("{}|{min_toxicity}|{limit}", opt(ticker)),
-            Query::Intents { ticker, .. } => opt(ticker),
+            Query::Intents { ticker, limit, .. } => format!("{}|{limit}", opt(ticker)),
             Query::TimeSeries { ticker, interval, .. } => format!("{ticker:?}|{}", interval.as_str()),
             Query::TopTickers { limit, .. } => limit.to_string(),
             Query::Records { ticker, source_system, min_score, max_score, limit, cursor, .. } => {
@@ -265,7 +278,9 @@ mod tests {
             (QueryKind::Records, "min_score=0.5&max_score=0.1", "min_score"),
             (QueryKind::Records, "cursor=bm9wZQ", "cursor"),
             (QueryKind::Summary, "ticker=AAPL&sort=desc", "sort"),
-            (QueryKind::Entities, "entity_type=ORG;DROP", "entity_type"),
+            (QueryKind::Entities, "entity_type=ORGANISATION_OF_MORE_THAN_SIXTY_FOUR_CHARACTERS_IS_NOT_AN_ENTITY_TYPE", "entity_type"),
+            (QueryKind::Aspects, "ticker=AAPL&limit=501", "limit"),
+            (QueryKind::Intents, "limit=0", "limit"),
         ];
         for (kind, query, parameter) in cases {
             let err = Query::parse(kind, Some(query), now()).unwrap_err();

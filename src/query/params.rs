@@ -28,7 +28,7 @@ impl ParamError {
 pub struct Ticker(String);
 
 impl Ticker {
-    const MAX_LEN: usize = 16;
+    const MAX_LEN: usize = crate::schema::MAX_TICKER_LEN + 1;
 
     pub fn parse(parameter: &str, value: &str) -> Result<Self, ParamError> {
         let value = value.trim();
@@ -45,24 +45,23 @@ impl Ticker {
     }
 }
 
-/// A short lower-case label such as a source system or an intent.
+/// A short label such as a source system or an entity type, cased the way ingestion stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Label(String);
 
 impl Label {
     const MAX_LEN: usize = 64;
 
-    /// `case` decides how the stored values are written: source systems and intents are lower-case,
-    /// entity types upper-case.
+    /// `upper` decides how the stored values are written: source systems are lower-case, entity types
+    /// upper-case. Any printable text up to the length stored values have is accepted: values are bound as
+    /// parameters, never spliced into SQL.
     pub fn parse(parameter: &str, value: &str, upper: bool) -> Result<Self, ParamError> {
         let value = value.trim();
-        let ok = !value.is_empty()
-            && value.len() <= Self::MAX_LEN
-            && value.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'));
+        let ok = !value.is_empty() && value.chars().count() <= Self::MAX_LEN && !value.chars().any(char::is_control);
         if !ok {
-            return Err(ParamError::new(parameter, format!("expected 1 to {} letters, digits, `_`, `-` or `.`", Self::MAX_LEN)));
+            return Err(ParamError::new(parameter, format!("expected 1 to {} printable characters", Self::MAX_LEN)));
         }
-        Ok(Label(if upper { value.to_ascii_uppercase() } else { value.to_ascii_lowercase() }))
+        Ok(Label(if upper { value.to_uppercase() } else { value.to_lowercase() }))
     }
 
     pub fn as_str(&self) -> &str {
@@ -70,43 +69,16 @@ impl Label {
     }
 }
 
-/// Time-series bucket width. Buckets start at UTC boundaries; weeks start on Monday.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Interval {
-    Minute,
-    Hour,
-    Day,
-    Week,
-}
+pub use crate::engine::Interval;
 
-impl Interval {
-    pub fn parse(parameter: &str, value: &str) -> Result<Self, ParamError> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "minute" | "1m" => Ok(Interval::Minute),
-            "hour" | "1h" => Ok(Interval::Hour),
-            "day" | "1d" => Ok(Interval::Day),
-            "week" | "1w" => Ok(Interval::Week),
-            _ => Err(ParamError::new(parameter, format!("{value:?} is not one of minute, hour, day, week"))),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Interval::Minute => "minute",
-            Interval::Hour => "hour",
-            Interval::Day => "day",
-            Interval::Week => "week",
-        }
-    }
-
-    pub fn duration(self) -> Duration {
-        match self {
-            Interval::Minute => Duration::minutes(1),
-            Interval::Hour => Duration::hours(1),
-            Interval::Day => Duration::days(1),
-            Interval::Week => Duration::weeks(1),
-        }
+/// A bucket width by name: `minute`, `hour`, `day`, `week` (or `1m`, `1h`, `1d`, `1w`).
+pub fn parse_interval(parameter: &str, value: &str) -> Result<Interval, ParamError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "minute" | "1m" => Ok(Interval::Minute),
+        "hour" | "1h" => Ok(Interval::Hour),
+        "day" | "1d" => Ok(Interval::Day),
+        "week" | "1w" => Ok(Interval::Week),
+        _ => Err(ParamError::new(parameter, format!("{value:?} is not one of minute, hour, day, week"))),
     }
 }
 
@@ -118,7 +90,8 @@ pub struct Window {
 }
 
 impl Window {
-    pub const DEFAULT_DAYS: i64 = 7;
+    /// The seed's query methods all default to `days=30`.
+    pub const DEFAULT_DAYS: i64 = 30;
     pub const MAX_DAYS: i64 = 366;
 
     /// Resolves `days` or `from`/`to`. A relative window ends at `now` rounded up to the next whole minute, so
@@ -277,7 +250,7 @@ mod tests {
         assert_eq!(w.to, at("2026-11-25T10:18:00Z"));
         assert_eq!(w.from, at("2026-11-23T10:18:00Z"));
         let default = Window::resolve(None, None, None, now()).unwrap();
-        assert_eq!(default.to - default.from, Duration::days(7));
+        assert_eq!(default.to - default.from, Duration::days(30), "the seed's query methods default to days=30");
     }
 
     #[test]
@@ -310,7 +283,8 @@ mod tests {
     fn tickers_are_normalised_and_checked() {
         assert_eq!(Ticker::parse("ticker", " $aapl ").unwrap().as_str(), "AAPL");
         assert_eq!(Ticker::parse("ticker", "BRK.B").unwrap().as_str(), "BRK.B");
-        for bad in ["", "AAPL'--", "A B", "ÄPL", "ABCDEFGHIJKLMNOPQ"] {
+        assert_eq!(Ticker::parse("ticker", "BTC/USD").unwrap().as_str(), "BTC/USD");
+        for bad in ["", "AAPL'--", "A B", "ÄPL", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456"] {
             assert!(Ticker::parse("ticker", bad).is_err(), "{bad:?}");
         }
     }
@@ -331,9 +305,9 @@ mod tests {
 
     #[test]
     fn intervals_accept_names_and_short_forms() {
-        assert_eq!(Interval::parse("interval", "HOUR").unwrap(), Interval::Hour);
-        assert_eq!(Interval::parse("interval", "1w").unwrap(), Interval::Week);
-        assert!(Interval::parse("interval", "5m").is_err());
+        assert_eq!(parse_interval("interval", "HOUR").unwrap(), Interval::Hour);
+        assert_eq!(parse_interval("interval", "1w").unwrap(), Interval::Week);
+        assert!(parse_interval("interval", "5m").is_err());
     }
 
     proptest! {

@@ -86,8 +86,8 @@ pub async fn compute(query: &Query, engine: &dyn QueryEngine, snapshot: &TableSn
             let bucket = s.dialect.time_bucket(*interval, c::EVENT_TIMESTAMP);
             let text = format!(
                 "SELECT {bucket} AS bucket_start, CAST(COUNT(*) AS BIGINT) AS message_count, \
-                 AVG(CAST({score} AS DOUBLE)) AS average_score, CAST(MIN({score}) AS DOUBLE) AS min_score, \
-                 CAST(MAX({score}) AS DOUBLE) AS max_score, AVG(CAST({magnitude} AS DOUBLE)) AS average_magnitude, {counts} \
+                 AVG(CAST({score} AS DOUBLE)) AS average_score, MIN({score}) AS min_score, \
+                 MAX({score}) AS max_score, AVG(CAST({magnitude} AS DOUBLE)) AS average_magnitude, {counts} \
                  FROM {table} WHERE {scope} GROUP BY {bucket} ORDER BY bucket_start",
                 score = c::SENTIMENT_SCORE,
                 magnitude = c::SENTIMENT_MAGNITUDE,
@@ -97,10 +97,13 @@ pub async fn compute(query: &Query, engine: &dyn QueryEngine, snapshot: &TableSn
             let cols = rows(engine, snapshot, s.finish(text)).await?;
             to_value(each(cols, |r, i| {
                 let average_score = r.f64("average_score", i)?;
+                let bucket_start = r.timestamp("bucket_start", i)?;
                 Ok(TimeSeriesPoint {
-                    bucket_start: r.timestamp("bucket_start", i)?,
+                    bucket_start,
+                    time_bucket: bucket_start,
                     message_count: r.i64("message_count", i)?,
                     average_score,
+                    avg_sentiment: average_score,
                     min_score: r.f64("min_score", i)?,
                     max_score: r.f64("max_score", i)?,
                     average_magnitude: r.opt_f64("average_magnitude", i)?,
@@ -130,6 +133,7 @@ pub async fn compute(query: &Query, engine: &dyn QueryEngine, snapshot: &TableSn
                     ticker: r.str("ticker", i)?,
                     message_count: count,
                     average_score,
+                    avg_sentiment: average_score,
                     positive,
                     negative,
                     neutral: r.i64("neutral", i)?,
@@ -143,7 +147,8 @@ pub async fn compute(query: &Query, engine: &dyn QueryEngine, snapshot: &TableSn
         Query::Entities { ticker, entity_type, window, limit } => {
             let mut s = Statement::new(engine, snapshot);
             let scope = s.scope(window, ticker.as_ref());
-            let (text_of, type_of) = (s.dialect.struct_field("e", crate::schema::ENTITY_TEXT), s.dialect.struct_field("e", crate::schema::ENTITY_TYPE));
+            let (text_of, type_of) =
+                (s.dialect.struct_field("e", crate::schema::ENTITY_TEXT), s.dialect.struct_field("e", crate::schema::ENTITY_TYPE));
             let type_filter = match entity_type {
                 Some(t) => format!("WHERE {type_of} = {}", s.bind(SqlParam::Text(t.as_str().to_string()))),
                 None => String::new(),
@@ -166,12 +171,12 @@ pub async fn compute(query: &Query, engine: &dyn QueryEngine, snapshot: &TableSn
                 })
             })?)?
         }
-        Query::Aspects { ticker, window } => {
+        Query::Aspects { ticker, window, limit } => {
             let mut s = Statement::new(engine, snapshot);
             let scope = s.scope(window, Some(ticker));
             let text = format!(
                 "SELECT aspect, CAST(COUNT(*) AS BIGINT) AS mentions, AVG(CAST(aspect_score AS DOUBLE)) AS average_sentiment, {counts} \
-                 FROM (SELECT {entries} FROM {table} WHERE {scope}) exploded GROUP BY aspect ORDER BY mentions DESC, aspect ASC",
+                 FROM (SELECT {entries} FROM {table} WHERE {scope}) exploded GROUP BY aspect ORDER BY mentions DESC, aspect ASC LIMIT {limit}",
                 counts = polarity_counts("aspect_score"),
                 entries = s.dialect.map_entries(c::ASPECT_BASED_SENTIMENT, "aspect", "aspect_score"),
                 table = s.table,
@@ -187,26 +192,31 @@ pub async fn compute(query: &Query, engine: &dyn QueryEngine, snapshot: &TableSn
                 })
             })?)?
         }
-        Query::Toxicity { ticker, min_toxicity, window, limit } => to_value(toxicity(engine, snapshot, ticker.as_ref(), *min_toxicity, window, *limit).await?)?,
-        Query::Intents { ticker, window } => {
+        Query::Toxicity { ticker, min_toxicity, window, limit } => {
+            to_value(toxicity(engine, snapshot, ticker.as_ref(), *min_toxicity, window, *limit).await?)?
+        }
+        Query::Intents { ticker, window, limit } => {
             let mut s = Statement::new(engine, snapshot);
             let scope = s.scope(window, ticker.as_ref());
+            // The total over every intent, not only the returned ones, so shares stay shares under a limit.
             let text = format!(
-                "SELECT {intent} AS intent, CAST(COUNT(*) AS BIGINT) AS intent_count, AVG(CAST({score} AS DOUBLE)) AS average_score \
-                 FROM {table} WHERE {scope} AND {intent} IS NOT NULL GROUP BY {intent} ORDER BY intent_count DESC, intent ASC",
+                "SELECT {intent} AS intent, CAST(COUNT(*) AS BIGINT) AS intent_count, AVG(CAST({score} AS DOUBLE)) AS average_score, \
+                 CAST(SUM(COUNT(*)) OVER () AS BIGINT) AS intent_total \
+                 FROM {table} WHERE {scope} AND {intent} IS NOT NULL GROUP BY {intent} ORDER BY intent_count DESC, intent ASC LIMIT {limit}",
                 intent = c::USER_INTENT,
                 score = c::SENTIMENT_SCORE,
                 table = s.table,
             );
             let cols = rows(engine, snapshot, s.finish(text)).await?;
-            let mut intents = each(cols, |r, i| {
-                Ok(IntentShare { intent: r.str("intent", i)?, count: r.i64("intent_count", i)?, share: 0.0, average_score: r.f64("average_score", i)? })
-            })?;
-            let total: i64 = intents.iter().map(|i| i.count).sum();
-            for intent in &mut intents {
-                intent.share = intent.count as f64 / total as f64;
-            }
-            to_value(intents)?
+            to_value(each(cols, |r, i| {
+                let count = r.i64("intent_count", i)?;
+                Ok(IntentShare {
+                    intent: r.str("intent", i)?,
+                    count,
+                    share: count as f64 / r.i64("intent_total", i)?.max(1) as f64,
+                    average_score: r.f64("average_score", i)?,
+                })
+            })?)?
         }
         Query::Records { .. } => return records(query, engine, snapshot).await,
     };
@@ -230,7 +240,8 @@ async fn summary(engine: &dyn QueryEngine, snapshot: &TableSnapshot, ticker: &Ti
     let scope = s.scope(window, Some(ticker));
     let text = format!(
         "SELECT emotion, AVG(CAST(intensity AS DOUBLE)) AS average_intensity, CAST(COUNT(*) AS BIGINT) AS records \
-         FROM (SELECT {entries} FROM {table} WHERE {scope}) exploded GROUP BY emotion ORDER BY average_intensity DESC, emotion ASC",
+         FROM (SELECT {entries} FROM {table} WHERE {scope}) exploded GROUP BY emotion ORDER BY average_intensity DESC, emotion ASC LIMIT {limit}",
+        limit = super::limits::MAX_EMOTIONS,
         entries = s.dialect.map_entries(c::EMOTION_INTENSITY_VECTOR, "emotion", "intensity"),
         table = s.table,
     );
@@ -242,11 +253,14 @@ async fn summary(engine: &dyn QueryEngine, snapshot: &TableSnapshot, ticker: &Ti
     let scope = s.scope(window, Some(ticker));
     let text = format!(
         "SELECT {primary} AS emotion, CAST(COUNT(*) AS BIGINT) AS emotion_count FROM {table} WHERE {scope} AND {primary} IS NOT NULL \
-         GROUP BY {primary} ORDER BY emotion_count DESC, emotion ASC",
+         GROUP BY {primary} ORDER BY emotion_count DESC, emotion ASC LIMIT {limit}",
+        limit = super::limits::MAX_EMOTIONS,
         primary = c::PRIMARY_EMOTION,
         table = s.table,
     );
-    let primary_emotions = each(rows(engine, snapshot, s.finish(text)).await?, |r, i| Ok(EmotionCount { emotion: r.str("emotion", i)?, count: r.i64("emotion_count", i)? }))?;
+    let primary_emotions = each(rows(engine, snapshot, s.finish(text)).await?, |r, i| {
+        Ok(EmotionCount { emotion: r.str("emotion", i)?, count: r.i64("emotion_count", i)? })
+    })?;
 
     let average_score = totals.opt_f64("average_score", 0)?;
     Ok(SentimentSummary {
@@ -287,13 +301,13 @@ async fn toxicity(
     let scope = s.scope(window, ticker);
     let threshold = s.bind(SqlParam::Float(min_toxicity));
     let text = format!(
-        "SELECT {id}, {ts}, {ticker}, {source}, CAST({tox} AS DOUBLE) AS toxicity, {text} FROM {table} \
+        "SELECT {id}, {ts}, {ticker}, {source}, {tox} AS toxicity, {text} FROM {table} \
          WHERE {scope} AND {tox} >= CAST({threshold} AS FLOAT) ORDER BY {tox} DESC, {ts} DESC, {id} ASC LIMIT {limit}",
         id = c::MESSAGE_ID,
         ts = c::EVENT_TIMESTAMP,
         ticker = c::TICKER,
         source = c::SOURCE_SYSTEM,
-        text = c::MESSAGE_TEXT,
+        text = c::TEXT_CONTENT,
         table = s.table,
     );
     let messages = each(rows(engine, snapshot, s.finish(text)).await?, |r, i| {
@@ -303,7 +317,7 @@ async fn toxicity(
             ticker: r.opt_str(c::TICKER, i)?,
             source_system: r.str(c::SOURCE_SYSTEM, i)?,
             toxicity_score: r.f64("toxicity", i)?,
-            message_text: r.str(c::MESSAGE_TEXT, i)?,
+            text_content: r.str(c::TEXT_CONTENT, i)?,
         })
     })?;
     Ok(ToxicityReport {
@@ -362,7 +376,7 @@ fn record_row(r: &Columns, i: usize) -> Result<RecordRow, EngineError> {
         event_timestamp: r.timestamp(c::EVENT_TIMESTAMP, i)?,
         ingestion_timestamp: r.timestamp(c::INGESTION_TIMESTAMP, i)?,
         source_system: r.str(c::SOURCE_SYSTEM, i)?,
-        message_text: r.str(c::MESSAGE_TEXT, i)?,
+        text_content: r.str(c::TEXT_CONTENT, i)?,
         sentiment_score: r.f64(c::SENTIMENT_SCORE, i)?,
         sentiment_magnitude: r.opt_f64(c::SENTIMENT_MAGNITUDE, i)?,
         primary_emotion: r.opt_str(c::PRIMARY_EMOTION, i)?,

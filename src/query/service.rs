@@ -53,6 +53,17 @@ pub enum CacheStatus {
     Bypass,
 }
 
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Shared => "shared",
+            CacheStatus::Bypass => "bypass",
+        }
+    }
+}
+
 /// A computed answer as stored in the cache: `data` stays serialized, so a hit is served without re-encoding.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct StoredAnswer {
@@ -91,11 +102,35 @@ pub struct QueryService {
     cache: Option<Arc<dyn QueryCache>>,
     config: QueryServiceConfig,
     in_flight: Mutex<HashMap<String, Flight>>,
+    /// Held while a warming run is under way: commits in quick succession must not stack up warmers.
+    warming: tokio::sync::Mutex<()>,
+}
+
+/// Removes a single-flight entry when its leader finishes *or is dropped* (a cancelled request), so no
+/// entry outlives the requests that wait on it.
+struct FlightGuard<'a> {
+    in_flight: &'a Mutex<HashMap<String, Flight>>,
+    key: &'a str,
+    flight: &'a Flight,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if in_flight.get(self.key).is_some_and(|f| Arc::ptr_eq(f, self.flight)) {
+            in_flight.remove(self.key);
+        }
+    }
 }
 
 impl QueryService {
     pub fn new(engine: Arc<dyn QueryEngine>, cache: Option<Arc<dyn QueryCache>>, config: QueryServiceConfig) -> Self {
-        Self { engine, cache, config, in_flight: Mutex::new(HashMap::new()) }
+        Self { engine, cache, config, in_flight: Mutex::new(HashMap::new()), warming: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Single-flight entries currently held (for tests and health).
+    pub fn flights_in_progress(&self) -> usize {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     pub fn engine(&self) -> &dyn QueryEngine {
@@ -122,23 +157,27 @@ impl QueryService {
         let mut cache_usable = false;
         if let Some(cache) = &self.cache {
             let lookup = Instant::now();
+            let name = kind.name();
             match cache.get(&key).await {
                 Ok(Some(bytes)) => match serde_json::from_slice::<StoredAnswer>(&bytes) {
                     Ok(stored) => {
-                        CacheLookup { query: kind, outcome: "hit", elapsed: lookup.elapsed(), error: None }.emit();
+                        CacheLookup { query: name, outcome: "hit", elapsed: lookup.elapsed(), error: None }.emit();
                         return Ok(self.finish(kind, Arc::new(stored), CacheStatus::Hit, started));
                     }
                     // Written by an incompatible version: recompute and overwrite.
                     Err(e) => {
-                        CacheLookup { query: kind, outcome: "miss", elapsed: lookup.elapsed(), error: Some(&CacheError::Unavailable(e.to_string())) }.emit();
+                        CacheLookup { query: name, outcome: "miss", elapsed: lookup.elapsed(), error: Some(&e) }.emit();
                         cache_usable = true;
                     }
                 },
                 Ok(None) => {
-                    CacheLookup { query: kind, outcome: "miss", elapsed: lookup.elapsed(), error: None }.emit();
+                    CacheLookup { query: name, outcome: "miss", elapsed: lookup.elapsed(), error: None }.emit();
                     cache_usable = true;
                 }
-                Err(e) => CacheLookup { query: kind, outcome: "bypass", elapsed: lookup.elapsed(), error: Some(&e) }.emit(),
+                Err(e) => {
+                    let error = (!matches!(e, CacheError::Skipped)).then_some(&e as &dyn std::fmt::Display);
+                    CacheLookup { query: name, outcome: "bypass", elapsed: lookup.elapsed(), error }.emit()
+                }
             }
         }
 
@@ -147,19 +186,16 @@ impl QueryService {
             in_flight.entry(key.clone()).or_default().clone()
         };
         let mut led = false;
-        let result = flight
-            .get_or_init(|| {
-                led = true;
-                self.compute_and_store(query, &snapshot, &key, cache_usable)
-            })
-            .await
-            .clone();
-        if led {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            if in_flight.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-                in_flight.remove(&key);
-            }
-        }
+        let result = {
+            let _guard = FlightGuard { in_flight: &self.in_flight, key: &key, flight: &flight };
+            flight
+                .get_or_init(|| {
+                    led = true;
+                    self.compute_and_store(query, &snapshot, &key, cache_usable)
+                })
+                .await
+                .clone()
+        };
         let stored = result?;
         let status = match (led, cache_usable) {
             (false, _) => CacheStatus::Shared,
@@ -170,7 +206,7 @@ impl QueryService {
     }
 
     fn finish(&self, kind: QueryKind, stored: Arc<StoredAnswer>, cache: CacheStatus, started: Instant) -> Answer {
-        QueryAnswered { query: kind, engine: self.engine.name(), cache, elapsed: started.elapsed() }.emit();
+        QueryAnswered { query: kind.name(), engine: self.engine.name(), cache: cache.as_str(), elapsed: started.elapsed() }.emit();
         Answer { stored, cache, engine: self.engine.name() }
     }
 
@@ -190,7 +226,8 @@ impl QueryService {
                 Ok(bytes) => {
                     let put = Instant::now();
                     if let Err(e) = cache.put(key, &bytes, self.config.ttl).await {
-                        CacheLookup { query: query.kind(), outcome: "store_failed", elapsed: put.elapsed(), error: Some(&e) }.emit();
+                        let error = (!matches!(e, CacheError::Skipped)).then_some(&e as &dyn std::fmt::Display);
+                        CacheLookup { query: query.kind().name(), outcome: "store_failed", elapsed: put.elapsed(), error }.emit();
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "answer not cacheable"),
@@ -201,8 +238,16 @@ impl QueryService {
 
     /// Precomputes what dashboards ask first at the current snapshot: the busiest tickers over the last day
     /// and week, and for the busiest `warm_tickers` their hourly time series (1 day) and summary (7 days).
-    /// Returns how many answers were computed or already cached.
-    pub async fn warm(&self) -> Result<usize, QueryError> {
+    /// Returns how many answers were computed or already cached; `None` when another warming run was still
+    /// going (it will have seen the same or a newer snapshot, so one run at a time is enough).
+    pub async fn warm(&self) -> Result<Option<usize>, QueryError> {
+        let Ok(_running) = self.warming.try_lock() else {
+            return Ok(None);
+        };
+        self.warm_now().await.map(Some)
+    }
+
+    async fn warm_now(&self) -> Result<usize, QueryError> {
         let now = Utc::now();
         let parse = |kind: QueryKind, q: &str| Query::parse(kind, Some(q), now).map_err(|e| QueryError::Failed(e.to_string()));
         let mut warmed = 0;
@@ -232,8 +277,8 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
+    use crate::engine::Interval;
     use crate::engine::{Dialect, SqlQuery};
-    use crate::query::params::Interval;
 
     /// An engine that counts executions and answers every query with no rows after a pause.
     struct SlowEmptyEngine {
@@ -301,6 +346,31 @@ mod tests {
         // The flight is over: a later request computes again.
         service.answer(&query).await.unwrap();
         assert_eq!(engine.executions.load(Ordering::SeqCst), 2);
+        assert_eq!(service.flights_in_progress(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_leader_leaves_no_flight_behind() {
+        let engine = Arc::new(SlowEmptyEngine { executions: AtomicUsize::new(0) });
+        let service = Arc::new(QueryService::new(engine.clone(), None, QueryServiceConfig::default()));
+        let query = Query::parse(QueryKind::TopTickers, Some("days=1"), Utc::now()).unwrap();
+        // The leader is abandoned mid-query, as the request deadline or a client hang-up would.
+        let cancelled = tokio::time::timeout(Duration::from_millis(10), service.answer(&query)).await;
+        assert!(cancelled.is_err());
+        assert_eq!(service.flights_in_progress(), 0);
+        service.answer(&query).await.unwrap();
+        assert_eq!(service.flights_in_progress(), 0);
+    }
+
+    #[tokio::test]
+    async fn one_warming_run_at_a_time() {
+        let engine = Arc::new(SlowEmptyEngine { executions: AtomicUsize::new(0) });
+        let service = Arc::new(QueryService::new(engine.clone(), None, QueryServiceConfig::default()));
+        let (first, second) = tokio::join!(service.warm(), service.warm());
+        let outcomes = [first.unwrap(), second.unwrap()];
+        assert!(outcomes.contains(&None), "{outcomes:?}");
+        assert!(outcomes.iter().any(Option::is_some), "{outcomes:?}");
+        assert!(service.warm().await.unwrap().is_some(), "the next commit's run goes ahead");
     }
 
     #[test]

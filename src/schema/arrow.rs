@@ -7,8 +7,7 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, Float32Builder, ListBuilder, MapBuilder, MapFieldNames, StringBuilder, StructBuilder,
-    TimestampMicrosecondBuilder,
+    BooleanBuilder, Float32Builder, ListBuilder, MapBuilder, MapFieldNames, StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, FieldRef, Fields, SchemaRef};
@@ -29,7 +28,7 @@ pub struct RecordBatchBuilder {
     event_timestamp: TimestampMicrosecondBuilder,
     ingestion_timestamp: TimestampMicrosecondBuilder,
     source_system: StringBuilder,
-    message_text: StringBuilder,
+    text_content: StringBuilder,
     sentiment_score: Float32Builder,
     sentiment_magnitude: Float32Builder,
     primary_emotion: StringBuilder,
@@ -52,14 +51,8 @@ pub struct RecordBatchBuilder {
 fn float_map_builder(field: &FieldRef) -> FloatMapBuilder {
     let DataType::Map(entries, _) = field.data_type() else { unreachable!("{} is a map", field.name()) };
     let DataType::Struct(kv) = entries.data_type() else { unreachable!("map entries are structs") };
-    let names = MapFieldNames {
-        entry: entries.name().clone(),
-        key: kv[0].name().clone(),
-        value: kv[1].name().clone(),
-    };
-    MapBuilder::new(Some(names), StringBuilder::new(), Float32Builder::new())
-        .with_keys_field(kv[0].clone())
-        .with_values_field(kv[1].clone())
+    let names = MapFieldNames { entry: entries.name().clone(), key: kv[0].name().clone(), value: kv[1].name().clone() };
+    MapBuilder::new(Some(names), StringBuilder::new(), Float32Builder::new()).with_keys_field(kv[0].clone()).with_values_field(kv[1].clone())
 }
 
 fn list_element(field: &FieldRef) -> FieldRef {
@@ -83,7 +76,7 @@ impl RecordBatchBuilder {
             event_timestamp: timestamp_builder(capacity),
             ingestion_timestamp: timestamp_builder(capacity),
             source_system: StringBuilder::with_capacity(capacity, capacity * 8),
-            message_text: StringBuilder::with_capacity(capacity, capacity * 512),
+            text_content: StringBuilder::with_capacity(capacity, capacity * 512),
             sentiment_score: Float32Builder::with_capacity(capacity),
             sentiment_magnitude: Float32Builder::with_capacity(capacity),
             primary_emotion: StringBuilder::new(),
@@ -110,10 +103,10 @@ impl RecordBatchBuilder {
         self.event_timestamp.append_value(r.event_timestamp.timestamp_micros());
         self.ingestion_timestamp.append_value(r.ingestion_timestamp.timestamp_micros());
         self.source_system.append_value(&r.source_system);
-        self.message_text.append_value(&r.message_text);
+        self.text_content.append_value(&r.text_content);
         self.sentiment_score.append_value(r.sentiment_score);
-        self.sentiment_magnitude.append_option(r.sentiment_magnitude);
-        self.primary_emotion.append_option(r.primary_emotion.as_deref());
+        self.sentiment_magnitude.append_value(r.sentiment_magnitude);
+        self.primary_emotion.append_value(&r.primary_emotion);
         append_float_map(&mut self.emotion_intensity_vector, r.emotion_intensity_vector.as_ref());
         match &r.aspect_target_identification {
             Some(aspects) => {
@@ -125,13 +118,13 @@ impl RecordBatchBuilder {
             None => self.aspect_target_identification.append_null(),
         }
         append_float_map(&mut self.aspect_based_sentiment, r.aspect_based_sentiment.as_ref());
-        self.sarcasm_detection.append_option(r.sarcasm_detection);
-        self.subjectivity_score.append_option(r.subjectivity_score);
-        self.toxicity_score.append_option(r.toxicity_score);
+        self.sarcasm_detection.append_value(r.sarcasm_detection);
+        self.subjectivity_score.append_value(r.subjectivity_score);
+        self.toxicity_score.append_value(r.toxicity_score);
         append_entities(&mut self.entity_recognition, r.entity_recognition.as_deref());
-        self.user_intent.append_option(r.user_intent.as_deref());
+        self.user_intent.append_value(&r.user_intent);
         self.influence_score.append_option(r.influence_score);
-        self.processing_version.append_option(r.processing_version.as_deref());
+        self.processing_version.append_value(&r.processing_version);
         self.ticker.append_option(r.ticker.as_deref());
         self.article_title.append_option(r.article_title.as_deref());
         self.source_url.append_option(r.source_url.as_deref());
@@ -144,7 +137,7 @@ impl RecordBatchBuilder {
             Arc::new(self.event_timestamp.finish()),
             Arc::new(self.ingestion_timestamp.finish()),
             Arc::new(self.source_system.finish()),
-            Arc::new(self.message_text.finish()),
+            Arc::new(self.text_content.finish()),
             Arc::new(self.sentiment_score.finish()),
             Arc::new(self.sentiment_magnitude.finish()),
             Arc::new(self.primary_emotion.finish()),
@@ -196,41 +189,12 @@ fn append_entities(builder: &mut ListBuilder<StructBuilder>, entities: Option<&[
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use arrow_array::cast::AsArray;
-    use arrow_array::Array;
     use arrow_array::types::Float32Type;
-    use chrono::TimeZone;
+    use arrow_array::Array;
 
     use super::*;
-
-    pub(crate) fn full_record() -> SentimentRecord {
-        SentimentRecord {
-            message_id: "m-1".into(),
-            event_timestamp: chrono::Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap(),
-            ingestion_timestamp: chrono::Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 1).unwrap(),
-            source_system: "twitter".into(),
-            message_text: "$AAPL beats estimates".into(),
-            sentiment_score: 0.8,
-            sentiment_magnitude: Some(0.9),
-            primary_emotion: Some("joy".into()),
-            emotion_intensity_vector: Some(BTreeMap::from([("joy".into(), 0.7), ("fear".into(), 0.1)])),
-            aspect_target_identification: Some(vec!["earnings".into()]),
-            aspect_based_sentiment: Some(BTreeMap::from([("earnings".into(), 0.8)])),
-            sarcasm_detection: Some(false),
-            subjectivity_score: Some(0.3),
-            toxicity_score: Some(0.0),
-            entity_recognition: Some(vec![Entity { text: "AAPL".into(), entity_type: "TICKER".into() }]),
-            user_intent: Some("news".into()),
-            influence_score: Some(0.5),
-            processing_version: Some("v1".into()),
-            ticker: Some("AAPL".into()),
-            article_title: None,
-            source_url: None,
-            model_name: None,
-        }
-    }
+    use crate::schema::tests_support::full_record;
 
     #[test]
     fn builds_a_batch_with_nested_columns_and_nulls() {

@@ -6,25 +6,32 @@
 //! members) follow the 22 top-level ids. This module does not validate values; see [`crate::ingest::validate`].
 
 mod arrow;
-mod record;
 pub mod dead_letter;
+mod raw;
+mod record;
 
 use std::sync::{Arc, LazyLock};
 
 use ::arrow_schema::SchemaRef as ArrowSchemaRef;
-use iceberg::spec::{
-    ListType, MapType, NestedField, PrimitiveType, Schema, StructType, Transform, Type, UnboundPartitionSpec,
-};
+use iceberg::spec::{ListType, MapType, NestedField, PrimitiveType, Schema, StructType, Transform, Type, UnboundPartitionSpec};
 
 pub use self::arrow::{RecordBatchBuilder, ENTITY_TEXT, ENTITY_TYPE};
+pub use self::raw::{RawRecord, RawSourceMetadata};
 pub use self::record::{Entity, SentimentRecord};
 
+/// Longest ticker accepted, in characters. OCC option symbols (21) and crypto pairs fit; the bound keeps a
+/// partition value (and so a path segment) short.
+pub const MAX_TICKER_LEN: usize = 32;
+
 /// The canonical form of a ticker: `$` prefix dropped, upper-cased; `None` unless it matches
-/// `[A-Z0-9][A-Z0-9./:-]*`. Partition values and query filters both go through here, so a query for `$aapl`
-/// finds rows ingested as `AAPL`.
+/// `[A-Z0-9][A-Z0-9./:-]*` and has at most [`MAX_TICKER_LEN`] characters. Partition values and query
+/// filters both go through here, so a query for `$aapl` finds rows ingested as `AAPL`. Characters such as
+/// `/` and `.` are legitimate in tickers (`BRK/B`, `BTC/USD`); data file paths escape them (see
+/// `lake::paths`), so no ticker can place a file outside the table.
 pub fn normalize_ticker(value: &str) -> Option<String> {
     let value = value.trim_start_matches('$').to_ascii_uppercase();
     let ok = value.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric())
+        && value.len() <= MAX_TICKER_LEN
         && value.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '/' | ':'));
     ok.then_some(value)
 }
@@ -35,7 +42,7 @@ pub mod field_id {
     pub const EVENT_TIMESTAMP: i32 = 2;
     pub const INGESTION_TIMESTAMP: i32 = 3;
     pub const SOURCE_SYSTEM: i32 = 4;
-    pub const MESSAGE_TEXT: i32 = 5;
+    pub const TEXT_CONTENT: i32 = 5;
     pub const SENTIMENT_SCORE: i32 = 6;
     pub const SENTIMENT_MAGNITUDE: i32 = 7;
     pub const PRIMARY_EMOTION: i32 = 8;
@@ -70,7 +77,7 @@ pub mod column {
     pub const EVENT_TIMESTAMP: &str = "event_timestamp";
     pub const INGESTION_TIMESTAMP: &str = "ingestion_timestamp";
     pub const SOURCE_SYSTEM: &str = "source_system";
-    pub const MESSAGE_TEXT: &str = "message_text";
+    pub const TEXT_CONTENT: &str = "text_content";
     pub const SENTIMENT_SCORE: &str = "sentiment_score";
     pub const SENTIMENT_MAGNITUDE: &str = "sentiment_magnitude";
     pub const PRIMARY_EMOTION: &str = "primary_emotion";
@@ -100,14 +107,15 @@ fn timestamptz() -> Type {
     Type::Primitive(PrimitiveType::Timestamptz)
 }
 
+/// Map values are required: every value the writer stores is a validated float, and it is what PyIceberg
+/// creates for the seed's `MapType.of(StringType(), FloatType())`. Tables whose values are optional accept
+/// these rows as well (see `lake::compat`).
 fn string_to_float_map(key_id: i32, value_id: i32) -> Type {
-    Type::Map(MapType::new(
-        NestedField::map_key_element(key_id, string()).into(),
-        NestedField::map_value_element(value_id, float(), false).into(),
-    ))
+    Type::Map(MapType::new(NestedField::map_key_element(key_id, string()).into(), NestedField::map_value_element(value_id, float(), true).into()))
 }
 
-/// The Iceberg schema of the sentiment table (schema id 0).
+/// The Iceberg schema of the sentiment table (schema id 0): the seed's "Advanced Schema Design" exactly
+/// (names, ids, types, required flags; see `shared/reference/seed-contract.md`).
 pub fn sentiment_schema() -> Schema {
     use column as c;
     use field_id as id;
@@ -120,15 +128,11 @@ pub fn sentiment_schema() -> Schema {
         NestedField::required(id::EVENT_TIMESTAMP, c::EVENT_TIMESTAMP, timestamptz()),
         NestedField::required(id::INGESTION_TIMESTAMP, c::INGESTION_TIMESTAMP, timestamptz()),
         NestedField::required(id::SOURCE_SYSTEM, c::SOURCE_SYSTEM, string()),
-        NestedField::required(id::MESSAGE_TEXT, c::MESSAGE_TEXT, string()),
+        NestedField::required(id::TEXT_CONTENT, c::TEXT_CONTENT, string()),
         NestedField::required(id::SENTIMENT_SCORE, c::SENTIMENT_SCORE, float()),
-        NestedField::optional(id::SENTIMENT_MAGNITUDE, c::SENTIMENT_MAGNITUDE, float()),
-        NestedField::optional(id::PRIMARY_EMOTION, c::PRIMARY_EMOTION, string()),
-        NestedField::optional(
-            id::EMOTION_INTENSITY_VECTOR,
-            c::EMOTION_INTENSITY_VECTOR,
-            string_to_float_map(id::EMOTION_KEY, id::EMOTION_VALUE),
-        ),
+        NestedField::required(id::SENTIMENT_MAGNITUDE, c::SENTIMENT_MAGNITUDE, float()),
+        NestedField::required(id::PRIMARY_EMOTION, c::PRIMARY_EMOTION, string()),
+        NestedField::optional(id::EMOTION_INTENSITY_VECTOR, c::EMOTION_INTENSITY_VECTOR, string_to_float_map(id::EMOTION_KEY, id::EMOTION_VALUE)),
         NestedField::optional(
             id::ASPECT_TARGET_IDENTIFICATION,
             c::ASPECT_TARGET_IDENTIFICATION,
@@ -139,27 +143,23 @@ pub fn sentiment_schema() -> Schema {
             c::ASPECT_BASED_SENTIMENT,
             string_to_float_map(id::ASPECT_SENTIMENT_KEY, id::ASPECT_SENTIMENT_VALUE),
         ),
-        NestedField::optional(id::SARCASM_DETECTION, c::SARCASM_DETECTION, Type::Primitive(PrimitiveType::Boolean)),
-        NestedField::optional(id::SUBJECTIVITY_SCORE, c::SUBJECTIVITY_SCORE, float()),
-        NestedField::optional(id::TOXICITY_SCORE, c::TOXICITY_SCORE, float()),
+        NestedField::required(id::SARCASM_DETECTION, c::SARCASM_DETECTION, Type::Primitive(PrimitiveType::Boolean)),
+        NestedField::required(id::SUBJECTIVITY_SCORE, c::SUBJECTIVITY_SCORE, float()),
+        NestedField::required(id::TOXICITY_SCORE, c::TOXICITY_SCORE, float()),
         NestedField::optional(
             id::ENTITY_RECOGNITION,
             c::ENTITY_RECOGNITION,
             Type::List(ListType::new(NestedField::list_element(id::ENTITY_ELEMENT, entity, true).into())),
         ),
-        NestedField::optional(id::USER_INTENT, c::USER_INTENT, string()),
+        NestedField::required(id::USER_INTENT, c::USER_INTENT, string()),
         NestedField::optional(id::INFLUENCE_SCORE, c::INFLUENCE_SCORE, float()),
-        NestedField::optional(id::PROCESSING_VERSION, c::PROCESSING_VERSION, string()),
+        NestedField::required(id::PROCESSING_VERSION, c::PROCESSING_VERSION, string()),
         NestedField::optional(id::TICKER, c::TICKER, string()),
         NestedField::optional(id::ARTICLE_TITLE, c::ARTICLE_TITLE, string()),
         NestedField::optional(id::SOURCE_URL, c::SOURCE_URL, string()),
         NestedField::optional(id::MODEL_NAME, c::MODEL_NAME, string()),
     ];
-    Schema::builder()
-        .with_schema_id(0)
-        .with_fields(fields.into_iter().map(Arc::new))
-        .build()
-        .expect("the sentiment schema is statically valid")
+    Schema::builder().with_schema_id(0).with_fields(fields.into_iter().map(Arc::new)).build().expect("the sentiment schema is statically valid")
 }
 
 /// day(event_timestamp), identity(ticker), identity(source_system): the spec new tables are created with.
@@ -176,13 +176,46 @@ pub fn default_partition_spec() -> UnboundPartitionSpec {
 
 /// The Arrow schema matching [`sentiment_schema`], with `PARQUET:field_id` metadata on every field.
 pub fn sentiment_arrow_schema() -> ArrowSchemaRef {
-    static SCHEMA: LazyLock<ArrowSchemaRef> = LazyLock::new(|| {
-        Arc::new(
-            iceberg::arrow::schema_to_arrow_schema(&sentiment_schema())
-                .expect("the sentiment schema converts to Arrow"),
-        )
-    });
+    static SCHEMA: LazyLock<ArrowSchemaRef> =
+        LazyLock::new(|| Arc::new(iceberg::arrow::schema_to_arrow_schema(&sentiment_schema()).expect("the sentiment schema converts to Arrow")));
     SCHEMA.clone()
+}
+
+/// Records for other modules' tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use std::collections::BTreeMap;
+
+    use chrono::TimeZone;
+
+    use super::{Entity, SentimentRecord};
+
+    pub fn full_record() -> SentimentRecord {
+        SentimentRecord {
+            message_id: "m-1".into(),
+            event_timestamp: chrono::Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap(),
+            ingestion_timestamp: chrono::Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 1).unwrap(),
+            source_system: "twitter".into(),
+            text_content: "$AAPL beats estimates".into(),
+            sentiment_score: 0.8,
+            sentiment_magnitude: 0.9,
+            primary_emotion: "joy".into(),
+            emotion_intensity_vector: Some(BTreeMap::from([("joy".into(), 0.7), ("fear".into(), 0.1)])),
+            aspect_target_identification: Some(vec!["earnings".into()]),
+            aspect_based_sentiment: Some(BTreeMap::from([("earnings".into(), 0.8)])),
+            sarcasm_detection: false,
+            subjectivity_score: 0.3,
+            toxicity_score: 0.0,
+            entity_recognition: Some(vec![Entity { text: "AAPL".into(), entity_type: "TICKER".into() }]),
+            user_intent: "news".into(),
+            influence_score: Some(0.5),
+            processing_version: "v1".into(),
+            ticker: Some("AAPL".into()),
+            article_title: None,
+            source_url: None,
+            model_name: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -197,15 +230,36 @@ mod tests {
         assert_eq!(schema.highest_field_id(), field_id::ENTITY_TYPE);
     }
 
+    /// The seed's table, field by field: (id, name, required).
     #[test]
-    fn core_fields_are_required_and_analysis_fields_optional() {
+    fn names_ids_and_required_flags_are_the_seeds() {
+        let seed = [
+            (1, "message_id", true),
+            (2, "event_timestamp", true),
+            (3, "ingestion_timestamp", true),
+            (4, "source_system", true),
+            (5, "text_content", true),
+            (6, "sentiment_score", true),
+            (7, "sentiment_magnitude", true),
+            (8, "primary_emotion", true),
+            (9, "emotion_intensity_vector", false),
+            (10, "aspect_target_identification", false),
+            (11, "aspect_based_sentiment", false),
+            (12, "sarcasm_detection", true),
+            (13, "subjectivity_score", true),
+            (14, "toxicity_score", true),
+            (15, "entity_recognition", false),
+            (16, "user_intent", true),
+            (17, "influence_score", false),
+            (18, "processing_version", true),
+            (19, "ticker", false),
+            (20, "article_title", false),
+            (21, "source_url", false),
+            (22, "model_name", false),
+        ];
         let schema = sentiment_schema();
-        for id in 1..=6 {
-            assert!(schema.field_by_id(id).unwrap().required, "field {id} must be required");
-        }
-        for id in 7..=22 {
-            assert!(!schema.field_by_id(id).unwrap().required, "field {id} must be optional");
-        }
+        let actual: Vec<(i32, &str, bool)> = schema.as_struct().fields().iter().map(|f| (f.id, f.name.as_str(), f.required)).collect();
+        assert_eq!(actual, seed);
     }
 
     #[test]

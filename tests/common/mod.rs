@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
-use sentiment_lake::app::{query_service, CommitterHandle, QueryOptions};
-use sentiment_lake::functions::api::ApiConfig;
+use sentiment_lake::app::{query_service, warm_after_commit, QueryOptions};
 use sentiment_lake::enrich::IncompletePolicy;
-use sentiment_lake::functions::routes::{app, AppState, EventHubBinding};
+use sentiment_lake::functions::api::ApiConfig;
+use sentiment_lake::functions::routes::{app, AppState, EventHubBinding, DEFAULT_MAX_INVOCATION_BYTES};
 use sentiment_lake::ingest::Pipeline;
-use sentiment_lake::lake::{Lake, LakeConfig, TableKind};
+use sentiment_lake::lake::{Committer, Lake, LakeConfig, TableKind};
 use serde_json::Value;
 
 /// The project's interpreter, checked to have `module`. Missing is a test failure with instructions, never a
@@ -53,7 +53,7 @@ pub async fn open(dir: &Path) -> Lake {
 /// The router served on 127.0.0.1:<free port>; the server stops when the returned handle is dropped.
 pub struct Server {
     pub base: String,
-    pub committer: CommitterHandle,
+    pub committer: Committer,
     pub query: Arc<sentiment_lake::query::QueryService>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -75,16 +75,22 @@ pub async fn serve_with(lake: Lake, policy: IncompletePolicy) -> Server {
 
 /// The whole server, with the query service configured as given (cache, warming) and the API's limits.
 pub async fn serve_full(lake: Lake, policy: IncompletePolicy, query: QueryOptions, api: ApiConfig) -> Server {
+    serve_limited(lake, policy, query, api, DEFAULT_MAX_INVOCATION_BYTES).await
+}
+
+/// [`serve_full`] with a given limit on invocation bodies held in memory.
+pub async fn serve_limited(lake: Lake, policy: IncompletePolicy, query: QueryOptions, api: ApiConfig, max_invocation_bytes: usize) -> Server {
     // Installed before anything is recorded, as `serve` does at start-up.
     sentiment_lake::observability::metrics_handle();
     let query = query_service(&lake, &query).unwrap();
-    let committer = CommitterHandle::new(lake.clone(), usize::MAX, Some(query.clone()));
+    let committer = Committer::new(lake.clone(), usize::MAX, Some(warm_after_commit(&lake, query.clone())));
     let state = AppState {
         lake,
         pipeline: Pipeline::new(policy),
         binding: Arc::new(EventHubBinding::default()),
         committer: committer.clone(),
         query: query.clone(),
+        max_invocation_bytes,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -180,7 +186,7 @@ pub fn events(end: chrono::DateTime<chrono::Utc>, first: u64, count: u64) -> Vec
 /// Ingests through the real pipeline (validation, staging) and commits.
 pub async fn ingest(lake: &Lake, events: &[Value]) {
     let ndjson: Vec<u8> = events.iter().flat_map(|e| format!("{e}\n").into_bytes()).collect();
-    let batch = sentiment_lake::ingest::file::batch_from_file(&ndjson, &format!("test-{}", uuid::Uuid::new_v4())).unwrap();
+    let batch = sentiment_lake::ingest::file::batch_from_file(&ndjson, &format!("test-{}", uuid::Uuid::new_v4()), None).unwrap();
     let report = Pipeline::new(IncompletePolicy::DeadLetter).ingest(lake, &batch).await.unwrap();
     assert_eq!(report.dead_lettered, 0, "generated events are valid");
     lake.commit().await.unwrap();
@@ -198,3 +204,74 @@ pub async fn get_ok(base: &str, path: &str) -> Value {
     body
 }
 
+/// An Event Hubs invocation body encoded as the host does for `dataType: string` (the event array and
+/// every metadata array double-encoded as JSON strings, enqueued times without an offset): the events
+/// `bodies` of partition `partition`, sequence numbers from `first_sequence`, all enqueued at `enqueued`.
+pub fn host_envelope(partition: &str, first_sequence: i64, bodies: &[String], enqueued: chrono::DateTime<chrono::Utc>) -> String {
+    let n = bodies.len();
+    let seqs: Vec<i64> = (0..n as i64).map(|i| first_sequence + i).collect();
+    let offsets: Vec<String> = seqs.iter().map(|s| (s * 1024).to_string()).collect();
+    let enqueued = enqueued.format("%Y-%m-%dT%H:%M:%S%.3f").to_string();
+    let wrap = |v: Value| Value::String(v.to_string());
+    serde_json::json!({
+        "Data": {"events": wrap(serde_json::json!(bodies))},
+        "Metadata": {
+            "PartitionContext": {
+                "FullyQualifiedNamespace": "test-ns.servicebus.windows.net",
+                "EventHubName": "sentiment-events",
+                "ConsumerGroup": "$Default",
+                "PartitionId": partition,
+                "IsCheckpointingAfterInvocation": true
+            },
+            "PartitionKeyArray": wrap(serde_json::json!(vec![Value::Null; n])),
+            "OffsetArray": wrap(serde_json::json!(offsets)),
+            "SequenceNumberArray": wrap(serde_json::json!(seqs)),
+            "EnqueuedTimeUtcArray": wrap(serde_json::json!(vec![enqueued; n])),
+            "sys": {"MethodName": "IngestEvents", "UtcNow": chrono::Utc::now().to_rfc3339(), "RandGuid": uuid::Uuid::new_v4().to_string()}
+        }
+    })
+    .to_string()
+}
+
+/// The source id [`host_envelope`] batches of `partition` are staged under.
+pub fn host_source(partition: &str) -> String {
+    format!("eventhubs://test-ns.servicebus.windows.net/sentiment-events/$Default/{partition}")
+}
+
+/// Generated events as JSON text, each carrying a `text_content` padded to about `text_bytes` bytes.
+pub fn padded_events(end: chrono::DateTime<chrono::Utc>, first: u64, count: u64, text_bytes: usize) -> Vec<String> {
+    events(end, first, count)
+        .into_iter()
+        .map(|mut event| {
+            let text = event["text_content"].as_str().unwrap_or_default().to_string();
+            let mut padded = text.clone();
+            while padded.len() < text_bytes {
+                padded.push(' ');
+                padded.push_str(&text);
+            }
+            padded.truncate(text_bytes);
+            event["text_content"] = Value::String(padded);
+            event.to_string()
+        })
+        .collect()
+}
+
+/// Every file under `dir` (recursively) whose path does not start with `root`: files that escaped.
+pub fn files_outside(dir: &Path, root: &Path) -> Vec<PathBuf> {
+    files_under(dir, "").into_iter().filter(|p| !p.starts_with(root)).collect()
+}
+
+/// What PyIceberg (an independent implementation) sees in a table of the warehouse: schema, spec,
+/// snapshots, files and rows (`tests/interop/pyiceberg_read.py`).
+pub fn read_with_pyiceberg(warehouse: &std::path::Path, table: &str) -> Value {
+    let script = format!("{}/tests/interop/pyiceberg_read.py", env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new(python_with("pyiceberg"))
+        .arg(script)
+        .arg(warehouse)
+        .arg(sentiment_lake::lake::LakeConfig::DEFAULT_CATALOG_NAME)
+        .arg(format!("{}.{table}", sentiment_lake::lake::LakeConfig::DEFAULT_NAMESPACE))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "pyiceberg failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}

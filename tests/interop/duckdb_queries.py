@@ -218,7 +218,7 @@ def toxicity(con, meta, params):
         FROM matching"""
     messages_sql = MATCHING + f"""
         SELECT message_id, event_timestamp, ticker, source_system,
-               CAST(toxicity_score AS DOUBLE) AS toxicity_score, message_text
+               CAST(toxicity_score AS DOUBLE) AS toxicity_score, text_content
         FROM matching
         WHERE {flagged}
         ORDER BY toxicity_score DESC, event_timestamp DESC, message_id ASC

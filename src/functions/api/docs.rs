@@ -7,8 +7,8 @@ use utoipa::openapi::ComponentsBuilder;
 
 use super::error::ErrorEnvelope;
 use crate::query::answer::{
-    AspectSentiment, EmotionCount, EmotionIntensity, EntityRef, EntitySentiment, FlaggedMessage, IntentShare, RecordRow, SentimentSummary, TickerVolume,
-    TimeSeriesPoint, ToxicityReport, SCORE_DEFINITION,
+    AspectSentiment, EmotionCount, EmotionIntensity, EntityRef, EntitySentiment, FlaggedMessage, IntentShare, RecordRow, SentimentSummary,
+    TickerVolume, TimeSeriesPoint, ToxicityReport, SCORE_DEFINITION,
 };
 use crate::query::params::Window;
 use crate::query::{limits, QueryKind};
@@ -44,9 +44,20 @@ const fn param(name: &'static str, required: bool, kind: ParamType, description:
     ParamDoc { name, required, kind, description }
 }
 
-const DAYS: ParamDoc = param("days", false, ParamType::Integer, "Window of the last N days (1-366), ending at the next whole minute. Default 7. Not with from/to.");
-const FROM: ParamDoc = param("from", false, ParamType::String, "Window start, inclusive: RFC 3339 with offset or YYYY-MM-DD (UTC midnight). Default: `to` minus 7 days.");
-const TO: ParamDoc = param("to", false, ParamType::String, "Window end, exclusive: RFC 3339 with offset or YYYY-MM-DD. Default: the next whole minute.");
+const DAYS: ParamDoc = param(
+    "days",
+    false,
+    ParamType::Integer,
+    "Window of the last N days (1-366), ending at the next whole minute. Default 30 (as the seed's query methods). Not with from/to.",
+);
+const FROM: ParamDoc = param(
+    "from",
+    false,
+    ParamType::String,
+    "Window start, inclusive: RFC 3339 with offset or YYYY-MM-DD (UTC midnight). Default: `to` minus 30 days.",
+);
+const TO: ParamDoc =
+    param("to", false, ParamType::String, "Window end, exclusive: RFC 3339 with offset or YYYY-MM-DD. Default: the next whole minute.");
 const TICKER: ParamDoc = param("ticker", true, ParamType::String, "Ticker symbol, case-insensitive, `$` prefix allowed (AAPL, $tsla, BRK.B).");
 const TICKER_OPT: ParamDoc = param("ticker", false, ParamType::String, "Only this ticker (case-insensitive).");
 const LIMIT_LIST: ParamDoc = param("limit", false, ParamType::Integer, "Rows to return, 1-500, default 50.");
@@ -54,7 +65,7 @@ const LIMIT_LIST: ParamDoc = param("limit", false, ParamType::Integer, "Rows to 
 pub const ENDPOINTS: [EndpointDoc; 8] = [
     EndpointDoc {
         kind: QueryKind::TopTickers,
-        summary: "Tickers by message volume, with their average sentiment and bullish/bearish shares.",
+        summary: "Tickers by message volume, with their average sentiment (`avg_sentiment`, as the seed's dashboards read it, and `average_score`) and bullish/bearish shares.",
         params: &[DAYS, FROM, TO, param("limit", false, ParamType::Integer, "Tickers to return, 1-100, default 10.")],
         example: "days=1&limit=10",
         schema: "TickerVolume",
@@ -62,10 +73,10 @@ pub const ENDPOINTS: [EndpointDoc; 8] = [
     },
     EndpointDoc {
         kind: QueryKind::TimeSeries,
-        summary: "Sentiment of one ticker per time bucket: average/min/max score, magnitude, message and polarity counts. Buckets without messages are omitted.",
+        summary: "Sentiment of one ticker per time bucket (`time_bucket` and `avg_sentiment`, as the seed's dashboards read them, plus `bucket_start`, `average_score`, min/max score, magnitude, message and polarity counts). Buckets without messages are omitted.",
         params: &[
             TICKER,
-            param("interval", false, ParamType::String, "Bucket width: minute, hour (default), day or week (weeks start on Monday, UTC). At most 5,000 buckets per window."),
+            param("interval", false, ParamType::String, "Bucket width: minute, hour, day (default, as the seed's) or week (weeks start on Monday, UTC). At most 5,000 buckets per window."),
             DAYS,
             FROM,
             TO,
@@ -76,7 +87,7 @@ pub const ENDPOINTS: [EndpointDoc; 8] = [
     },
     EndpointDoc {
         kind: QueryKind::Summary,
-        summary: "Overall sentiment of one ticker with its emotions (average intensities and primary-emotion counts).",
+        summary: "Overall sentiment of one ticker with its emotions (average intensities and primary-emotion counts, at most 50 of each).",
         params: &[TICKER, DAYS, FROM, TO],
         example: "ticker=AAPL&days=7",
         schema: "SentimentSummary",
@@ -93,7 +104,7 @@ pub const ENDPOINTS: [EndpointDoc; 8] = [
     EndpointDoc {
         kind: QueryKind::Aspects,
         summary: "Aspect-based sentiment of one ticker (earnings, guidance, legal, ...), most mentioned first.",
-        params: &[TICKER, DAYS, FROM, TO],
+        params: &[TICKER, DAYS, FROM, TO, LIMIT_LIST],
         example: "ticker=AAPL&days=30",
         schema: "AspectSentiment",
         list: true,
@@ -109,7 +120,7 @@ pub const ENDPOINTS: [EndpointDoc; 8] = [
     EndpointDoc {
         kind: QueryKind::Intents,
         summary: "Distribution of user intents, with each intent's share and average sentiment.",
-        params: &[TICKER_OPT, DAYS, FROM, TO],
+        params: &[TICKER_OPT, DAYS, FROM, TO, LIMIT_LIST],
         example: "ticker=TSLA&days=7",
         schema: "IntentShare",
         list: true,
@@ -119,7 +130,7 @@ pub const ENDPOINTS: [EndpointDoc; 8] = [
         summary: "Stored records, newest first (event time, then message id), a page at a time; pass `meta.next_cursor` back as `cursor`.",
         params: &[
             TICKER_OPT,
-            param("source_system", false, ParamType::String, "Only this source system (case-insensitive)."),
+            param("source_system", false, ParamType::String, "Only this source system (case-insensitive, up to 64 characters)."),
             param("min_score", false, ParamType::Number, "Only scores >= this, in [-1, 1]."),
             param("max_score", false, ParamType::Number, "Only scores <= this, in [-1, 1]."),
             DAYS,
@@ -242,7 +253,15 @@ pub fn html() -> String {
         let rows: String = endpoint
             .params
             .iter()
-            .map(|p| format!("<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>", p.name, type_name(p.kind), if p.required { "yes" } else { "" }, escape(p.description)))
+            .map(|p| {
+                format!(
+                    "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    p.name,
+                    type_name(p.kind),
+                    if p.required { "yes" } else { "" },
+                    escape(p.description)
+                )
+            })
             .collect();
         let path = path(endpoint.kind);
         body.push_str(&format!(

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +19,35 @@ use super::error::{ApiError, ErrorCode};
 #[derive(Clone)]
 pub struct RateLimit {
     limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    checks: Arc<AtomicU64>,
 }
+
+/// Every this many requests, buckets that have refilled completely (clients not seen lately) are dropped,
+/// so the state stays proportional to recent clients rather than to every address ever seen.
+const PRUNE_EVERY: u64 = 256;
 
 impl RateLimit {
     pub fn new(per_minute: NonZeroU32, burst: NonZeroU32) -> Self {
-        let quota = Quota::per_minute(per_minute).allow_burst(burst);
-        Self { limiter: Arc::new(RateLimiter::keyed(quota)) }
+        Self::with_quota(Quota::per_minute(per_minute).allow_burst(burst))
+    }
+
+    fn with_quota(quota: Quota) -> Self {
+        Self { limiter: Arc::new(RateLimiter::keyed(quota)), checks: Arc::default() }
+    }
+
+    fn check(&self, key: &str) -> Result<(), governor::NotUntil<governor::clock::QuantaInstant>> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+            metrics::gauge!("sentiment_lake_api_rate_limit_clients").set(self.limiter.len() as f64);
+        }
+        self.limiter.check_key(&key.to_string())
+    }
+
+    /// Clients with a bucket held.
+    #[cfg(test)]
+    fn clients(&self) -> usize {
+        self.limiter.len()
     }
 }
 
@@ -49,7 +73,7 @@ fn forwarded_address(hop: &str) -> Option<IpAddr> {
 
 pub async fn rate_limit(State(limit): State<RateLimit>, request: Request, next: Next) -> Response {
     let key = client_key(&request);
-    match limit.limiter.check_key(&key) {
+    match limit.check(&key) {
         Ok(()) => next.run(request).await,
         Err(not_until) => {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -92,6 +116,19 @@ mod tests {
         assert_eq!(key(&["[2001:db8::1]:443"]), "2001:db8::1");
         assert_eq!(key(&["2001:db8::1"]), "2001:db8::1");
         assert_eq!(key(&["10.0.0.1", "203.0.113.7"]), "203.0.113.7", "repeated headers: the last one");
+    }
+
+    #[test]
+    fn buckets_of_clients_not_seen_lately_are_pruned() {
+        let limit = RateLimit::with_quota(Quota::per_second(NonZeroU32::new(1_000).unwrap()).allow_burst(NonZeroU32::MIN));
+        for i in 0..PRUNE_EVERY - 1 {
+            limit.check(&format!("10.0.{}.{}", i / 256, i % 256)).unwrap();
+        }
+        assert_eq!(limit.clients(), (PRUNE_EVERY - 1) as usize);
+        // A full bucket refills in 1 ms at this quota; the next request triggers the pruning.
+        std::thread::sleep(Duration::from_millis(20));
+        limit.check("192.0.2.1").unwrap();
+        assert!(limit.clients() <= 1, "{} buckets left", limit.clients());
     }
 
     #[test]

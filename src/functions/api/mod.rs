@@ -141,8 +141,12 @@ pub async fn health(service: &QueryService) -> serde_json::Value {
     let cache = match service.cache() {
         None => serde_json::json!({"configured": false}),
         Some(cache) => match cache.ping().await {
-            Ok(rtt) => serde_json::json!({"configured": true, "name": cache.name(), "ok": true, "rtt_ms": rtt.as_secs_f64() * 1e3}),
-            Err(e) => serde_json::json!({"configured": true, "name": cache.name(), "ok": false, "error": e.to_string()}),
+            Ok(rtt) => {
+                serde_json::json!({"configured": true, "name": cache.name(), "ok": true, "rtt_ms": rtt.as_secs_f64() * 1e3})
+            }
+            Err(e) => {
+                serde_json::json!({"configured": true, "name": cache.name(), "ok": false, "error": e.to_string()})
+            }
         },
     };
     serde_json::json!({"engine": engine, "cache": cache})

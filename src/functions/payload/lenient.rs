@@ -89,8 +89,22 @@ pub fn timestamp(value: &Value) -> Option<DateTime<Utc>> {
 
 /// Bytes from a base64 string (standard alphabet, padding optional).
 pub fn base64_bytes(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    base64_into(text, &mut out).then_some(out)
+}
+
+/// Appends the bytes of a base64 string (standard alphabet, padding optional) to `out`; on failure `out`
+/// is left as it was and `false` returned.
+pub fn base64_into(text: &str, out: &mut Vec<u8>) -> bool {
     let engine = base64::engine::general_purpose::STANDARD_NO_PAD;
-    engine.decode(text.trim().trim_end_matches('=')).ok()
+    let before = out.len();
+    match engine.decode_vec(text.trim().trim_end_matches('='), out) {
+        Ok(()) => true,
+        Err(_) => {
+            out.truncate(before);
+            false
+        }
+    }
 }
 
 #[cfg(test)]

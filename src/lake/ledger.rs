@@ -1,0 +1,157 @@
+//! The exactly-once ledger: per-source watermarks and the ids of recent commits, kept in the table itself.
+//!
+//! Every commit this crate makes sets, in the same atomic metadata swap as its append:
+//! - table properties `sentiment-lake.watermarks` (JSON map `source -> highest sequence number accounted
+//!   for`) and `sentiment-lake.recent-commits` (JSON list of the last [`RECENT_COMMITS`] commit ids);
+//! - the same watermarks and its own commit id in the snapshot summary, as Kafka Connect's
+//!   `kafka.connect.offsets` or Redpanda's `redpanda.commit-metadata`, for readers that look there.
+//!
+//! Table properties are what the committer trusts: snapshot expiry and other engines' commits (Dremio's
+//! `OPTIMIZE`, compaction) replace or drop snapshots and their summaries but carry the properties over, so
+//! committed data never looks uncommitted. Tables written by versions that kept the ledger only in
+//! summaries are read by walking the lineage, and that walk fails closed: a missing parent snapshot
+//! (expired) means the watermarks cannot be known, and committing anyway could duplicate rows.
+
+use std::collections::BTreeMap;
+
+use iceberg::spec::TableMetadata;
+
+use super::LakeError;
+
+pub const WATERMARKS_PROPERTY: &str = "sentiment-lake.watermarks";
+pub const RECENT_COMMITS_PROPERTY: &str = "sentiment-lake.recent-commits";
+pub const COMMIT_ID_PROPERTY: &str = "sentiment-lake.commit-id";
+/// Commit ids remembered in table properties: enough to recognise a commit whose reply was lost, since the
+/// committer looks again within seconds.
+pub const RECENT_COMMITS: usize = 100;
+
+/// `source id -> highest sequence number accounted for`. A source is one ordered stream, for example one
+/// Event Hubs partition of one consumer group (`eventhubs://ns/hub/cg/3`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Watermarks(BTreeMap<String, i64>);
+
+impl Watermarks {
+    pub fn get(&self, source: &str) -> Option<i64> {
+        self.0.get(source).copied()
+    }
+
+    /// True when `sequence_number` of `source` is already in the table.
+    pub fn covers(&self, source: &str, sequence_number: i64) -> bool {
+        self.get(source).is_some_and(|w| sequence_number <= w)
+    }
+
+    /// Raises the watermark of `source`; never lowers it.
+    pub fn advance(&mut self, source: &str, sequence_number: i64) {
+        let entry = self.0.entry(source.to_string()).or_insert(sequence_number);
+        *entry = (*entry).max(sequence_number);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn to_property(&self) -> String {
+        serde_json::to_string(&self.0).expect("a string->i64 map always serialises")
+    }
+}
+
+/// What the table says has been committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommittedState {
+    pub watermarks: Watermarks,
+    /// Ids of recent commits (table properties) and of those whose snapshots are still in the lineage.
+    pub commit_ids: Vec<String>,
+}
+
+impl CommittedState {
+    pub fn read(table: &str, metadata: &TableMetadata) -> Result<Self, LakeError> {
+        let unreadable = |detail: String| LakeError::Ledger { table: table.to_string(), detail };
+        let mut state = CommittedState::default();
+        let properties = metadata.properties();
+        if let Some(raw) = properties.get(RECENT_COMMITS_PROPERTY) {
+            state.commit_ids = serde_json::from_str(raw).map_err(|e| unreadable(format!("{RECENT_COMMITS_PROPERTY}: {e}")))?;
+        }
+        let from_properties = match properties.get(WATERMARKS_PROPERTY) {
+            Some(raw) => Some(serde_json::from_str(raw).map_err(|e| unreadable(format!("{WATERMARKS_PROPERTY}: {e}")))?),
+            None => None,
+        };
+        let mut from_lineage = None;
+        let mut next = metadata.current_snapshot_id();
+        while let Some(id) = next {
+            let Some(snapshot) = metadata.snapshot_by_id(id) else {
+                if from_properties.is_some() {
+                    // The ledger does not depend on the lineage; commit ids are only a convenience.
+                    break;
+                }
+                return Err(unreadable(format!(
+                    "snapshot {id} of the lineage is gone (expired?) before any snapshot carrying `{WATERMARKS_PROPERTY}` was found, \
+                     and the table has no `{WATERMARKS_PROPERTY}` property; set that property to the last known watermarks to resume"
+                )));
+            };
+            let props = &snapshot.summary().additional_properties;
+            if let Some(commit_id) = props.get(COMMIT_ID_PROPERTY) {
+                state.commit_ids.push(commit_id.clone());
+            }
+            if from_properties.is_none() && from_lineage.is_none() {
+                if let Some(raw) = props.get(WATERMARKS_PROPERTY) {
+                    from_lineage = Some(serde_json::from_str(raw).map_err(|e| unreadable(format!("snapshot {id}: {WATERMARKS_PROPERTY}: {e}")))?);
+                }
+            }
+            next = snapshot.parent_snapshot_id();
+        }
+        state.watermarks = from_properties.or(from_lineage).unwrap_or_default();
+        Ok(state)
+    }
+
+    pub fn contains_commit(&self, commit_id: &str) -> bool {
+        self.commit_ids.iter().any(|c| c == commit_id)
+    }
+
+    /// The `recent-commits` property after `commit_id` lands: newest last, bounded.
+    pub fn recent_commits_with(&self, properties: &std::collections::HashMap<String, String>, commit_id: &str) -> String {
+        let mut recent: Vec<String> = properties.get(RECENT_COMMITS_PROPERTY).and_then(|raw| serde_json::from_str(raw).ok()).unwrap_or_default();
+        recent.push(commit_id.to_string());
+        let excess = recent.len().saturating_sub(RECENT_COMMITS);
+        recent.drain(..excess);
+        serde_json::to_string(&recent).expect("strings serialise")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_never_lowers() {
+        let mut w = Watermarks::default();
+        w.advance("a", 10);
+        w.advance("a", 5);
+        assert_eq!(w.get("a"), Some(10));
+        assert!(w.covers("a", 10) && !w.covers("a", 11) && !w.covers("b", 0));
+        let parsed: Watermarks = serde_json::from_str(&w.to_property()).unwrap();
+        assert_eq!(parsed, w);
+    }
+
+    #[test]
+    fn recent_commits_stay_bounded() {
+        let state = CommittedState::default();
+        let mut props = std::collections::HashMap::new();
+        for i in 0..(RECENT_COMMITS + 5) {
+            let next = state.recent_commits_with(&props, &format!("c{i}"));
+            props.insert(RECENT_COMMITS_PROPERTY.to_string(), next);
+        }
+        let recent: Vec<String> = serde_json::from_str(&props[RECENT_COMMITS_PROPERTY]).unwrap();
+        assert_eq!(recent.len(), RECENT_COMMITS);
+        assert_eq!(recent.last().map(String::as_str), Some("c104"));
+        assert_eq!(recent.first().map(String::as_str), Some("c5"));
+    }
+}

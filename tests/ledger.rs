@@ -1,0 +1,98 @@
+//! The exactly-once ledger cannot be fooled: snapshot expiry and other engines' commits never make committed
+//! data look uncommitted, and a ledger that cannot be read safely stops the committer instead of letting it
+//! duplicate rows.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use sentiment_lake::enrich::IncompletePolicy;
+use sentiment_lake::ingest::file::batch_from_file;
+use sentiment_lake::ingest::Pipeline;
+use sentiment_lake::lake::{Lake, LakeError, TableKind, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY};
+use serde_json::Value;
+
+async fn ingest_file(lake: &Lake, events: &[Value], name: &str) {
+    let ndjson: Vec<u8> = events.iter().flat_map(|e| format!("{e}\n").into_bytes()).collect();
+    let batch = batch_from_file(&ndjson, name, None).unwrap();
+    Pipeline::new(IncompletePolicy::DeadLetter).ingest(lake, &batch).await.unwrap();
+}
+
+/// What another engine's commit looks like to the ledger: a snapshot without sentiment-lake's summary keys.
+async fn foreign_commit(lake: &Lake) {
+    let table = lake.load(TableKind::Records).await.unwrap();
+    let tx = Transaction::new(&table);
+    let tx = tx
+        .fast_append()
+        .add_data_files(vec![])
+        .set_snapshot_properties(HashMap::from([("engine".to_string(), "dremio OPTIMIZE".to_string())]))
+        .apply(tx)
+        .unwrap();
+    tx.commit(lake.catalog().as_ref()).await.unwrap();
+}
+
+/// Expires every snapshot but the current one, as `maintain` or Dremio's VACUUM would.
+async fn expire_all_but_current(lake: &Lake) {
+    let table = lake.load(TableKind::Records).await.unwrap();
+    let tx = Transaction::new(&table);
+    let tx = tx.expire_snapshots().expire_older_than_ms(chrono::Utc::now().timestamp_millis() + 1).retain_last(1).apply(tx).unwrap();
+    tx.commit(lake.catalog().as_ref()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_expiry_and_foreign_commits_keep_the_ledger() {
+    let dir = warehouse();
+    let lake = open(dir.path()).await;
+    let end = chrono::Utc::now();
+    let (first, second) = (events(end, 0, 50), events(end, 50, 50));
+    ingest_file(&lake, &first, "first").await;
+    lake.commit().await.unwrap();
+    ingest_file(&lake, &second, "second").await;
+    lake.commit().await.unwrap();
+    foreign_commit(&lake).await;
+    expire_all_but_current(&lake).await;
+    let table = lake.load(TableKind::Records).await.unwrap();
+    assert_eq!(table.metadata().snapshots().count(), 1, "only the foreign snapshot is left");
+    assert!(!table.metadata().current_snapshot().unwrap().summary().additional_properties.contains_key(WATERMARKS_PROPERTY));
+
+    // Both files redelivered: nothing is committed twice.
+    ingest_file(&lake, &first, "first again").await;
+    ingest_file(&lake, &second, "second again").await;
+    let report = lake.commit().await.unwrap().remove(0);
+    assert_eq!((report.rows_committed, report.obsolete_deleted), (0, 2), "{report:?}");
+    let ids = sorted(&scan(&lake, TableKind::Records).await, "message_id");
+    assert_eq!(ids.len(), 100);
+    assert!(counts(&ids).values().all(|&n| n == 1));
+}
+
+/// A table written before the ledger moved to table properties keeps it only in snapshot summaries. If the
+/// snapshot that carries it has been expired behind a foreign one, the watermarks are unknown: the
+/// committer refuses rather than commit everything again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_only_in_summaries_fails_closed_when_its_snapshot_is_gone() {
+    let dir = warehouse();
+    let lake = open(dir.path()).await;
+    let events = events(chrono::Utc::now(), 0, 20);
+    ingest_file(&lake, &events, "batch").await;
+    lake.commit().await.unwrap();
+    // Back to a summary-only ledger, as an older version left the table.
+    let table = lake.load(TableKind::Records).await.unwrap();
+    let tx = Transaction::new(&table);
+    let tx = tx.update_table_properties().remove(WATERMARKS_PROPERTY.to_string()).remove(RECENT_COMMITS_PROPERTY.to_string()).apply(tx).unwrap();
+    tx.commit(lake.catalog().as_ref()).await.unwrap();
+    // With the summary snapshot still in the lineage the ledger reads fine.
+    assert_eq!(lake.committed_state(TableKind::Records).await.unwrap().watermarks.len(), 1);
+    foreign_commit(&lake).await;
+    expire_all_but_current(&lake).await;
+
+    match lake.committed_state(TableKind::Records).await {
+        Err(LakeError::Ledger { detail, .. }) => assert!(detail.contains("is gone"), "{detail}"),
+        other => panic!("expected a ledger error, got {other:?}"),
+    }
+    ingest_file(&lake, &events, "redelivered").await;
+    let err = lake.commit().await.unwrap_err();
+    assert!(matches!(err, LakeError::Ledger { .. }) && !err.is_retryable(), "{err}");
+    assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), 20, "nothing was committed twice");
+}
