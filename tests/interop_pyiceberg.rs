@@ -8,14 +8,20 @@ use common::*;
 use sentiment_lake::lake::{LakeConfig, COMMIT_ID_PROPERTY, WATERMARKS_PROPERTY};
 use serde_json::Value;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pyiceberg_reads_schema_spec_ledger_and_rows() {
-    let dir = warehouse();
-    let lake = open(dir.path()).await;
+/// The string-wrapped and the mixed fixture batches through the real server (dead-letter policy), committed:
+/// five rows and three dead letters.
+async fn ingest_the_fixtures(warehouse: &std::path::Path) {
+    let lake = open(warehouse).await;
     let server = serve_with(lake.clone(), sentiment_lake::enrich::IncompletePolicy::DeadLetter).await;
     assert_eq!(post(&server.base, "IngestEvents", fixture("eventhub-batch-string.json")).await.0, 200);
     assert_eq!(post(&server.base, "IngestEvents", fixture("eventhub-batch-mixed.json")).await.0, 200);
     lake.commit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyiceberg_reads_schema_spec_ledger_and_rows() {
+    let dir = warehouse();
+    ingest_the_fixtures(dir.path()).await;
 
     let seen = read_with_pyiceberg(dir.path(), LakeConfig::DEFAULT_TABLE);
     assert_eq!(seen["format_version"], 2);
@@ -157,16 +163,7 @@ async fn the_writer_follows_the_existing_tables_partition_spec() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_writer_appends_to_the_table_pyiceberg_created_with_the_seed_schema() {
     let dir = warehouse();
-    let script = format!("{}/tests/interop/pyiceberg_seed_table.py", env!("CARGO_MANIFEST_DIR"));
-    let output = std::process::Command::new(python_with("pyiceberg"))
-        .arg(script)
-        .arg(dir.path())
-        .arg(LakeConfig::DEFAULT_CATALOG_NAME)
-        .arg(format!("{}.{}", LakeConfig::DEFAULT_NAMESPACE, LakeConfig::DEFAULT_TABLE))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "pyiceberg could not create the seed table: {}", String::from_utf8_lossy(&output.stderr));
-    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let created = pyiceberg_script("pyiceberg_seed_table.py", dir.path(), LakeConfig::DEFAULT_TABLE);
     let schema_of = |seen: &Value| -> Vec<(i64, String, bool)> {
         seen["fields"]
             .as_array()
@@ -179,11 +176,7 @@ async fn the_writer_appends_to_the_table_pyiceberg_created_with_the_seed_schema(
         sentiment_lake::schema::sentiment_schema().as_struct().fields().iter().map(|f| (i64::from(f.id), f.name.clone(), f.required)).collect();
     assert_eq!(schema_of(&created), seed, "PyIceberg created the seed's table");
 
-    let lake = open(dir.path()).await;
-    let server = serve_with(lake.clone(), sentiment_lake::enrich::IncompletePolicy::DeadLetter).await;
-    assert_eq!(post(&server.base, "IngestEvents", fixture("eventhub-batch-string.json")).await.0, 200);
-    assert_eq!(post(&server.base, "IngestEvents", fixture("eventhub-batch-mixed.json")).await.0, 200);
-    lake.commit().await.unwrap();
+    ingest_the_fixtures(dir.path()).await;
 
     let seen = read_with_pyiceberg(dir.path(), LakeConfig::DEFAULT_TABLE);
     assert_eq!(schema_of(&seen), seed, "the table's schema is untouched");

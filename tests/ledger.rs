@@ -96,3 +96,41 @@ async fn a_ledger_only_in_summaries_fails_closed_when_its_snapshot_is_gone() {
     assert!(matches!(err, LakeError::Ledger { .. }) && !err.is_retryable(), "{err}");
     assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), 20, "nothing was committed twice");
 }
+
+/// Batches without dead letters leave range markers for the dead-letter table. They are merged into one per
+/// source while the table is busy, and folded into its ledger (a properties-only commit, no snapshot) once
+/// it has been idle for the flush period, so they never pile up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_markers_are_merged_then_folded_into_the_ledger() {
+    let dir = warehouse();
+    let mut config = config(dir.path());
+    let lake = Lake::open(&config).await.unwrap();
+    let all = events(chrono::Utc::now(), 0, 30);
+    let pipeline = Pipeline::new(IncompletePolicy::DeadLetter);
+    for (i, chunk) in all.chunks(10).enumerate() {
+        let batch = sentiment_lake::ingest::SourceBatch {
+            source: "source-m".into(),
+            invocation_id: None,
+            events: chunk
+                .iter()
+                .enumerate()
+                .map(|(k, e)| sentiment_lake::ingest::SourceEvent::new((i * 10 + k + 1) as i64, bytes::Bytes::from(e.to_string())))
+                .collect(),
+        };
+        pipeline.ingest(&lake, &batch).await.unwrap();
+    }
+    assert_eq!(lake.pending(TableKind::DeadLetters).await.unwrap().len(), 3);
+    let reports = lake.commit().await.unwrap();
+    assert_eq!(reports[0].rows_committed, 30);
+    assert_eq!((reports[1].rows_committed, reports[1].markers_merged), (0, 1), "{:?}", reports[1]);
+    assert_eq!(lake.pending(TableKind::DeadLetters).await.unwrap().len(), 1, "three markers became one");
+    assert!(lake.committed_state(TableKind::DeadLetters).await.unwrap().watermarks.is_empty());
+
+    config.commit_policy.ledger_flush_after = std::time::Duration::ZERO;
+    let idle = Lake::open(&config).await.unwrap();
+    let reports = idle.commit().await.unwrap();
+    assert_eq!((reports[1].snapshots, reports[1].commit_id.is_some()), (0, true), "{:?}", reports[1]);
+    assert!(idle.pending(TableKind::DeadLetters).await.unwrap().is_empty());
+    assert_eq!(idle.committed_state(TableKind::DeadLetters).await.unwrap().watermarks.get("source-m"), Some(30));
+    assert!(idle.load(TableKind::DeadLetters).await.unwrap().metadata().current_snapshot().is_none(), "no empty snapshot");
+}

@@ -1,10 +1,12 @@
-"""Peer measurement for benches/ingest.rs: PyIceberg handling the same NDJSON events.
+"""Peer measurement for benches/ingest.rs and benches/commit_memory.rs: PyIceberg handling the same NDJSON
+events.
 
 core:   json.loads + pyarrow table in the table's schema + Parquet (zstd) to memory. Like the Rust core path
         minus validation (PyIceberg has none).
 append: the same decode, then table.append() into the Iceberg table the Rust bench created (same schema and
         partition spec): PyIceberg writes one file per partition and commits one snapshot.
-Prints JSON with wall and CPU seconds for each."""
+Prints JSON with wall and CPU seconds for each, and the process's peak resident memory. With a fifth
+argument `append-only` the core pass is skipped, so the peak is the append's alone."""
 import datetime
 import io
 import json
@@ -44,7 +46,7 @@ def measure(fn):
     return time.perf_counter() - w0, cpu() - c0, result
 
 
-def main(events_path, warehouse, catalog_name, table_name):
+def main(events_path, warehouse, catalog_name, table_name, mode):
     lines = open(events_path, "rb").read().splitlines()
     catalog = SqlCatalog(catalog_name, uri=f"sqlite:///{warehouse}/catalog.db", warehouse=f"file://{warehouse}")
     table = catalog.load_table(table_name)
@@ -62,14 +64,16 @@ def main(events_path, warehouse, catalog_name, table_name):
         table.append(arrow)
         return len(table.inspect.files())
 
-    core_wall, core_cpu, parquet_bytes = measure(core)
+    report = {"events": len(lines)}
+    if mode != "append-only":
+        core_wall, core_cpu, parquet_bytes = measure(core)
+        report["core"] = {"wall_s": core_wall, "cpu_s": core_cpu, "parquet_bytes": parquet_bytes}
     append_wall, append_cpu, files = measure(append)
-    print(json.dumps({
-        "events": len(lines),
-        "core": {"wall_s": core_wall, "cpu_s": core_cpu, "parquet_bytes": parquet_bytes},
-        "append": {"wall_s": append_wall, "cpu_s": append_cpu, "data_files": files},
-    }))
+    report["append"] = {"wall_s": append_wall, "cpu_s": append_cpu, "data_files": files}
+    # ru_maxrss is in KiB on Linux.
+    report["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:5], mode=sys.argv[5] if len(sys.argv) > 5 else "all")

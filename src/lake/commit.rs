@@ -43,8 +43,9 @@ pub struct CommitPolicy {
     pub min_backoff: Duration,
     pub max_backoff: Duration,
     pub pass: PassBounds,
-    /// Ranges without rows (markers) are folded into the ledger by an empty snapshot once the oldest of them
-    /// is this old, so a table that rarely gets rows (the dead letters) does not keep them staged forever.
+    /// Ranges without rows (markers) are folded into the ledger by a properties-only commit once the table
+    /// has not been committed for this long, so a table that rarely gets rows (the dead letters) does not
+    /// keep them staged forever; until then they are merged into one marker per source.
     pub ledger_flush_after: Duration,
 }
 
@@ -315,8 +316,9 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan) -> Result<CommitRep
         let selection = on_blocking_pool(async move { select(&job_plan, &job_loaded, &committed) }).await?;
         report.duplicates_dropped = selection.duplicates;
         report.rows_committed = selection.rows;
-        let oldest = plan.sources.iter().flat_map(|s| &s.entries).map(|e| e.staged_at).min();
-        let flush = oldest.is_some_and(|at| (Utc::now() - at).to_std().unwrap_or_default() >= cx.policy.ledger_flush_after);
+        // Judged by the table's last commit, not by the entries' age: merged markers are always new.
+        let idle_ms = Utc::now().timestamp_millis() - table.metadata().last_updated_ms();
+        let flush = u128::try_from(idle_ms).is_ok_and(|ms| ms >= cx.policy.ledger_flush_after.as_millis());
         if selection.rows == 0 && !flush {
             if let Some(stale) = written.take() {
                 delete(&table, &stale.files).await;

@@ -201,7 +201,10 @@ impl Staging {
             return Ok(path);
         }
         let path = format!("{stem}.parquet");
-        self.put(&path, encode(segment)?).await?;
+        // Parquet encoding is CPU work: off the async workers that answer the host.
+        let owned = segment.clone();
+        let bytes = tokio::task::spawn_blocking(move || encode(&owned)).await.map_err(|e| LakeError::Task(e.to_string()))??;
+        self.put(&path, bytes).await?;
         Ok(path)
     }
 

@@ -261,17 +261,23 @@ pub fn files_outside(dir: &Path, root: &Path) -> Vec<PathBuf> {
     files_under(dir, "").into_iter().filter(|p| !p.starts_with(root)).collect()
 }
 
+/// Runs `tests/interop/<script>` with the project's PyIceberg on `table` of the warehouse's catalog and
+/// returns the JSON it prints.
+pub fn pyiceberg_script(script: &str, warehouse: &std::path::Path, table: &str) -> Value {
+    use sentiment_lake::lake::LakeConfig;
+    let output = std::process::Command::new(python_with("pyiceberg"))
+        .arg(format!("{}/tests/interop/{script}", env!("CARGO_MANIFEST_DIR")))
+        .arg(warehouse)
+        .arg(LakeConfig::DEFAULT_CATALOG_NAME)
+        .arg(format!("{}.{table}", LakeConfig::DEFAULT_NAMESPACE))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{script} failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 /// What PyIceberg (an independent implementation) sees in a table of the warehouse: schema, spec,
 /// snapshots, files and rows (`tests/interop/pyiceberg_read.py`).
 pub fn read_with_pyiceberg(warehouse: &std::path::Path, table: &str) -> Value {
-    let script = format!("{}/tests/interop/pyiceberg_read.py", env!("CARGO_MANIFEST_DIR"));
-    let output = std::process::Command::new(python_with("pyiceberg"))
-        .arg(script)
-        .arg(warehouse)
-        .arg(sentiment_lake::lake::LakeConfig::DEFAULT_CATALOG_NAME)
-        .arg(format!("{}.{table}", sentiment_lake::lake::LakeConfig::DEFAULT_NAMESPACE))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "pyiceberg failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
+    pyiceberg_script("pyiceberg_read.py", warehouse, table)
 }
