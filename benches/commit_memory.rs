@@ -148,6 +148,13 @@ fn main() {
     println!("| scenario | staged | events | partitions | passes | data files | commit s | peak RSS | peak / pass bound |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
 
+    // 0. What the committer process holds with nothing to do (runtime, catalog, table metadata).
+    let dir = fresh("commit-bench-idle");
+    runtime.block_on(async { Lake::open(&LakeConfig::local(dir.to_string_lossy().to_string())).await.expect("lake") });
+    let (report, commit_s) = commit_process(&dir, pass_mb);
+    println!("| idle (nothing staged) | 0 | 0 | 0 | 0 | 0 | {commit_s:.1} | {:.0} MiB | - |", mib(report["peak_rss_bytes"].as_u64().unwrap_or(0)));
+    let _ = std::fs::remove_dir_all(&dir);
+
     // 1. A backlog of >= 2 GB staged: one day, 50 tickers, 5 sources (250 partitions), ~1.4 KB texts.
     let dir = fresh("commit-bench-backlog");
     let (events, bytes, stage_s) = runtime.block_on(async {

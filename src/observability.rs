@@ -149,19 +149,29 @@ impl BatchCommitted<'_> {
         if self.segments == 0 {
             return;
         }
-        tracing::info!(
-            table = self.table,
-            segments = self.segments,
-            staged_bytes = self.staged_bytes,
-            rows = self.rows,
-            duplicates = self.duplicates,
-            data_files = self.data_files,
-            snapshots = self.snapshots,
-            attempts = self.attempts,
-            snapshot_id = self.snapshot_id,
-            latency_ms = self.latency.as_millis() as u64,
-            "Staged entries committed."
-        );
+        macro_rules! committed {
+            ($level:ident) => {
+                tracing::$level!(
+                    table = self.table,
+                    segments = self.segments,
+                    staged_bytes = self.staged_bytes,
+                    rows = self.rows,
+                    duplicates = self.duplicates,
+                    data_files = self.data_files,
+                    snapshots = self.snapshots,
+                    attempts = self.attempts,
+                    snapshot_id = self.snapshot_id,
+                    latency_ms = self.latency.as_millis() as u64,
+                    "Staged entries committed."
+                )
+            };
+        }
+        // A pass that only tidied range markers (most dead-letter passes) is not news.
+        if self.rows > 0 || self.snapshots > 0 {
+            committed!(info);
+        } else {
+            committed!(debug);
+        }
         let table = self.table.to_string();
         counter!("sentiment_lake_rows_written_total", "table" => table.clone()).increment(self.rows as u64);
         counter!("sentiment_lake_duplicates_dropped_total", "table" => table.clone()).increment(self.duplicates as u64);

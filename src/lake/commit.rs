@@ -272,26 +272,25 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan) -> Result<CommitRep
         }
     }
 
-    // Read, then decode off the async workers.
-    let mut fetched = Vec::new();
+    // One entry at a time, decoded off the async workers: its bytes are gone before the next is read, so a
+    // pass holds its decoded rows and one encoded segment, not all of both.
+    let mut loaded = Vec::new();
     for (index, source) in plan.sources.iter().enumerate() {
         for entry in source.entries.iter().filter(|e| e.kind == EntryKind::Rows) {
-            match cx.staging.read(&entry.path).await {
-                Ok(bytes) => fetched.push((index, entry.clone(), bytes)),
+            let bytes = match cx.staging.read(&entry.path).await {
+                Ok(bytes) => bytes,
                 // Removed by another committer after it committed (or merged) it: nothing to do here.
-                Err(e) if e.is_not_found() => {}
+                Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e),
+            };
+            let (schema, expected_source, expected_range) = (target.arrow_schema.clone(), source.source.clone(), entry.range);
+            let decoded = tokio::task::spawn_blocking(move || decode_checked(bytes, &schema, &expected_source, expected_range))
+                .await
+                .map_err(|e| LakeError::Task(e.to_string()))?;
+            match decoded {
+                Ok(segment) => loaded.push(Loaded { source: index, segment }),
+                Err(reason) => report.quarantined += quarantine(cx, entry, &reason).await?,
             }
-        }
-    }
-    let schema = target.arrow_schema.clone();
-    let sources: Vec<String> = plan.sources.iter().map(|s| s.source.clone()).collect();
-    let decoded = on_blocking_pool(async move { Ok(decode_all(fetched, &schema, &sources)) }).await?;
-    let mut loaded = Vec::with_capacity(decoded.len());
-    for item in decoded {
-        match item {
-            Ok(item) => loaded.push(item),
-            Err((entry, reason)) => report.quarantined += quarantine(cx, &entry, &reason).await?,
         }
     }
     let loaded = Arc::new(loaded);
@@ -389,23 +388,14 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan) -> Result<CommitRep
     Ok(report)
 }
 
-type Decoded = Result<Loaded, (StagedEntry, String)>;
-
-fn decode_all(fetched: Vec<(usize, StagedEntry, bytes::Bytes)>, schema: &SchemaRef, sources: &[String]) -> Vec<Decoded> {
-    fetched
-        .into_iter()
-        .map(|(source, entry, bytes)| match staging::decode(bytes, schema) {
-            Ok(segment) if segment.source != sources[source] || Some(segment.range) != entry.range => {
-                let reason = format!(
-                    "file says source {:?} range {:?}, its place says {:?} {:?}",
-                    segment.source, segment.range, sources[source], entry.range
-                );
-                Err((entry, reason))
-            }
-            Ok(segment) => Ok(Loaded { source, segment }),
-            Err(reason) => Err((entry, reason)),
-        })
-        .collect()
+/// A staged segment read back and checked against where it was found: its own metadata must name the
+/// source and range its directory and name say.
+fn decode_checked(bytes: bytes::Bytes, schema: &SchemaRef, source: &str, range: Option<(i64, i64)>) -> Result<Segment, String> {
+    let segment = staging::decode(bytes, schema)?;
+    if segment.source != source || Some(segment.range) != range {
+        return Err(format!("file says source {:?} range {:?}, its place says {source:?} {range:?}", segment.source, segment.range));
+    }
+    Ok(segment)
 }
 
 /// Replaces each source's taken entries by one marker over their range (nothing in them needs committing:

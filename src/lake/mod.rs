@@ -206,8 +206,11 @@ impl Lake {
                 Err(e) => return Err(in_catalog()(e)),
             }
         };
-        compat::check(&target.schema, table.metadata().current_schema())
-            .map_err(|detail| LakeError::IncompatibleTable { table: target.name.clone(), detail })
+        let incompatible = |detail| LakeError::IncompatibleTable { table: target.name.clone(), detail };
+        if table.metadata().format_version() != iceberg::spec::FormatVersion::V2 {
+            return Err(incompatible(format!("format version {} (the writer commits v2 tables)", table.metadata().format_version())));
+        }
+        compat::check(&target.schema, table.metadata().current_schema()).map_err(incompatible)
     }
 
     pub fn target(&self, kind: TableKind) -> &TableTarget {
