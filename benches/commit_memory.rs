@@ -159,7 +159,9 @@ fn main() {
     let dir = fresh("commit-bench-backlog");
     let (events, bytes, stage_s) = runtime.block_on(async {
         let lake = Lake::open(&LakeConfig::local(dir.to_string_lossy().to_string())).await.expect("lake");
-        let mut generator = EventGenerator::new(17, Utc::now(), 1, 50);
+        // Within one UTC day, so the backlog has exactly 50 x 5 partitions.
+        let midnight = Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        let mut generator = EventGenerator::new(17, midnight, 1, 50);
         let mut words = Words(0x9E37_79B9_7F4A_7C15);
         stage(&lake, &dir, 8, |i| event(&mut generator, &mut words, i, 1_100), |_, bytes| bytes >= staged_target).await
     });
