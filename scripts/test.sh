@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite, from a clean clone: installs what the tests need (PyIceberg and DuckDB in a project
-# virtualenv, the VADER human-rated corpus for the enrichment accuracy test, all from PyPI; Debian's
-# redis-server for the cache tests), then runs every Rust test.
+# The whole test suite, from a clean clone: installs what the tests need (PyIceberg, adlfs and DuckDB in a
+# project virtualenv, the VADER human-rated corpus for the enrichment accuracy test, all from PyPI; Debian's
+# redis-server for the cache tests; Azurite from npm for the Azure storage tests), then runs every Rust test.
+# The PostgreSQL catalog tests use the machine's PostgreSQL (127.0.0.1:5432, trust auth, database `test`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export SENTIMENT_LAKE_PYTHON="$(scripts/setup-python.sh)"
 scripts/setup-redis.sh
+scripts/setup-azurite.sh >/dev/null
 export VADER_GROUND_TRUTH_DIR="$PWD/.cache/vader-ground-truth"
 crates/enrich/scripts/fetch-vader-ground-truth.sh "$VADER_GROUND_TRUTH_DIR" >&2
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"

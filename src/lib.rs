@@ -19,4 +19,5 @@ pub mod lake;
 pub mod observability;
 pub mod query;
 pub mod schema;
+pub mod storage;
 pub mod synthetic;

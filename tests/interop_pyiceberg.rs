@@ -118,7 +118,7 @@ async fn the_writer_follows_the_existing_tables_partition_spec() {
         let dir = warehouse();
         let warehouse_url = format!("file://{}", dir.path().display());
         let catalog = iceberg_catalog_sql::SqlCatalogBuilder::default()
-            .with_storage_factory(std::sync::Arc::new(iceberg_storage_opendal::OpenDalStorageFactory::Fs))
+            .with_storage_factory(std::sync::Arc::new(iceberg::io::LocalFsStorageFactory))
             .load(
                 LakeConfig::DEFAULT_CATALOG_NAME,
                 std::collections::HashMap::from([

@@ -3,8 +3,9 @@
 use anyhow::bail;
 
 use crate::app::{query_service, QueryOptions};
-use crate::lake::{Lake, LakeConfig, TableKind, Warehouse, WarehouseLocation};
+use crate::lake::{Lake, LakeConfig, TableKind};
 use crate::query::{Query, QueryKind};
+use crate::storage::{Location, Warehouse};
 
 struct Report {
     failures: usize,
@@ -25,12 +26,19 @@ impl Report {
 
 pub async fn run(config: &LakeConfig, query: &QueryOptions) -> anyhow::Result<()> {
     let mut report = Report { failures: 0 };
-    match WarehouseLocation::parse(&config.warehouse).and_then(|l| Warehouse::open(l, config.storage_props.clone())) {
-        Ok(warehouse) => match probe(&warehouse).await {
-            Ok(()) => report.ok("warehouse", format!("{} is writable", warehouse.url())),
-            Err(e) => report.fail("warehouse", e, "check the path or URL, permissions, and for Azure the account key or identity"),
-        },
-        Err(e) => report.fail("warehouse", e, "pass --warehouse DIR (or SENTIMENT_LAKE_WAREHOUSE)"),
+    match Location::parse(&config.warehouse).and_then(|l| Warehouse::open(l, &config.storage)) {
+        Ok(warehouse) => {
+            report.ok("warehouse", format!("{} through {}", warehouse.url(), warehouse.access()));
+            match probe(&warehouse).await {
+                Ok(()) => report.ok("warehouse access", "write, read, list and delete work"),
+                Err(e) => report.fail(
+                    "warehouse access",
+                    e,
+                    "check the path or URL and its permissions; on Azure the identity needs Storage Blob Data Contributor on the account",
+                ),
+            }
+        }
+        Err(e) => report.fail("warehouse", e, "check --warehouse and, for Azure, the credential settings (see `--help`)"),
     }
     match Lake::open(config).await {
         Ok(lake) => {
@@ -78,7 +86,7 @@ pub async fn run(config: &LakeConfig, query: &QueryOptions) -> anyhow::Result<()
         }
         Err(e) => report.fail("catalog", e, "check --catalog-uri; an incompatible table must be migrated or renamed with --table"),
     }
-    println!("(Dremio and Azure checks arrive with their issues.)");
+    println!("(Dremio checks arrive with their issue.)");
     if report.failures > 0 {
         bail!("{} check(s) failed", report.failures);
     }
@@ -120,15 +128,22 @@ async fn check_queries(report: &mut Report, lake: &Lake, options: &QueryOptions)
     }
 }
 
+/// Exercises each permission the lake needs on its warehouse, naming the first that fails.
 async fn probe(warehouse: &Warehouse) -> Result<(), String> {
+    use futures::TryStreamExt;
     use object_store::ObjectStoreExt;
-    let path = object_store::path::Path::from(format!("_doctor/{}.probe", uuid::Uuid::new_v4()));
+    let dir = object_store::path::Path::from(format!("_doctor/{}", uuid::Uuid::new_v4()));
+    let path = dir.clone().join("probe");
     let store = warehouse.store();
     store.put(&path, object_store::PutPayload::from_static(b"probe")).await.map_err(|e| format!("write: {e}"))?;
     let back = store.get(&path).await.map_err(|e| format!("read: {e}"))?.bytes().await.map_err(|e| format!("read: {e}"))?;
+    let listed: Vec<_> = store.list(Some(&dir)).try_collect().await.map_err(|e| format!("list: {e}"))?;
     store.delete(&path).await.map_err(|e| format!("delete: {e}"))?;
     if back.as_ref() != b"probe" {
         return Err("read back different bytes".into());
+    }
+    if !listed.iter().any(|meta| meta.location == path) {
+        return Err("list: the probe just written was not listed".into());
     }
     Ok(())
 }

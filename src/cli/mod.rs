@@ -22,6 +22,7 @@ use crate::functions::routes::{EventHubBinding, DEFAULT_MAX_INVOCATION_BYTES};
 use crate::ingest::Pipeline;
 use crate::lake::{Lake, LakeConfig};
 use crate::query::{Query, QueryKind, QueryServiceConfig};
+use crate::storage::{AzureAuth, AzureSettings};
 
 const MIB: usize = 1024 * 1024;
 
@@ -42,7 +43,7 @@ pub struct Opts {
 
 #[derive(Debug, Args)]
 pub struct LakeArgs {
-    /// Warehouse: a directory, file:// URL, or abfss:// URL (with the `azure` feature).
+    /// Warehouse: a directory, file:// URL, or abfss://<container>@<account>.dfs.core.windows.net/<path>.
     #[arg(long, global = true, env = "SENTIMENT_LAKE_WAREHOUSE", default_value = "./warehouse")]
     pub warehouse: String,
     /// SQL catalog URI; defaults to a SQLite file inside a local warehouse.
@@ -57,9 +58,8 @@ pub struct LakeArgs {
     pub table: String,
     #[arg(long, global = true, env = "SENTIMENT_LAKE_DEAD_LETTER_TABLE", default_value = LakeConfig::DEFAULT_DEAD_LETTER_TABLE)]
     pub dead_letter_table: String,
-    /// ADLS account key for an abfss:// warehouse (never logged).
-    #[arg(long, global = true, env = "SENTIMENT_LAKE_ADLS_ACCOUNT_KEY", hide_env_values = true)]
-    pub adls_account_key: Option<String>,
+    #[command(flatten)]
+    pub azure: AzureArgs,
     /// Staged data (MiB, as stored) one commit pass reads; a larger backlog commits in several snapshots.
     /// A pass holds roughly 4-6 times this in memory (decoded rows plus the writer).
     #[arg(long, global = true, env = "SENTIMENT_LAKE_COMMIT_PASS_MB", default_value_t = 64)]
@@ -79,10 +79,64 @@ impl LakeArgs {
         config.namespace = self.namespace.clone();
         config.table = self.table.clone();
         config.dead_letter_table = self.dead_letter_table.clone();
-        if let Some(key) = &self.adls_account_key {
-            config.storage_props.insert("adls.account-key".into(), key.clone());
-        }
+        config.storage.azure = self.azure.settings();
         config
+    }
+}
+
+/// How to reach an Azure warehouse. The variable names are the ones Azure's SDKs and the Functions host
+/// use, so an app's existing settings apply unchanged. Secrets are never printed (`--help` hides their values).
+#[derive(Debug, Args)]
+pub struct AzureArgs {
+    /// Which credential to use; `auto` takes the first configured of: connection string, account key, SAS,
+    /// service principal, workload identity, managed identity.
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_AZURE_AUTH", value_enum, default_value_t = AzureAuth::Auto)]
+    pub azure_auth: AzureAuth,
+    #[arg(long, global = true, env = "AZURE_STORAGE_CONNECTION_STRING", hide_env_values = true)]
+    pub azure_storage_connection_string: Option<String>,
+    #[arg(long, global = true, env = "AZURE_STORAGE_ACCOUNT_KEY", hide_env_values = true)]
+    pub azure_storage_account_key: Option<String>,
+    #[arg(long, global = true, env = "AZURE_STORAGE_SAS_TOKEN", hide_env_values = true)]
+    pub azure_storage_sas_token: Option<String>,
+    /// Service principal or workload identity client id, or the user-assigned managed identity to use.
+    #[arg(long, global = true, env = "AZURE_CLIENT_ID")]
+    pub azure_client_id: Option<String>,
+    #[arg(long, global = true, env = "AZURE_TENANT_ID")]
+    pub azure_tenant_id: Option<String>,
+    #[arg(long, global = true, env = "AZURE_CLIENT_SECRET", hide_env_values = true)]
+    pub azure_client_secret: Option<String>,
+    #[arg(long, global = true, env = "AZURE_FEDERATED_TOKEN_FILE")]
+    pub azure_federated_token_file: Option<String>,
+    #[arg(long, global = true, env = "AZURE_AUTHORITY_HOST")]
+    pub azure_authority_host: Option<String>,
+    /// The App Service / Functions managed-identity endpoint (set by the platform; its secret header is read
+    /// from IDENTITY_HEADER). Without it, managed identity asks the VM metadata service.
+    #[arg(long, global = true, env = "IDENTITY_ENDPOINT")]
+    pub azure_identity_endpoint: Option<String>,
+    /// Blob endpoint of the storage account (Azurite, a private endpoint, a sovereign cloud).
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_AZURE_BLOB_ENDPOINT")]
+    pub azure_blob_endpoint: Option<String>,
+    /// PEM root certificate to trust besides the system's, for that endpoint.
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_AZURE_CA_FILE")]
+    pub azure_ca_file: Option<String>,
+}
+
+impl AzureArgs {
+    fn settings(&self) -> AzureSettings {
+        AzureSettings {
+            auth: self.azure_auth,
+            connection_string: self.azure_storage_connection_string.clone(),
+            account_key: self.azure_storage_account_key.clone(),
+            sas_token: self.azure_storage_sas_token.clone(),
+            client_id: self.azure_client_id.clone(),
+            tenant_id: self.azure_tenant_id.clone(),
+            client_secret: self.azure_client_secret.clone(),
+            federated_token_file: self.azure_federated_token_file.clone(),
+            authority_host: self.azure_authority_host.clone(),
+            identity_endpoint: self.azure_identity_endpoint.clone(),
+            blob_endpoint: self.azure_blob_endpoint.clone(),
+            ca_file: self.azure_ca_file.clone(),
+        }
     }
 }
 

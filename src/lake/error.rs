@@ -49,6 +49,15 @@ pub enum LakeError {
     Task(String),
 }
 
+impl From<crate::storage::StorageError> for LakeError {
+    fn from(error: crate::storage::StorageError) -> Self {
+        match error {
+            crate::storage::StorageError::Config(detail) => LakeError::Config(detail),
+            crate::storage::StorageError::Store { op, path, source } => LakeError::Storage { op, path, source },
+        }
+    }
+}
+
 impl LakeError {
     pub(crate) fn storage(op: &'static str, path: impl Into<String>, source: object_store::Error) -> Self {
         LakeError::Storage { op, path: path.into(), source: Box::new(source) }
@@ -63,7 +72,7 @@ impl LakeError {
     /// outages, throttling, commit conflicts. Not for bad configuration, bad data or an unreadable ledger.
     pub fn is_retryable(&self) -> bool {
         match self {
-            LakeError::Storage { source, .. } => storage_error_is_retryable(source),
+            LakeError::Storage { source, .. } => crate::storage::store_error_is_retryable(source),
             LakeError::Iceberg { source, .. } => iceberg_error_is_retryable(source),
             LakeError::Conflict { .. } | LakeError::CommitExhausted { .. } | LakeError::Task(_) => true,
             LakeError::Config(_) | LakeError::Arrow(_) | LakeError::Parquet(_) | LakeError::Ledger { .. } | LakeError::IncompatibleTable { .. } => {
@@ -76,19 +85,6 @@ impl LakeError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, LakeError::Storage { source, .. } if matches!(**source, object_store::Error::NotFound { .. }))
     }
-}
-
-fn storage_error_is_retryable(error: &object_store::Error) -> bool {
-    use object_store::Error as E;
-    !matches!(
-        error,
-        E::InvalidPath { .. }
-            | E::NotSupported { .. }
-            | E::NotImplemented { .. }
-            | E::UnknownConfigurationKey { .. }
-            | E::PermissionDenied { .. }
-            | E::Unauthenticated { .. }
-    )
 }
 
 /// iceberg-rust marks catalog conflicts retryable itself; I/O and database failures surface as `Unexpected`.

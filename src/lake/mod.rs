@@ -15,7 +15,6 @@ pub mod plan;
 mod quarantine;
 mod staging;
 mod swap;
-mod warehouse;
 mod writer;
 
 use std::collections::HashMap;
@@ -35,8 +34,8 @@ pub use self::plan::PassBounds;
 pub use self::quarantine::{Quarantine, QuarantineRecord, StoredEnvelope};
 pub use self::staging::{EntryKind, Listing, Segment, StagedEntry, Staging, SEQUENCE_COLUMN};
 use self::swap::CatalogSwap;
-pub use self::warehouse::{Warehouse, WarehouseLocation};
 use crate::schema::{self, dead_letter};
+use crate::storage::{Location, StorageSettings, Warehouse};
 
 /// Which of the lake's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,8 +68,8 @@ pub struct LakeConfig {
     pub namespace: String,
     pub table: String,
     pub dead_letter_table: String,
-    /// Iceberg storage keys for Azure (`adls.account-key`, ...).
-    pub storage_props: HashMap<String, String>,
+    /// How to reach a remote warehouse (credentials, endpoint).
+    pub storage: StorageSettings,
     pub commit_policy: CommitPolicy,
 }
 
@@ -83,7 +82,7 @@ impl std::fmt::Debug for LakeConfig {
             .field("catalog_name", &self.catalog_name)
             .field("namespace", &self.namespace)
             .field("table", &self.table)
-            .field("storage_props", &self.storage_props.keys().collect::<Vec<_>>())
+            .field("storage", &self.storage)
             .finish_non_exhaustive()
     }
 }
@@ -102,7 +101,7 @@ impl LakeConfig {
             namespace: Self::DEFAULT_NAMESPACE.into(),
             table: Self::DEFAULT_TABLE.into(),
             dead_letter_table: Self::DEFAULT_DEAD_LETTER_TABLE.into(),
-            storage_props: HashMap::new(),
+            storage: StorageSettings::default(),
             commit_policy: CommitPolicy::default(),
         }
     }
@@ -121,27 +120,54 @@ pub struct Lake {
     policy: CommitPolicy,
 }
 
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake")
+            .field("warehouse", &self.warehouse)
+            .field("records", &self.records.ident)
+            .field("dead_letters", &self.dead_letters.ident)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Lake {
     /// Opens the warehouse and catalog, creating the namespace and both tables on first use.
     pub async fn open(config: &LakeConfig) -> Result<Self, LakeError> {
-        let warehouse = Warehouse::open(WarehouseLocation::parse(&config.warehouse)?, config.storage_props.clone())?;
+        let warehouse = Warehouse::open(Location::parse(&config.warehouse)?, &config.storage)?;
+        tracing::info!(warehouse = %warehouse.url(), access = warehouse.access(), "warehouse opened");
         let uri = config
             .catalog_uri
             .clone()
             .or_else(|| warehouse.default_catalog_uri())
-            .ok_or_else(|| LakeError::Config("an Azure warehouse needs --catalog-uri (SQLite path or PostgreSQL URL)".into()))?;
-        let mut props = warehouse.iceberg_props().clone();
+            .ok_or_else(|| LakeError::Config("a remote warehouse needs --catalog-uri (the PostgreSQL catalog its instances share)".into()))?;
+        if !warehouse.location().is_local() && uri.starts_with("sqlite:") {
+            // Every Functions instance would keep its own catalog file, so each would have its own table.
+            return Err(LakeError::Config(format!(
+                "a SQLite catalog cannot serve the remote warehouse {}: its instances must share one catalog (--catalog-uri postgres://...)",
+                warehouse.url()
+            )));
+        }
+        let mut props = HashMap::new();
         // PostgreSQL binds `$1..$n`; SQLite (and MySQL) bind `?`.
         let bind_style = if uri.starts_with("postgres") { SqlBindStyle::DollarNumeric } else { SqlBindStyle::QMark };
         let swap = CatalogSwap::connect(&uri, &config.catalog_name).await?;
         props.insert(SQL_CATALOG_PROP_URI.into(), uri);
         props.insert(SQL_CATALOG_PROP_WAREHOUSE.into(), warehouse.url());
         props.insert(SQL_CATALOG_PROP_BIND_STYLE.into(), bind_style.to_string());
-        let catalog = SqlCatalogBuilder::default()
-            .with_storage_factory(warehouse.storage_factory())
-            .load(&config.catalog_name, props)
-            .await
-            .map_err(LakeError::iceberg("opening the SQL catalog"))?;
+        // Instances starting together on a fresh database race to create the catalog's tables (PostgreSQL's
+        // CREATE TABLE IF NOT EXISTS is not atomic against itself): the loser tries again.
+        let mut attempt = 0;
+        let catalog = loop {
+            attempt += 1;
+            match SqlCatalogBuilder::default().with_storage_factory(warehouse.storage_factory()).load(&config.catalog_name, props.clone()).await {
+                Ok(catalog) => break catalog,
+                Err(e) if attempt < 3 => {
+                    tracing::debug!(error = %e, attempt, "opening the SQL catalog failed; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                }
+                Err(e) => return Err(LakeError::iceberg("opening the SQL catalog")(e)),
+            }
+        };
         let catalog: Arc<dyn Catalog> = Arc::new(catalog);
         let namespace = NamespaceIdent::new(config.namespace.clone());
         let in_catalog = LakeError::iceberg(format!("namespace {}", config.namespace));

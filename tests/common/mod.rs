@@ -2,8 +2,11 @@
 //! and reading tables back through iceberg-rust's scan.
 #![allow(dead_code)]
 
+pub mod azurite;
 pub mod expected;
+pub mod postgres;
 pub mod redis;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +30,20 @@ pub fn python_with(module: &str) -> String {
     let ok = std::process::Command::new(&candidate).args(["-c", &format!("import {module}")]).status().map(|s| s.success()).unwrap_or(false);
     assert!(ok, "{module} is not installed at {candidate}: run scripts/setup-python.sh (scripts/test.sh does)");
     candidate
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed (and reaped) when the test ends, however it ends.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 pub fn fixture(name: &str) -> String {

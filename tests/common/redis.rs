@@ -1,16 +1,13 @@
 //! A real `redis-server` (Debian's package) on a free loopback port, owned by one test and killed on drop.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::free_port;
 
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl RedisServer {
@@ -23,56 +20,10 @@ impl RedisServer {
         Self::spawn(port, &[])
     }
 
-    /// Plain on a free port (for the readiness check) and TLS on the returned port. `openssl` makes, in `dir`,
-    /// a private CA (`ca.pem`, what clients must trust) and a server certificate for 127.0.0.1 signed by it.
+    /// Plain on a free port (for the readiness check) and TLS on the returned port, with a certificate for
+    /// 127.0.0.1 signed by the private CA `dir/ca.pem` (what clients must trust).
     pub fn start_tls(dir: &std::path::Path) -> (Self, u16) {
-        let openssl = |args: &[&str]| {
-            let status = Command::new("openssl")
-                .current_dir(dir)
-                .args(args)
-                .stderr(Stdio::null())
-                .status()
-                .expect("openssl is installed (scripts/setup-redis.sh installs it)");
-            assert!(status.success(), "openssl {args:?}");
-        };
-        std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=sentiment-lake test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-        ]);
-        openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "server.csr"]);
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-out",
-            "cert.pem",
-            "-extfile",
-            "server.ext",
-        ]);
+        super::tls::make_server_certificate(dir);
         let tls_port = free_port();
         let path = |name: &str| dir.join(name).display().to_string();
         let (cert, key, ca) = (path("cert.pem"), path("key.pem"), path("ca.pem"));
