@@ -1,6 +1,10 @@
 variable "name" {
-  description = "Prefix for every resource name (lowercase letters and digits)."
+  description = "Prefix for every resource name (lowercase letters and digits, at most 16 characters: storage account names are <name>lake and <name>host)."
   type        = string
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{2,15}$", var.name))
+    error_message = "name: 3-16 lowercase letters or digits, starting with a letter."
+  }
 }
 
 variable "location" {
@@ -27,9 +31,27 @@ variable "max_instances" {
   default     = 40
 }
 
-variable "catalog_uri" {
-  description = "SQL catalog URI shared by all instances (PostgreSQL for more than one instance)."
+variable "commit_schedule" {
+  description = "NCRONTAB schedule of the CommitStaged timer (six fields, seconds first)."
   type        = string
+  default     = "*/30 * * * * *"
+}
+
+variable "catalog_sku" {
+  description = "Azure Database for PostgreSQL Flexible Server SKU for the shared SQL catalog (small: it holds one row per table)."
+  type        = string
+  default     = "B_Standard_B1ms"
+}
+
+variable "catalog_admin_principal_name" {
+  description = "Display name (UPN or group name) of the Entra administrator of the catalog server: the deploying principal."
+  type        = string
+}
+
+variable "catalog_admin_principal_type" {
+  description = "User, Group or ServicePrincipal."
+  type        = string
+  default     = "User"
 }
 
 variable "redis_capacity" {
@@ -42,4 +64,23 @@ variable "cors_origins" {
   description = "Browser origins allowed to call the query API (dashboards)."
   type        = list(string)
   default     = []
+}
+
+variable "dremio_password" {
+  description = "Password of the Dremio account the app uses (kept in Key Vault); null when Dremio is not used."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "secret_expiration_date" {
+  description = "Expiry (RFC 3339) of the Key Vault secrets; rotate them before it."
+  type        = string
+  default     = "2027-12-31T00:00:00Z"
+}
+
+variable "enable_legacy_migration" {
+  description = "Subscribe the MigrateBlob function to uploads in the legacy container (needs the app deployed first)."
+  type        = bool
+  default     = false
 }

@@ -1,0 +1,10 @@
+# terraform apply -var-file=example.tfvars (copy and edit; every value here is an example)
+name                         = "sentlake"
+location                     = "westeurope"
+partition_count              = 8
+throughput_units             = 2
+max_instances                = 40
+catalog_admin_principal_name = "data-platform-admins"
+catalog_admin_principal_type = "Group"
+cors_origins                 = ["https://dashboards.example.com"]
+enable_legacy_migration      = false
