@@ -2,7 +2,6 @@ terraform {
   required_version = ">= 1.6"
   required_providers {
     azurerm = { source = "hashicorp/azurerm", version = "~> 4.0" }
-    random  = { source = "hashicorp/random", version = "~> 3.6" }
   }
 }
 
@@ -180,12 +179,9 @@ resource "azurerm_redis_cache" "answers" {
   public_network_access_enabled = true
 }
 
-# The SQL catalog every instance shares (a SQLite file per instance would give each its own table).
-resource "random_password" "catalog" {
-  length  = 32
-  special = false
-}
-
+# The SQL catalog every instance shares (a SQLite file per instance would give each its own table). Entra
+# sign-in only: the app connects as its managed identity (a token as password, renewed before it expires),
+# people as themselves; there is no password to leak.
 resource "azurerm_postgresql_flexible_server" "catalog" {
   #checkov:skip=CKV_AZURE_136:Geo-redundant backups are a cost choice; the catalog is small and its rows can be rebuilt from the metadata files.
   #checkov:skip=CKV2_AZURE_57:Private endpoints need VNet integration; TLS is enforced and the firewall admits Azure services only.
@@ -196,14 +192,12 @@ resource "azurerm_postgresql_flexible_server" "catalog" {
   sku_name                      = var.catalog_sku
   storage_mb                    = 32768
   backup_retention_days         = 7
-  administrator_login           = "sentiment_lake"
-  administrator_password        = random_password.catalog.result
   public_network_access_enabled = true
   zone                          = "1"
 
   authentication {
     active_directory_auth_enabled = true
-    password_auth_enabled         = true
+    password_auth_enabled         = false
     tenant_id                     = data.azurerm_client_config.current.tenant_id
   }
 }
@@ -236,7 +230,17 @@ resource "azurerm_postgresql_flexible_server_firewall_rule" "azure_services" {
   end_ip_address   = "0.0.0.0"
 }
 
-# Entra administrator: the deploying principal, so people sign in with their identities, not the password.
+# Entra administrators: the deploying principal (people sign in with their identities), and the app's identity,
+# whose role name is the app's name. The server holds only the catalog database, which the app owns.
+resource "azurerm_postgresql_flexible_server_active_directory_administrator" "app" {
+  server_name         = azurerm_postgresql_flexible_server.catalog.name
+  resource_group_name = azurerm_resource_group.this.name
+  tenant_id           = data.azurerm_client_config.current.tenant_id
+  object_id           = local.app_principal
+  principal_name      = azurerm_function_app_flex_consumption.this.name
+  principal_type      = "ServicePrincipal"
+}
+
 resource "azurerm_postgresql_flexible_server_active_directory_administrator" "deployer" {
   server_name         = azurerm_postgresql_flexible_server.catalog.name
   resource_group_name = azurerm_resource_group.this.name
@@ -246,7 +250,7 @@ resource "azurerm_postgresql_flexible_server_active_directory_administrator" "de
   principal_type      = var.catalog_admin_principal_type
 }
 
-# Secrets the app reads through Key Vault references: the catalog URI, the Redis URL, Dremio's credentials.
+# Secrets the app reads through Key Vault references: the Redis URL and Dremio's credentials.
 resource "azurerm_key_vault" "this" {
   #checkov:skip=CKV_AZURE_189:Public network access for the Flex Consumption app without VNet integration; access is RBAC-only.
   #checkov:skip=CKV2_AZURE_32:Private endpoints need VNet integration.
@@ -265,15 +269,6 @@ resource "azurerm_role_assignment" "deployer_secrets" {
   scope                = azurerm_key_vault.this.id
   role_definition_name = "Key Vault Secrets Officer"
   principal_id         = data.azurerm_client_config.current.object_id
-}
-
-resource "azurerm_key_vault_secret" "catalog_uri" {
-  name            = "catalog-uri"
-  key_vault_id    = azurerm_key_vault.this.id
-  content_type    = "text/uri"
-  expiration_date = var.secret_expiration_date
-  value           = "postgres://sentiment_lake:${random_password.catalog.result}@${azurerm_postgresql_flexible_server.catalog.fqdn}:5432/${azurerm_postgresql_flexible_server_database.catalog.name}?sslmode=require"
-  depends_on      = [azurerm_role_assignment.deployer_secrets]
 }
 
 resource "azurerm_key_vault_secret" "redis_url" {
@@ -341,7 +336,8 @@ resource "azurerm_function_app_flex_consumption" "this" {
     LEGACY_CONTAINER                            = azurerm_storage_container.legacy.name
     SENTIMENT_LAKE_WAREHOUSE                    = "abfss://${azurerm_storage_container.lake.name}@${azurerm_storage_account.lake.name}.dfs.core.windows.net/warehouse"
     SENTIMENT_LAKE_AZURE_AUTH                   = "managed-identity"
-    SENTIMENT_LAKE_CATALOG_URI                  = "@Microsoft.KeyVault(SecretUri=${azurerm_key_vault_secret.catalog_uri.versionless_id})"
+    SENTIMENT_LAKE_CATALOG_URI                  = "postgres://${var.name}-func@${azurerm_postgresql_flexible_server.catalog.fqdn}:5432/${azurerm_postgresql_flexible_server_database.catalog.name}?sslmode=require"
+    SENTIMENT_LAKE_CATALOG_AUTH                 = "entra"
     SENTIMENT_LAKE_REDIS_URL                    = "@Microsoft.KeyVault(SecretUri=${azurerm_key_vault_secret.redis_url.versionless_id})"
     SENTIMENT_LAKE_COMMIT_SCHEDULE              = var.commit_schedule
     SENTIMENT_LAKE_COMMIT_INTERVAL_SECS         = "30"

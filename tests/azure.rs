@@ -9,9 +9,6 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use chrono::Utc;
 use common::azurite::Azurite;
 use common::*;
@@ -152,53 +149,6 @@ async fn wrong_credentials_and_missing_containers_are_clear_errors() {
     assert!(error.to_string().contains("nosuchcontainer") || error.to_string().to_lowercase().contains("container"), "{error}");
 }
 
-/// What the token endpoint saw.
-#[derive(Default)]
-struct TokenRequests {
-    seen: Vec<(String, HashMap<String, String>, Option<String>)>,
-}
-
-/// A local endpoint speaking the App Service managed-identity protocol (GET with `X-IDENTITY-HEADER`,
-/// `api-version=2019-08-01`, `resource`), issuing tokens shaped as Entra ID's (Azurite checks lifetime,
-/// issuer and audience, not the signature). Refuses a wrong header as the platform does.
-async fn token_endpoint(secret: &'static str) -> (String, Arc<Mutex<TokenRequests>>) {
-    use axum::extract::{Query, State};
-    use axum::http::{HeaderMap, StatusCode};
-    use base64::Engine;
-    let seen = Arc::new(Mutex::new(TokenRequests::default()));
-    async fn issue(
-        State((secret, seen)): State<(&'static str, Arc<Mutex<TokenRequests>>)>,
-        headers: HeaderMap,
-        Query(query): Query<HashMap<String, String>>,
-    ) -> Result<axum::Json<Value>, StatusCode> {
-        let header = headers.get("x-identity-header").and_then(|v| v.to_str().ok()).map(str::to_string);
-        seen.lock().unwrap().seen.push(("/msi/token".into(), query.clone(), header.clone()));
-        if header.as_deref() != Some(secret) {
-            return Err(StatusCode::UNAUTHORIZED);
-        }
-        let now = Utc::now().timestamp();
-        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-        let claims = serde_json::json!({
-            "aud": query.get("resource").cloned().unwrap_or_default(),
-            "iss": "https://sts.windows.net/00000000-0000-0000-0000-000000000001/",
-            "iat": now - 60, "nbf": now - 60, "exp": now + 3600,
-            "oid": "11111111-1111-1111-1111-111111111111",
-        });
-        let token = format!("{}.{}.c2lnbmF0dXJl", b64(serde_json::json!({"alg": "RS256", "typ": "JWT"})), b64(claims));
-        Ok(axum::Json(serde_json::json!({
-            "access_token": token,
-            "expires_on": (now + 3600).to_string(),
-            "resource": query.get("resource"),
-            "token_type": "Bearer",
-        })))
-    }
-    let app = axum::Router::new().route("/msi/token", axum::routing::get(issue)).with_state((secret, seen.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/msi/token", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, seen)
-}
-
 /// The CLI as the Functions host starts it: Azure settings only from the environment.
 fn cli(azurite: &Azurite, catalog: &str, identity: (&str, &str), extra_env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     let (identity_endpoint, identity_header) = identity;
@@ -228,7 +178,7 @@ async fn managed_identity_through_the_app_service_endpoint() {
     let azurite = Azurite::start_tls(certs.path());
     azurite.create_container("lake").await;
     let catalog = common::postgres::fresh_catalog().await;
-    let (endpoint, seen) = token_endpoint("platform-secret").await;
+    let (endpoint, seen) = common::identity::token_endpoint("platform-secret", 3600).await;
 
     let doctor = cli(&azurite, &catalog, (&endpoint, "platform-secret"), &[], &["doctor"]);
     let stdout = String::from_utf8_lossy(&doctor.stdout);
@@ -237,10 +187,10 @@ async fn managed_identity_through_the_app_service_endpoint() {
     assert!(stdout.contains("[ok]   warehouse access: write, read, list and delete work"), "{stdout}");
     {
         let seen = seen.lock().unwrap();
-        let (_, query, header) = seen.seen.first().expect("the token endpoint was asked");
-        assert_eq!(header.as_deref(), Some("platform-secret"));
-        assert_eq!(query.get("api-version").map(String::as_str), Some("2019-08-01"));
-        assert_eq!(query.get("resource").map(String::as_str), Some("https://storage.azure.com"));
+        let first = seen.seen.first().expect("the token endpoint was asked");
+        assert_eq!(first.header.as_deref(), Some("platform-secret"));
+        assert_eq!(first.query.get("api-version").map(String::as_str), Some("2019-08-01"));
+        assert_eq!(first.query.get("resource").map(String::as_str), Some("https://storage.azure.com"));
     }
 
     // The main job end to end under the identity: data lands in the table on blob storage.
@@ -264,11 +214,11 @@ async fn managed_identity_through_the_app_service_endpoint() {
     let stdout = String::from_utf8_lossy(&user_assigned.stdout);
     assert!(user_assigned.status.success(), "{stdout}");
     assert!(stdout.contains("(user-assigned, client id 2222-uami)"), "{stdout}");
-    assert!(seen.lock().unwrap().seen.iter().any(|(_, query, _)| query.get("client_id").map(String::as_str) == Some("2222-uami")));
+    assert!(seen.lock().unwrap().seen.iter().any(|r| r.query.get("client_id").map(String::as_str) == Some("2222-uami")));
 
     let refused = cli(&azurite, &catalog, (&endpoint, "wrong"), &[], &["doctor"]);
     assert!(!refused.status.success());
     let stdout = String::from_utf8_lossy(&refused.stdout);
     assert!(stdout.contains("[FAIL] warehouse access"), "{stdout}");
-    assert!(seen.lock().unwrap().seen.iter().any(|(_, _, header)| header.as_deref() == Some("wrong")));
+    assert!(seen.lock().unwrap().seen.iter().any(|r| r.header.as_deref() == Some("wrong")));
 }

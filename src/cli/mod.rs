@@ -20,7 +20,7 @@ use crate::functions::api::ApiConfig;
 use crate::functions::payload::eventhub::EventDataType;
 use crate::functions::routes::{EventHubBinding, DEFAULT_MAX_INVOCATION_BYTES};
 use crate::ingest::Pipeline;
-use crate::lake::{Lake, LakeConfig};
+use crate::lake::{CatalogAuth, Lake, LakeConfig};
 use crate::query::{Query, QueryKind, QueryServiceConfig};
 use crate::storage::{AzureAuth, AzureSettings};
 
@@ -49,6 +49,10 @@ pub struct LakeArgs {
     /// SQL catalog URI; defaults to a SQLite file inside a local warehouse.
     #[arg(long, global = true, env = "SENTIMENT_LAKE_CATALOG_URI")]
     pub catalog_uri: Option<String>,
+    /// How to sign in to the catalog database: `uri` (its own credentials) or `entra` (the URI's user with an
+    /// Entra token of the managed identity as password, renewed before it expires: Azure Database for PostgreSQL).
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_CATALOG_AUTH", value_enum, default_value_t = CatalogAuth::Uri)]
+    pub catalog_auth: CatalogAuth,
     /// Catalog name stored in the SQL catalog (other engines must open it with the same name).
     #[arg(long, global = true, env = "SENTIMENT_LAKE_CATALOG_NAME", default_value = LakeConfig::DEFAULT_CATALOG_NAME)]
     pub catalog_name: String,
@@ -76,6 +80,7 @@ impl LakeArgs {
         config.commit_policy.pass.gap_grace = Duration::from_secs(self.gap_grace_secs);
         config.catalog_uri = self.catalog_uri.clone();
         config.catalog_name = self.catalog_name.clone();
+        config.catalog_auth = self.catalog_auth;
         config.namespace = self.namespace.clone();
         config.table = self.table.clone();
         config.dead_letter_table = self.dead_letter_table.clone();
@@ -113,6 +118,8 @@ pub struct AzureArgs {
     /// from IDENTITY_HEADER). Without it, managed identity asks the VM metadata service.
     #[arg(long, global = true, env = "IDENTITY_ENDPOINT")]
     pub azure_identity_endpoint: Option<String>,
+    #[arg(long, global = true, env = "IDENTITY_HEADER", hide_env_values = true)]
+    pub azure_identity_header: Option<String>,
     /// Blob endpoint of the storage account (Azurite, a private endpoint, a sovereign cloud).
     #[arg(long, global = true, env = "SENTIMENT_LAKE_AZURE_BLOB_ENDPOINT")]
     pub azure_blob_endpoint: Option<String>,
@@ -134,6 +141,7 @@ impl AzureArgs {
             federated_token_file: self.azure_federated_token_file.clone(),
             authority_host: self.azure_authority_host.clone(),
             identity_endpoint: self.azure_identity_endpoint.clone(),
+            identity_header: self.azure_identity_header.clone(),
             blob_endpoint: self.azure_blob_endpoint.clone(),
             ca_file: self.azure_ca_file.clone(),
         }

@@ -27,12 +27,13 @@ use iceberg::spec::DataFile;
 use iceberg::table::Table;
 use iceberg::Catalog;
 
+use super::catalog::RenewingCatalog;
 use super::compat::conform;
 use super::ledger::{CommittedState, Watermarks, COMMIT_ID_PROPERTY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY};
 use super::plan::{next_pass, PassBounds, PassPlan};
 use super::quarantine::Quarantine;
 use super::staging::{self, EntryKind, Segment, StagedEntry, Staging};
-use super::swap::{self, CatalogSwap, Change, Outcome};
+use super::swap::{self, Change, Outcome};
 use super::writer::{delete, write_data_files};
 use super::{LakeError, TableTarget};
 
@@ -126,8 +127,8 @@ impl CommitReport {
 
 /// The storage the committer works on.
 pub struct CommitContext<'a> {
-    pub catalog: &'a Arc<dyn Catalog>,
-    pub swap: &'a CatalogSwap,
+    /// The table's catalog and, renewed with it, the pool its compare-and-swap runs on.
+    pub catalog: &'a RenewingCatalog,
     pub staging: &'a Staging,
     pub quarantine: &'a Quarantine,
     pub target: &'a TableTarget,
@@ -356,7 +357,8 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan) -> Result<CommitRep
                 (RECENT_COMMITS_PROPERTY.to_string(), state.recent_commits_with(table.metadata().properties(), &commit_id)),
             ],
         };
-        let failure = match swap::commit(cx.swap, &table, change).await {
+        let (_, catalog_swap) = cx.catalog.current().await?;
+        let failure = match swap::commit(&catalog_swap, &table, change).await {
             Ok(Outcome::Landed { snapshot_id }) => {
                 report.snapshot_id = snapshot_id.or(table.metadata().current_snapshot_id());
                 report.snapshots = usize::from(snapshot_id.is_some());

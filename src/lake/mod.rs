@@ -5,6 +5,7 @@
 //! [`Lake::commit`]. This module knows nothing about Event Hubs or JSON: a source is an opaque id with
 //! ordered sequence numbers.
 
+mod catalog;
 mod commit;
 mod committer;
 pub mod compat;
@@ -23,9 +24,10 @@ use std::sync::Arc;
 use arrow_schema::SchemaRef;
 use iceberg::spec::{Schema, UnboundPartitionSpec};
 use iceberg::table::Table;
-use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};
-use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder, SQL_CATALOG_PROP_BIND_STYLE, SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE};
+use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 
+use self::catalog::CatalogSettings;
+pub use self::catalog::{CatalogAuth, RenewingCatalog, OSSRDBMS_RESOURCE};
 pub use self::commit::{CommitPolicy, CommitReport};
 pub use self::committer::{Committer, OnCommit};
 pub use self::error::LakeError;
@@ -33,7 +35,6 @@ pub use self::ledger::{CommittedState, Watermarks, COMMIT_ID_PROPERTY, RECENT_CO
 pub use self::plan::PassBounds;
 pub use self::quarantine::{Quarantine, QuarantineRecord, StoredEnvelope};
 pub use self::staging::{EntryKind, Listing, Segment, StagedEntry, Staging, SEQUENCE_COLUMN};
-use self::swap::CatalogSwap;
 use crate::schema::{self, dead_letter};
 use crate::storage::{Location, StorageSettings, Warehouse};
 
@@ -65,6 +66,8 @@ pub struct LakeConfig {
     pub catalog_uri: Option<String>,
     /// Catalog name recorded in the SQL catalog's rows (PyIceberg must open it with the same name).
     pub catalog_name: String,
+    /// How the catalog database is signed in to (the URI's own credentials, or an Entra token).
+    pub catalog_auth: CatalogAuth,
     pub namespace: String,
     pub table: String,
     pub dead_letter_table: String,
@@ -98,6 +101,7 @@ impl LakeConfig {
             warehouse: warehouse.into(),
             catalog_uri: None,
             catalog_name: Self::DEFAULT_CATALOG_NAME.into(),
+            catalog_auth: CatalogAuth::default(),
             namespace: Self::DEFAULT_NAMESPACE.into(),
             table: Self::DEFAULT_TABLE.into(),
             dead_letter_table: Self::DEFAULT_DEAD_LETTER_TABLE.into(),
@@ -111,8 +115,7 @@ impl LakeConfig {
 #[derive(Clone)]
 pub struct Lake {
     warehouse: Warehouse,
-    catalog: Arc<dyn Catalog>,
-    swap: CatalogSwap,
+    catalog: Arc<RenewingCatalog>,
     staging: Staging,
     quarantine: Quarantine,
     records: Arc<TableTarget>,
@@ -147,28 +150,17 @@ impl Lake {
                 warehouse.url()
             )));
         }
-        let mut props = HashMap::new();
-        // PostgreSQL binds `$1..$n`; SQLite (and MySQL) bind `?`.
-        let bind_style = if uri.starts_with("postgres") { SqlBindStyle::DollarNumeric } else { SqlBindStyle::QMark };
-        let swap = CatalogSwap::connect(&uri, &config.catalog_name).await?;
-        props.insert(SQL_CATALOG_PROP_URI.into(), uri);
-        props.insert(SQL_CATALOG_PROP_WAREHOUSE.into(), warehouse.url());
-        props.insert(SQL_CATALOG_PROP_BIND_STYLE.into(), bind_style.to_string());
-        // Instances starting together on a fresh database race to create the catalog's tables (PostgreSQL's
-        // CREATE TABLE IF NOT EXISTS is not atomic against itself): the loser tries again.
-        let mut attempt = 0;
-        let catalog = loop {
-            attempt += 1;
-            match SqlCatalogBuilder::default().with_storage_factory(warehouse.storage_factory()).load(&config.catalog_name, props.clone()).await {
-                Ok(catalog) => break catalog,
-                Err(e) if attempt < 3 => {
-                    tracing::debug!(error = %e, attempt, "opening the SQL catalog failed; trying again");
-                    tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
-                }
-                Err(e) => return Err(LakeError::iceberg("opening the SQL catalog")(e)),
-            }
-        };
-        let catalog: Arc<dyn Catalog> = Arc::new(catalog);
+        let catalog = Arc::new(
+            RenewingCatalog::connect(CatalogSettings {
+                uri,
+                catalog_name: config.catalog_name.clone(),
+                warehouse_url: warehouse.url(),
+                storage_factory: warehouse.storage_factory(),
+                auth: config.catalog_auth,
+                identity: config.storage.azure.clone(),
+            })
+            .await?,
+        );
         let namespace = NamespaceIdent::new(config.namespace.clone());
         let in_catalog = LakeError::iceberg(format!("namespace {}", config.namespace));
         if !catalog.namespace_exists(&namespace).await.map_err(LakeError::iceberg("catalog"))? {
@@ -201,7 +193,6 @@ impl Lake {
             quarantine: Quarantine::new(warehouse.store().clone()),
             warehouse,
             catalog,
-            swap,
             records: Arc::new(records),
             dead_letters: Arc::new(dead_letters),
             policy: config.commit_policy,
@@ -250,6 +241,7 @@ impl Lake {
         &self.warehouse
     }
 
+    /// The catalog, renewing its own sign-in: safe to keep for the life of the process.
     pub fn catalog(&self) -> Arc<dyn Catalog> {
         self.catalog.clone()
     }
@@ -278,7 +270,6 @@ impl Lake {
         for kind in [TableKind::Records, TableKind::DeadLetters] {
             let cx = commit::CommitContext {
                 catalog: &self.catalog,
-                swap: &self.swap,
                 staging: &self.staging,
                 quarantine: &self.quarantine,
                 target: self.target(kind),

@@ -49,9 +49,11 @@ pub struct AzureSettings {
     pub client_secret: Option<String>,
     pub federated_token_file: Option<String>,
     pub authority_host: Option<String>,
-    /// The App Service / Functions managed-identity endpoint (`IDENTITY_ENDPOINT`); its secret header comes
-    /// from `IDENTITY_HEADER`, which the client reads from the environment on each token request.
+    /// The App Service / Functions managed-identity endpoint (`IDENTITY_ENDPOINT`) and its secret header
+    /// (`IDENTITY_HEADER`). The storage client reads the header from the environment itself; tokens for
+    /// other resources (the catalog database) are asked for with this one.
     pub identity_endpoint: Option<String>,
+    pub identity_header: Option<String>,
     /// Blob endpoint of the account (`http://127.0.0.1:10000/devstoreaccount1` for Azurite, a private link,
     /// a sovereign cloud). Default: `https://<account>.blob.core.windows.net`.
     pub blob_endpoint: Option<String>,
@@ -72,6 +74,7 @@ impl std::fmt::Debug for AzureSettings {
             .field("client_secret", &set(&self.client_secret))
             .field("federated_token_file", &self.federated_token_file)
             .field("identity_endpoint", &self.identity_endpoint)
+            .field("identity_header", &set(&self.identity_header))
             .field("blob_endpoint", &self.blob_endpoint)
             .field("ca_file", &self.ca_file)
             .finish()
@@ -226,6 +229,73 @@ impl AzureAccount {
         let client = builder.build().map_err(|e| StorageError::store("connect", format!("{}/{container}", self.account), e))?;
         Ok(Arc::new(client))
     }
+}
+
+/// An Entra ID access token and when it stops being accepted.
+#[derive(Clone)]
+pub struct AccessToken {
+    pub token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken").field("expires_at", &self.expires_at).finish_non_exhaustive()
+    }
+}
+
+/// The Azure instance metadata service, where managed identity lives outside App Service and Functions.
+const IMDS_TOKEN_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
+
+/// A token of the managed identity (the platform endpoint when configured, IMDS otherwise; the user-assigned
+/// identity `client_id` when set) for `resource`, e.g. `https://ossrdbms-aad.database.windows.net` for
+/// Azure Database for PostgreSQL.
+pub async fn managed_identity_token(settings: &AzureSettings, resource: &str) -> Result<AccessToken, StorageError> {
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        access_token: String,
+        /// Seconds since the epoch; the App Service endpoint sends it as a string, IMDS as either.
+        expires_on: serde_json::Value,
+    }
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| StorageError::Token { detail: format!("HTTP client: {e}"), retryable: false })?;
+    let mut query = vec![("resource", resource.to_string())];
+    if let Some(id) = &settings.client_id {
+        query.push(("client_id", id.clone()));
+    }
+    let request = match &settings.identity_endpoint {
+        Some(endpoint) => {
+            query.push(("api-version", "2019-08-01".into()));
+            let header = settings
+                .identity_header
+                .clone()
+                .ok_or_else(|| StorageError::Token { detail: "IDENTITY_ENDPOINT is set but IDENTITY_HEADER is not".into(), retryable: false })?;
+            client.get(endpoint).header("X-IDENTITY-HEADER", header)
+        }
+        None => {
+            query.push(("api-version", "2018-02-01".into()));
+            client.get(IMDS_TOKEN_ENDPOINT).header("Metadata", "true")
+        }
+    };
+    let failed =
+        |detail: String, retryable: bool| StorageError::Token { detail: format!("managed identity token for {resource}: {detail}"), retryable };
+    let response = request.query(&query).send().await.map_err(|e| failed(e.to_string(), true))?;
+    let status = response.status();
+    if !status.is_success() {
+        // The platform refuses a wrong secret or identity for good; it is busy or down only for a while.
+        return Err(failed(format!("the endpoint answered {status}"), status.is_server_error() || status.as_u16() == 429));
+    }
+    let reply: Reply = response.json().await.map_err(|e| failed(format!("unreadable reply: {e}"), false))?;
+    let seconds = match &reply.expires_on {
+        serde_json::Value::String(s) => s.parse::<i64>().ok(),
+        serde_json::Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
+    .ok_or_else(|| failed(format!("expires_on {} is not a number of seconds", reply.expires_on), false))?;
+    let expires_at = chrono::DateTime::from_timestamp(seconds, 0).ok_or_else(|| failed(format!("expires_on {seconds} is out of range"), false))?;
+    Ok(AccessToken { token: reply.access_token, expires_at })
 }
 
 /// An Azure Storage connection string (`AccountName=..;AccountKey=..;BlobEndpoint=..` or

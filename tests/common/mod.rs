@@ -4,6 +4,7 @@
 
 pub mod azurite;
 pub mod expected;
+pub mod identity;
 pub mod postgres;
 pub mod redis;
 pub mod tls;

@@ -1,0 +1,211 @@
+//! The SQL catalog connection: iceberg's SQL catalog plus the pool the committer's compare-and-swap runs
+//! on, both signed in the same way and renewed together.
+//!
+//! With `--catalog-auth entra` the password is an Entra access token of the app's managed identity (what
+//! Azure Database for PostgreSQL accepts for an Entra role). The server checks it only when a connection
+//! opens, and both pools open connections all the time (iceberg's closes idle ones after 10 s), so a
+//! connection must never be opened with an expired token: [`RenewingCatalog`] reconnects with a fresh one
+//! a few minutes before the current one expires. It is itself the `Catalog` everything holds (the query
+//! engine keeps its `Arc` for the life of the process), so renewal reaches every user.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use iceberg::io::StorageFactory;
+use iceberg::table::Table;
+use iceberg::{Catalog, CatalogBuilder, Namespace, NamespaceIdent, Result as IcebergResult, TableCommit, TableCreation, TableIdent};
+use iceberg_catalog_sql::{
+    SqlBindStyle, SqlCatalog, SqlCatalogBuilder, SQL_CATALOG_PROP_BIND_STYLE, SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE,
+};
+use tokio::sync::RwLock;
+
+use super::swap::CatalogSwap;
+use super::LakeError;
+use crate::storage::{managed_identity_token, AzureSettings};
+
+/// Entra's resource id for Azure Database for PostgreSQL (and MySQL) tokens.
+pub const OSSRDBMS_RESOURCE: &str = "https://ossrdbms-aad.database.windows.net";
+/// Reconnect this long before the token expires, so no connection opens with an expired one.
+const RENEW_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
+
+/// How the catalog database is signed in to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CatalogAuth {
+    /// Whatever the URI carries (a password, or none for trust and SQLite).
+    #[default]
+    Uri,
+    /// The URI's user with an Entra access token of the managed identity as its password.
+    Entra,
+}
+
+/// What a (re)connection needs.
+pub(crate) struct CatalogSettings {
+    pub uri: String,
+    pub catalog_name: String,
+    pub warehouse_url: String,
+    pub storage_factory: Arc<dyn StorageFactory>,
+    pub auth: CatalogAuth,
+    pub identity: AzureSettings,
+}
+
+struct Connected {
+    catalog: Arc<SqlCatalog>,
+    swap: CatalogSwap,
+    /// When to reconnect (a few minutes before the token expires); `None`: never.
+    renew_at: Option<DateTime<Utc>>,
+}
+
+impl Connected {
+    fn due(&self) -> bool {
+        self.renew_at.is_some_and(|at| Utc::now() >= at)
+    }
+}
+
+/// The SQL catalog, reconnected before its sign-in expires.
+pub struct RenewingCatalog {
+    settings: CatalogSettings,
+    current: RwLock<Connected>,
+}
+
+impl std::fmt::Debug for RenewingCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenewingCatalog")
+            .field("catalog_name", &self.settings.catalog_name)
+            .field("auth", &self.settings.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RenewingCatalog {
+    pub(crate) async fn connect(settings: CatalogSettings) -> Result<Self, LakeError> {
+        let connected = connect(&settings).await?;
+        Ok(Self { settings, current: RwLock::new(connected) })
+    }
+
+    /// The catalog and the compare-and-swap pool, renewed first when the sign-in is about to expire.
+    pub(crate) async fn current(&self) -> Result<(Arc<SqlCatalog>, CatalogSwap), LakeError> {
+        {
+            let current = self.current.read().await;
+            if !current.due() {
+                return Ok((current.catalog.clone(), current.swap.clone()));
+            }
+        }
+        let mut current = self.current.write().await;
+        // Another task may have renewed while this one waited for the lock.
+        if current.due() {
+            *current = connect(&self.settings).await?;
+            tracing::info!(catalog = %self.settings.catalog_name, renew_at = ?current.renew_at, "catalog sign-in renewed");
+        }
+        Ok((current.catalog.clone(), current.swap.clone()))
+    }
+
+    async fn catalog(&self) -> IcebergResult<Arc<SqlCatalog>> {
+        self.current().await.map(|(catalog, _)| catalog).map_err(|e| {
+            let retryable = e.is_retryable();
+            iceberg::Error::new(iceberg::ErrorKind::Unexpected, format!("catalog connection: {e}")).with_retryable(retryable)
+        })
+    }
+}
+
+async fn connect(settings: &CatalogSettings) -> Result<Connected, LakeError> {
+    let (uri, renew_at) = match settings.auth {
+        CatalogAuth::Uri => (settings.uri.clone(), None),
+        CatalogAuth::Entra => {
+            let token = managed_identity_token(&settings.identity, OSSRDBMS_RESOURCE).await?;
+            let mut url = url::Url::parse(&settings.uri).map_err(|e| LakeError::Config(format!("catalog URI: {e}")))?;
+            if url.username().is_empty() {
+                return Err(LakeError::Config("--catalog-auth entra needs the Entra role name as the catalog URI's user".into()));
+            }
+            url.set_password(Some(&token.token)).map_err(|()| LakeError::Config("the catalog URI cannot carry a password".into()))?;
+            (url.to_string(), Some(token.expires_at - RENEW_MARGIN))
+        }
+    };
+    let swap = CatalogSwap::connect(&uri, &settings.catalog_name).await?;
+    // PostgreSQL binds `$1..$n`; SQLite (and MySQL) bind `?`.
+    let bind_style = if uri.starts_with("postgres") { SqlBindStyle::DollarNumeric } else { SqlBindStyle::QMark };
+    let props = HashMap::from([
+        (SQL_CATALOG_PROP_URI.to_string(), uri),
+        (SQL_CATALOG_PROP_WAREHOUSE.to_string(), settings.warehouse_url.clone()),
+        (SQL_CATALOG_PROP_BIND_STYLE.to_string(), bind_style.to_string()),
+    ]);
+    // Instances starting together on a fresh database race to create the catalog's tables (PostgreSQL's
+    // CREATE TABLE IF NOT EXISTS is not atomic against itself): the loser tries again.
+    let mut attempt = 0;
+    let catalog = loop {
+        attempt += 1;
+        match SqlCatalogBuilder::default().with_storage_factory(settings.storage_factory.clone()).load(&settings.catalog_name, props.clone()).await {
+            Ok(catalog) => break catalog,
+            Err(e) if attempt < 3 => {
+                tracing::debug!(error = %e, attempt, "opening the SQL catalog failed; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            }
+            Err(e) => return Err(LakeError::iceberg("opening the SQL catalog")(e)),
+        }
+    };
+    Ok(Connected { catalog: Arc::new(catalog), swap, renew_at })
+}
+
+#[async_trait]
+impl Catalog for RenewingCatalog {
+    async fn list_namespaces(&self, parent: Option<&NamespaceIdent>) -> IcebergResult<Vec<NamespaceIdent>> {
+        self.catalog().await?.list_namespaces(parent).await
+    }
+
+    async fn create_namespace(&self, namespace: &NamespaceIdent, properties: HashMap<String, String>) -> IcebergResult<Namespace> {
+        self.catalog().await?.create_namespace(namespace, properties).await
+    }
+
+    async fn get_namespace(&self, namespace: &NamespaceIdent) -> IcebergResult<Namespace> {
+        self.catalog().await?.get_namespace(namespace).await
+    }
+
+    async fn namespace_exists(&self, namespace: &NamespaceIdent) -> IcebergResult<bool> {
+        self.catalog().await?.namespace_exists(namespace).await
+    }
+
+    async fn update_namespace(&self, namespace: &NamespaceIdent, properties: HashMap<String, String>) -> IcebergResult<()> {
+        self.catalog().await?.update_namespace(namespace, properties).await
+    }
+
+    async fn drop_namespace(&self, namespace: &NamespaceIdent) -> IcebergResult<()> {
+        self.catalog().await?.drop_namespace(namespace).await
+    }
+
+    async fn list_tables(&self, namespace: &NamespaceIdent) -> IcebergResult<Vec<TableIdent>> {
+        self.catalog().await?.list_tables(namespace).await
+    }
+
+    async fn create_table(&self, namespace: &NamespaceIdent, creation: TableCreation) -> IcebergResult<Table> {
+        self.catalog().await?.create_table(namespace, creation).await
+    }
+
+    async fn load_table(&self, table: &TableIdent) -> IcebergResult<Table> {
+        self.catalog().await?.load_table(table).await
+    }
+
+    async fn drop_table(&self, table: &TableIdent) -> IcebergResult<()> {
+        self.catalog().await?.drop_table(table).await
+    }
+
+    async fn purge_table(&self, table: &TableIdent) -> IcebergResult<()> {
+        self.catalog().await?.purge_table(table).await
+    }
+
+    async fn table_exists(&self, table: &TableIdent) -> IcebergResult<bool> {
+        self.catalog().await?.table_exists(table).await
+    }
+
+    async fn rename_table(&self, src: &TableIdent, dest: &TableIdent) -> IcebergResult<()> {
+        self.catalog().await?.rename_table(src, dest).await
+    }
+
+    async fn register_table(&self, table: &TableIdent, metadata_location: String) -> IcebergResult<Table> {
+        self.catalog().await?.register_table(table, metadata_location).await
+    }
+
+    async fn update_table(&self, commit: TableCommit) -> IcebergResult<Table> {
+        self.catalog().await?.update_table(commit).await
+    }
+}

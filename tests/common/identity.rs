@@ -1,0 +1,70 @@
+//! A local managed-identity endpoint speaking the App Service protocol (GET with `X-IDENTITY-HEADER`,
+//! `api-version=2019-08-01`, `resource`, optional `client_id`), issuing tokens shaped as Entra ID's
+//! (Azurite checks lifetime, issuer and audience, not the signature). It refuses a wrong header as the
+//! platform does, and records every request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use chrono::Utc;
+use serde_json::Value;
+
+/// One request: its query and the secret header it carried.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub query: HashMap<String, String>,
+    pub header: Option<String>,
+}
+
+#[derive(Default)]
+pub struct TokenRequests {
+    pub seen: Vec<TokenRequest>,
+}
+
+impl TokenRequests {
+    pub fn for_resource(&self, resource: &str) -> usize {
+        self.seen.iter().filter(|r| r.query.get("resource").map(String::as_str) == Some(resource)).count()
+    }
+}
+
+type Shared = (&'static str, i64, Arc<Mutex<TokenRequests>>);
+
+async fn issue(
+    State((secret, lifetime_secs, seen)): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<axum::Json<Value>, StatusCode> {
+    let header = headers.get("x-identity-header").and_then(|v| v.to_str().ok()).map(str::to_string);
+    seen.lock().unwrap().seen.push(TokenRequest { query: query.clone(), header: header.clone() });
+    if header.as_deref() != Some(secret) {
+        return Err(StatusCode::UNAUTHORIZED);
+    }
+    let now = Utc::now().timestamp();
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let claims = serde_json::json!({
+        "aud": query.get("resource").cloned().unwrap_or_default(),
+        "iss": "https://sts.windows.net/00000000-0000-0000-0000-000000000001/",
+        "iat": now - 60, "nbf": now - 60, "exp": now + lifetime_secs,
+        "oid": "11111111-1111-1111-1111-111111111111",
+    });
+    let token = format!("{}.{}.c2lnbmF0dXJl", b64(serde_json::json!({"alg": "RS256", "typ": "JWT"})), b64(claims));
+    Ok(axum::Json(serde_json::json!({
+        "access_token": token,
+        "expires_on": (now + lifetime_secs).to_string(),
+        "resource": query.get("resource"),
+        "token_type": "Bearer",
+    })))
+}
+
+/// Serves on a free loopback port; returns the endpoint URL and what it saw. Tokens live `lifetime_secs`.
+pub async fn token_endpoint(secret: &'static str, lifetime_secs: i64) -> (String, Arc<Mutex<TokenRequests>>) {
+    let seen = Arc::new(Mutex::new(TokenRequests::default()));
+    let app = axum::Router::new().route("/msi/token", axum::routing::get(issue)).with_state((secret, lifetime_secs, seen.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/msi/token", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
