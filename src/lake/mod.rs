@@ -83,6 +83,7 @@ impl std::fmt::Debug for LakeConfig {
         f.debug_struct("LakeConfig")
             .field("warehouse", &self.warehouse)
             .field("catalog_name", &self.catalog_name)
+            .field("catalog_auth", &self.catalog_auth)
             .field("namespace", &self.namespace)
             .field("table", &self.table)
             .field("storage", &self.storage)
