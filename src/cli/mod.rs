@@ -3,6 +3,7 @@
 
 mod demo;
 mod doctor;
+mod migrate;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -161,6 +162,15 @@ pub enum Command {
     },
     /// Commit everything staged now.
     Commit,
+    /// Migrate legacy Parquet files (files, directories or abfss:// prefixes) into the table, then commit.
+    /// Running it again, or after a crash, commits nothing twice.
+    Migrate {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Only stage; leave the commit to a running `serve` or a later `commit`.
+        #[arg(long)]
+        no_commit: bool,
+    },
     /// Run the main job on generated data: synthetic events through the Event Hubs pipeline in host-sized
     /// batches across partitions, one commit, then a summary read back from the table.
     Demo {
@@ -372,6 +382,10 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             std::fs::write(&out, generator.ndjson(0, events)).with_context(|| format!("writing {}", out.display()))?;
             println!("wrote {events} events to {}", out.display());
             Ok(())
+        }
+        Command::Migrate { paths, no_commit } => {
+            let lake = open(&config).await?;
+            migrate::run(&lake, &pipeline(), &config.storage, &paths, !no_commit).await
         }
         Command::Commit => {
             let lake = open(&config).await?;

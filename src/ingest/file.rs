@@ -34,7 +34,7 @@ pub fn batch_from_file(content: &[u8], label: &str, written_at: Option<DateTime<
     Ok(SourceBatch { source, invocation_id: Some(label.to_string()), events })
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

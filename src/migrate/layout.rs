@@ -1,0 +1,287 @@
+//! Which legacy column holds which seed field, detected from the file's schema, and the rows of a batch
+//! turned into the producer's record (JSON with the seed's field names) that ingestion validates.
+//!
+//! Detection covers the layouts the old Python writer and its predecessors produced: the seed's own names;
+//! `symbol`/`created_at`/`text`/`compound`; a label instead of a score; the ticker only in the file or
+//! folder name. Types are whatever pyarrow wrote: timestamps in any unit with or without a zone (INT96
+//! arrives as nanoseconds), epoch numbers, date strings; dictionary, large and view strings.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Schema, TimeUnit};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde_json::{Map, Value};
+
+/// The processing version recorded when the legacy file carried its own score (enrichment fills the rest).
+pub const LEGACY_PROCESSING_VERSION: &str = "legacy-migration-1";
+
+/// Column indices of the seed fields a legacy file provides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub message_id: Option<usize>,
+    pub timestamp: Option<usize>,
+    pub text: Option<usize>,
+    pub ticker: Option<usize>,
+    pub score: Option<usize>,
+    pub label: Option<usize>,
+    pub source: Option<usize>,
+    pub model: Option<usize>,
+    pub url: Option<usize>,
+    pub title: Option<usize>,
+}
+
+fn find(schema: &Schema, names: &[&str], accept: impl Fn(&DataType) -> bool) -> Option<usize> {
+    names.iter().find_map(|name| schema.fields().iter().position(|f| f.name().eq_ignore_ascii_case(name) && accept(f.data_type())))
+}
+
+fn is_text(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, value) => is_text(value),
+        _ => false,
+    }
+}
+
+fn is_number(t: &DataType) -> bool {
+    t.is_numeric()
+}
+
+fn is_time(t: &DataType) -> bool {
+    matches!(t, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) || t.is_integer() || is_text(t)
+}
+
+impl Layout {
+    pub fn detect(schema: &Schema) -> Self {
+        Self {
+            message_id: find(schema, &["message_id", "id", "uuid", "record_id"], |t| is_text(t) || t.is_integer()),
+            timestamp: find(schema, &["event_timestamp", "timestamp", "created_at", "published_at", "datetime", "date", "time"], is_time),
+            text: find(schema, &["text_content", "text", "content", "body", "message"], is_text),
+            ticker: find(schema, &["ticker", "symbol"], is_text),
+            score: find(schema, &["sentiment_score", "sentiment", "score", "compound"], is_number),
+            label: find(schema, &["sentiment_label", "label", "sentiment"], is_text),
+            source: find(schema, &["source_system", "source", "platform"], is_text),
+            model: find(schema, &["model_name", "model"], is_text),
+            url: find(schema, &["source_url", "url", "link"], is_text),
+            title: find(schema, &["article_title", "title", "headline"], is_text),
+        }
+    }
+}
+
+/// A ticker from a file or folder name: `AAPL.parquet`, `AAPL_2023-01.parquet`, `ticker=AAPL/...`, `AAPL/...`.
+pub fn ticker_from_path(path: &str) -> Option<String> {
+    let looks_like = |s: &str| !s.is_empty() && s.len() <= 10 && s.chars().all(|c| c.is_ascii_uppercase() || c == '.' || c == '-');
+    let mut parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let file = parts.pop()?;
+    let stem = file.rsplit_once('.').map_or(file, |(stem, _extension)| stem);
+    let head = stem.split(['_', ' ']).next().unwrap_or(stem);
+    if looks_like(head) {
+        return Some(head.to_string());
+    }
+    parts.iter().rev().find_map(|dir| {
+        let value = dir.strip_prefix("ticker=").or_else(|| dir.strip_prefix("symbol=")).unwrap_or(dir);
+        looks_like(value).then(|| value.to_string())
+    })
+}
+
+/// A column as strings, whatever its string encoding; `None` for types that do not cast.
+fn strings(column: &ArrayRef) -> Option<ArrayRef> {
+    arrow_cast::cast(column, &DataType::Utf8).ok()
+}
+
+/// Epoch numbers: the unit is read off the magnitude (seconds, ms, µs or ns since 1970).
+fn epoch_micros(value: i64) -> Option<i64> {
+    let magnitude = value.unsigned_abs();
+    match magnitude {
+        m if m >= 100_000_000_000_000_000 => Some(value / 1_000),
+        m if m >= 100_000_000_000_000 => Some(value),
+        m if m >= 100_000_000_000 => value.checked_mul(1_000),
+        _ => value.checked_mul(1_000_000),
+    }
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f%#z"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(t.and_utc());
+        }
+        if let Ok(t) = DateTime::parse_from_str(text, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc())
+}
+
+/// Event times as microseconds since the epoch (UTC); a zone-less timestamp is taken as UTC.
+fn times(column: &ArrayRef) -> Vec<Option<DateTime<Utc>>> {
+    let micros = |v: Option<i64>| v.and_then(DateTime::from_timestamp_micros);
+    match column.data_type() {
+        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => {
+            match arrow_cast::cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None)) {
+                Ok(cast) => cast.as_primitive::<TimestampMicrosecondType>().iter().map(micros).collect(),
+                Err(_) => vec![None; column.len()],
+            }
+        }
+        t if t.is_integer() => match arrow_cast::cast(column, &DataType::Int64) {
+            Ok(cast) => cast.as_primitive::<Int64Type>().iter().map(|v| micros(v.and_then(epoch_micros))).collect(),
+            Err(_) => vec![None; column.len()],
+        },
+        _ => match strings(column) {
+            Some(text) => text.as_string::<i32>().iter().map(|v| v.and_then(parse_time)).collect(),
+            None => vec![None; column.len()],
+        },
+    }
+}
+
+fn label_score(label: &str) -> Option<f64> {
+    match label.trim().to_ascii_lowercase().as_str() {
+        "positive" | "bullish" | "pos" => Some(0.5),
+        "negative" | "bearish" | "neg" => Some(-0.5),
+        "neutral" | "neu" => Some(0.0),
+        _ => None,
+    }
+}
+
+/// The rows of `batch` as producer records. `ticker` is the file's ticker when no column holds one;
+/// `id_prefix` and `first_row` make message ids for files without their own.
+pub fn records(batch: &RecordBatch, layout: &Layout, ticker: Option<&str>, id_prefix: &str, first_row: u64) -> Vec<Value> {
+    let text_column = |i: Option<usize>| i.and_then(|i| strings(batch.column(i)));
+    let (ids, tickers, texts, labels, sources, models, urls, titles) = (
+        text_column(layout.message_id),
+        text_column(layout.ticker),
+        text_column(layout.text),
+        text_column(layout.label),
+        text_column(layout.source),
+        text_column(layout.model),
+        text_column(layout.url),
+        text_column(layout.title),
+    );
+    let scores = layout.score.and_then(|i| arrow_cast::cast(batch.column(i), &DataType::Float64).ok());
+    let event_times = layout.timestamp.map(|i| times(batch.column(i)));
+    let get = |column: &Option<ArrayRef>, row: usize| -> Option<String> {
+        let column = column.as_ref()?;
+        let column = column.as_string::<i32>();
+        (!column.is_null(row)).then(|| column.value(row).to_string())
+    };
+    (0..batch.num_rows())
+        .map(|row| {
+            let mut record = Map::new();
+            let mut put = |field: &str, value: Option<Value>| {
+                if let Some(value) = value {
+                    record.insert(field.to_string(), value);
+                }
+            };
+            let id = get(&ids, row).unwrap_or_else(|| format!("{id_prefix}-{}", first_row + row as u64));
+            put("message_id", Some(Value::String(id)));
+            let at = event_times.as_ref().and_then(|t| t[row]);
+            put("event_timestamp", at.map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))));
+            put("text_content", get(&texts, row).map(Value::String));
+            put("ticker", get(&tickers, row).or_else(|| ticker.map(str::to_string)).map(Value::String));
+            put("source_system", Some(Value::String(get(&sources, row).unwrap_or_else(|| "legacy".into()))));
+            let score = scores
+                .as_ref()
+                .and_then(|s| {
+                    let s = s.as_primitive::<Float64Type>();
+                    (!s.is_null(row)).then(|| s.value(row))
+                })
+                .or_else(|| get(&labels, row).as_deref().and_then(label_score));
+            if let Some(score) = score {
+                put("sentiment_score", serde_json::Number::from_f64(score).map(Value::Number));
+                put("processing_version", Some(Value::String(LEGACY_PROCESSING_VERSION.into())));
+                put("model_name", Some(Value::String(get(&models, row).unwrap_or_else(|| "legacy".into()))));
+            }
+            put("source_url", get(&urls, row).map(Value::String));
+            put("article_title", get(&titles, row).map(Value::String));
+            Value::Object(record)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{DictionaryArray, Float64Array, Int64Array, StringArray, TimestampNanosecondArray};
+    use arrow_schema::Field;
+
+    use super::*;
+
+    #[test]
+    fn detects_the_old_writers_layout_and_converts_its_types() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("symbol", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true),
+            Field::new("created_at", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+            Field::new("text", DataType::LargeUtf8, true),
+            Field::new("compound", DataType::Float64, true),
+        ]));
+        let symbols: DictionaryArray<arrow_array::types::Int32Type> = vec![Some("AAPL"), None].into_iter().collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(symbols),
+                Arc::new(TimestampNanosecondArray::from(vec![Some(1_672_531_200_000_000_000), None])),
+                Arc::new(arrow_array::LargeStringArray::from(vec![Some("beats estimates"), Some("x")])),
+                Arc::new(Float64Array::from(vec![Some(0.7), None])),
+            ],
+        )
+        .unwrap();
+        let layout = Layout::detect(&schema);
+        assert_eq!((layout.ticker, layout.timestamp, layout.text, layout.score, layout.message_id), (Some(0), Some(1), Some(2), Some(3), None));
+        let rows = records(&batch, &layout, Some("MSFT"), "legacy-abc", 10);
+        assert_eq!(rows[0]["ticker"], "AAPL");
+        assert_eq!(rows[0]["event_timestamp"], "2023-01-01T00:00:00.000000Z");
+        assert_eq!(rows[0]["sentiment_score"], 0.7);
+        assert_eq!(rows[0]["processing_version"], LEGACY_PROCESSING_VERSION);
+        assert_eq!(rows[0]["message_id"], "legacy-abc-10");
+        // A null ticker falls back to the file's; a null time stays missing (validation dead-letters it).
+        assert_eq!(rows[1]["ticker"], "MSFT");
+        assert!(rows[1].get("event_timestamp").is_none());
+        assert!(rows[1].get("sentiment_score").is_none(), "no score: enrichment computes one");
+        assert_eq!(rows[1]["message_id"], "legacy-abc-11");
+    }
+
+    #[test]
+    fn labels_epochs_and_strings() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("timestamp", DataType::Int64, true),
+            Field::new("date", DataType::Utf8, true),
+            Field::new("content", DataType::Utf8, true),
+            Field::new("sentiment", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![7, 8, 9])),
+                Arc::new(Int64Array::from(vec![Some(1_672_531_200), Some(1_672_531_200_000), None])),
+                Arc::new(StringArray::from(vec![Some("2023-01-01"), None, Some("2023-01-02 10:30:00")])),
+                Arc::new(StringArray::from(vec!["a", "b", "c"])),
+                Arc::new(StringArray::from(vec![Some("Bullish"), Some("bearish"), Some("meh")])),
+            ],
+        )
+        .unwrap();
+        let layout = Layout::detect(&schema);
+        assert_eq!((layout.timestamp, layout.label, layout.score), (Some(1), Some(4), None));
+        let rows = records(&batch, &layout, None, "p", 0);
+        assert_eq!(rows[0]["message_id"], "7");
+        assert_eq!(rows[0]["event_timestamp"], rows[1]["event_timestamp"], "seconds and milliseconds since the epoch");
+        assert_eq!((rows[0]["sentiment_score"].as_f64(), rows[1]["sentiment_score"].as_f64()), (Some(0.5), Some(-0.5)));
+        assert!(rows[2].get("sentiment_score").is_none() && rows[2].get("ticker").is_none());
+        assert_eq!(parse_time("2023-01-02 10:30:00").unwrap().to_rfc3339(), "2023-01-02T10:30:00+00:00");
+        assert_eq!(parse_time("2023-01-02T10:30:00+02:00").unwrap().to_rfc3339(), "2023-01-02T08:30:00+00:00");
+        assert!(parse_time("yesterday").is_none());
+    }
+
+    #[test]
+    fn tickers_from_names() {
+        assert_eq!(ticker_from_path("exports/AAPL.parquet").as_deref(), Some("AAPL"));
+        assert_eq!(ticker_from_path("exports/BRK.B_2023-01.parquet").as_deref(), Some("BRK.B"));
+        assert_eq!(ticker_from_path("ticker=MSFT/part-0.parquet").as_deref(), Some("MSFT"));
+        assert_eq!(ticker_from_path("TSLA/2023/part-0.parquet").as_deref(), Some("TSLA"));
+        assert_eq!(ticker_from_path("exports/part-0.parquet"), None);
+    }
+}

@@ -1,0 +1,100 @@
+//! Legacy Parquet migration with files written by pyarrow (an independent writer) in the old system's
+//! layouts: rows land once with their legacy scores, unreadable files are refused whole, a second run adds
+//! nothing, and files are read from blob storage (Azurite) as from disk.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Command;
+
+use common::azurite::Azurite;
+use common::*;
+use object_store::ObjectStoreExt;
+use sentiment_lake::lake::TableKind;
+use sentiment_lake::storage::{Location, OpenedLocation, StorageSettings};
+use serde_json::Value;
+
+/// Writes the legacy files into `dir` and returns what a correct migration finds.
+fn write_legacy(dir: &Path) -> Value {
+    let output =
+        Command::new(python_with("pyarrow")).arg(format!("{}/tests/interop/write_legacy.py", env!("CARGO_MANIFEST_DIR"))).arg(dir).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn migrate(warehouse: &Path, env: &[(&str, &str)], paths: &[&str]) -> (bool, Value) {
+    let output = Command::new(env!("CARGO_BIN_EXE_sentiment-lake"))
+        .arg("--warehouse")
+        .arg(warehouse)
+        .arg("migrate")
+        .args(paths)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("no report: {}", String::from_utf8_lossy(&output.stderr)));
+    (output.status.success(), report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_layouts_migrate_once_and_unreadable_files_are_refused_whole() {
+    let legacy = tempfile::tempdir().unwrap();
+    let expected = write_legacy(legacy.path());
+    let dir = warehouse();
+    let (ok, report) = migrate(dir.path(), &[], &[legacy.path().to_str().unwrap()]);
+    assert!(!ok, "two files cannot be migrated: the run says so");
+    let failed: Vec<String> = report["failed"].as_array().unwrap().iter().map(|f| f["error"].as_str().unwrap().to_string()).collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed.iter().all(|e| e.contains("not a readable Parquet file")), "{failed:?}");
+    let files = report["files"].as_array().unwrap();
+    let rows: u64 = files.iter().map(|f| f["rows"].as_u64().unwrap()).sum();
+    let dead: u64 = files.iter().map(|f| f["dead_lettered"].as_u64().unwrap()).sum();
+    assert_eq!((rows, dead), (expected["rows"].as_u64().unwrap() + 1, 1), "{report}");
+    assert_eq!(report["committed"][0]["rows_committed"], expected["rows"]);
+
+    let lake = open(dir.path()).await;
+    let table = scan(&lake, TableKind::Records).await;
+    let ids = sorted(&table, "message_id");
+    assert!(counts(&ids).values().all(|&n| n == 1));
+    let named: Vec<String> = ids.iter().filter(|id| !id.starts_with("legacy-")).cloned().collect();
+    let want: Vec<String> = expected["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert_eq!(named, want, "every id the files carry, once");
+    assert_eq!(ids.len() - named.len(), expected["generated_ids"].as_u64().unwrap() as usize);
+    let tickers = counts(&sorted(&table, "ticker"));
+    assert_eq!((tickers["AAPL"], tickers["TSLA"], tickers["MSFT"]), (299, 100, 50), "TSLA only from its file name");
+    // Legacy scores are kept, with their provenance; files with a label got a score from it.
+    let versions: HashSet<Option<String>> = strings(&table, "processing_version").into_iter().collect();
+    assert!(versions.contains(&Some(sentiment_lake::migrate::layout::LEGACY_PROCESSING_VERSION.to_string())), "{versions:?}");
+    let dead_letters = scan(&lake, TableKind::DeadLetters).await;
+    assert_eq!(dead_letters.num_rows(), 1);
+    assert!(strings(&dead_letters, "error_message")[0].as_deref().unwrap_or_default().contains("text_content"));
+
+    // Again, as after a crash or a second trigger: nothing twice.
+    let (_, again) = migrate(dir.path(), &[], &[legacy.path().to_str().unwrap()]);
+    assert_eq!(again["committed"][0]["rows_committed"], 0, "{again}");
+    assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), ids.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_files_are_read_from_blob_storage() {
+    let legacy = tempfile::tempdir().unwrap();
+    write_legacy(legacy.path());
+    let azurite = Azurite::start();
+    azurite.create_container("legacy").await;
+    let settings = StorageSettings {
+        azure: sentiment_lake::storage::AzureSettings { connection_string: Some(azurite.connection_string()), ..Default::default() },
+    };
+    let uploads = OpenedLocation::open(Location::parse(&Azurite::url("legacy", "exports")).unwrap(), &settings).unwrap();
+    let content = std::fs::read(legacy.path().join("old_writer.parquet")).unwrap();
+    uploads.store.put(&object_store::path::Path::from("old_writer.parquet"), bytes::Bytes::from(content).into()).await.unwrap();
+
+    let dir = warehouse();
+    let connection = azurite.connection_string();
+    let (ok, report) =
+        migrate(dir.path(), &[("AZURE_STORAGE_CONNECTION_STRING", &connection)], &[&Azurite::url("legacy", "exports/old_writer.parquet")]);
+    assert!(ok, "{report}");
+    assert_eq!(report["files"][0]["rows"], 300);
+    assert!(report["files"][0]["source"].as_str().unwrap().starts_with("legacy+abfss://legacy@devstoreaccount1"), "{report}");
+    assert_eq!(report["committed"][0]["rows_committed"], 299);
+}
