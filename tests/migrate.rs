@@ -98,3 +98,38 @@ async fn legacy_files_are_read_from_blob_storage() {
     assert!(report["files"][0]["source"].as_str().unwrap().starts_with("legacy+abfss://legacy@devstoreaccount1"), "{report}");
     assert_eq!(report["committed"][0]["rows_committed"], 299);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_file_names_the_columns_detection_cannot_guess() {
+    let legacy = tempfile::tempdir().unwrap();
+    let script = r#"
+import sys, pyarrow as pa, pyarrow.parquet as pq
+n = 20
+pq.write_table(pa.table({
+    "posted_on": pa.array([f"2023-03-0{1 + i % 9} 12:00:00" for i in range(n)]),
+    "msg": pa.array([f"chips demand looks strong {i}" for i in range(n)]),
+    "polarity": pa.array([0.4] * n, pa.float32()),
+}), sys.argv[1] + "/export-0001.parquet")
+"#;
+    let written = Command::new(python_with("pyarrow")).args(["-c", script]).arg(legacy.path()).output().unwrap();
+    assert!(written.status.success(), "{}", String::from_utf8_lossy(&written.stderr));
+    let dir = warehouse();
+    let (ok, report) = migrate(dir.path(), &[], &[legacy.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(report["failed"][0]["error"].as_str().unwrap().contains("name it in a mapping file"), "{report}");
+
+    let mapping = legacy.path().join("mapping.json");
+    std::fs::write(
+        &mapping,
+        r#"{"columns": {"event_timestamp": "posted_on", "text_content": "msg", "sentiment_score": "polarity"},
+            "defaults": {"ticker": "NVDA", "source_system": "stocktwits"}}"#,
+    )
+    .unwrap();
+    let (ok, report) = migrate(dir.path(), &[], &["--mapping", mapping.to_str().unwrap(), legacy.path().to_str().unwrap()]);
+    assert!(ok, "{report}");
+    assert_eq!(report["committed"][0]["rows_committed"], 20);
+    let lake = open(dir.path()).await;
+    let table = scan(&lake, TableKind::Records).await;
+    assert_eq!(counts(&sorted(&table, "ticker"))["NVDA"], 20);
+    assert_eq!(counts(&sorted(&table, "source_system"))["stocktwits"], 20);
+}

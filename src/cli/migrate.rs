@@ -6,10 +6,24 @@ use object_store::ObjectStoreExt;
 
 use crate::ingest::Pipeline;
 use crate::lake::Lake;
+use crate::migrate::layout::Mapping;
 use crate::migrate::{list_parquet, migrate_file};
 use crate::storage::{Location, OpenedLocation, StorageSettings};
 
-pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, paths: &[String], commit: bool) -> anyhow::Result<()> {
+pub async fn run(
+    lake: &Lake,
+    pipeline: &Pipeline,
+    settings: &StorageSettings,
+    paths: &[String],
+    mapping: Option<&std::path::Path>,
+    commit: bool,
+) -> anyhow::Result<()> {
+    let mapping = match mapping {
+        Some(file) => {
+            Mapping::parse(&std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?).map_err(anyhow::Error::msg)?
+        }
+        None => Mapping::default(),
+    };
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     for path in paths {
@@ -30,7 +44,7 @@ pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, p
             None => list_parquet(&opened.store, None).await?,
         };
         for meta in files {
-            match migrate_file(lake, pipeline, opened.store.clone(), &opened.location.url(), &meta).await {
+            match migrate_file(lake, pipeline, opened.store.clone(), &opened.location.url(), &meta, &mapping).await {
                 Ok(report) => reports.push(report),
                 Err(e) => {
                     tracing::error!(file = %meta.location, error = %e, retryable = e.is_retryable(), "file not migrated");

@@ -167,6 +167,9 @@ pub enum Command {
     Migrate {
         #[arg(required = true)]
         paths: Vec<String>,
+        /// A JSON mapping file naming the columns detection cannot guess (see docs/migration.md).
+        #[arg(long)]
+        mapping: Option<PathBuf>,
         /// Only stage; leave the commit to a running `serve` or a later `commit`.
         #[arg(long)]
         no_commit: bool,
@@ -383,9 +386,9 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             println!("wrote {events} events to {}", out.display());
             Ok(())
         }
-        Command::Migrate { paths, no_commit } => {
+        Command::Migrate { paths, mapping, no_commit } => {
             let lake = open(&config).await?;
-            migrate::run(&lake, &pipeline(), &config.storage, &paths, !no_commit).await
+            migrate::run(&lake, &pipeline(), &config.storage, &paths, mapping.as_deref(), !no_commit).await
         }
         Command::Commit => {
             let lake = open(&config).await?;

@@ -51,7 +51,78 @@ fn is_time(t: &DataType) -> bool {
     matches!(t, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) || t.is_integer() || is_text(t)
 }
 
+/// A mapping file (JSON) for layouts detection cannot guess: which column holds which seed field, and
+/// values for fields no column holds.
+///
+/// ```json
+/// {"columns": {"event_timestamp": "posted", "text_content": "body", "sentiment_score": "polarity"},
+///  "defaults": {"ticker": "AAPL", "source_system": "stocktwits"}}
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    #[serde(default)]
+    pub columns: MappedColumns,
+    #[serde(default)]
+    pub defaults: MappedDefaults,
+}
+
+/// Column names, by the seed field they fill (`sentiment_label` is a label column scored as in detection).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappedColumns {
+    pub message_id: Option<String>,
+    pub event_timestamp: Option<String>,
+    pub text_content: Option<String>,
+    pub ticker: Option<String>,
+    pub sentiment_score: Option<String>,
+    pub sentiment_label: Option<String>,
+    pub source_system: Option<String>,
+    pub model_name: Option<String>,
+    pub source_url: Option<String>,
+    pub article_title: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappedDefaults {
+    /// The ticker of every row without one (instead of the file or folder name).
+    pub ticker: Option<String>,
+    /// The source of every row without one (instead of `legacy`).
+    pub source_system: Option<String>,
+}
+
+impl Mapping {
+    pub fn parse(json: &str) -> Result<Self, String> {
+        serde_json::from_str(json).map_err(|e| format!("mapping file: {e}"))
+    }
+}
+
 impl Layout {
+    /// Detection, then the mapping's columns over it; a mapped column the file lacks is an error naming it.
+    pub fn resolve(schema: &Schema, mapping: &Mapping) -> Result<Self, String> {
+        let mut layout = Self::detect(schema);
+        let c = &mapping.columns;
+        for (slot, name) in [
+            (&mut layout.message_id, &c.message_id),
+            (&mut layout.timestamp, &c.event_timestamp),
+            (&mut layout.text, &c.text_content),
+            (&mut layout.ticker, &c.ticker),
+            (&mut layout.score, &c.sentiment_score),
+            (&mut layout.label, &c.sentiment_label),
+            (&mut layout.source, &c.source_system),
+            (&mut layout.model, &c.model_name),
+            (&mut layout.url, &c.source_url),
+            (&mut layout.title, &c.article_title),
+        ] {
+            if let Some(name) = name {
+                let index = schema.index_of(name).map_err(|_| format!("the mapping names column `{name}`, which the file does not have"))?;
+                *slot = Some(index);
+            }
+        }
+        Ok(layout)
+    }
+
     pub fn detect(schema: &Schema) -> Self {
         Self {
             message_id: find(schema, &["message_id", "id", "uuid", "record_id"], |t| is_text(t) || t.is_integer()),
@@ -146,9 +217,20 @@ fn label_score(label: &str) -> Option<f64> {
     }
 }
 
-/// The rows of `batch` as producer records. `ticker` is the file's ticker when no column holds one;
-/// `id_prefix` and `first_row` make message ids for files without their own.
-pub fn records(batch: &RecordBatch, layout: &Layout, ticker: Option<&str>, id_prefix: &str, first_row: u64) -> Vec<Value> {
+/// What fills a field no column holds, for every row of a file.
+#[derive(Debug, Clone, Default)]
+pub struct FileDefaults {
+    /// The file's ticker (from the mapping, or its file or folder name).
+    pub ticker: Option<String>,
+    pub source_system: Option<String>,
+    /// With the row number, the message id of rows without one.
+    pub id_prefix: String,
+}
+
+/// The rows of `batch` (rows `first_row..`) as producer records.
+pub fn records(batch: &RecordBatch, layout: &Layout, defaults: &FileDefaults, first_row: u64) -> Vec<Value> {
+    let (ticker, id_prefix) = (defaults.ticker.as_deref(), defaults.id_prefix.as_str());
+    let default_source = defaults.source_system.as_deref().unwrap_or("legacy");
     let text_column = |i: Option<usize>| i.and_then(|i| strings(batch.column(i)));
     let (ids, tickers, texts, labels, sources, models, urls, titles) = (
         text_column(layout.message_id),
@@ -181,7 +263,7 @@ pub fn records(batch: &RecordBatch, layout: &Layout, ticker: Option<&str>, id_pr
             put("event_timestamp", at.map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))));
             put("text_content", get(&texts, row).map(Value::String));
             put("ticker", get(&tickers, row).or_else(|| ticker.map(str::to_string)).map(Value::String));
-            put("source_system", Some(Value::String(get(&sources, row).unwrap_or_else(|| "legacy".into()))));
+            put("source_system", Some(Value::String(get(&sources, row).unwrap_or_else(|| default_source.to_string()))));
             let score = scores
                 .as_ref()
                 .and_then(|s| {
@@ -231,7 +313,8 @@ mod tests {
         .unwrap();
         let layout = Layout::detect(&schema);
         assert_eq!((layout.ticker, layout.timestamp, layout.text, layout.score, layout.message_id), (Some(0), Some(1), Some(2), Some(3), None));
-        let rows = records(&batch, &layout, Some("MSFT"), "legacy-abc", 10);
+        let defaults = FileDefaults { ticker: Some("MSFT".into()), source_system: None, id_prefix: "legacy-abc".into() };
+        let rows = records(&batch, &layout, &defaults, 10);
         assert_eq!(rows[0]["ticker"], "AAPL");
         assert_eq!(rows[0]["event_timestamp"], "2023-01-01T00:00:00.000000Z");
         assert_eq!(rows[0]["sentiment_score"], 0.7);
@@ -266,7 +349,7 @@ mod tests {
         .unwrap();
         let layout = Layout::detect(&schema);
         assert_eq!((layout.timestamp, layout.label, layout.score), (Some(1), Some(4), None));
-        let rows = records(&batch, &layout, None, "p", 0);
+        let rows = records(&batch, &layout, &FileDefaults { id_prefix: "p".into(), ..Default::default() }, 0);
         assert_eq!(rows[0]["message_id"], "7");
         assert_eq!(rows[0]["event_timestamp"], rows[1]["event_timestamp"], "seconds and milliseconds since the epoch");
         assert_eq!((rows[0]["sentiment_score"].as_f64(), rows[1]["sentiment_score"].as_f64()), (Some(0.5), Some(-0.5)));
@@ -274,6 +357,26 @@ mod tests {
         assert_eq!(parse_time("2023-01-02 10:30:00").unwrap().to_rfc3339(), "2023-01-02T10:30:00+00:00");
         assert_eq!(parse_time("2023-01-02T10:30:00+02:00").unwrap().to_rfc3339(), "2023-01-02T08:30:00+00:00");
         assert!(parse_time("yesterday").is_none());
+    }
+
+    #[test]
+    fn a_mapping_names_what_detection_cannot_guess() {
+        let schema = Schema::new(vec![
+            Field::new("posted", DataType::Utf8, true),
+            Field::new("body", DataType::Utf8, true),
+            Field::new("polarity", DataType::Float32, true),
+            Field::new("text", DataType::Utf8, true),
+        ]);
+        assert_eq!((Layout::detect(&schema).timestamp, Layout::detect(&schema).text), (None, Some(3)));
+        let mapping = Mapping::parse(
+            r#"{"columns": {"event_timestamp": "posted", "text_content": "body", "sentiment_score": "polarity"}, "defaults": {"source_system": "stocktwits"}}"#,
+        )
+        .unwrap();
+        let layout = Layout::resolve(&schema, &mapping).unwrap();
+        assert_eq!((layout.timestamp, layout.text, layout.score), (Some(0), Some(1), Some(2)));
+        let missing = Mapping::parse(r#"{"columns": {"ticker": "sym"}}"#).unwrap();
+        assert!(Layout::resolve(&schema, &missing).unwrap_err().contains("`sym`"));
+        assert!(Mapping::parse(r#"{"columns": {"tiker": "sym"}}"#).unwrap_err().contains("unknown field"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! chunks and committed by the ledger that already makes ingestion exactly once. Migrating a file again,
 //! or after a crash, commits nothing twice; a changed file (a new ETag) is a new version.
 //!
-//! Not yet here (the migration issue goes on): a mapping file, the blob-triggered function, progress and
+//! Not yet here (the migration issue goes on): the blob-triggered function, progress and
 //! parallel workers, verification checksums, dual-write and reconciliation, and a ledger that does not add
 //! a watermark per file to the table properties.
 
@@ -27,7 +27,7 @@ use crate::ingest::{Pipeline, SourceBatch, SourceEvent};
 use crate::lake::{Lake, LakeError};
 use crate::storage::StorageError;
 
-use self::layout::{records, ticker_from_path, Layout};
+use self::layout::{records, ticker_from_path, FileDefaults, Layout, Mapping};
 
 /// Rows staged per segment: bounded so that a segment of long texts stays tens of MB.
 const ROWS_PER_SEGMENT: usize = 20_000;
@@ -50,8 +50,10 @@ pub enum MigrateError {
         #[source]
         source: parquet::errors::ParquetError,
     },
-    #[error("{file}: no column holds {field} (columns: {columns})")]
+    #[error("{file}: no column holds {field} (columns: {columns}); name it in a mapping file")]
     Unmapped { file: String, field: &'static str, columns: String },
+    #[error("{file}: {detail}")]
+    Mapping { file: String, detail: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -62,7 +64,7 @@ impl MigrateError {
     /// Storage and catalog outages pass; a file that cannot be read or mapped stays so until it is replaced.
     pub fn is_retryable(&self) -> bool {
         match self {
-            MigrateError::Unreadable { .. } | MigrateError::Unmapped { .. } => false,
+            MigrateError::Unreadable { .. } | MigrateError::Unmapped { .. } | MigrateError::Mapping { .. } => false,
             MigrateError::Storage(e) => e.is_retryable(),
             MigrateError::Lake(e) => e.is_retryable(),
         }
@@ -82,24 +84,28 @@ pub async fn migrate_file(
     store: Arc<dyn ObjectStore>,
     location_url: &str,
     meta: &ObjectMeta,
+    mapping: &Mapping,
 ) -> Result<FileReport, MigrateError> {
     let source = source_id(location_url, meta);
     let unreadable = |source_error| MigrateError::Unreadable { file: meta.location.to_string(), source: source_error };
     let mut stream = reader::open(reader::ObjectFile::new(store, meta.location.clone(), meta.size)).await.map_err(unreadable)?;
     let schema = stream.schema().clone();
-    let layout = Layout::detect(&schema);
+    let layout = Layout::resolve(&schema, mapping).map_err(|detail| MigrateError::Mapping { file: meta.location.to_string(), detail })?;
     let columns = || schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
     for (field, index) in [("an event time", layout.timestamp), ("the text", layout.text)] {
         if index.is_none() {
             return Err(MigrateError::Unmapped { file: meta.location.to_string(), field, columns: columns() });
         }
     }
-    let ticker = ticker_from_path(meta.location.as_ref());
-    let id_prefix = format!("legacy-{}", hex(&Sha256::digest(source.as_bytes())[..8]));
+    let defaults = FileDefaults {
+        ticker: mapping.defaults.ticker.clone().or_else(|| ticker_from_path(meta.location.as_ref())),
+        source_system: mapping.defaults.source_system.clone(),
+        id_prefix: format!("legacy-{}", hex(&Sha256::digest(source.as_bytes())[..8])),
+    };
     let mut report = FileReport { source: source.clone(), rows: 0, staged: 0, dead_lettered: 0 };
     let mut pending: Vec<SourceEvent> = Vec::with_capacity(ROWS_PER_SEGMENT);
     while let Some(batch) = stream.try_next().await.map_err(unreadable)? {
-        for record in records(&batch, &layout, ticker.as_deref(), &id_prefix, report.rows) {
+        for record in records(&batch, &layout, &defaults, report.rows) {
             report.rows += 1;
             let body = serde_json::to_vec(&record).expect("JSON values serialise");
             pending.push(SourceEvent::new(report.rows as i64, Bytes::from(body)));
