@@ -133,3 +133,44 @@ pq.write_table(pa.table({
     assert_eq!(counts(&sorted(&table, "ticker"))["NVDA"], 20);
     assert_eq!(counts(&sorted(&table, "source_system"))["stocktwits"], 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_blob_trigger_migrates_an_upload_once_however_often_it_fires() {
+    let legacy = tempfile::tempdir().unwrap();
+    write_legacy(legacy.path());
+    let azurite = Azurite::start();
+    azurite.create_container("legacy").await;
+    let dir = warehouse();
+    let mut config = config(dir.path());
+    config.storage.azure.connection_string = Some(azurite.connection_string());
+    let lake = sentiment_lake::lake::Lake::open(&config).await.unwrap();
+    let uploads = OpenedLocation::open(Location::parse(&Azurite::url("legacy", "")).unwrap(), &config.storage).unwrap();
+    let content = std::fs::read(legacy.path().join("old_writer.parquet")).unwrap();
+    uploads.store.put(&object_store::path::Path::from("2023/old_writer.parquet"), bytes::Bytes::from(content.clone()).into()).await.unwrap();
+    let server = serve(lake.clone()).await;
+    let uri = format!("{}/legacy/2023/old_writer.parquet", azurite.endpoint);
+    // Event Grid delivers at least once: the same upload fires twice.
+    for delivery in 0..2 {
+        let (status, reply) = post(&server.base, "MigrateBlob", blob_invocation(&uri, "2023/old_writer.parquet", &content)).await;
+        assert_eq!(status, 200, "delivery {delivery}: {reply}");
+        assert_eq!((reply["ReturnValue"]["rows"].as_u64(), reply["ReturnValue"]["dead_lettered"].as_u64()), (Some(300), Some(1)), "{reply}");
+    }
+    lake.commit().await.unwrap();
+    let ids = sorted(&scan(&lake, TableKind::Records).await, "message_id");
+    assert_eq!(ids.len(), 299);
+    assert!(counts(&ids).values().all(|&n| n == 1));
+    assert_eq!(scan(&lake, TableKind::DeadLetters).await.num_rows(), 1);
+
+    // A file that is not Parquet is kept with its reason and acknowledged; a deleted one is nothing to do.
+    uploads.store.put(&object_store::path::Path::from("broken.parquet"), bytes::Bytes::from_static(b"not parquet").into()).await.unwrap();
+    let broken = format!("{}/legacy/broken.parquet", azurite.endpoint);
+    let (status, reply) = post(&server.base, "MigrateBlob", blob_invocation(&broken, "broken.parquet", b"not parquet")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply["ReturnValue"]["reason"].as_str().unwrap().contains("not a readable Parquet file"), "{reply}");
+    let quarantined = lake.quarantine().list().await.unwrap();
+    assert!(quarantined.iter().any(|(_, r)| r.reason.contains("broken.parquet")), "{quarantined:?}");
+    let gone = format!("{}/legacy/deleted.parquet", azurite.endpoint);
+    let (status, reply) = post(&server.base, "MigrateBlob", blob_invocation(&gone, "deleted.parquet", b"")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["ReturnValue"]["missing"], gone.as_str());
+}

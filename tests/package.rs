@@ -9,6 +9,7 @@ use std::process::Command;
 
 use chrono::Utc;
 use common::*;
+use object_store::ObjectStoreExt;
 use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -65,6 +66,28 @@ fn paths_for(route: &str) -> Vec<String> {
     vec![route.to_string()]
 }
 
+/// A small legacy file: three rows in the old writer's layout.
+fn legacy_parquet() -> Vec<u8> {
+    use std::sync::Arc;
+    let schema = Arc::new(arrow_schema::Schema::new(vec![
+        arrow_schema::Field::new("created_at", arrow_schema::DataType::Utf8, false),
+        arrow_schema::Field::new("text", arrow_schema::DataType::Utf8, false),
+    ]));
+    let batch = arrow_array::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(arrow_array::StringArray::from(vec!["2023-01-02 09:30:00", "2023-01-02 09:31:00", "2023-01-02 09:32:00"])),
+            Arc::new(arrow_array::StringArray::from(vec!["beats estimates", "guidance cut", "flat quarter"])),
+        ],
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    out
+}
+
 #[test]
 fn the_glibc_floor_is_checked() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,8 +117,13 @@ async fn the_package_holds_every_function_the_handler_serves() {
 
     let terraform = std::fs::read_to_string(format!("{ROOT}/terraform/main.tf")).unwrap();
     let local_settings: Value = serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/local.settings.json.example")).unwrap()).unwrap();
+    // Blob-triggered functions read the file from storage: an Azurite holds it.
+    let azurite = common::azurite::Azurite::start();
+    azurite.create_container("legacy").await;
     let lake_dir = warehouse();
-    let lake = open(lake_dir.path()).await;
+    let mut lake_config = config(lake_dir.path());
+    lake_config.storage.azure.connection_string = Some(azurite.connection_string());
+    let lake = sentiment_lake::lake::Lake::open(&lake_config).await.unwrap();
     let server = serve(lake).await;
     let folders: Vec<_> = std::fs::read_dir(format!("{ROOT}/functions")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert!(!folders.is_empty());
@@ -139,14 +167,24 @@ async fn the_package_holds_every_function_the_handler_serves() {
             "blobTrigger" => {
                 assert_eq!(trigger["source"], "EventGrid", "{name}: Flex Consumption delivers blob triggers through Event Grid only");
                 assert_eq!(trigger["dataType"], "binary", "{name}");
-                let (status, reply) = post(&server.base, name, fixture("blob-trigger.json")).await;
-                assert_ne!(status, 404, "{name}: {reply}");
+                let file = legacy_parquet();
+                let uploads = sentiment_lake::storage::OpenedLocation::open(
+                    sentiment_lake::storage::Location::parse("abfss://legacy@devstoreaccount1.dfs.core.windows.net").unwrap(),
+                    &lake_config.storage,
+                )
+                .unwrap();
+                uploads.store.put(&object_store::path::Path::from("AAPL.parquet"), bytes::Bytes::from(file.clone()).into()).await.unwrap();
+                let uri = format!("{}/legacy/AAPL.parquet", azurite.endpoint);
+                let (status, reply) = post(&server.base, name, blob_invocation(&uri, "AAPL.parquet", &file)).await;
+                assert_eq!(status, 200, "{name}: {reply}");
+                assert_eq!(reply["ReturnValue"]["staged"], 3, "{name}: {reply}");
             }
             other => panic!("{name}: trigger {other} is not one the handler serves"),
         }
     }
     // And the other way round: every function route of the handler has its folder.
-    for function in [sentiment_lake::functions::routes::INGEST_FUNCTION, sentiment_lake::functions::routes::COMMIT_FUNCTION] {
+    use sentiment_lake::functions::routes::{COMMIT_FUNCTION, INGEST_FUNCTION, MIGRATE_FUNCTION};
+    for function in [INGEST_FUNCTION, COMMIT_FUNCTION, MIGRATE_FUNCTION] {
         assert!(folders.iter().any(|f| f == function), "the handler serves {function} but functions/ has no folder for it");
     }
 }

@@ -17,6 +17,9 @@ pub enum InvocationError {
     Body(String),
     #[error("lake unavailable: {0}")]
     Lake(#[from] LakeError),
+    /// A legacy file could not be migrated for now (storage or catalog unavailable).
+    #[error("migration unavailable: {0}")]
+    Migrate(#[from] crate::migrate::MigrateError),
 }
 
 impl IntoResponse for InvocationError {

@@ -14,6 +14,7 @@ use tower_http::trace::TraceLayer;
 
 use super::api::{self, ApiConfig};
 use super::outcome::{success, InvocationError};
+use super::payload::blob::BlobTrigger;
 use super::payload::eventhub::{EventDataType, EventHubBatch, Refused};
 use super::payload::timer::TimerInfo;
 use super::payload::InvokeRequest;
@@ -24,6 +25,7 @@ use crate::query::QueryService;
 /// Function names: the host POSTs to `/<name>`, and each has `functions/<name>/function.json`.
 pub const INGEST_FUNCTION: &str = "IngestEvents";
 pub const COMMIT_FUNCTION: &str = "CommitStaged";
+pub const MIGRATE_FUNCTION: &str = "MigrateBlob";
 
 /// The default limit on an invocation body held in memory: 1,000 events of 64 KB as the host encodes them
 /// (a string-wrapped array escapes each body's quotes twice) fit with room to spare. Decoding holds about
@@ -62,6 +64,7 @@ pub fn app(state: AppState, api_config: &ApiConfig) -> Router {
         .route("/", get(ready))
         .route(&format!("/{INGEST_FUNCTION}"), post(ingest_events))
         .route(&format!("/{COMMIT_FUNCTION}"), post(commit_staged))
+        .route(&format!("/{MIGRATE_FUNCTION}"), post(migrate_blob))
         .route("/api/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -166,6 +169,64 @@ async fn ingest_events(State(state): State<AppState>, headers: HeaderMap, body: 
         source.source, report.received, report.staged_rows, report.enriched, report.dead_lettered
     );
     Ok(success(summary, report).into_response())
+}
+
+/// A legacy file uploaded to blob storage (Event Grid blob trigger). The host inlines the whole blob, but the
+/// file is streamed from storage by its `Uri` instead: row groups in ranges, the version the store has now.
+/// Its rows are staged (the committer commits them); a duplicate trigger or a retry stages rows the ledger
+/// already holds, so nothing lands twice. A file that can never be migrated is quarantined with its reason.
+async fn migrate_blob(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<axum::response::Response, InvocationError> {
+    use object_store::ObjectStoreExt;
+    let invocation = invocation_id(&headers);
+    let body = match read_bounded(body, state.max_invocation_bytes).await? {
+        Bounded::Complete(body) => body,
+        Bounded::Oversize { head, rest } => {
+            let reason = format!(
+                "the invocation is larger than the {} byte limit (--max-invocation-bytes); migrate the file with `sentiment-lake migrate`",
+                state.max_invocation_bytes
+            );
+            return quarantine_envelope(&state, MIGRATE_FUNCTION, invocation.as_deref(), reason, head, rest).await;
+        }
+    };
+    let refuse =
+        |reason: String, body: Bytes| quarantine_envelope(&state, MIGRATE_FUNCTION, invocation.as_deref(), reason, body, futures::stream::empty());
+    let blob = match serde_json::from_slice::<InvokeRequest>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|r| BlobTrigger::from_invocation(&r, "blob").map_err(|e| e.to_string()))
+    {
+        Ok(blob) => blob,
+        Err(reason) => return refuse(format!("not a blob trigger invocation: {reason}"), body).await,
+    };
+    let Some(uri) = blob.uri.as_deref() else {
+        return refuse("the blob trigger carries no Uri to read the file from".into(), body).await;
+    };
+    let location = match crate::storage::AzureLocation::from_blob_url(uri) {
+        Ok(location) => location,
+        Err(e) => return refuse(e.to_string(), body).await,
+    };
+    let file = location.path.clone();
+    let container = crate::storage::Location::Azure(crate::storage::AzureLocation { path: Default::default(), ..location });
+    let opened = match crate::storage::OpenedLocation::open(container, state.lake.storage_settings()) {
+        Ok(opened) => opened,
+        Err(e) if e.is_retryable() => return Err(InvocationError::Lake(e.into())),
+        Err(e) => return refuse(e.to_string(), body).await,
+    };
+    let meta = match opened.store.head(&file).await {
+        Ok(meta) => meta,
+        // Deleted since the upload: nothing to migrate, and nothing lost.
+        Err(object_store::Error::NotFound { .. }) => return Ok(success(format!("{uri}: no longer exists"), json!({"missing": uri})).into_response()),
+        Err(e) => return Err(InvocationError::Lake(crate::storage::StorageError::store("head", uri, e).into())),
+    };
+    let mapping = crate::migrate::layout::Mapping::default();
+    match crate::migrate::migrate_file(&state.lake, &state.pipeline, opened.store.clone(), &opened.location.url(), &meta, &mapping).await {
+        Ok(report) => {
+            state.committer.record_staged((report.staged + report.dead_lettered) as usize);
+            let summary = format!("{}: {} rows, {} staged, {} dead-lettered", report.source, report.rows, report.staged, report.dead_lettered);
+            Ok(success(summary, report).into_response())
+        }
+        Err(e) if e.is_retryable() => Err(e.into()),
+        Err(e) => refuse(e.to_string(), body).await,
+    }
 }
 
 async fn commit_staged(State(state): State<AppState>, body: Bytes) -> Result<impl IntoResponse, InvocationError> {

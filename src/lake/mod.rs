@@ -116,6 +116,8 @@ impl LakeConfig {
 #[derive(Clone)]
 pub struct Lake {
     warehouse: Warehouse,
+    /// How storage is reached, for other locations than the warehouse (legacy uploads).
+    storage: Arc<StorageSettings>,
     catalog: Arc<RenewingCatalog>,
     staging: Staging,
     quarantine: Quarantine,
@@ -190,6 +192,7 @@ impl Lake {
             &[],
         );
         let lake = Self {
+            storage: Arc::new(config.storage.clone()),
             staging: Staging::new(warehouse.store().clone()),
             quarantine: Quarantine::new(warehouse.store().clone()),
             warehouse,
@@ -240,6 +243,11 @@ impl Lake {
 
     pub fn warehouse(&self) -> &Warehouse {
         &self.warehouse
+    }
+
+    /// The storage settings the lake was opened with (credentials stay redacted in `Debug`).
+    pub fn storage_settings(&self) -> &StorageSettings {
+        &self.storage
     }
 
     /// The catalog, renewing its own sign-in: safe to keep for the life of the process.

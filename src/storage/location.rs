@@ -102,6 +102,37 @@ impl AzureLocation {
         format!("{}://{}@{}{sep}{path}", self.scheme, self.container, self.host)
     }
 
+    /// The location of a blob named by its URL as Azure reports it (a trigger's `Uri`, an Event Grid event's
+    /// `url`): `https://<account>.blob.<suffix>/<container>/<path>`, or path-style
+    /// `http://127.0.0.1:10000/<account>/<container>/<path>` (Azurite). The path is percent-decoded once, as
+    /// the service encodes it.
+    pub fn from_blob_url(blob_url: &str) -> Result<Self, StorageError> {
+        let bad = |why: &str| StorageError::Config(format!("blob URL {blob_url:?}: {why}"));
+        let url = url::Url::parse(blob_url).map_err(|e| bad(&e.to_string()))?;
+        let host = url.host_str().ok_or_else(|| bad("no host"))?;
+        let mut segments: Vec<String> = url
+            .path_segments()
+            .ok_or_else(|| bad("no path"))?
+            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect();
+        let path_style = host.parse::<std::net::IpAddr>().is_ok() || host == "localhost";
+        let (account, suffix) = if path_style {
+            if segments.is_empty() {
+                return Err(bad("no account"));
+            }
+            (segments.remove(0), "core.windows.net".to_string())
+        } else {
+            let (account, rest) = host.split_once('.').ok_or_else(|| bad("no account in the host"))?;
+            (account.to_string(), rest.strip_prefix("blob.").unwrap_or(rest).to_string())
+        };
+        if segments.len() < 2 {
+            return Err(bad("expected /<container>/<path>"));
+        }
+        let container = segments.remove(0);
+        let url = format!("abfss://{container}@{account}.dfs.{suffix}/{}", segments.join("/"));
+        Self::parse(&url)?.ok_or_else(|| bad("not an Azure location"))
+    }
+
     /// True when `other` names an object of the same container of the same account (whatever scheme).
     pub fn same_container(&self, other: &AzureLocation) -> bool {
         self.account == other.account && self.container == other.container
@@ -138,6 +169,19 @@ mod tests {
         assert_eq!(root.url(), "wasbs://lake@acct.blob.core.windows.net");
         assert!(root.same_container(&azure));
         assert!(Location::parse("s3://bucket").is_err());
+    }
+
+    #[test]
+    fn blob_urls_as_azure_reports_them() {
+        let azure = AzureLocation::from_blob_url("https://acct.blob.core.windows.net/legacy/exports/AAPL%202023.parquet").unwrap();
+        assert_eq!(azure.url(), "abfss://legacy@acct.dfs.core.windows.net/exports/AAPL 2023.parquet");
+        let azurite = AzureLocation::from_blob_url("http://127.0.0.1:10000/devstoreaccount1/legacy/x.parquet").unwrap();
+        assert_eq!(azurite.url(), "abfss://legacy@devstoreaccount1.dfs.core.windows.net/x.parquet");
+        let china = AzureLocation::from_blob_url("https://acct.blob.core.chinacloudapi.cn/legacy/x.parquet").unwrap();
+        assert_eq!(china.host, "acct.dfs.core.chinacloudapi.cn");
+        for bad in ["https://acct.blob.core.windows.net/legacy", "https://acct.blob.core.windows.net/legacy/a%2F..%2Fb", "not a url"] {
+            assert!(AzureLocation::from_blob_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

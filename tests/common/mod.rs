@@ -251,6 +251,23 @@ pub fn host_envelope(partition: &str, first_sequence: i64, bodies: &[String], en
     .to_string()
 }
 
+/// A blob trigger invocation as the host sends it (`dataType: binary`, Event Grid source) for the blob at
+/// `uri`; `content` is what the host inlines (the handler reads the file from storage instead).
+pub fn blob_invocation(uri: &str, name: &str, content: &[u8]) -> String {
+    use base64::Engine;
+    serde_json::json!({
+        "Data": {"blob": base64::engine::general_purpose::STANDARD.encode(content)},
+        "Metadata": {
+            "name": Value::String(name.to_string()).to_string(),
+            "Uri": Value::String(uri.to_string()).to_string(),
+            "Properties": {"ContentLength": content.len(), "ContentType": "application/octet-stream", "ETag": "\"0x8DC000000000000\""},
+            "Metadata": {},
+            "sys": {"MethodName": "MigrateBlob", "UtcNow": chrono::Utc::now().to_rfc3339(), "RandGuid": uuid::Uuid::new_v4().to_string()}
+        }
+    })
+    .to_string()
+}
+
 /// The source id [`host_envelope`] batches of `partition` are staged under.
 pub fn host_source(partition: &str) -> String {
     format!("eventhubs://test-ns.servicebus.windows.net/sentiment-events/$Default/{partition}")
