@@ -170,6 +170,9 @@ pub enum Command {
         /// A JSON mapping file naming the columns detection cannot guess (see docs/migration.md).
         #[arg(long)]
         mapping: Option<PathBuf>,
+        /// Files migrated at once.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
         /// Only stage; leave the commit to a running `serve` or a later `commit`.
         #[arg(long)]
         no_commit: bool,
@@ -386,9 +389,10 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             println!("wrote {events} events to {}", out.display());
             Ok(())
         }
-        Command::Migrate { paths, mapping, no_commit } => {
+        Command::Migrate { paths, mapping, workers, no_commit } => {
             let lake = open(&config).await?;
-            migrate::run(&lake, &pipeline(), &config.storage, &paths, mapping.as_deref(), !no_commit).await
+            let args = migrate::MigrateArgs { paths: &paths, mapping: mapping.as_deref(), workers, commit: !no_commit };
+            migrate::run(&lake, &pipeline(), &config.storage, args).await
         }
         Command::Commit => {
             let lake = open(&config).await?;

@@ -7,8 +7,7 @@
 //! chunks and committed by the ledger that already makes ingestion exactly once. Migrating a file again,
 //! or after a crash, commits nothing twice; a changed file (a new ETag) is a new version.
 //!
-//! Not yet here (the migration issue goes on): progress and
-//! parallel workers, verification checksums, dual-write and reconciliation, and a ledger that does not add
+//! Not yet here (the migration issue goes on): verification checksums, dual-write and reconciliation, and a ledger that does not add
 //! a watermark per file to the table properties.
 
 pub mod layout;
