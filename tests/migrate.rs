@@ -73,6 +73,9 @@ async fn legacy_layouts_migrate_once_and_unreadable_files_are_refused_whole() {
     // Again, as after a crash or a second trigger: nothing twice.
     let (_, again) = migrate(dir.path(), &[], &[legacy.path().to_str().unwrap()]);
     assert_eq!(again["committed"][0]["rows_committed"], 0, "{again}");
+    for file in again["files"].as_array().unwrap() {
+        assert_eq!((file["already_committed"].clone(), file["staged"].clone()), (file["rows"].clone(), Value::from(0)), "not read again: {file}");
+    }
     assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), ids.len());
 }
 
@@ -173,4 +176,34 @@ async fn the_blob_trigger_migrates_an_upload_once_however_often_it_fires() {
     let (status, reply) = post(&server.base, "MigrateBlob", blob_invocation(&gone, "deleted.parquet", b"")).await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["ReturnValue"]["missing"], gone.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_file_resumes_after_its_committed_rows() {
+    use sentiment_lake::ingest::{Pipeline, SourceBatch, SourceEvent};
+    let legacy = tempfile::tempdir().unwrap();
+    write_legacy(legacy.path());
+    let dir = warehouse();
+    let lake = open(dir.path()).await;
+    // What an interrupted run left: the file's first 100 rows committed under its source id.
+    let folder = OpenedLocation::open(Location::parse(legacy.path().to_str().unwrap()).unwrap(), &StorageSettings::default()).unwrap();
+    let mut meta = folder.store.head(&object_store::path::Path::from("old_writer.parquet")).await.unwrap();
+    meta.location = object_store::path::Path::from("old_writer.parquet");
+    let source = sentiment_lake::migrate::source_id(&folder.location.url(), &meta);
+    let first: Vec<SourceEvent> = events(chrono::Utc::now(), 0, 100)
+        .iter()
+        .enumerate()
+        .map(|(i, e)| SourceEvent::new(i as i64 + 1, bytes::Bytes::from(e.to_string())))
+        .collect();
+    Pipeline::default().ingest(&lake, &SourceBatch { source: source.clone(), invocation_id: None, events: first }).await.unwrap();
+    lake.commit().await.unwrap();
+
+    let (ok, report) = migrate(dir.path(), &[], &[legacy.path().join("old_writer.parquet").to_str().unwrap()]);
+    assert!(ok, "{report}");
+    let file = &report["files"][0];
+    assert_eq!(file["source"], source.as_str());
+    assert_eq!((file["already_committed"].as_u64(), file["rows"].as_u64(), file["staged"].as_u64()), (Some(100), Some(300), Some(200)), "{file}");
+    let ids = sorted(&scan(&lake, TableKind::Records).await, "message_id");
+    assert_eq!(ids.len(), 300);
+    assert!(ids.contains(&"old-100".to_string()) && !ids.contains(&"old-99".to_string()), "rows after the watermark, and only those");
 }

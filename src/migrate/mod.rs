@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ingest::file::hex;
 use crate::ingest::{Pipeline, SourceBatch, SourceEvent};
-use crate::lake::{Lake, LakeError};
+use crate::lake::{Lake, LakeError, TableKind};
 use crate::storage::StorageError;
 
 use self::layout::{records, ticker_from_path, FileDefaults, Layout, Mapping};
@@ -37,6 +37,8 @@ pub struct FileReport {
     /// The file's source id (location, path and version).
     pub source: String,
     pub rows: u64,
+    /// Rows an earlier run already committed (not read again).
+    pub already_committed: u64,
     pub staged: u64,
     pub dead_lettered: u64,
 }
@@ -87,8 +89,8 @@ pub async fn migrate_file(
 ) -> Result<FileReport, MigrateError> {
     let source = source_id(location_url, meta);
     let unreadable = |source_error| MigrateError::Unreadable { file: meta.location.to_string(), source: source_error };
-    let mut stream = reader::open(reader::ObjectFile::new(store, meta.location.clone(), meta.size)).await.map_err(unreadable)?;
-    let schema = stream.schema().clone();
+    let opened = reader::Opened::new(reader::ObjectFile::new(store, meta.location.clone(), meta.size)).await.map_err(unreadable)?;
+    let schema = opened.schema().clone();
     let layout = Layout::resolve(&schema, mapping).map_err(|detail| MigrateError::Mapping { file: meta.location.to_string(), detail })?;
     let columns = || schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
     for (field, index) in [("an event time", layout.timestamp), ("the text", layout.text)] {
@@ -101,7 +103,16 @@ pub async fn migrate_file(
         source_system: mapping.defaults.source_system.clone(),
         id_prefix: format!("legacy-{}", hex(&Sha256::digest(source.as_bytes())[..8])),
     };
-    let mut report = FileReport { source: source.clone(), rows: 0, staged: 0, dead_lettered: 0 };
+    // Resuming: rows up to the file's watermark are committed (the records table's ledger covers every row
+    // of a staged range, dead letters included), so reading starts after them.
+    let committed = lake.committed_state(TableKind::Records).await?.watermarks.get(&source).unwrap_or(0).max(0) as u64;
+    let total = opened.rows();
+    let skip = committed.min(total);
+    let mut report = FileReport { source: source.clone(), rows: skip, already_committed: skip, staged: 0, dead_lettered: 0 };
+    if skip == total {
+        return Ok(report);
+    }
+    let mut stream = opened.stream(skip).map_err(unreadable)?;
     let mut pending: Vec<SourceEvent> = Vec::with_capacity(ROWS_PER_SEGMENT);
     while let Some(batch) = stream.try_next().await.map_err(unreadable)? {
         for record in records(&batch, &layout, &defaults, report.rows) {

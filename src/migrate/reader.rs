@@ -45,7 +45,26 @@ impl AsyncFileReader for ObjectFile {
     }
 }
 
-/// A stream of record batches over the whole file, row groups in order.
-pub async fn open(file: ObjectFile) -> parquet::errors::Result<ParquetRecordBatchStream<ObjectFile>> {
-    ParquetRecordBatchStreamBuilder::new(file).await?.with_batch_size(BATCH_ROWS).build()
+/// An opened file: its row count (from the footer) and a way to stream its rows.
+pub struct Opened {
+    builder: ParquetRecordBatchStreamBuilder<ObjectFile>,
+}
+
+impl Opened {
+    pub async fn new(file: ObjectFile) -> parquet::errors::Result<Self> {
+        Ok(Self { builder: ParquetRecordBatchStreamBuilder::new(file).await? })
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.builder.metadata().file_metadata().num_rows().max(0) as u64
+    }
+
+    pub fn schema(&self) -> &arrow_schema::SchemaRef {
+        self.builder.schema()
+    }
+
+    /// Record batches from row `skip` on, row groups in order (earlier row groups are not read).
+    pub fn stream(self, skip: u64) -> parquet::errors::Result<ParquetRecordBatchStream<ObjectFile>> {
+        self.builder.with_batch_size(BATCH_ROWS).with_offset(skip as usize).build()
+    }
 }
