@@ -23,6 +23,15 @@ fn write_legacy(dir: &Path) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// Legacy files in a temporary directory, and an Azurite with an empty `legacy` container.
+async fn legacy_files_and_azurite() -> (tempfile::TempDir, Azurite) {
+    let legacy = tempfile::tempdir().unwrap();
+    write_legacy(legacy.path());
+    let azurite = Azurite::start();
+    azurite.create_container("legacy").await;
+    (legacy, azurite)
+}
+
 fn migrate(warehouse: &Path, env: &[(&str, &str)], paths: &[&str]) -> (bool, Value) {
     let output = Command::new(env!("CARGO_BIN_EXE_sentiment-lake"))
         .arg("--warehouse")
@@ -81,10 +90,7 @@ async fn legacy_layouts_migrate_once_and_unreadable_files_are_refused_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_files_are_read_from_blob_storage() {
-    let legacy = tempfile::tempdir().unwrap();
-    write_legacy(legacy.path());
-    let azurite = Azurite::start();
-    azurite.create_container("legacy").await;
+    let (legacy, azurite) = legacy_files_and_azurite().await;
     let settings = StorageSettings {
         azure: sentiment_lake::storage::AzureSettings { connection_string: Some(azurite.connection_string()), ..Default::default() },
     };
@@ -139,10 +145,7 @@ pq.write_table(pa.table({
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_blob_trigger_migrates_an_upload_once_however_often_it_fires() {
-    let legacy = tempfile::tempdir().unwrap();
-    write_legacy(legacy.path());
-    let azurite = Azurite::start();
-    azurite.create_container("legacy").await;
+    let (legacy, azurite) = legacy_files_and_azurite().await;
     let dir = warehouse();
     let mut config = config(dir.path());
     config.storage.azure.connection_string = Some(azurite.connection_string());
