@@ -2,34 +2,29 @@
 
 use anyhow::Context;
 use object_store::path::Path;
-use object_store::ObjectStoreExt;
+use object_store::{ObjectMeta, ObjectStoreExt};
 
 use crate::ingest::Pipeline;
 use crate::lake::Lake;
 use crate::migrate::layout::Mapping;
+use crate::migrate::reconcile::LegacyRows;
 use crate::migrate::{list_parquet, migrate_file};
 use crate::storage::{Location, OpenedLocation, StorageSettings};
 
-/// What the command is asked to do.
-pub struct MigrateArgs<'a> {
-    pub paths: &'a [String],
-    pub mapping: Option<&'a std::path::Path>,
-    /// Files migrated at once (each streams its own row groups; staging and enrichment use the blocking pool).
-    pub workers: usize,
-    pub commit: bool,
+fn read_mapping(file: Option<&std::path::Path>) -> anyhow::Result<Mapping> {
+    match file {
+        Some(file) => {
+            Mapping::parse(&std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?).map_err(anyhow::Error::msg)
+        }
+        None => Ok(Mapping::default()),
+    }
 }
 
-pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, args: MigrateArgs<'_>) -> anyhow::Result<()> {
-    use futures::StreamExt;
-    let mapping = match args.mapping {
-        Some(file) => {
-            Mapping::parse(&std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?).map_err(anyhow::Error::msg)?
-        }
-        None => Mapping::default(),
-    };
+/// The Parquet files the paths name: a path ending in `.parquet` is one file, anything else a folder or
+/// prefix listed recursively.
+async fn legacy_files(paths: &[String], settings: &StorageSettings) -> anyhow::Result<Vec<(OpenedLocation, ObjectMeta)>> {
     let mut work = Vec::new();
-    for path in args.paths {
-        // A path ending in .parquet is one file: open its folder and take that object alone.
+    for path in paths {
         let (folder, file) = match path.trim_end_matches('/').rsplit_once('/') {
             Some((folder, name)) if name.ends_with(".parquet") => (folder.to_string(), Some(name.to_string())),
             _ => (path.clone(), None),
@@ -47,6 +42,43 @@ pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, a
         };
         work.extend(files.into_iter().map(|meta| (opened.clone(), meta)));
     }
+    Ok(work)
+}
+
+/// `reconcile`: the legacy files against the table; fails (non-zero exit) on any difference.
+pub async fn reconcile(lake: &Lake, settings: &StorageSettings, paths: &[String], mapping: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let mapping = read_mapping(mapping)?;
+    let mut legacy = LegacyRows::default();
+    for (opened, meta) in legacy_files(paths, settings).await? {
+        legacy.add_file(opened.store.clone(), &opened.location.url(), &meta, &mapping).await?;
+    }
+    let report = crate::migrate::reconcile::reconcile(lake, &legacy).await?;
+    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"agrees": report.agrees(), "report": report}))?);
+    if !report.agrees() {
+        anyhow::bail!(
+            "the table and the legacy files differ: {} groups by count, {} ids missing, {} extra, {} scores",
+            report.count_differences.len(),
+            report.missing_from_table,
+            report.extra_in_table,
+            report.score_differences
+        );
+    }
+    Ok(())
+}
+
+/// What the command is asked to do.
+pub struct MigrateArgs<'a> {
+    pub paths: &'a [String],
+    pub mapping: Option<&'a std::path::Path>,
+    /// Files migrated at once (each streams its own row groups; staging and enrichment use the blocking pool).
+    pub workers: usize,
+    pub commit: bool,
+}
+
+pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, args: MigrateArgs<'_>) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let mapping = read_mapping(args.mapping)?;
+    let work = legacy_files(args.paths, settings).await?;
     // Progress by bytes (files differ in size far more than in rows per byte); drawn only on a terminal.
     let progress = indicatif::ProgressBar::new(work.iter().map(|(_, meta)| meta.size).sum());
     progress.set_style(

@@ -162,6 +162,14 @@ pub enum Command {
     },
     /// Commit everything staged now.
     Commit,
+    /// Compare legacy Parquet files with the table (counts per ticker and day, missing and extra ids, scores);
+    /// exits non-zero on any difference.
+    Reconcile {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+    },
     /// Migrate legacy Parquet files (files, directories or abfss:// prefixes) into the table, then commit.
     /// Running it again, or after a crash, commits nothing twice.
     Migrate {
@@ -393,6 +401,10 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             let lake = open(&config).await?;
             let args = migrate::MigrateArgs { paths: &paths, mapping: mapping.as_deref(), workers, commit: !no_commit };
             migrate::run(&lake, &pipeline(), &config.storage, args).await
+        }
+        Command::Reconcile { paths, mapping } => {
+            let lake = open(&config).await?;
+            migrate::reconcile(&lake, &config.storage, &paths, mapping.as_deref()).await
         }
         Command::Commit => {
             let lake = open(&config).await?;

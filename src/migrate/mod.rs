@@ -7,11 +7,12 @@
 //! chunks and committed by the ledger that already makes ingestion exactly once. Migrating a file again,
 //! or after a crash, commits nothing twice; a changed file (a new ETag) is a new version.
 //!
-//! Not yet here (the migration issue goes on): verification checksums, dual-write and reconciliation, and a ledger that does not add
+//! Not yet here (the migration issue goes on): verification checksums, dual-write, and a ledger that does not add
 //! a watermark per file to the table properties.
 
 pub mod layout;
 pub mod reader;
+pub mod reconcile;
 
 use std::sync::Arc;
 
@@ -78,6 +79,11 @@ pub fn source_id(location_url: &str, meta: &ObjectMeta) -> String {
     format!("legacy+{}/{}#{}", location_url.trim_end_matches('/'), meta.location, version)
 }
 
+/// The message id prefix of rows of a file version without their own ids.
+fn id_prefix(source: &str) -> String {
+    format!("legacy-{}", hex(&Sha256::digest(source.as_bytes())[..8]))
+}
+
 /// Stages every row of one file (committing is the caller's, once for many files).
 pub async fn migrate_file(
     lake: &Lake,
@@ -101,7 +107,7 @@ pub async fn migrate_file(
     let defaults = FileDefaults {
         ticker: mapping.defaults.ticker.clone().or_else(|| ticker_from_path(meta.location.as_ref())),
         source_system: mapping.defaults.source_system.clone(),
-        id_prefix: format!("legacy-{}", hex(&Sha256::digest(source.as_bytes())[..8])),
+        id_prefix: id_prefix(&source),
     };
     // Resuming: rows up to the file's watermark are committed (the records table's ledger covers every row
     // of a staged range, dead letters included), so reading starts after them.

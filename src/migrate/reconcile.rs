@@ -1,0 +1,152 @@
+//! Reconciliation (the seed's 4.3): legacy files against the table, for the tickers and days the files
+//! cover. While the old and new writers both run (dual-write), the two must agree; after a migration, only
+//! the rows that could not be migrated may be missing.
+//!
+//! Compared: row counts per ticker and UTC day, message ids missing from the table, ids the table has for
+//! those tickers and days that no file has, and scores that differ by more than float32 precision. The
+//! legacy side is held as one entry per row (about 100 bytes each), so a run suits files of up to tens of
+//! millions of rows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, TimestampMicrosecondType};
+use arrow_array::Array;
+use futures::TryStreamExt;
+use object_store::{ObjectMeta, ObjectStore};
+use serde_json::Value;
+
+use super::layout::{records, ticker_from_path, FileDefaults, Layout, Mapping};
+use super::{reader, source_id, MigrateError};
+use crate::lake::{Lake, LakeError, TableKind};
+use crate::schema::column;
+
+/// Scores closer than this are equal: the table stores float32, the files often float64.
+const SCORE_TOLERANCE: f64 = 1e-6;
+/// How many ids of each kind the report lists (all are counted).
+const LISTED: usize = 100;
+
+#[derive(Debug, Clone)]
+struct Row {
+    group: (String, String),
+    score: Option<f64>,
+}
+
+/// The legacy rows of a set of files, by message id.
+#[derive(Debug, Default)]
+pub struct LegacyRows {
+    rows: HashMap<String, Row>,
+}
+
+impl LegacyRows {
+    /// Adds every row of one file (as migration would map it).
+    pub async fn add_file(
+        &mut self,
+        store: Arc<dyn ObjectStore>,
+        location_url: &str,
+        meta: &ObjectMeta,
+        mapping: &Mapping,
+    ) -> Result<(), MigrateError> {
+        let unreadable = |source| MigrateError::Unreadable { file: meta.location.to_string(), source };
+        let opened = reader::Opened::new(reader::ObjectFile::new(store, meta.location.clone(), meta.size)).await.map_err(unreadable)?;
+        let layout = Layout::resolve(opened.schema(), mapping).map_err(|detail| MigrateError::Mapping { file: meta.location.to_string(), detail })?;
+        let source = source_id(location_url, meta);
+        let defaults = FileDefaults {
+            ticker: mapping.defaults.ticker.clone().or_else(|| ticker_from_path(meta.location.as_ref())),
+            source_system: mapping.defaults.source_system.clone(),
+            id_prefix: super::id_prefix(&source),
+        };
+        let mut stream = opened.stream(0).map_err(unreadable)?;
+        let mut row = 0u64;
+        while let Some(batch) = stream.try_next().await.map_err(unreadable)? {
+            for record in records(&batch, &layout, &defaults, row) {
+                row += 1;
+                let text = |field: &str| record.get(field).and_then(Value::as_str).map(str::to_string);
+                let (Some(id), Some(ticker), Some(at)) = (text("message_id"), text("ticker"), text("event_timestamp")) else { continue };
+                let day = at.get(..10).unwrap_or_default().to_string();
+                self.rows.insert(id, Row { group: (ticker, day), score: record.get("sentiment_score").and_then(Value::as_f64) });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What reconciliation found; `agrees()` is the automation's verdict.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Reconciliation {
+    /// `ticker/day` -> `[legacy rows, table rows]`, for every group whose counts differ.
+    pub count_differences: BTreeMap<String, [u64; 2]>,
+    pub groups_compared: usize,
+    pub missing_from_table: u64,
+    pub missing_examples: Vec<String>,
+    pub extra_in_table: u64,
+    pub extra_examples: Vec<String>,
+    pub score_differences: u64,
+    /// `[id, legacy score, table score]`.
+    pub score_examples: Vec<(String, f64, f64)>,
+}
+
+impl Reconciliation {
+    pub fn agrees(&self) -> bool {
+        self.count_differences.is_empty() && self.missing_from_table == 0 && self.extra_in_table == 0 && self.score_differences == 0
+    }
+}
+
+/// Compares the legacy rows with the table's current snapshot.
+pub async fn reconcile(lake: &Lake, legacy: &LegacyRows) -> Result<Reconciliation, LakeError> {
+    let mut counts: BTreeMap<(String, String), [u64; 2]> = BTreeMap::new();
+    for row in legacy.rows.values() {
+        counts.entry(row.group.clone()).or_default()[0] += 1;
+    }
+    let mut report = Reconciliation::default();
+    let mut seen = std::collections::HashSet::new();
+    let table = lake.load(TableKind::Records).await?;
+    if table.metadata().current_snapshot_id().is_some() {
+        let columns = [column::MESSAGE_ID, column::TICKER, column::EVENT_TIMESTAMP, column::SENTIMENT_SCORE];
+        let scan = table.scan().select(columns).build().map_err(LakeError::iceberg("planning the reconciliation scan"))?;
+        let mut batches = scan.to_arrow().await.map_err(LakeError::iceberg("reading the table"))?;
+        while let Some(batch) = batches.try_next().await.map_err(LakeError::iceberg("reading the table"))? {
+            let (ids, tickers) = (batch.column(0).as_string::<i32>(), batch.column(1).as_string::<i32>());
+            let times = batch.column(2).as_primitive::<TimestampMicrosecondType>();
+            let scores = batch.column(3).as_primitive::<Float32Type>();
+            for i in 0..batch.num_rows() {
+                let day = chrono::DateTime::from_timestamp_micros(times.value(i)).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
+                let group = (tickers.value(i).to_string(), day);
+                let Some(count) = counts.get_mut(&group) else { continue };
+                count[1] += 1;
+                let id = ids.value(i);
+                match legacy.rows.get(id) {
+                    Some(row) => {
+                        seen.insert(id.to_string());
+                        let table_score = if scores.is_null(i) { f64::NAN } else { f64::from(scores.value(i)) };
+                        if let Some(legacy_score) = row.score {
+                            if (legacy_score - table_score).abs() > SCORE_TOLERANCE || table_score.is_nan() {
+                                report.score_differences += 1;
+                                if report.score_examples.len() < LISTED {
+                                    report.score_examples.push((id.to_string(), legacy_score, table_score));
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        report.extra_in_table += 1;
+                        if report.extra_examples.len() < LISTED {
+                            report.extra_examples.push(id.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (id, _) in legacy.rows.iter().filter(|(id, _)| !seen.contains(*id)) {
+        report.missing_from_table += 1;
+        if report.missing_examples.len() < LISTED {
+            report.missing_examples.push(id.clone());
+        }
+    }
+    report.missing_examples.sort();
+    report.groups_compared = counts.len();
+    report.count_differences = counts.into_iter().filter(|(_, [a, b])| a != b).map(|((ticker, day), c)| (format!("{ticker}/{day}"), c)).collect();
+    Ok(report)
+}
