@@ -47,9 +47,10 @@ impl std::fmt::Debug for ObjectStorage {
 }
 
 impl ObjectStorage {
-    /// Local files, any absolute path.
+    /// Local files, any absolute path. Without automatic cleanup of emptied directories: rooted at `/`, it
+    /// could climb past the warehouse; an empty partition directory left by a cleaned-up commit is harmless.
     pub fn local() -> Self {
-        Self { scope: Arc::new(Scope::Local), store: Arc::new(object_store::local::LocalFileSystem::new().with_automatic_cleanup(true)) }
+        Self { scope: Arc::new(Scope::Local), store: Arc::new(object_store::local::LocalFileSystem::new()) }
     }
 
     /// One Azure container; `store` is that container's client.
