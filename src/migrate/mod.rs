@@ -79,9 +79,38 @@ pub fn source_id(location_url: &str, meta: &ObjectMeta) -> String {
     format!("legacy+{}/{}#{}", location_url.trim_end_matches('/'), meta.location, version)
 }
 
-/// The message id prefix of rows of a file version without their own ids.
-fn id_prefix(source: &str) -> String {
-    format!("legacy-{}", hex(&Sha256::digest(source.as_bytes())[..8]))
+/// One legacy file version, opened: its footer read, its layout resolved, the values its rows default to.
+pub(crate) struct LegacyFile {
+    pub source: String,
+    pub opened: reader::Opened,
+    pub layout: Layout,
+    pub defaults: FileDefaults,
+}
+
+impl LegacyFile {
+    /// Opens `meta` (a file of the location `location_url`) and maps it; refuses a file whose time or text
+    /// no column holds.
+    pub(crate) async fn open(store: Arc<dyn ObjectStore>, location_url: &str, meta: &ObjectMeta, mapping: &Mapping) -> Result<Self, MigrateError> {
+        let file = meta.location.to_string();
+        let source = source_id(location_url, meta);
+        let opened = reader::Opened::new(reader::ObjectFile::new(store, meta.location.clone(), meta.size))
+            .await
+            .map_err(|source| MigrateError::Unreadable { file: file.clone(), source })?;
+        let schema = opened.schema().clone();
+        let layout = Layout::resolve(&schema, mapping).map_err(|detail| MigrateError::Mapping { file: file.clone(), detail })?;
+        for (field, index) in [("an event time", layout.timestamp), ("the text", layout.text)] {
+            if index.is_none() {
+                let columns = schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
+                return Err(MigrateError::Unmapped { file, field, columns });
+            }
+        }
+        let defaults = FileDefaults {
+            ticker: mapping.defaults.ticker.clone().or_else(|| ticker_from_path(meta.location.as_ref())),
+            source_system: mapping.defaults.source_system.clone(),
+            id_prefix: format!("legacy-{}", hex(&Sha256::digest(source.as_bytes())[..8])),
+        };
+        Ok(Self { source, opened, layout, defaults })
+    }
 }
 
 /// Stages every row of one file (committing is the caller's, once for many files).
@@ -93,22 +122,8 @@ pub async fn migrate_file(
     meta: &ObjectMeta,
     mapping: &Mapping,
 ) -> Result<FileReport, MigrateError> {
-    let source = source_id(location_url, meta);
+    let LegacyFile { source, opened, layout, defaults } = LegacyFile::open(store, location_url, meta, mapping).await?;
     let unreadable = |source_error| MigrateError::Unreadable { file: meta.location.to_string(), source: source_error };
-    let opened = reader::Opened::new(reader::ObjectFile::new(store, meta.location.clone(), meta.size)).await.map_err(unreadable)?;
-    let schema = opened.schema().clone();
-    let layout = Layout::resolve(&schema, mapping).map_err(|detail| MigrateError::Mapping { file: meta.location.to_string(), detail })?;
-    let columns = || schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
-    for (field, index) in [("an event time", layout.timestamp), ("the text", layout.text)] {
-        if index.is_none() {
-            return Err(MigrateError::Unmapped { file: meta.location.to_string(), field, columns: columns() });
-        }
-    }
-    let defaults = FileDefaults {
-        ticker: mapping.defaults.ticker.clone().or_else(|| ticker_from_path(meta.location.as_ref())),
-        source_system: mapping.defaults.source_system.clone(),
-        id_prefix: id_prefix(&source),
-    };
     // Resuming: rows up to the file's watermark are committed (the records table's ledger covers every row
     // of a staged range, dead letters included), so reading starts after them.
     let committed = lake.committed_state(TableKind::Records).await?.watermarks.get(&source).unwrap_or(0).max(0) as u64;

@@ -17,8 +17,8 @@ use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStore};
 use serde_json::Value;
 
-use super::layout::{records, ticker_from_path, FileDefaults, Layout, Mapping};
-use super::{reader, source_id, MigrateError};
+use super::layout::{records, Mapping};
+use super::{LegacyFile, MigrateError};
 use crate::lake::{Lake, LakeError, TableKind};
 use crate::schema::column;
 
@@ -48,15 +48,8 @@ impl LegacyRows {
         meta: &ObjectMeta,
         mapping: &Mapping,
     ) -> Result<(), MigrateError> {
+        let LegacyFile { opened, layout, defaults, .. } = LegacyFile::open(store, location_url, meta, mapping).await?;
         let unreadable = |source| MigrateError::Unreadable { file: meta.location.to_string(), source };
-        let opened = reader::Opened::new(reader::ObjectFile::new(store, meta.location.clone(), meta.size)).await.map_err(unreadable)?;
-        let layout = Layout::resolve(opened.schema(), mapping).map_err(|detail| MigrateError::Mapping { file: meta.location.to_string(), detail })?;
-        let source = source_id(location_url, meta);
-        let defaults = FileDefaults {
-            ticker: mapping.defaults.ticker.clone().or_else(|| ticker_from_path(meta.location.as_ref())),
-            source_system: mapping.defaults.source_system.clone(),
-            id_prefix: super::id_prefix(&source),
-        };
         let mut stream = opened.stream(0).map_err(unreadable)?;
         let mut row = 0u64;
         while let Some(batch) = stream.try_next().await.map_err(unreadable)? {
