@@ -190,8 +190,7 @@ async fn an_interrupted_file_resumes_after_its_committed_rows() {
     let lake = open(dir.path()).await;
     // What an interrupted run left: the file's first 100 rows committed under its source id.
     let folder = OpenedLocation::open(Location::parse(legacy.path().to_str().unwrap()).unwrap(), &StorageSettings::default()).unwrap();
-    let mut meta = folder.store.head(&object_store::path::Path::from("old_writer.parquet")).await.unwrap();
-    meta.location = object_store::path::Path::from("old_writer.parquet");
+    let meta = folder.head(&object_store::path::Path::from("old_writer.parquet")).await.unwrap();
     let source = sentiment_lake::migrate::source_id(&folder.location.url(), &meta);
     let first: Vec<SourceEvent> = events(chrono::Utc::now(), 0, 100)
         .iter()

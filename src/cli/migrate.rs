@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStoreExt};
+use object_store::ObjectMeta;
 
 use crate::ingest::Pipeline;
 use crate::lake::Lake;
@@ -31,13 +31,7 @@ async fn legacy_files(paths: &[String], settings: &StorageSettings) -> anyhow::R
         };
         let opened = OpenedLocation::open(Location::parse(&folder)?, settings).with_context(|| format!("opening {folder}"))?;
         let files = match &file {
-            Some(name) => {
-                let location = Path::from(name.as_str());
-                let mut meta = opened.store.head(&location).await.with_context(|| format!("reading {path}"))?;
-                // object_store 0.13's PrefixStore answers `head` with the path under its prefix included.
-                meta.location = location;
-                vec![meta]
-            }
+            Some(name) => vec![opened.head(&Path::from(name.as_str())).await.with_context(|| format!("reading {path}"))?],
             None => list_parquet(&opened.store, None).await?,
         };
         work.extend(files.into_iter().map(|meta| (opened.clone(), meta)));

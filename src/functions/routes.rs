@@ -176,7 +176,6 @@ async fn ingest_events(State(state): State<AppState>, headers: HeaderMap, body: 
 /// Its rows are staged (the committer commits them); a duplicate trigger or a retry stages rows the ledger
 /// already holds, so nothing lands twice. A file that can never be migrated is quarantined with its reason.
 async fn migrate_blob(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<axum::response::Response, InvocationError> {
-    use object_store::ObjectStoreExt;
     let invocation = invocation_id(&headers);
     let body = match read_bounded(body, state.max_invocation_bytes).await? {
         Bounded::Complete(body) => body,
@@ -204,18 +203,19 @@ async fn migrate_blob(State(state): State<AppState>, headers: HeaderMap, body: B
         Ok(location) => location,
         Err(e) => return refuse(e.to_string(), body).await,
     };
-    let file = location.path.clone();
-    let container = crate::storage::Location::Azure(crate::storage::AzureLocation { path: Default::default(), ..location });
-    let opened = match crate::storage::OpenedLocation::open(container, state.lake.storage_settings()) {
+    let opened = match crate::storage::OpenedLocation::open(crate::storage::Location::Azure(location.container_root()), state.lake.storage_settings())
+    {
         Ok(opened) => opened,
         Err(e) if e.is_retryable() => return Err(InvocationError::Lake(e.into())),
         Err(e) => return refuse(e.to_string(), body).await,
     };
-    let meta = match opened.store.head(&file).await {
+    let meta = match opened.head(&location.path).await {
         Ok(meta) => meta,
         // Deleted since the upload: nothing to migrate, and nothing lost.
-        Err(object_store::Error::NotFound { .. }) => return Ok(success(format!("{uri}: no longer exists"), json!({"missing": uri})).into_response()),
-        Err(e) => return Err(InvocationError::Lake(crate::storage::StorageError::store("head", uri, e).into())),
+        Err(crate::storage::StorageError::Store { source, .. }) if matches!(*source, object_store::Error::NotFound { .. }) => {
+            return Ok(success(format!("{uri}: no longer exists"), json!({"missing": uri})).into_response())
+        }
+        Err(e) => return Err(InvocationError::Lake(e.into())),
     };
     let mapping = crate::migrate::layout::Mapping::default();
     match crate::migrate::migrate_file(&state.lake, &state.pipeline, opened.store.clone(), &opened.location.url(), &meta, &mapping).await {

@@ -133,6 +133,11 @@ impl AzureLocation {
         Self::parse(&url)?.ok_or_else(|| bad("not an Azure location"))
     }
 
+    /// The root of the container this location is in.
+    pub fn container_root(&self) -> Self {
+        Self { path: Path::default(), ..self.clone() }
+    }
+
     /// True when `other` names an object of the same container of the same account (whatever scheme).
     pub fn same_container(&self, other: &AzureLocation) -> bool {
         self.account == other.account && self.container == other.container

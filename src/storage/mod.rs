@@ -45,6 +45,15 @@ pub struct OpenedLocation {
 }
 
 impl OpenedLocation {
+    /// An object's metadata, its path relative to this location (object_store 0.13's `PrefixStore` answers
+    /// `head` with the prefix included, unlike `list`).
+    pub async fn head(&self, path: &object_store::path::Path) -> Result<object_store::ObjectMeta, StorageError> {
+        use object_store::ObjectStoreExt;
+        let mut meta = self.store.head(path).await.map_err(|e| StorageError::store("head", format!("{}/{path}", self.location.url()), e))?;
+        meta.location = path.clone();
+        Ok(meta)
+    }
+
     pub fn open(location: Location, settings: &StorageSettings) -> Result<Self, StorageError> {
         match &location {
             Location::Local(path) => {
@@ -62,8 +71,7 @@ impl OpenedLocation {
                 } else {
                     Arc::new(PrefixStore::new(container.clone(), azure.path.clone()))
                 };
-                let root = AzureLocation { path: Default::default(), ..azure.clone() };
-                Ok(Self { store, iceberg: ObjectStorage::azure(root, container), access: account.describe(), location })
+                Ok(Self { store, iceberg: ObjectStorage::azure(azure.container_root(), container), access: account.describe(), location })
             }
         }
     }
