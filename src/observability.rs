@@ -50,6 +50,57 @@ impl BatchReceived<'_> {
     }
 }
 
+/// Rows of a legacy file read and staged so far (per segment, so the rate shows while a file migrates).
+pub struct MigrationProgress {
+    pub staged: u64,
+    pub dead_lettered: u64,
+}
+
+impl MigrationProgress {
+    pub fn emit(self) {
+        counter!("sentiment_lake_migration_rows_staged_total").increment(self.staged);
+        counter!("sentiment_lake_migration_rows_dead_lettered_total").increment(self.dead_lettered);
+    }
+}
+
+/// A legacy file was read to its end (its rows staged, or found committed).
+pub struct FileMigrated<'a> {
+    pub source: &'a str,
+    pub rows: u64,
+    pub already_committed: u64,
+    pub staged: u64,
+    pub dead_lettered: u64,
+}
+
+impl FileMigrated<'_> {
+    pub fn emit(self) {
+        tracing::info!(
+            source = self.source,
+            rows = self.rows,
+            already_committed = self.already_committed,
+            staged = self.staged,
+            dead_lettered = self.dead_lettered,
+            "Legacy file migrated."
+        );
+        counter!("sentiment_lake_migration_files_total", "outcome" => "read").increment(1);
+    }
+}
+
+/// A legacy file could not be migrated (refused for good, or for now).
+pub struct FileMigrationFailed<'a> {
+    pub file: &'a str,
+    pub error: &'a dyn std::error::Error,
+    pub retryable: bool,
+}
+
+impl FileMigrationFailed<'_> {
+    pub fn emit(self) {
+        tracing::error!(file = self.file, error = %self.error, retryable = self.retryable, "Legacy file not migrated.");
+        let outcome = if self.retryable { "retryable" } else { "refused" };
+        counter!("sentiment_lake_migration_files_total", "outcome" => outcome).increment(1);
+    }
+}
+
 /// Valid rows and dead letters of one batch were staged.
 pub struct BatchStaged<'a> {
     pub source: &'a str,

@@ -67,9 +67,9 @@ async fn snapshot_expiry_and_foreign_commits_keep_the_ledger() {
     assert!(counts(&ids).values().all(|&n| n == 1));
 }
 
-/// A table written before the ledger moved to table properties keeps it only in snapshot summaries. If the
-/// snapshot that carries it has been expired behind a foreign one, the watermarks are unknown: the
-/// committer refuses rather than commit everything again.
+/// A table whose watermarks property is gone (an older version kept the ledger only in snapshot summaries;
+/// this one's summaries hold only what each commit advanced): if no summary can stand in for it, the
+/// watermarks are unknown and the committer refuses rather than commit everything again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ledger_only_in_summaries_fails_closed_when_its_snapshot_is_gone() {
     let dir = warehouse();
@@ -82,8 +82,11 @@ async fn a_ledger_only_in_summaries_fails_closed_when_its_snapshot_is_gone() {
     let tx = Transaction::new(&table);
     let tx = tx.update_table_properties().remove(WATERMARKS_PROPERTY.to_string()).remove(RECENT_COMMITS_PROPERTY.to_string()).apply(tx).unwrap();
     tx.commit(lake.catalog().as_ref()).await.unwrap();
-    // With the summary snapshot still in the lineage the ledger reads fine.
-    assert_eq!(lake.committed_state(TableKind::Records).await.unwrap().watermarks.len(), 1);
+    // This version's summaries hold only the sources each commit advanced: not a ledger to rebuild from.
+    match lake.committed_state(TableKind::Records).await {
+        Err(LakeError::Ledger { detail, .. }) => assert!(detail.contains("only the sources it advanced"), "{detail}"),
+        other => panic!("expected a ledger error, got {other:?}"),
+    }
     foreign_commit(&lake).await;
     expire_all_but_current(&lake).await;
 

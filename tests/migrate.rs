@@ -79,13 +79,68 @@ async fn legacy_layouts_migrate_once_and_unreadable_files_are_refused_whole() {
     assert_eq!(dead_letters.num_rows(), 1);
     assert!(strings(&dead_letters, "error_message")[0].as_deref().unwrap_or_default().contains("text_content"));
 
-    // Again, as after a crash or a second trigger: nothing twice.
+    // Verified against the table, and each file retired: its record is in the migration ledger, not in the
+    // watermarks every commit rewrites.
+    assert_eq!(report["verification"]["verified"], true, "{report}");
+    assert_eq!(report["verification"]["reconciliation"]["dead_lettered"], 1, "the row without text, found in the dead letters");
+    assert_eq!(report["retirement"]["retired"].as_array().unwrap().len(), 3, "{report}");
+    let seed_file = files.iter().find(|f| f["source"].as_str().unwrap().contains("seed_layout")).unwrap();
+    assert_eq!(seed_file["checksums"]["MSFT/2023-01-02"], serde_json::json!({"rows": 50, "scored": 50, "score_sum": 12.5}), "{seed_file}");
+    for kind in [TableKind::Records, TableKind::DeadLetters] {
+        let watermarks = lake.committed_state(kind).await.unwrap().watermarks;
+        assert!(watermarks.iter().all(|(source, _)| !source.starts_with("legacy+")), "{kind:?}: {watermarks:?}");
+    }
+    let retired = lake.retired_sources().await.unwrap();
+    assert_eq!(retired.len(), 3);
+    let old_writer = retired.iter().find(|r| r.source.contains("old_writer")).unwrap();
+    assert_eq!(old_writer.through, 300);
+    assert_eq!(old_writer.report.as_ref().unwrap()["dead_lettered"], 1, "{old_writer:?}");
+
+    // Again, as after a crash or a second trigger: nothing twice, nothing read.
     let (_, again) = migrate(dir.path(), &[], &[legacy.path().to_str().unwrap()]);
     assert_eq!(again["committed"][0]["rows_committed"], 0, "{again}");
     for file in again["files"].as_array().unwrap() {
         assert_eq!((file["already_committed"].clone(), file["staged"].clone()), (file["rows"].clone(), Value::from(0)), "not read again: {file}");
+        assert_eq!(file["retired"], true, "{file}");
     }
     assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), ids.len());
+    assert_eq!(lake.retired_sources().await.unwrap().len(), 3, "retired once");
+
+    // A duplicate trigger that read the file before it was retired stages its rows after: the committer
+    // finds the source retired and drops them.
+    let source = &old_writer.source;
+    let late: Vec<sentiment_lake::ingest::SourceEvent> = events(chrono::Utc::now(), 0, 20)
+        .iter()
+        .enumerate()
+        .map(|(i, e)| sentiment_lake::ingest::SourceEvent::new(i as i64 + 1, bytes::Bytes::from(e.to_string())))
+        .collect();
+    let batch = sentiment_lake::ingest::SourceBatch { source: source.clone(), invocation_id: None, events: late };
+    sentiment_lake::ingest::Pipeline::default().ingest(&lake, &batch).await.unwrap();
+    let committed = lake.commit().await.unwrap();
+    assert_eq!(committed[0].rows_committed, 0, "{committed:?}");
+    assert_eq!(committed[0].obsolete_deleted, 1, "{committed:?}");
+    assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), ids.len());
+    assert!(lake.pending(TableKind::Records).await.unwrap().is_empty());
+    assert!(lake.committed_state(TableKind::Records).await.unwrap().watermarks.get(source).is_none(), "not brought back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_per_file_and_per_run_are_written_to_the_report_location() {
+    let legacy = tempfile::tempdir().unwrap();
+    write_legacy(legacy.path());
+    let reports = tempfile::tempdir().unwrap();
+    let dir = warehouse();
+    let file = legacy.path().join("TSLA.parquet");
+    let (ok, report) = migrate(dir.path(), &[], &["--report", reports.path().to_str().unwrap(), file.to_str().unwrap()]);
+    assert!(ok, "{report}");
+    let run_dir = reports.path().join(report["run_id"].as_str().unwrap());
+    let run: Value = serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run, report, "the run report on storage is the one printed");
+    let per_file: Vec<_> = std::fs::read_dir(run_dir.join("files")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(per_file.len(), 1);
+    let file_report: Value = serde_json::from_slice(&std::fs::read(&per_file[0]).unwrap()).unwrap();
+    assert_eq!(file_report, report["files"][0]);
+    assert!(per_file[0].file_name().unwrap().to_str().unwrap().ends_with("TSLA.parquet.json"), "{per_file:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +214,14 @@ async fn the_blob_trigger_migrates_an_upload_once_however_often_it_fires() {
     for delivery in 0..2 {
         let (status, reply) = post(&server.base, "MigrateBlob", blob_invocation(&uri, "2023/old_writer.parquet", &content)).await;
         assert_eq!(status, 200, "delivery {delivery}: {reply}");
-        assert_eq!((reply["ReturnValue"]["rows"].as_u64(), reply["ReturnValue"]["dead_lettered"].as_u64()), (Some(300), Some(1)), "{reply}");
+        let file = &reply["ReturnValue"];
+        let (staged, dead) = if delivery == 0 { (299, 1) } else { (0, 0) };
+        assert_eq!(
+            (file["rows"].as_u64(), file["staged"].as_u64(), file["dead_lettered"].as_u64()),
+            (Some(300), Some(staged), Some(dead)),
+            "{reply}"
+        );
+        assert_eq!(file["retirement"]["retired"].as_array().map(Vec::len), Some(1), "committed and retired by the route: {reply}");
     }
     lake.commit().await.unwrap();
     let ids = sorted(&scan(&lake, TableKind::Records).await, "message_id");
@@ -201,7 +263,11 @@ async fn an_interrupted_file_resumes_after_its_committed_rows() {
     lake.commit().await.unwrap();
 
     let (ok, report) = migrate(dir.path(), &[], &[legacy.path().join("old_writer.parquet").to_str().unwrap()]);
-    assert!(ok, "{report}");
+    // The 100 rows standing in for the interrupted run's are other events than the file's first rows: the
+    // verification finds the file's first 100 ids missing and fails the run, as it should.
+    assert!(!ok, "{report}");
+    assert_eq!(report["verification"]["verified"], false, "{report}");
+    assert_eq!(report["verification"]["reconciliation"]["missing_from_table"], 100, "{report}");
     let file = &report["files"][0];
     assert_eq!(file["source"], source.as_str());
     assert_eq!((file["already_committed"].as_u64(), file["rows"].as_u64(), file["staged"].as_u64()), (Some(100), Some(300), Some(200)), "{file}");
@@ -253,4 +319,65 @@ async fn reconciliation_agrees_after_a_migration_and_names_what_differs() {
     assert_eq!(report["report"]["extra_in_table"], 1, "{report}");
     assert_eq!(report["report"]["count_differences"]["MSFT/2023-01-02"], serde_json::json!([50, 51]), "{report}");
     assert_eq!(report["report"]["extra_examples"][0], extra["message_id"]);
+}
+
+/// The `*.parquet` files below `dir`, relative to it, sorted.
+fn parquet_files(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_write_keeps_the_legacy_store_in_step_and_reconciles_with_the_table() {
+    let dir = warehouse();
+    let legacy = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    let events = events(chrono::Utc::now(), 0, 200);
+    let file = input.path().join("batch.ndjson");
+    std::fs::write(&file, events.iter().map(|e| format!("{e}\n")).collect::<String>()).unwrap();
+    let mut written = Vec::new();
+    // Delivered twice (a redelivery): the lake drops the second, the legacy store gets the same files again.
+    for _ in 0..2 {
+        let output = Command::new(env!("CARGO_BIN_EXE_sentiment-lake"))
+            .arg("--warehouse")
+            .arg(dir.path())
+            .arg("--dual-write")
+            .arg(legacy.path())
+            .arg("ingest")
+            .arg(&file)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        written.push(parquet_files(legacy.path()));
+    }
+    let tickers: HashSet<&str> = events.iter().filter_map(|e| e["ticker"].as_str()).collect();
+    assert_eq!(written[0].len(), tickers.len(), "one file per ticker of the batch: {:?}", written[0]);
+    assert_eq!(written[0], written[1], "a redelivery rewrites, never adds");
+    assert!(written[0].iter().all(|f| f.split('/').count() == 2), "<TICKER>/<file>: {:?}", written[0]);
+
+    let (agrees, report) = reconcile(dir.path(), &[legacy.path().to_str().unwrap()]);
+    assert!(agrees, "{report}");
+    assert_eq!(report["report"]["dead_lettered"], 0);
+    assert!(report["report"]["groups_compared"].as_u64().unwrap() > 0, "{report}");
+
+    // Migrations are not written back to the legacy store, even with dual-write on.
+    let old = tempfile::tempdir().unwrap();
+    write_legacy(old.path());
+    let (ok, report) =
+        migrate(dir.path(), &[("SENTIMENT_LAKE_DUAL_WRITE", legacy.path().to_str().unwrap())], &[old.path().join("TSLA.parquet").to_str().unwrap()]);
+    assert!(ok, "{report}");
+    assert_eq!(parquet_files(legacy.path()), written[0]);
 }

@@ -68,6 +68,13 @@ pub async fn run(config: &LakeConfig, query: &QueryOptions) -> anyhow::Result<()
                     ),
                 }
             }
+            let ledger = &lake.retired_target().ident;
+            match lake.retired_sources().await {
+                Ok(retired) => report.ok(&format!("table {ledger}"), format!("migration ledger: {} retired legacy files", retired.len())),
+                Err(e) => {
+                    report.fail(&format!("table {ledger}"), e, "see the error; the migration ledger's metadata or data files may be unreachable")
+                }
+            }
             match lake.quarantine().list().await {
                 Ok(items) if items.is_empty() => report.ok("quarantine", "empty"),
                 Ok(items) => {

@@ -2,13 +2,13 @@
 
 use anyhow::Context;
 use object_store::path::Path;
-use object_store::ObjectMeta;
+use object_store::{ObjectMeta, ObjectStoreExt};
 
 use crate::ingest::Pipeline;
 use crate::lake::Lake;
 use crate::migrate::layout::Mapping;
-use crate::migrate::reconcile::LegacyRows;
-use crate::migrate::{list_parquet, migrate_file};
+use crate::migrate::reconcile::{LegacyRows, Reconciliation};
+use crate::migrate::{list_parquet, migrate_file, retire_files, FileReport};
 use crate::storage::{Location, OpenedLocation, StorageSettings};
 
 fn read_mapping(file: Option<&std::path::Path>) -> anyhow::Result<Mapping> {
@@ -50,11 +50,13 @@ pub async fn reconcile(lake: &Lake, settings: &StorageSettings, paths: &[String]
     println!("{}", serde_json::to_string_pretty(&serde_json::json!({"agrees": report.agrees(), "report": report}))?);
     if !report.agrees() {
         anyhow::bail!(
-            "the table and the legacy files differ: {} groups by count, {} ids missing, {} extra, {} scores",
+            "the table and the legacy files differ: {} groups by count, {} ids missing, {} extra, {} twice, {} scores, {} checksums",
             report.count_differences.len(),
             report.missing_from_table,
             report.extra_in_table,
-            report.score_differences
+            report.duplicated_in_table,
+            report.score_differences,
+            report.checksum_differences.len()
         );
     }
     Ok(())
@@ -67,12 +69,30 @@ pub struct MigrateArgs<'a> {
     /// Files migrated at once (each streams its own row groups; staging and enrichment use the blocking pool).
     pub workers: usize,
     pub commit: bool,
+    /// After the commit, read the files again and check the table against them.
+    pub verify: bool,
+    /// A location for the JSON reports.
+    pub report: Option<&'a str>,
+}
+
+/// The run's verification: every file's rows accounted for, and the table against the files.
+#[derive(Debug, serde::Serialize)]
+struct Verification {
+    verified: bool,
+    /// Files whose rows read != committed before + staged + dead-lettered.
+    unaccounted_files: Vec<String>,
+    reconciliation: Reconciliation,
 }
 
 pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, args: MigrateArgs<'_>) -> anyhow::Result<()> {
     use futures::StreamExt;
     let mapping = read_mapping(args.mapping)?;
     let work = legacy_files(args.paths, settings).await?;
+    let run_id = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let reports_to = match args.report {
+        Some(location) => Some(OpenedLocation::open(Location::parse(location)?, settings).with_context(|| format!("opening {location}"))?),
+        None => None,
+    };
     // Progress by bytes (files differ in size far more than in rows per byte); drawn only on a terminal.
     let progress = indicatif::ProgressBar::new(work.iter().map(|(_, meta)| meta.size).sum());
     progress.set_style(
@@ -87,15 +107,15 @@ pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, a
             (opened, meta, result)
         })
         .buffer_unordered(args.workers.max(1));
-    let (mut reports, mut failures, mut rows) = (Vec::new(), Vec::new(), 0u64);
+    let (mut reports, mut migrated, mut failures, mut rows) = (Vec::new(), Vec::new(), Vec::new(), 0u64);
     while let Some((opened, meta, result)) = results.next().await {
         match result {
             Ok(report) => {
                 rows += report.rows;
                 reports.push(report);
+                migrated.push((opened, meta.clone()));
             }
             Err(e) => {
-                tracing::error!(file = %meta.location, error = %e, retryable = e.is_retryable(), "file not migrated");
                 failures.push(serde_json::json!({"file": format!("{}/{}", opened.location.url(), meta.location), "error": e.to_string()}));
             }
         }
@@ -103,6 +123,7 @@ pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, a
         progress.set_message(format!("{rows} rows, {:.0} rows/s", rows as f64 / started.elapsed().as_secs_f64().max(1e-3)));
     }
     progress.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
     eprintln!("{:<60} {:>10} {:>10} {:>14}", "file", "rows", "staged", "dead-lettered");
     for r in &reports {
         eprintln!("{:<60} {:>10} {:>10} {:>14}", r.source, r.rows, r.staged, r.dead_lettered);
@@ -110,11 +131,66 @@ pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, a
     for f in &failures {
         eprintln!("{:<60} failed: {}", f["file"].as_str().unwrap_or_default(), f["error"].as_str().unwrap_or_default());
     }
-    eprintln!("{} files, {rows} rows in {:.1} s; {} failed", reports.len(), started.elapsed().as_secs_f64(), failures.len());
-    let committed = if args.commit { lake.commit().await? } else { Vec::new() };
-    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"files": reports, "failed": failures, "committed": committed}))?);
+    eprintln!("{} files, {rows} rows in {seconds:.1} s; {} failed", reports.len(), failures.len());
+    let (mut committed, mut retirement, mut verification) = (Vec::new(), None, None);
+    if args.commit {
+        committed = lake.commit().await?;
+        retirement = Some(retire_files(lake, &reports).await?);
+        if args.verify {
+            let verified = verify(lake, &migrated, mapping, &reports).await?;
+            eprintln!("verification: {}", if verified.verified { "every row accounted for, the table agrees with the files" } else { "FAILED" });
+            verification = Some(verified);
+        }
+    }
+    let run = serde_json::json!({
+        "run_id": run_id,
+        "seconds": seconds,
+        "rows": rows,
+        "files": reports,
+        "failed": failures,
+        "committed": committed,
+        "retirement": retirement,
+        "verification": verification,
+    });
+    if let Some(to) = &reports_to {
+        write_reports(to, &run_id, &reports, &run).await?;
+        eprintln!("reports written to {}/{run_id}/", to.location.url());
+    }
+    println!("{}", serde_json::to_string_pretty(&run)?);
     if !failures.is_empty() {
         anyhow::bail!("{} file(s) could not be migrated", failures.len());
     }
+    if verification.as_ref().is_some_and(|v| !v.verified) {
+        anyhow::bail!("the migration did not verify (see `verification` in the report)");
+    }
+    Ok(())
+}
+
+/// Reads the migrated files again and checks the table against them.
+async fn verify(lake: &Lake, files: &[(OpenedLocation, ObjectMeta)], mapping: &Mapping, reports: &[FileReport]) -> anyhow::Result<Verification> {
+    let mut legacy = LegacyRows::default();
+    for (opened, meta) in files {
+        legacy.add_file(opened.store.clone(), &opened.location.url(), meta, mapping).await?;
+    }
+    let reconciliation = crate::migrate::reconcile::reconcile(lake, &legacy).await?;
+    let unaccounted_files: Vec<String> = reports.iter().filter(|r| !r.accounted()).map(|r| r.source.clone()).collect();
+    let verified = unaccounted_files.is_empty() && reconciliation.missing_from_table == 0 && reconciliation.verifies_migrated();
+    Ok(Verification { verified, unaccounted_files, reconciliation })
+}
+
+/// `<run id>/run.json` and `<run id>/files/<n>-<file name>.json` under the report location.
+async fn write_reports(to: &OpenedLocation, run_id: &str, reports: &[FileReport], run: &serde_json::Value) -> anyhow::Result<()> {
+    let put = |name: String, value: serde_json::Value| async move {
+        let body = serde_json::to_vec_pretty(&value).expect("JSON values serialise");
+        to.store.put(&Path::from(name.as_str()), bytes::Bytes::from(body).into()).await.with_context(|| format!("writing the report {name}"))
+    };
+    for (n, report) in reports.iter().enumerate() {
+        // The source id holds a URL and an ETag: only its file name goes into the report's own name.
+        let file = report.source.rsplit_once('#').map_or(report.source.as_str(), |(path, _)| path);
+        let name: String =
+            file.rsplit('/').next().unwrap_or("file").chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+        put(format!("{run_id}/files/{n:05}-{name}.json"), serde_json::to_value(report)?).await?;
+    }
+    put(format!("{run_id}/run.json"), run.clone()).await?;
     Ok(())
 }

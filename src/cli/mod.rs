@@ -35,6 +35,11 @@ pub struct Opts {
     /// What to do with records that arrive without analysis fields.
     #[arg(long, global = true, env = "SENTIMENT_LAKE_INCOMPLETE", value_enum, default_value_t = IncompletePolicy::default())]
     pub incomplete: IncompletePolicy,
+    /// During the transition (dual-write), also write every ingested batch's rows to the legacy store in
+    /// its per-ticker Parquet layout: a directory or an `abfss://` location. Migrations are never written
+    /// back.
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_DUAL_WRITE")]
+    pub dual_write: Option<String>,
     /// Log as JSON lines (default when running under the Functions host).
     #[arg(long, global = true, env = "SENTIMENT_LAKE_LOG_JSON")]
     pub log_json: bool,
@@ -63,6 +68,9 @@ pub struct LakeArgs {
     pub table: String,
     #[arg(long, global = true, env = "SENTIMENT_LAKE_DEAD_LETTER_TABLE", default_value = LakeConfig::DEFAULT_DEAD_LETTER_TABLE)]
     pub dead_letter_table: String,
+    /// The migration ledger: legacy files fully migrated, kept out of the records table's watermarks.
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_RETIRED_TABLE", default_value = LakeConfig::DEFAULT_RETIRED_TABLE)]
+    pub retired_table: String,
     #[command(flatten)]
     pub azure: AzureArgs,
     /// Staged data (MiB, as stored) one commit pass reads; a larger backlog commits in several snapshots.
@@ -85,6 +93,7 @@ impl LakeArgs {
         config.namespace = self.namespace.clone();
         config.table = self.table.clone();
         config.dead_letter_table = self.dead_letter_table.clone();
+        config.retired_table = self.retired_table.clone();
         config.storage.azure = self.azure.settings();
         config
     }
@@ -181,9 +190,17 @@ pub enum Command {
         /// Files migrated at once.
         #[arg(long, default_value_t = 2)]
         workers: usize,
-        /// Only stage; leave the commit to a running `serve` or a later `commit`.
+        /// Only stage; leave the commit to a running `serve` or a later `commit` (no retirement, no
+        /// verification).
         #[arg(long)]
         no_commit: bool,
+        /// Skip reading the files again after the commit to verify the table against them.
+        #[arg(long)]
+        no_verify: bool,
+        /// Where to write the JSON reports (one per file and one for the run, under `<run id>/`): a
+        /// directory or an `abfss://` location.
+        #[arg(long)]
+        report: Option<String>,
     },
     /// Run the main job on generated data: synthetic events through the Event Hubs pipeline in host-sized
     /// batches across partitions, one commit, then a summary read back from the table.
@@ -339,7 +356,16 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     crate::observability::init(opts.log_json || under_host);
     let config = opts.lake.config();
     // Built only by the commands that ingest: it loads the analyzer's lexicons.
-    let pipeline = || Pipeline::new(opts.incomplete);
+    let pipeline = || -> anyhow::Result<Pipeline> {
+        let pipeline = Pipeline::new(opts.incomplete);
+        Ok(match &opts.dual_write {
+            Some(location) => pipeline.with_dual_write(
+                crate::ingest::dual_write::DualWrite::open(location, &config.storage)
+                    .with_context(|| format!("opening the dual-write location {location}"))?,
+            ),
+            None => pipeline,
+        })
+    };
     match opts.command {
         Command::Doctor { cache } => doctor::run(&config, &cache.options()).await,
         Command::Query { endpoint, params, cache } => {
@@ -366,7 +392,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
                     namespace: args.eventhub_namespace,
                     event_hub: args.eventhub_name,
                 },
-                pipeline: pipeline(),
+                pipeline: pipeline()?,
                 query: args.cache.options(),
                 api: args.api.config()?,
                 max_invocation_bytes: args.max_invocation_mb.max(1) * MIB,
@@ -378,7 +404,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             let content = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let written_at = std::fs::metadata(&file).and_then(|m| m.modified()).ok().map(chrono::DateTime::<chrono::Utc>::from);
             let batch = crate::ingest::file::batch_from_file(&content, &file.display().to_string(), written_at)?;
-            let staged = pipeline().ingest(&lake, &batch).await?;
+            let staged = pipeline()?.ingest(&lake, &batch).await?;
             let committed = if no_commit { Vec::new() } else { lake.commit().await? };
             let peak_rss_bytes = crate::observability::peak_rss_bytes();
             println!(
@@ -389,7 +415,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         }
         Command::Demo { events, partitions, batch_size } => {
             let lake = open(&config).await?;
-            demo::run(&lake, &pipeline(), events, partitions.max(1), batch_size.max(1)).await
+            demo::run(&lake, &pipeline()?, events, partitions.max(1), batch_size.max(1)).await
         }
         Command::Generate { events, seed, days, tickers, out } => {
             let mut generator = crate::synthetic::EventGenerator::new(seed, chrono::Utc::now(), days, tickers);
@@ -397,10 +423,17 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             println!("wrote {events} events to {}", out.display());
             Ok(())
         }
-        Command::Migrate { paths, mapping, workers, no_commit } => {
+        Command::Migrate { paths, mapping, workers, no_commit, no_verify, report } => {
             let lake = open(&config).await?;
-            let args = migrate::MigrateArgs { paths: &paths, mapping: mapping.as_deref(), workers, commit: !no_commit };
-            migrate::run(&lake, &pipeline(), &config.storage, args).await
+            let args = migrate::MigrateArgs {
+                paths: &paths,
+                mapping: mapping.as_deref(),
+                workers,
+                commit: !no_commit,
+                verify: !no_verify,
+                report: report.as_deref(),
+            };
+            migrate::run(&lake, &pipeline()?, &config.storage, args).await
         }
         Command::Reconcile { paths, mapping } => {
             let lake = open(&config).await?;

@@ -173,8 +173,9 @@ async fn ingest_events(State(state): State<AppState>, headers: HeaderMap, body: 
 
 /// A legacy file uploaded to blob storage (Event Grid blob trigger). The host inlines the whole blob, but the
 /// file is streamed from storage by its `Uri` instead: row groups in ranges, the version the store has now.
-/// Its rows are staged (the committer commits them); a duplicate trigger or a retry stages rows the ledger
-/// already holds, so nothing lands twice. A file that can never be migrated is quarantined with its reason.
+/// Its rows are staged, committed and the file retired to the migration ledger; a duplicate trigger or a
+/// retry finds the file committed (or stages rows the ledger already holds), so nothing lands twice. A
+/// file that can never be migrated is quarantined with its reason.
 async fn migrate_blob(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<axum::response::Response, InvocationError> {
     let invocation = invocation_id(&headers);
     let body = match read_bounded(body, state.max_invocation_bytes).await? {
@@ -220,9 +221,15 @@ async fn migrate_blob(State(state): State<AppState>, headers: HeaderMap, body: B
     let mapping = crate::migrate::layout::Mapping::default();
     match crate::migrate::migrate_file(&state.lake, &state.pipeline, opened.store.clone(), &opened.location.url(), &meta, &mapping).await {
         Ok(report) => {
+            // Committed and retired here rather than by the next tick: a file is one large batch, and a
+            // retired file keeps its record in the migration ledger instead of the table's watermarks.
             state.committer.record_staged((report.staged + report.dead_lettered) as usize);
+            state.committer.commit_now().await?;
+            let retired = crate::migrate::retire_files(&state.lake, std::slice::from_ref(&report)).await?;
             let summary = format!("{}: {} rows, {} staged, {} dead-lettered", report.source, report.rows, report.staged, report.dead_lettered);
-            Ok(success(summary, report).into_response())
+            let mut value = serde_json::to_value(&report).unwrap_or_default();
+            value["retirement"] = serde_json::to_value(&retired).unwrap_or_default();
+            Ok(success(summary, value).into_response())
         }
         Err(e) if e.is_retryable() => Err(e.into()),
         Err(e) => refuse(e.to_string(), body).await,

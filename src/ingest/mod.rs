@@ -7,6 +7,7 @@
 //! watermark, which is the only place that knows for sure what is committed.
 
 pub mod decode;
+pub mod dual_write;
 pub mod file;
 pub mod validate;
 
@@ -95,10 +96,12 @@ pub struct ValidatedBatch {
     pub enriched: usize,
 }
 
-/// How batches are turned into rows: the only knob is what happens to records without analysis.
+/// How batches are turned into rows: what happens to records without analysis, and whether staged rows
+/// are also written to the legacy store ([`dual_write`]).
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     enricher: Option<Enricher>,
+    dual_write: Option<dual_write::DualWrite>,
 }
 
 impl Default for Pipeline {
@@ -109,7 +112,12 @@ impl Default for Pipeline {
 
 impl Pipeline {
     pub fn new(policy: IncompletePolicy) -> Self {
-        Self { enricher: (policy == IncompletePolicy::Enrich).then(Enricher::default) }
+        Self { enricher: (policy == IncompletePolicy::Enrich).then(Enricher::default), dual_write: None }
+    }
+
+    /// The same pipeline, also writing each staged batch's rows to the legacy store.
+    pub fn with_dual_write(self, dual_write: dual_write::DualWrite) -> Self {
+        Self { dual_write: Some(dual_write), ..self }
     }
 
     /// Decodes, enriches (per policy) and validates every event. Pure: no I/O. `now` fills missing
@@ -134,7 +142,7 @@ impl Pipeline {
         let validated = tokio::task::spawn_blocking(move || pipeline.validate_batch(&owned, now))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        ingest_validated(lake, batch, validated).await
+        ingest_validated(lake, batch, validated, self.dual_write.as_ref()).await
     }
 }
 
@@ -195,9 +203,17 @@ pub struct IngestReport {
     pub dead_lettered: usize,
     pub enriched: usize,
     pub segments: Vec<String>,
+    /// Files written to the legacy store (dual-write).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dual_written: Vec<String>,
 }
 
-async fn ingest_validated(lake: &Lake, batch: &SourceBatch, validated: ValidatedBatch) -> Result<IngestReport, LakeError> {
+async fn ingest_validated(
+    lake: &Lake,
+    batch: &SourceBatch,
+    validated: ValidatedBatch,
+    dual_write: Option<&dual_write::DualWrite>,
+) -> Result<IngestReport, LakeError> {
     let started = Instant::now();
     BatchReceived { source: &batch.source, events: batch.events.len() }.emit();
     for letter in &validated.dead_letters {
@@ -215,6 +231,7 @@ async fn ingest_validated(lake: &Lake, batch: &SourceBatch, validated: Validated
         dead_lettered: validated.dead_letters.len(),
         enriched: validated.enriched,
         segments: Vec::new(),
+        dual_written: Vec::new(),
     };
     let Some(range) = batch.sequence_range() else {
         return Ok(report);
@@ -236,7 +253,13 @@ async fn ingest_validated(lake: &Lake, batch: &SourceBatch, validated: Validated
         rows: validated.records,
         sequence_numbers: validated.sequence_numbers,
     };
+    let rows = records.rows.clone();
     report.segments.push(lake.stage(TableKind::Records, &records).await?);
+    if let Some(dual_write) = dual_write {
+        // After the lake's segments are durable: a failure here fails the invocation, and the redelivery
+        // is dropped by the ledger while the legacy files are rewritten under the same names.
+        report.dual_written = dual_write.write(&batch.source, range, &rows).await?;
+    }
     BatchStaged {
         source: &batch.source,
         rows: report.staged_rows,

@@ -29,9 +29,12 @@ use iceberg::Catalog;
 
 use super::catalog::RenewingCatalog;
 use super::compat::conform;
-use super::ledger::{CommittedState, Watermarks, COMMIT_ID_PROPERTY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY};
+use super::ledger::{
+    CommittedState, Watermarks, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
+};
 use super::plan::{next_pass, PassBounds, PassPlan};
 use super::quarantine::Quarantine;
+use super::retired;
 use super::staging::{self, EntryKind, Segment, StagedEntry, Staging};
 use super::swap::{self, Change, Outcome};
 use super::writer::{delete, write_data_files};
@@ -132,6 +135,9 @@ pub struct CommitContext<'a> {
     pub staging: &'a Staging,
     pub quarantine: &'a Quarantine,
     pub target: &'a TableTarget,
+    /// The retired sources ([`super::retired`]): consulted for any staged source the table has no
+    /// watermark for, after the table is read, so a finished file staged again commits nothing.
+    pub retired: &'a TableTarget,
     pub policy: CommitPolicy,
 }
 
@@ -150,7 +156,13 @@ pub async fn commit_staged(cx: &CommitContext<'_>) -> Result<CommitReport, LakeE
         }
         let table = load(cx).await?;
         let state = CommittedState::read(&cx.target.name, table.metadata())?;
-        let plan = next_pass(&listing, &state.watermarks, cx.policy.pass, Utc::now());
+        let mut watermarks = state.watermarks;
+        let unknown: Vec<&str> = listing.sources.values().map(String::as_str).filter(|s| watermarks.get(s).is_none()).collect();
+        for source in retired::retired_among(cx.catalog, cx.retired, &unknown).await? {
+            // Finished and retired: whatever of it is staged now is a late duplicate, obsolete unread.
+            watermarks.advance(&source, i64::MAX);
+        }
+        let plan = next_pass(&listing, &watermarks, cx.policy.pass, Utc::now());
         report.waiting = plan.waiting;
         if plan.unnamed > 0 {
             tracing::warn!(table = %cx.target.name, entries = plan.unnamed, "Staged entries whose source descriptor is missing are left for a later pass.");
@@ -310,6 +322,16 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan) -> Result<CommitRep
             report.snapshot_id = table.metadata().current_snapshot_id();
             break;
         }
+        let unknown: Vec<&str> = plan.sources.iter().map(|s| s.source.as_str()).filter(|s| state.watermarks.get(s).is_none()).collect();
+        if !retired::retired_among(cx.catalog, cx.retired, &unknown).await?.is_empty() {
+            // Retired since the pass was planned (its rows committed by someone else): the next pass sees
+            // it retired and drops what is staged; committing this one now would add its rows twice.
+            if let Some(stale) = written.take() {
+                delete(&table, &stale.files).await;
+            }
+            report.rows_committed = 0;
+            return Ok(report);
+        }
         let job_plan = plan.clone();
         let job_loaded = loaded.clone();
         let committed = state.watermarks.clone();
@@ -348,12 +370,16 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan) -> Result<CommitRep
             }
         };
         report.data_files = files.len();
-        let watermarks = selection.watermarks.to_property();
+        let advanced = selection.watermarks.only(plan.sources.iter().map(|s| s.source.as_str())).to_property();
         let change = Change {
             files: files.clone(),
-            summary: HashMap::from([(WATERMARKS_PROPERTY.to_string(), watermarks.clone()), (COMMIT_ID_PROPERTY.to_string(), commit_id.clone())]),
+            summary: HashMap::from([
+                (WATERMARKS_PROPERTY.to_string(), advanced),
+                (LEDGER_FORMAT_PROPERTY.to_string(), PARTIAL_SUMMARY.to_string()),
+                (COMMIT_ID_PROPERTY.to_string(), commit_id.clone()),
+            ]),
             properties: vec![
-                (WATERMARKS_PROPERTY.to_string(), watermarks),
+                (WATERMARKS_PROPERTY.to_string(), selection.watermarks.to_property()),
                 (RECENT_COMMITS_PROPERTY.to_string(), state.recent_commits_with(table.metadata().properties(), &commit_id)),
             ],
         };

@@ -3,14 +3,20 @@
 //! Every commit this crate makes sets, in the same atomic metadata swap as its append:
 //! - table properties `sentiment-lake.watermarks` (JSON map `source -> highest sequence number accounted
 //!   for`) and `sentiment-lake.recent-commits` (JSON list of the last [`RECENT_COMMITS`] commit ids);
-//! - the same watermarks and its own commit id in the snapshot summary, as Kafka Connect's
-//!   `kafka.connect.offsets` or Redpanda's `redpanda.commit-metadata`, for readers that look there.
+//! - in the snapshot summary, its own commit id and the watermarks of the sources *it* advanced, as Kafka
+//!   Connect's `kafka.connect.offsets` or Redpanda's `redpanda.commit-metadata`, for readers that look
+//!   there. Only those: a summary carrying every source would grow every snapshot with each legacy file a
+//!   migration ever read. [`LEDGER_FORMAT_PROPERTY`] in the summary says so.
 //!
 //! Table properties are what the committer trusts: snapshot expiry and other engines' commits (Dremio's
 //! `OPTIMIZE`, compaction) replace or drop snapshots and their summaries but carry the properties over, so
-//! committed data never looks uncommitted. Tables written by versions that kept the ledger only in
+//! committed data never looks uncommitted. Tables written by versions that kept the whole ledger only in
 //! summaries are read by walking the lineage, and that walk fails closed: a missing parent snapshot
-//! (expired) means the watermarks cannot be known, and committing anyway could duplicate rows.
+//! (expired), or a summary holding only this format's partial watermarks, means the watermarks cannot be
+//! known, and committing anyway could duplicate rows.
+//!
+//! A legacy file fully migrated leaves the watermarks ([`super::migration_ledger`] keeps it instead), so
+//! the property holds the live sources and the files in flight, not every file ever migrated.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +27,9 @@ use super::LakeError;
 pub const WATERMARKS_PROPERTY: &str = "sentiment-lake.watermarks";
 pub const RECENT_COMMITS_PROPERTY: &str = "sentiment-lake.recent-commits";
 pub const COMMIT_ID_PROPERTY: &str = "sentiment-lake.commit-id";
+/// In a snapshot summary: its watermarks are only the sources that snapshot advanced (value `partial`).
+pub const LEDGER_FORMAT_PROPERTY: &str = "sentiment-lake.ledger-format";
+pub const PARTIAL_SUMMARY: &str = "partial";
 /// Commit ids remembered in table properties: enough to recognise a commit whose reply was lost, since the
 /// committer looks again within seconds.
 pub const RECENT_COMMITS: usize = 100;
@@ -45,6 +54,16 @@ impl Watermarks {
     pub fn advance(&mut self, source: &str, sequence_number: i64) {
         let entry = self.0.entry(source.to_string()).or_insert(sequence_number);
         *entry = (*entry).max(sequence_number);
+    }
+
+    /// Forgets `source` (a retired legacy file, whose record moved to the migration ledger).
+    pub fn remove(&mut self, source: &str) -> Option<i64> {
+        self.0.remove(source)
+    }
+
+    /// The watermarks of `sources` only.
+    pub fn only<'a>(&self, sources: impl IntoIterator<Item = &'a str>) -> Watermarks {
+        Watermarks(sources.into_iter().filter_map(|s| self.get(s).map(|w| (s.to_string(), w))).collect())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, i64)> {
@@ -102,6 +121,12 @@ impl CommittedState {
                 state.commit_ids.push(commit_id.clone());
             }
             if from_properties.is_none() && from_lineage.is_none() {
+                if props.get(LEDGER_FORMAT_PROPERTY).is_some_and(|f| f == PARTIAL_SUMMARY) {
+                    return Err(unreadable(format!(
+                        "the table has no `{WATERMARKS_PROPERTY}` property, and snapshot {id}'s summary holds only the sources it advanced; \
+                         set that property to the last known watermarks to resume"
+                    )));
+                }
                 if let Some(raw) = props.get(WATERMARKS_PROPERTY) {
                     from_lineage = Some(serde_json::from_str(raw).map_err(|e| unreadable(format!("snapshot {id}: {WATERMARKS_PROPERTY}: {e}")))?);
                 }

@@ -14,6 +14,7 @@ mod ledger;
 pub mod paths;
 pub mod plan;
 mod quarantine;
+pub mod retired;
 mod staging;
 mod swap;
 mod writer;
@@ -31,9 +32,12 @@ pub use self::catalog::{CatalogAuth, RenewingCatalog, OSSRDBMS_RESOURCE};
 pub use self::commit::{CommitPolicy, CommitReport};
 pub use self::committer::{Committer, OnCommit};
 pub use self::error::LakeError;
-pub use self::ledger::{CommittedState, Watermarks, COMMIT_ID_PROPERTY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY};
+pub use self::ledger::{
+    CommittedState, Watermarks, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
+};
 pub use self::plan::PassBounds;
 pub use self::quarantine::{Quarantine, QuarantineRecord, StoredEnvelope};
+pub use self::retired::{RetireReport, RetiredSource};
 pub use self::staging::{EntryKind, Listing, Segment, StagedEntry, Staging, SEQUENCE_COLUMN};
 use crate::schema::{self, dead_letter};
 use crate::storage::{Location, StorageSettings, Warehouse};
@@ -71,6 +75,8 @@ pub struct LakeConfig {
     pub namespace: String,
     pub table: String,
     pub dead_letter_table: String,
+    /// Sources finished for good (migrated legacy files), kept out of the records table's watermarks.
+    pub retired_table: String,
     /// How to reach a remote warehouse (credentials, endpoint).
     pub storage: StorageSettings,
     pub commit_policy: CommitPolicy,
@@ -96,6 +102,7 @@ impl LakeConfig {
     pub const DEFAULT_NAMESPACE: &'static str = "sentiment";
     pub const DEFAULT_TABLE: &'static str = "sentiment_records";
     pub const DEFAULT_DEAD_LETTER_TABLE: &'static str = "sentiment_dead_letter";
+    pub const DEFAULT_RETIRED_TABLE: &'static str = "migration_ledger";
 
     pub fn local(warehouse: impl Into<String>) -> Self {
         Self {
@@ -106,6 +113,7 @@ impl LakeConfig {
             namespace: Self::DEFAULT_NAMESPACE.into(),
             table: Self::DEFAULT_TABLE.into(),
             dead_letter_table: Self::DEFAULT_DEAD_LETTER_TABLE.into(),
+            retired_table: Self::DEFAULT_RETIRED_TABLE.into(),
             storage: StorageSettings::default(),
             commit_policy: CommitPolicy::default(),
         }
@@ -123,6 +131,7 @@ pub struct Lake {
     quarantine: Quarantine,
     records: Arc<TableTarget>,
     dead_letters: Arc<TableTarget>,
+    retired: Arc<TableTarget>,
     policy: CommitPolicy,
 }
 
@@ -191,6 +200,8 @@ impl Lake {
             dead_letter::dead_letter_partition_spec(),
             &[],
         );
+        let retired =
+            target(&config.retired_table, retired::retired_schema(), retired::retired_arrow_schema(), retired::retired_partition_spec(), &[]);
         let lake = Self {
             storage: Arc::new(config.storage.clone()),
             staging: Staging::new(warehouse.store().clone()),
@@ -199,10 +210,11 @@ impl Lake {
             catalog,
             records: Arc::new(records),
             dead_letters: Arc::new(dead_letters),
+            retired: Arc::new(retired),
             policy: config.commit_policy,
         };
-        for kind in [TableKind::Records, TableKind::DeadLetters] {
-            lake.ensure_table(lake.target(kind)).await?;
+        for target in [lake.target(TableKind::Records), lake.target(TableKind::DeadLetters), &lake.retired] {
+            lake.ensure_table(target).await?;
         }
         Ok(lake)
     }
@@ -282,6 +294,7 @@ impl Lake {
                 staging: &self.staging,
                 quarantine: &self.quarantine,
                 target: self.target(kind),
+                retired: &self.retired,
                 policy: self.policy,
             };
             let report = commit::commit_staged(&cx).await?;
@@ -311,5 +324,28 @@ impl Lake {
 
     pub async fn committed_state(&self, kind: TableKind) -> Result<CommittedState, LakeError> {
         CommittedState::read(&self.target(kind).name, self.load(kind).await?.metadata())
+    }
+
+    /// The table of retired sources (the migration ledger).
+    pub fn retired_target(&self) -> &TableTarget {
+        &self.retired
+    }
+
+    /// Retires the finished ones among `candidates` ([`retired`]): their rows go to the migration ledger,
+    /// their keys leave the records table's watermarks.
+    pub async fn retire(&self, candidates: Vec<RetiredSource>) -> Result<RetireReport, LakeError> {
+        retired::retire(&self.catalog, &self.records, (&self.dead_letters, &self.staging), &self.retired, self.policy, candidates).await
+    }
+
+    /// The retired source `source`, if it is.
+    pub async fn retired_source(&self, source: &str) -> Result<Option<RetiredSource>, LakeError> {
+        Ok(retired::read_all(&self.catalog, &self.retired).await?.remove(source))
+    }
+
+    /// Every retired source.
+    pub async fn retired_sources(&self) -> Result<Vec<RetiredSource>, LakeError> {
+        let mut all: Vec<RetiredSource> = retired::read_all(&self.catalog, &self.retired).await?.into_values().collect();
+        all.sort_by(|a, b| a.source.cmp(&b.source));
+        Ok(all)
     }
 }

@@ -7,13 +7,15 @@
 //! chunks and committed by the ledger that already makes ingestion exactly once. Migrating a file again,
 //! or after a crash, commits nothing twice; a changed file (a new ETag) is a new version.
 //!
-//! Not yet here (the migration issue goes on): verification checksums, dual-write, and a ledger that does not add
-//! a watermark per file to the table properties.
+//! A finished file is retired ([`retire_files`]): its record moves from the watermarks to the migration
+//! ledger table ([`crate::lake::retired`]), with its report, so thousands of files do not weigh on every
+//! commit's metadata.
 
 pub mod layout;
 pub mod reader;
 pub mod reconcile;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -22,9 +24,11 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
 use sha2::{Digest, Sha256};
 
+use crate::ingest::dual_write::MIGRATION_SOURCE_PREFIX;
 use crate::ingest::file::hex;
 use crate::ingest::{Pipeline, SourceBatch, SourceEvent};
-use crate::lake::{Lake, LakeError, TableKind};
+use crate::lake::{Lake, LakeError, RetireReport, RetiredSource, TableKind};
+use crate::observability::{FileMigrated, FileMigrationFailed, MigrationProgress};
 use crate::storage::StorageError;
 
 use self::layout::{records, ticker_from_path, FileDefaults, Layout, Mapping};
@@ -42,6 +46,39 @@ pub struct FileReport {
     pub already_committed: u64,
     pub staged: u64,
     pub dead_lettered: u64,
+    /// Found in the migration ledger: every row was committed by an earlier run and the file retired.
+    pub retired: bool,
+    /// Of the rows read by this run, per `TICKER/YYYY-MM-DD` (UTC): rows and the sum of legacy scores.
+    pub checksums: BTreeMap<String, GroupChecksum>,
+}
+
+/// Rows of one ticker and day, and the sum of the legacy scores among them (rows without one are
+/// scored by enrichment, which the legacy side cannot check).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GroupChecksum {
+    pub rows: u64,
+    pub scored: u64,
+    pub score_sum: f64,
+}
+
+impl Eq for GroupChecksum {}
+
+impl FileReport {
+    /// Every row read is staged, dead-lettered, or was committed before: nothing is lost in between.
+    pub fn accounted(&self) -> bool {
+        self.rows == self.already_committed + self.staged + self.dead_lettered
+    }
+
+    fn add(&mut self, record: &serde_json::Value) {
+        let text = |field: &str| record.get(field).and_then(serde_json::Value::as_str);
+        let group = format!("{}/{}", text("ticker").unwrap_or("?"), text("event_timestamp").and_then(|t| t.get(..10)).unwrap_or("?"));
+        let sum = self.checksums.entry(group).or_default();
+        sum.rows += 1;
+        if let Some(score) = record.get("sentiment_score").and_then(serde_json::Value::as_f64) {
+            sum.scored += 1;
+            sum.score_sum += score;
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +113,7 @@ impl MigrateError {
 /// The source id of one version of a file.
 pub fn source_id(location_url: &str, meta: &ObjectMeta) -> String {
     let version = meta.e_tag.clone().unwrap_or_else(|| format!("{}-{}", meta.size, meta.last_modified.timestamp_micros()));
-    format!("legacy+{}/{}#{}", location_url.trim_end_matches('/'), meta.location, version)
+    format!("{MIGRATION_SOURCE_PREFIX}{}/{}#{}", location_url.trim_end_matches('/'), meta.location, version)
 }
 
 /// One legacy file version, opened: its footer read, its layout resolved, the values its rows default to.
@@ -122,14 +159,37 @@ pub async fn migrate_file(
     meta: &ObjectMeta,
     mapping: &Mapping,
 ) -> Result<FileReport, MigrateError> {
+    let result = stage_file(lake, pipeline, store, location_url, meta, mapping).await;
+    match &result {
+        Ok(r) => {
+            FileMigrated { source: &r.source, rows: r.rows, already_committed: r.already_committed, staged: r.staged, dead_lettered: r.dead_lettered }
+                .emit()
+        }
+        Err(e) => FileMigrationFailed { file: meta.location.as_ref(), error: e, retryable: e.is_retryable() }.emit(),
+    }
+    result
+}
+
+async fn stage_file(
+    lake: &Lake,
+    pipeline: &Pipeline,
+    store: Arc<dyn ObjectStore>,
+    location_url: &str,
+    meta: &ObjectMeta,
+    mapping: &Mapping,
+) -> Result<FileReport, MigrateError> {
     let LegacyFile { source, opened, layout, defaults } = LegacyFile::open(store, location_url, meta, mapping).await?;
     let unreadable = |source_error| MigrateError::Unreadable { file: meta.location.to_string(), source: source_error };
     // Resuming: rows up to the file's watermark are committed (the records table's ledger covers every row
     // of a staged range, dead letters included), so reading starts after them.
-    let committed = lake.committed_state(TableKind::Records).await?.watermarks.get(&source).unwrap_or(0).max(0) as u64;
+    // The watermarks first, then the ledger: a retirement moves a file from the one to the other.
+    let watermark = lake.committed_state(TableKind::Records).await?.watermarks.get(&source);
     let total = opened.rows();
+    let retired = watermark.is_none() && lake.retired_source(&source).await?.is_some();
+    let committed = if retired { total } else { watermark.unwrap_or(0).max(0) as u64 };
     let skip = committed.min(total);
-    let mut report = FileReport { source: source.clone(), rows: skip, already_committed: skip, staged: 0, dead_lettered: 0 };
+    let mut report =
+        FileReport { source: source.clone(), rows: skip, already_committed: skip, staged: 0, dead_lettered: 0, retired, checksums: BTreeMap::new() };
     if skip == total {
         return Ok(report);
     }
@@ -138,6 +198,7 @@ pub async fn migrate_file(
     while let Some(batch) = stream.try_next().await.map_err(unreadable)? {
         for record in records(&batch, &layout, &defaults, report.rows) {
             report.rows += 1;
+            report.add(&record);
             let body = serde_json::to_vec(&record).expect("JSON values serialise");
             pending.push(SourceEvent::new(report.rows as i64, Bytes::from(body)));
             if pending.len() == ROWS_PER_SEGMENT {
@@ -156,7 +217,26 @@ async fn stage(lake: &Lake, pipeline: &Pipeline, source: &str, pending: &mut Vec
     let staged = pipeline.ingest(lake, &batch).await?;
     report.staged += staged.staged_rows as u64;
     report.dead_lettered += staged.dead_lettered as u64;
+    MigrationProgress { staged: staged.staged_rows as u64, dead_lettered: staged.dead_lettered as u64 }.emit();
     Ok(())
+}
+
+/// Retires the files of `reports` whose rows are all committed (the caller commits first); the others stay
+/// in the watermarks until a later run finds them finished.
+pub async fn retire_files(lake: &Lake, reports: &[FileReport]) -> Result<RetireReport, LakeError> {
+    let now = chrono::Utc::now();
+    let candidates = reports
+        .iter()
+        .filter(|r| r.rows > 0)
+        .map(|r| RetiredSource {
+            source: r.source.clone(),
+            through: r.rows as i64,
+            retired_at: now,
+            records_snapshot_id: None,
+            report: serde_json::to_value(r).ok(),
+        })
+        .collect();
+    lake.retire(candidates).await
 }
 
 /// The Parquet files under a location (recursively), oldest path first.

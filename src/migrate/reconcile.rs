@@ -1,13 +1,14 @@
 //! Reconciliation (the seed's 4.3): legacy files against the table, for the tickers and days the files
-//! cover. While the old and new writers both run (dual-write), the two must agree; after a migration, only
-//! the rows that could not be migrated may be missing.
+//! cover. While the old and new writers both run (dual-write), the two must agree; after a migration, a row
+//! may be missing only if the dead-letter table holds it for the same file.
 //!
-//! Compared: row counts per ticker and UTC day, message ids missing from the table, ids the table has for
-//! those tickers and days that no file has, and scores that differ by more than float32 precision. The
+//! Compared: row counts per ticker and UTC day, message ids missing from the table (those dead-lettered
+//! counted apart), ids the table has for those tickers and days that no file has, ids it has twice, scores
+//! that differ by more than float32 precision, and the score sums per ticker/day (the checksum). The
 //! legacy side is held as one entry per row (about 100 bytes each), so a run suits files of up to tens of
 //! millions of rows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -20,7 +21,7 @@ use serde_json::Value;
 use super::layout::{records, Mapping};
 use super::{LegacyFile, MigrateError};
 use crate::lake::{Lake, LakeError, TableKind};
-use crate::schema::column;
+use crate::schema::{column, dead_letter};
 
 /// Scores closer than this are equal: the table stores float32, the files often float64.
 const SCORE_TOLERANCE: f64 = 1e-6;
@@ -37,6 +38,8 @@ struct Row {
 #[derive(Debug, Default)]
 pub struct LegacyRows {
     rows: HashMap<String, Row>,
+    /// The files' source ids, whose dead letters explain rows the table lacks.
+    sources: HashSet<String>,
 }
 
 impl LegacyRows {
@@ -48,7 +51,8 @@ impl LegacyRows {
         meta: &ObjectMeta,
         mapping: &Mapping,
     ) -> Result<(), MigrateError> {
-        let LegacyFile { opened, layout, defaults, .. } = LegacyFile::open(store, location_url, meta, mapping).await?;
+        let LegacyFile { source, opened, layout, defaults } = LegacyFile::open(store, location_url, meta, mapping).await?;
+        self.sources.insert(source);
         let unreadable = |source| MigrateError::Unreadable { file: meta.location.to_string(), source };
         let mut stream = opened.stream(0).map_err(unreadable)?;
         let mut row = 0u64;
@@ -71,6 +75,10 @@ pub struct Reconciliation {
     /// `ticker/day` -> `[legacy rows, table rows]`, for every group whose counts differ.
     pub count_differences: BTreeMap<String, [u64; 2]>,
     pub groups_compared: usize,
+    /// Legacy ids the table lacks that the dead-letter table holds for the same file: refused with a reason,
+    /// accounted for (and left out of the counts per ticker/day).
+    pub dead_lettered: u64,
+    /// Legacy ids the table lacks and nothing explains.
     pub missing_from_table: u64,
     pub missing_examples: Vec<String>,
     pub extra_in_table: u64,
@@ -78,17 +86,57 @@ pub struct Reconciliation {
     pub score_differences: u64,
     /// `[id, legacy score, table score]`.
     pub score_examples: Vec<(String, f64, f64)>,
+    /// Legacy ids the table holds more than once.
+    pub duplicated_in_table: u64,
+    pub duplicate_examples: Vec<String>,
+    /// `ticker/day` -> `[legacy score sum, table score sum]` over the ids both hold with a legacy score, for
+    /// every group whose sums differ by more than float32 precision allows: the checksum of the key column.
+    pub checksum_differences: BTreeMap<String, [f64; 2]>,
 }
 
 impl Reconciliation {
     pub fn agrees(&self) -> bool {
-        self.count_differences.is_empty() && self.missing_from_table == 0 && self.extra_in_table == 0 && self.score_differences == 0
+        self.count_differences.is_empty() && self.missing_from_table == 0 && self.extra_in_table == 0 && self.verifies_migrated()
     }
+
+    /// What a migration run's verification asks of the rows it migrated: each legacy id the table holds is
+    /// there once with its legacy score, and the score sums per ticker/day agree. (Missing ids are rows
+    /// the run dead-lettered, counted against the dead-letter table; extra ids, rows other writers added.)
+    pub fn verifies_migrated(&self) -> bool {
+        self.score_differences == 0 && self.duplicated_in_table == 0 && self.checksum_differences.is_empty()
+    }
+}
+
+/// The message ids of the dead letters of `sources` (read from their raw bodies, the records migration built).
+async fn dead_lettered_ids(lake: &Lake, sources: &HashSet<String>) -> Result<HashSet<String>, LakeError> {
+    let mut ids = HashSet::new();
+    let table = lake.load(TableKind::DeadLetters).await?;
+    if sources.is_empty() || table.metadata().current_snapshot_id().is_none() {
+        return Ok(ids);
+    }
+    let scan =
+        table.scan().select([dead_letter::SOURCE, dead_letter::RAW_BODY]).build().map_err(LakeError::iceberg("planning the dead-letter scan"))?;
+    let mut batches = scan.to_arrow().await.map_err(LakeError::iceberg("reading the dead letters"))?;
+    while let Some(batch) = batches.try_next().await.map_err(LakeError::iceberg("reading the dead letters"))? {
+        let (source, body) = (batch.column(0).as_string::<i32>(), batch.column(1));
+        for i in (0..batch.num_rows()).filter(|&i| sources.contains(source.value(i))) {
+            let raw = match body.data_type() {
+                arrow_schema::DataType::LargeBinary => body.as_binary::<i64>().value(i),
+                _ => body.as_binary::<i32>().value(i),
+            };
+            if let Some(id) = serde_json::from_slice::<Value>(raw).ok().and_then(|v| v.get("message_id").and_then(Value::as_str).map(str::to_string))
+            {
+                ids.insert(id);
+            }
+        }
+    }
+    Ok(ids)
 }
 
 /// Compares the legacy rows with the table's current snapshot.
 pub async fn reconcile(lake: &Lake, legacy: &LegacyRows) -> Result<Reconciliation, LakeError> {
     let mut counts: BTreeMap<(String, String), [u64; 2]> = BTreeMap::new();
+    let mut sums: BTreeMap<(String, String), [f64; 3]> = BTreeMap::new();
     for row in legacy.rows.values() {
         counts.entry(row.group.clone()).or_default()[0] += 1;
     }
@@ -111,9 +159,18 @@ pub async fn reconcile(lake: &Lake, legacy: &LegacyRows) -> Result<Reconciliatio
                 let id = ids.value(i);
                 match legacy.rows.get(id) {
                     Some(row) => {
-                        seen.insert(id.to_string());
+                        if !seen.insert(id.to_string()) {
+                            report.duplicated_in_table += 1;
+                            if report.duplicate_examples.len() < LISTED {
+                                report.duplicate_examples.push(id.to_string());
+                            }
+                        }
                         let table_score = if scores.is_null(i) { f64::NAN } else { f64::from(scores.value(i)) };
                         if let Some(legacy_score) = row.score {
+                            let sum = sums.entry(row.group.clone()).or_default();
+                            sum[0] += legacy_score;
+                            sum[1] += if table_score.is_nan() { 0.0 } else { table_score };
+                            sum[2] += 1.0;
                             if (legacy_score - table_score).abs() > SCORE_TOLERANCE || table_score.is_nan() {
                                 report.score_differences += 1;
                                 if report.score_examples.len() < LISTED {
@@ -132,7 +189,15 @@ pub async fn reconcile(lake: &Lake, legacy: &LegacyRows) -> Result<Reconciliatio
             }
         }
     }
-    for (id, _) in legacy.rows.iter().filter(|(id, _)| !seen.contains(*id)) {
+    let refused = dead_lettered_ids(lake, &legacy.sources).await?;
+    for (id, row) in legacy.rows.iter().filter(|(id, _)| !seen.contains(*id)) {
+        if refused.contains(id) {
+            report.dead_lettered += 1;
+            if let Some(count) = counts.get_mut(&row.group) {
+                count[0] -= 1;
+            }
+            continue;
+        }
         report.missing_from_table += 1;
         if report.missing_examples.len() < LISTED {
             report.missing_examples.push(id.clone());
@@ -140,6 +205,11 @@ pub async fn reconcile(lake: &Lake, legacy: &LegacyRows) -> Result<Reconciliatio
     }
     report.missing_examples.sort();
     report.groups_compared = counts.len();
+    report.checksum_differences = sums
+        .into_iter()
+        .filter(|(_, [legacy, table, n])| (legacy - table).abs() > SCORE_TOLERANCE * n.max(1.0))
+        .map(|((ticker, day), [legacy, table, _])| (format!("{ticker}/{day}"), [legacy, table]))
+        .collect();
     report.count_differences = counts.into_iter().filter(|(_, [a, b])| a != b).map(|((ticker, day), c)| (format!("{ticker}/{day}"), c)).collect();
     Ok(report)
 }

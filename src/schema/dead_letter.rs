@@ -14,6 +14,7 @@ pub const SOURCE: &str = "source";
 pub const SEQUENCE_NUMBER: &str = "sequence_number";
 pub const ERROR_CLASS: &str = "error_class";
 pub const DEAD_LETTERED_AT: &str = "dead_lettered_at";
+pub const RAW_BODY: &str = "raw_body";
 
 /// Why an event was refused. Stable strings: they are stored and filtered on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -62,7 +63,7 @@ pub fn dead_letter_schema() -> Schema {
         NestedField::optional(3, "offset", string()),
         NestedField::optional(4, "enqueued_time", tstz()),
         NestedField::optional(5, "partition_key", string()),
-        NestedField::required(6, "raw_body", Type::Primitive(PrimitiveType::Binary)),
+        NestedField::required(6, RAW_BODY, Type::Primitive(PrimitiveType::Binary)),
         NestedField::required(7, ERROR_CLASS, string()),
         NestedField::optional(8, "error_field", string()),
         NestedField::required(9, "error_message", string()),
