@@ -47,6 +47,8 @@ pub struct ServeOptions {
     pub api: ApiConfig,
     /// Largest invocation body read into memory; larger ones are stored in the quarantine.
     pub max_invocation_bytes: usize,
+    /// What the `MaintainTable` timer function runs.
+    pub maintenance: crate::maintain::MaintenancePolicy,
 }
 
 /// How queries are answered: the cache (Redis URL, TTL), warming and the engine's memory.
@@ -85,6 +87,7 @@ pub async fn serve(lake: Lake, options: ServeOptions) -> anyhow::Result<()> {
         committer: committer.clone(),
         query,
         max_invocation_bytes: options.max_invocation_bytes,
+        maintenance: options.maintenance,
     };
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     tracing::info!(

@@ -16,6 +16,7 @@ pub mod enrich;
 pub mod functions;
 pub mod ingest;
 pub mod lake;
+pub mod maintain;
 pub mod migrate;
 pub mod observability;
 pub mod query;

@@ -101,6 +101,57 @@ impl FileMigrationFailed<'_> {
     }
 }
 
+/// A compaction run rewrote small files.
+pub struct TableCompacted<'a> {
+    pub table: &'a str,
+    pub files_rewritten: usize,
+    pub files_written: usize,
+    pub bytes_read: u64,
+    pub seconds: f64,
+}
+
+impl TableCompacted<'_> {
+    pub fn emit(self) {
+        tracing::info!(
+            table = self.table,
+            files_rewritten = self.files_rewritten,
+            files_written = self.files_written,
+            bytes_read = self.bytes_read,
+            seconds = self.seconds,
+            "Table compacted."
+        );
+        let table = self.table.to_string();
+        counter!("sentiment_lake_compaction_files_rewritten_total", "table" => table.clone()).increment(self.files_rewritten as u64);
+        counter!("sentiment_lake_compaction_bytes_read_total", "table" => table.clone()).increment(self.bytes_read);
+        histogram!("sentiment_lake_compaction_seconds", "table" => table).record(self.seconds);
+    }
+}
+
+/// A table's health was measured (by maintenance, `/api/health/table` or `doctor`).
+pub struct TableHealthMeasured<'a> {
+    pub table: &'a str,
+    pub data_files: usize,
+    pub small_files: usize,
+    pub snapshots: usize,
+    pub manifests: usize,
+    pub bytes: u64,
+    pub last_commit_age_s: Option<i64>,
+}
+
+impl TableHealthMeasured<'_> {
+    pub fn emit(self) {
+        let table = self.table.to_string();
+        gauge!("sentiment_lake_table_data_files", "table" => table.clone()).set(self.data_files as f64);
+        gauge!("sentiment_lake_table_small_files", "table" => table.clone()).set(self.small_files as f64);
+        gauge!("sentiment_lake_table_snapshots", "table" => table.clone()).set(self.snapshots as f64);
+        gauge!("sentiment_lake_table_manifests", "table" => table.clone()).set(self.manifests as f64);
+        gauge!("sentiment_lake_table_bytes", "table" => table.clone()).set(self.bytes as f64);
+        if let Some(age) = self.last_commit_age_s {
+            gauge!("sentiment_lake_table_last_commit_age_seconds", "table" => table).set(age as f64);
+        }
+    }
+}
+
 /// Valid rows and dead letters of one batch were staged.
 pub struct BatchStaged<'a> {
     pub source: &'a str,

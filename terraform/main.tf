@@ -340,6 +340,8 @@ resource "azurerm_function_app_flex_consumption" "this" {
     SENTIMENT_LAKE_CATALOG_AUTH                 = "entra"
     SENTIMENT_LAKE_REDIS_URL                    = "@Microsoft.KeyVault(SecretUri=${azurerm_key_vault_secret.redis_url.versionless_id})"
     SENTIMENT_LAKE_COMMIT_SCHEDULE              = var.commit_schedule
+    SENTIMENT_LAKE_MAINTAIN_SCHEDULE            = var.maintain_schedule
+    SENTIMENT_LAKE_DELETE_ORPHANS               = "true"
     SENTIMENT_LAKE_COMMIT_INTERVAL_SECS         = "30"
     SENTIMENT_LAKE_LOG_JSON                     = "true"
     SENTIMENT_LAKE_CORS_ORIGINS                 = join(",", var.cors_origins)

@@ -31,6 +31,12 @@ variable "max_instances" {
   default     = 40
 }
 
+variable "maintain_schedule" {
+  description = "NCRONTAB schedule of the MaintainTable timer (compaction, manifest rewrite, snapshot expiry, orphan cleanup)."
+  type        = string
+  default     = "0 */15 * * * *"
+}
+
 variable "commit_schedule" {
   description = "NCRONTAB schedule of the CommitStaged timer (six fields, seconds first)."
   type        = string

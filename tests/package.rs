@@ -183,8 +183,8 @@ async fn the_package_holds_every_function_the_handler_serves() {
         }
     }
     // And the other way round: every function route of the handler has its folder.
-    use sentiment_lake::functions::routes::{COMMIT_FUNCTION, INGEST_FUNCTION, MIGRATE_FUNCTION};
-    for function in [INGEST_FUNCTION, COMMIT_FUNCTION, MIGRATE_FUNCTION] {
+    use sentiment_lake::functions::routes::{COMMIT_FUNCTION, INGEST_FUNCTION, MAINTAIN_FUNCTION, MIGRATE_FUNCTION};
+    for function in [INGEST_FUNCTION, COMMIT_FUNCTION, MIGRATE_FUNCTION, MAINTAIN_FUNCTION] {
         assert!(folders.iter().any(|f| f == function), "the handler serves {function} but functions/ has no folder for it");
     }
 }

@@ -68,6 +68,23 @@ pub async fn run(config: &LakeConfig, query: &QueryOptions) -> anyhow::Result<()
                     ),
                 }
             }
+            match crate::maintain::health::health(&lake, TableKind::Records, &Default::default(), chrono::Utc::now()).await {
+                Ok(health) if health.warnings.is_empty() => report.ok(
+                    "table health",
+                    format!(
+                        "{} data files in {} partitions ({:.0} % small), {} snapshots, {} manifests",
+                        health.data_files,
+                        health.partitions,
+                        health.small_file_ratio * 100.0,
+                        health.snapshots,
+                        health.manifests
+                    ),
+                ),
+                Ok(health) => {
+                    report.warn("table health", health.warnings.join("; "), "run `sentiment-lake maintain` (or check the MaintainTable timer)")
+                }
+                Err(e) => report.fail("table health", e, "see the error; the table's manifests may be unreachable"),
+            }
             let ledger = &lake.retired_target().ident;
             match lake.retired_sources().await {
                 Ok(retired) => report.ok(&format!("table {ledger}"), format!("migration ledger: {} retired legacy files", retired.len())),

@@ -21,7 +21,7 @@ use crate::functions::api::ApiConfig;
 use crate::functions::payload::eventhub::EventDataType;
 use crate::functions::routes::{EventHubBinding, DEFAULT_MAX_INVOCATION_BYTES};
 use crate::ingest::Pipeline;
-use crate::lake::{CatalogAuth, Lake, LakeConfig};
+use crate::lake::{CatalogAuth, Lake, LakeConfig, TableKind};
 use crate::query::{Query, QueryKind, QueryServiceConfig};
 use crate::storage::{AzureAuth, AzureSettings};
 
@@ -171,6 +171,12 @@ pub enum Command {
     },
     /// Commit everything staged now.
     Commit,
+    /// One maintenance run: compaction, manifest rewrite, snapshot expiry, orphan cleanup (reported only,
+    /// unless --delete-orphans), then the table's health. Never runs twice at once (a lease).
+    Maintain(MaintainArgs),
+    /// The records table's health: files per partition, small files, snapshots, manifests, bytes, the age
+    /// of the last commit, and warnings.
+    Health,
     /// Compare legacy Parquet files with the table (counts per ticker and day, missing and extra ids, scores);
     /// exits non-zero on any difference.
     Reconcile {
@@ -349,6 +355,66 @@ pub struct ServeArgs {
     pub cache: CacheArgs,
     #[command(flatten)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    pub maintenance: MaintainArgs,
+}
+
+/// What a maintenance run does (the `maintain` command and the `MaintainTable` timer function).
+#[derive(Debug, Args)]
+pub struct MaintainArgs {
+    /// Size compaction writes files at; files below 75 % of it are candidates.
+    #[arg(long, env = "SENTIMENT_LAKE_COMPACT_TARGET_MB", default_value_t = 128)]
+    pub compact_target_mb: u64,
+    /// Candidates a partition needs before it is compacted.
+    #[arg(long, env = "SENTIMENT_LAKE_COMPACT_MIN_FILES", default_value_t = 5)]
+    pub compact_min_files: usize,
+    /// Input one run compacts at most; the next run takes the rest.
+    #[arg(long, env = "SENTIMENT_LAKE_COMPACT_MAX_INPUT_MB", default_value_t = 1024)]
+    pub compact_max_input_mb: u64,
+    #[arg(long, env = "SENTIMENT_LAKE_NO_COMPACTION")]
+    pub no_compaction: bool,
+    /// Rewrite the data manifests into one per spec once the current snapshot has more than this many.
+    #[arg(long, env = "SENTIMENT_LAKE_REWRITE_MANIFESTS_ABOVE", default_value_t = 100)]
+    pub rewrite_manifests_above: usize,
+    /// Snapshots older than this expire (the table's `history.expire.max-snapshot-age-ms` wins).
+    #[arg(long, env = "SENTIMENT_LAKE_EXPIRE_AFTER_HOURS", default_value_t = 5 * 24)]
+    pub expire_after_hours: u64,
+    /// Snapshots always kept, however old (the table's `history.expire.min-snapshots-to-keep` wins).
+    #[arg(long, env = "SENTIMENT_LAKE_KEEP_SNAPSHOTS", default_value_t = 10)]
+    pub keep_snapshots: usize,
+    #[arg(long, env = "SENTIMENT_LAKE_NO_EXPIRY")]
+    pub no_expiry: bool,
+    /// Unreferenced files younger than this are never orphans (a commit may be in flight).
+    #[arg(long, env = "SENTIMENT_LAKE_ORPHAN_AGE_HOURS", default_value_t = 72)]
+    pub orphan_age_hours: u64,
+    /// Delete orphan files; without it they are only reported.
+    #[arg(long, env = "SENTIMENT_LAKE_DELETE_ORPHANS")]
+    pub delete_orphans: bool,
+    #[arg(long, env = "SENTIMENT_LAKE_NO_ORPHAN_CLEANUP")]
+    pub no_orphan_cleanup: bool,
+    /// How long a run holds its lease; a run that dies keeps others out for at most this long.
+    #[arg(long, env = "SENTIMENT_LAKE_MAINTAIN_LEASE_SECS", default_value_t = 900)]
+    pub lease_secs: u64,
+}
+
+impl MaintainArgs {
+    pub fn policy(&self) -> crate::maintain::MaintenancePolicy {
+        use crate::maintain::{compact::CompactionPolicy, expire::ExpiryPolicy, orphans::OrphanPolicy};
+        crate::maintain::MaintenancePolicy {
+            compaction: (!self.no_compaction).then(|| CompactionPolicy {
+                target_file_bytes: self.compact_target_mb.max(1) << 20,
+                min_input_files: self.compact_min_files.max(2),
+                max_input_bytes: self.compact_max_input_mb.max(1) << 20,
+                ..CompactionPolicy::default()
+            }),
+            rewrite_manifests_above: Some(self.rewrite_manifests_above),
+            expiry: (!self.no_expiry)
+                .then(|| ExpiryPolicy { max_age: Duration::from_secs(self.expire_after_hours * 3600), min_snapshots: self.keep_snapshots.max(1) }),
+            orphans: (!self.no_orphan_cleanup)
+                .then(|| OrphanPolicy { older_than: Duration::from_secs(self.orphan_age_hours * 3600), delete: self.delete_orphans }),
+            lease: Duration::from_secs(self.lease_secs.max(1)),
+        }
+    }
 }
 
 pub async fn run(opts: Opts) -> anyhow::Result<()> {
@@ -396,6 +462,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
                 query: args.cache.options(),
                 api: args.api.config()?,
                 max_invocation_bytes: args.max_invocation_mb.max(1) * MIB,
+                maintenance: args.maintenance.policy(),
             };
             serve(lake, options).await
         }
@@ -438,6 +505,21 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         Command::Reconcile { paths, mapping } => {
             let lake = open(&config).await?;
             migrate::reconcile(&lake, &config.storage, &paths, mapping.as_deref()).await
+        }
+        Command::Maintain(args) => {
+            let lake = open(&config).await?;
+            let report = crate::maintain::run(&lake, &args.policy()).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.ran {
+                anyhow::bail!("another maintenance run holds the lease");
+            }
+            Ok(())
+        }
+        Command::Health => {
+            let lake = open(&config).await?;
+            let health = crate::maintain::health::health(&lake, TableKind::Records, &Default::default(), chrono::Utc::now()).await?;
+            println!("{}", serde_json::to_string_pretty(&health)?);
+            Ok(())
         }
         Command::Commit => {
             let lake = open(&config).await?;

@@ -20,6 +20,8 @@ pub enum InvocationError {
     /// A legacy file could not be migrated for now (storage or catalog unavailable).
     #[error("migration unavailable: {0}")]
     Migrate(#[from] crate::migrate::MigrateError),
+    #[error("maintenance failed: {0}")]
+    Maintain(crate::maintain::MaintainError),
 }
 
 impl IntoResponse for InvocationError {

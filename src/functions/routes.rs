@@ -26,6 +26,7 @@ use crate::query::QueryService;
 pub const INGEST_FUNCTION: &str = "IngestEvents";
 pub const COMMIT_FUNCTION: &str = "CommitStaged";
 pub const MIGRATE_FUNCTION: &str = "MigrateBlob";
+pub const MAINTAIN_FUNCTION: &str = "MaintainTable";
 
 /// The default limit on an invocation body held in memory: 1,000 events of 64 KB as the host encodes them
 /// (a string-wrapped array escapes each body's quotes twice) fit with room to spare. Decoding holds about
@@ -56,6 +57,8 @@ pub struct AppState {
     pub committer: Committer,
     pub query: Arc<QueryService>,
     pub max_invocation_bytes: usize,
+    /// What the `MaintainTable` timer runs.
+    pub maintenance: crate::maintain::MaintenancePolicy,
 }
 
 pub fn app(state: AppState, api_config: &ApiConfig) -> Router {
@@ -65,7 +68,9 @@ pub fn app(state: AppState, api_config: &ApiConfig) -> Router {
         .route(&format!("/{INGEST_FUNCTION}"), post(ingest_events))
         .route(&format!("/{COMMIT_FUNCTION}"), post(commit_staged))
         .route(&format!("/{MIGRATE_FUNCTION}"), post(migrate_blob))
+        .route(&format!("/{MAINTAIN_FUNCTION}"), post(maintain_table))
         .route("/api/health", get(health))
+        .route("/api/health/table", get(table_health_report))
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(query_api)
@@ -249,6 +254,36 @@ async fn commit_staged(State(state): State<AppState>, body: Bytes) -> Result<imp
     let reports = state.committer.commit_now().await?;
     let rows: usize = reports.iter().map(|r| r.rows_committed).sum();
     Ok(success(format!("committed {rows} rows"), reports))
+}
+
+/// The `MaintainTable` timer: one bounded maintenance run under the lease (a run that finds the lease
+/// taken does nothing and succeeds). Retryable failures answer 500 so the next tick retries anyway.
+async fn maintain_table(State(state): State<AppState>, body: Bytes) -> Result<impl IntoResponse, InvocationError> {
+    if let Ok(Ok(timer)) = serde_json::from_slice::<InvokeRequest>(&body).map(|request| TimerInfo::from_invocation(&request, "timer")) {
+        if timer.is_past_due {
+            tracing::info!("Maintenance timer is past due; running now.");
+        }
+    }
+    match crate::maintain::run(&state.lake, &state.maintenance).await {
+        Ok(report) => {
+            let summary = match &report.compaction {
+                _ if !report.ran => "another maintenance run holds the lease".to_string(),
+                Some(c) => format!("compacted {} files into {}", c.files_rewritten, c.files_written),
+                None => "maintenance done".to_string(),
+            };
+            Ok(success(summary, report))
+        }
+        Err(e) => Err(InvocationError::Maintain(e)),
+    }
+}
+
+/// Table health (files, small files, snapshots, manifests, bytes, last commit age) with its warnings.
+async fn table_health_report(State(state): State<AppState>) -> axum::response::Response {
+    let compaction = state.maintenance.compaction.unwrap_or_default();
+    match crate::maintain::health::health(&state.lake, TableKind::Records, &compaction, chrono::Utc::now()).await {
+        Ok(health) => Json(health).into_response(),
+        Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e.to_string()}))).into_response(),
+    }
 }
 
 async fn table_health(lake: &Lake, kind: TableKind) -> Result<serde_json::Value, LakeError> {

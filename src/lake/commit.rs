@@ -364,7 +364,7 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan) -> Result<CommitRep
                             .map_err(LakeError::iceberg("the table's Arrow schema"))?,
                     );
                     let conformed = parts.iter().map(|p| conform(p, &table_schema)).collect::<Result<Vec<_>, _>>()?;
-                    write_data_files(&job_table, &conformed, sort, &prefix).await
+                    write_data_files(&job_table, &conformed, sort, &prefix, None).await
                 })
                 .await?
             }
@@ -382,6 +382,7 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan) -> Result<CommitRep
                 (WATERMARKS_PROPERTY.to_string(), selection.watermarks.to_property()),
                 (RECENT_COMMITS_PROPERTY.to_string(), state.recent_commits_with(table.metadata().properties(), &commit_id)),
             ],
+            ..Change::default()
         };
         let (_, catalog_swap) = cx.catalog.current().await?;
         let failure = match swap::commit(&catalog_swap, &table, change).await {

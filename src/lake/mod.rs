@@ -39,6 +39,7 @@ pub use self::plan::PassBounds;
 pub use self::quarantine::{Quarantine, QuarantineRecord, StoredEnvelope};
 pub use self::retired::{RetireReport, RetiredSource};
 pub use self::staging::{EntryKind, Listing, Segment, StagedEntry, Staging, SEQUENCE_COLUMN};
+pub use self::swap::{Change, Outcome};
 use crate::schema::{self, dead_letter};
 use crate::storage::{Location, StorageSettings, Warehouse};
 
@@ -324,6 +325,45 @@ impl Lake {
 
     pub async fn committed_state(&self, kind: TableKind) -> Result<CommittedState, LakeError> {
         CommittedState::read(&self.target(kind).name, self.load(kind).await?.metadata())
+    }
+
+    /// Commits `change` on top of exactly `table` (one of the lake's tables, as loaded): the catalog's
+    /// compare-and-swap publishes it, or refuses it when another commit landed first
+    /// ([`Outcome::Conflict`]). Table properties, and with them the ledger, are carried over.
+    pub async fn commit_change(&self, table: &Table, change: Change) -> Result<Outcome, LakeError> {
+        let (_, catalog_swap) = self.catalog.current().await?;
+        swap::commit(&catalog_swap, table, change).await
+    }
+
+    /// Writes rows (in `table`'s Arrow schema) as data files of `table`'s default spec, sorted by
+    /// `sort_columns`, rolling over at `target_file_size` bytes (the table's property when `None`).
+    pub async fn write_data_files(
+        &self,
+        table: &Table,
+        batches: &[arrow_array::RecordBatch],
+        sort_columns: &[&str],
+        file_prefix: &str,
+        target_file_size: Option<usize>,
+    ) -> Result<Vec<iceberg::spec::DataFile>, LakeError> {
+        writer::write_data_files(table, batches, sort_columns, file_prefix, target_file_size).await
+    }
+
+    /// Deletes data files no commit references (best effort; orphan cleanup removes what this misses).
+    pub async fn delete_unreferenced(&self, table: &Table, files: &[iceberg::spec::DataFile]) {
+        writer::delete(table, files).await
+    }
+
+    /// Takes (or extends) the lease `name` for `holder` for `ttl`, if no one else holds it: one per catalog,
+    /// for work that must never run twice at once (maintenance).
+    pub async fn try_lease(&self, name: &str, holder: &str, ttl: std::time::Duration) -> Result<bool, LakeError> {
+        let (_, catalog_swap) = self.catalog.current().await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        catalog_swap.try_lease(name, holder, now, now.saturating_add(ttl.as_millis() as i64)).await
+    }
+
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), LakeError> {
+        let (_, catalog_swap) = self.catalog.current().await?;
+        catalog_swap.release_lease(name, holder).await
     }
 
     /// The table of retired sources (the migration ledger).

@@ -212,7 +212,7 @@ async fn append(catalog: &RenewingCatalog, ledger: &TableTarget, policy: CommitP
     for attempt in 1..=policy.max_attempts {
         let table = load(catalog, ledger).await?;
         let prefix = format!("retired-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let files = write_data_files(&table, std::slice::from_ref(&batch), &[SOURCE], &prefix).await?;
+        let files = write_data_files(&table, std::slice::from_ref(&batch), &[SOURCE], &prefix, None).await?;
         let (_, catalog_swap) = catalog.current().await?;
         match swap::commit(&catalog_swap, &table, Change { files: files.clone(), ..Change::default() }).await {
             Ok(Outcome::Landed { .. }) => return Ok(()),

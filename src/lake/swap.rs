@@ -1,5 +1,9 @@
-//! Table commits made by this crate: an append snapshot (manifest, manifest list, snapshot) and table
-//! properties in one new metadata file, published by the SQL catalog's own compare-and-swap.
+//! Table commits made by this crate: an append or a replace snapshot (manifests, manifest list, snapshot),
+//! expired snapshots and table properties in one new metadata file, published by the SQL catalog's own
+//! compare-and-swap. iceberg 0.10.1 has no public replace action; a replace is built here from its public
+//! writers: manifests holding a replaced file are rewritten with it as `deleted` and their other files as
+//! `existing` (sequence numbers kept), untouched manifests are carried over, and the new files get a
+//! manifest of their own.
 //!
 //! Why not iceberg-rust's `Transaction`: its metadata builder re-binds the default partition spec on every
 //! commit and refuses a spec with two time transforms of one column, which is exactly the seed's
@@ -10,10 +14,12 @@
 //! is the statement the catalog itself runs: `UPDATE iceberg_tables ... WHERE metadata_location = <the
 //! location this commit was built on>`. Zero rows updated means another commit won.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 
-use iceberg::spec::{DataFile, FormatVersion, ManifestListWriter, ManifestWriterBuilder, SnapshotSummaryCollector, TableMetadata};
+use iceberg::spec::{
+    DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriterBuilder, SnapshotSummaryCollector, TableMetadata,
+};
 use iceberg::table::Table;
 use iceberg::{MetadataLocation, TableIdent};
 use serde_json::{json, Value};
@@ -51,26 +57,31 @@ impl CatalogSwap {
         Ok(Self { pool, catalog_name: catalog_name.to_string(), dollar_placeholders: uri.starts_with("postgres") })
     }
 
+    /// `statement` with `?` placeholders numbered for PostgreSQL when the catalog is PostgreSQL.
+    fn placeholders(&self, statement: &str) -> String {
+        if !self.dollar_placeholders {
+            return statement.to_string();
+        }
+        let mut numbered = String::with_capacity(statement.len() + 8);
+        let mut n = 0;
+        for ch in statement.chars() {
+            if ch == '?' {
+                n += 1;
+                numbered.push_str(&format!("${n}"));
+            } else {
+                numbered.push(ch);
+            }
+        }
+        numbered
+    }
+
     /// Points `table` at `to` if it still points at `from`. `Ok(false)`: another commit landed first.
     pub async fn swap(&self, table: &TableIdent, from: &str, to: &str) -> Result<bool, LakeError> {
-        let statement = "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
+        let statement = self.placeholders(
+            "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
              WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? \
-             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) AND metadata_location = ?";
-        let statement = if self.dollar_placeholders {
-            let mut numbered = String::with_capacity(statement.len() + 8);
-            let mut n = 0;
-            for ch in statement.chars() {
-                if ch == '?' {
-                    n += 1;
-                    numbered.push_str(&format!("${n}"));
-                } else {
-                    numbered.push(ch);
-                }
-            }
-            numbered
-        } else {
-            statement.to_string()
-        };
+             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) AND metadata_location = ?",
+        );
         let namespace = table.namespace().join(".");
         let result = sqlx::query(&statement)
             .bind(to)
@@ -84,13 +95,57 @@ impl CatalogSwap {
             .map_err(sql_error("swapping the table's metadata location"))?;
         Ok(result.rows_affected() == 1)
     }
+
+    /// Takes (or extends) the lease `name` for `holder` until `expires_ms` if it is free, expired or already
+    /// `holder`'s. The lease table lives beside the catalog's own in the same database, so every instance
+    /// that shares the catalog sees one lease.
+    pub async fn try_lease(&self, name: &str, holder: &str, now_ms: i64, expires_ms: i64) -> Result<bool, LakeError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS sentiment_lake_leases (catalog_name VARCHAR(255) NOT NULL, name VARCHAR(255) NOT NULL, \
+             holder VARCHAR(255) NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (catalog_name, name))",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(sql_error("creating the lease table"))?;
+        let statement = self.placeholders(
+            "INSERT INTO sentiment_lake_leases (catalog_name, name, holder, expires_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (catalog_name, name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE sentiment_lake_leases.expires_at < ? OR sentiment_lake_leases.holder = ?",
+        );
+        let result = sqlx::query(&statement)
+            .bind(&self.catalog_name)
+            .bind(name)
+            .bind(holder)
+            .bind(expires_ms)
+            .bind(now_ms)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_error("taking a lease"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Gives the lease back if `holder` still has it.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), LakeError> {
+        let statement = self.placeholders("DELETE FROM sentiment_lake_leases WHERE catalog_name = ? AND name = ? AND holder = ?");
+        sqlx::query(&statement).bind(&self.catalog_name).bind(name).bind(holder).execute(&self.pool).await.map_err(sql_error("releasing a lease"))?;
+        Ok(())
+    }
 }
 
 /// What one commit changes.
 #[derive(Debug, Default, Clone)]
 pub struct Change {
-    /// Data files of a new append snapshot; none means no snapshot (a properties-only commit).
+    /// Data files of a new append snapshot; none means no snapshot (a properties-only commit), unless
+    /// the change replaces files or rewrites manifests.
     pub files: Vec<DataFile>,
+    /// Paths of data files the new snapshot removes (a `replace` snapshot adding `files` for them). Every
+    /// one must be live in the metadata the commit is built on, or the commit is refused as a conflict.
+    pub replaces: HashSet<String>,
+    /// Rewrite every data manifest into one per partition spec (a `replace` snapshot with no data change).
+    pub rewrite_manifests: bool,
+    /// Snapshots to remove from the metadata (expiry); none may be the target of a branch or tag.
+    pub expire: Vec<i64>,
     /// Extra keys of the snapshot's summary.
     pub summary: HashMap<String, String>,
     /// Table properties to set.
@@ -119,7 +174,15 @@ pub async fn commit(swap: &CatalogSwap, table: &Table, change: Change) -> Result
     let now = chrono::Utc::now().timestamp_millis().max(metadata.last_updated_ms() + 1);
     let commit_uuid = uuid::Uuid::new_v4();
     let mut written = Vec::new();
-    let snapshot = if change.files.is_empty() {
+    let snapshot = if !change.replaces.is_empty() || change.rewrite_manifests {
+        match write_rewrite(table, &change, commit_uuid, &mut written).await {
+            Ok(snapshot) => Some(snapshot),
+            Err(e) => {
+                remove(table, &written).await;
+                return Err(e);
+            }
+        }
+    } else if change.files.is_empty() {
         None
     } else {
         let snapshot = write_append(table, &change, commit_uuid, &mut written).await;
@@ -131,7 +194,7 @@ pub async fn commit(swap: &CatalogSwap, table: &Table, change: Change) -> Result
             }
         }
     };
-    let next = next_metadata(metadata, from, snapshot.as_ref(), &change.properties, now)?;
+    let next = next_metadata(metadata, from, snapshot.as_ref(), &change, now)?;
     let location = MetadataLocation::from_str(from)
         .map_err(LakeError::iceberg(format!("metadata location {from}")))?
         .with_next_version()
@@ -160,43 +223,58 @@ async fn remove(table: &Table, paths: &[String]) {
 
 /// The new snapshot, as the spec's JSON fields need it.
 struct NewSnapshot {
+    operation: &'static str,
     id: i64,
     sequence_number: i64,
     manifest_list: String,
     summary: HashMap<String, String>,
 }
 
-/// Writes the manifest of the added files and a manifest list of the current snapshot's manifests plus it.
-async fn write_append(table: &Table, change: &Change, commit_uuid: uuid::Uuid, written: &mut Vec<String>) -> Result<NewSnapshot, LakeError> {
-    let metadata = table.metadata();
-    let schema = metadata.current_schema().clone();
-    let spec = metadata.default_partition_spec().clone();
-    let id = loop {
+fn new_snapshot_id(metadata: &TableMetadata) -> i64 {
+    loop {
         let candidate = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
         if candidate != 0 && metadata.snapshot_by_id(candidate).is_none() {
-            break candidate;
+            return candidate;
         }
-    };
-    let sequence_number = metadata.next_sequence_number();
-    let io = |context: &'static str| LakeError::iceberg(context);
+    }
+}
 
-    let manifest_path = format!("{}/metadata/{commit_uuid}-m0.avro", metadata.location());
-    let output = table.file_io().new_output(&manifest_path).map_err(io("manifest output"))?;
-    written.push(manifest_path);
+fn io(context: &'static str) -> impl FnOnce(iceberg::Error) -> LakeError {
+    LakeError::iceberg(context)
+}
+
+/// The manifest of `files`, added by snapshot `id` under the default spec.
+async fn write_added(
+    table: &Table,
+    files: &[DataFile],
+    id: i64,
+    sequence_number: i64,
+    path: String,
+    collector: &mut SnapshotSummaryCollector,
+    written: &mut Vec<String>,
+) -> Result<ManifestFile, LakeError> {
+    let metadata = table.metadata();
+    let (schema, spec) = (metadata.current_schema().clone(), metadata.default_partition_spec().clone());
+    let output = table.file_io().new_output(&path).map_err(io("manifest output"))?;
+    written.push(path);
     let mut writer = ManifestWriterBuilder::new(output, Some(id), schema.clone(), spec.as_ref().clone()).build_v2_data();
-    let mut collector = SnapshotSummaryCollector::default();
-    for file in &change.files {
+    for file in files {
         collector.add_file(file, schema.clone(), spec.clone());
         writer.add_file(file.clone(), sequence_number).map_err(io("manifest entry"))?;
     }
-    let manifest = writer.write_manifest_file().await.map_err(io("writing the manifest"))?;
+    writer.write_manifest_file().await.map_err(io("writing the manifest"))
+}
 
-    let mut manifests = Vec::new();
-    if let Some(current) = metadata.current_snapshot() {
-        let list = table.manifest_list_reader(current).load().await.map_err(io("reading the current manifest list"))?;
-        manifests.extend(list.consume_entries());
-    }
-    manifests.push(manifest);
+/// The manifest list of snapshot `id`.
+async fn write_list(
+    table: &Table,
+    id: i64,
+    sequence_number: i64,
+    commit_uuid: uuid::Uuid,
+    manifests: Vec<ManifestFile>,
+    written: &mut Vec<String>,
+) -> Result<String, LakeError> {
+    let metadata = table.metadata();
     let list_path = format!("{}/metadata/snap-{id}-0-{commit_uuid}.avro", metadata.location());
     let list_output = table.file_io().new_output(&list_path).map_err(io("manifest list output"))?;
     written.push(list_path.clone());
@@ -204,43 +282,158 @@ async fn write_append(table: &Table, change: &Change, commit_uuid: uuid::Uuid, w
         ManifestListWriter::v2(list_output.writer().await.map_err(io("manifest list output"))?, id, metadata.current_snapshot_id(), sequence_number);
     list.add_manifests(manifests.into_iter()).map_err(io("manifest list"))?;
     list.close().await.map_err(io("writing the manifest list"))?;
+    Ok(list_path)
+}
 
+async fn current_manifests(table: &Table) -> Result<Vec<ManifestFile>, LakeError> {
+    match table.metadata().current_snapshot() {
+        Some(current) => Ok(table
+            .manifest_list_reader(current)
+            .load()
+            .await
+            .map_err(io("reading the current manifest list"))?
+            .consume_entries()
+            .into_iter()
+            .collect()),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Writes the manifest of the added files and a manifest list of the current snapshot's manifests plus it.
+async fn write_append(table: &Table, change: &Change, commit_uuid: uuid::Uuid, written: &mut Vec<String>) -> Result<NewSnapshot, LakeError> {
+    let metadata = table.metadata();
+    let id = new_snapshot_id(metadata);
+    let sequence_number = metadata.next_sequence_number();
+    let mut collector = SnapshotSummaryCollector::default();
+    let path = format!("{}/metadata/{commit_uuid}-m0.avro", metadata.location());
+    let manifest = write_added(table, &change.files, id, sequence_number, path, &mut collector, written).await?;
+    let mut manifests = current_manifests(table).await?;
+    manifests.push(manifest);
+    let manifest_list = write_list(table, id, sequence_number, commit_uuid, manifests, written).await?;
     let mut summary = change.summary.clone();
     summary.extend(collector.build());
     add_totals(&mut summary, metadata.current_snapshot().map(|s| &s.summary().additional_properties));
-    Ok(NewSnapshot { id, sequence_number, manifest_list: list_path, summary })
+    Ok(NewSnapshot { operation: "append", id, sequence_number, manifest_list, summary })
 }
 
-/// The spec's `total-*` figures: the previous snapshot's plus what this one adds (an append removes nothing).
+/// A `replace` snapshot: the manifests holding replaced files (or, rewriting manifests, all data
+/// manifests) rewritten per spec with those files `deleted` and the rest `existing`, plus a manifest of the
+/// added files. Refused as a conflict when a file to replace is no longer live.
+async fn write_rewrite(table: &Table, change: &Change, commit_uuid: uuid::Uuid, written: &mut Vec<String>) -> Result<NewSnapshot, LakeError> {
+    let metadata = table.metadata();
+    let schema = metadata.current_schema().clone();
+    let id = new_snapshot_id(metadata);
+    let sequence_number = metadata.next_sequence_number();
+    let mut collector = SnapshotSummaryCollector::default();
+    let mut kept = Vec::new();
+    let mut rewritten: BTreeMap<i32, Vec<(iceberg::spec::ManifestEntryRef, bool, i64, i64)>> = BTreeMap::new();
+    let mut found = 0usize;
+    for manifest in current_manifests(table).await? {
+        if manifest.content != ManifestContentType::Data {
+            kept.push(manifest);
+            continue;
+        }
+        let loaded = manifest.load_manifest(table.file_io()).await.map_err(io("reading a manifest"))?;
+        let touched = change.rewrite_manifests || loaded.entries().iter().any(|e| e.is_alive() && change.replaces.contains(e.file_path()));
+        if !touched {
+            kept.push(manifest);
+            continue;
+        }
+        let spec = metadata.partition_spec_by_id(manifest.partition_spec_id).cloned().ok_or_else(|| LakeError::IncompatibleTable {
+            table: table.identifier().to_string(),
+            detail: format!("manifest {} names partition spec {} the metadata does not have", manifest.manifest_path, manifest.partition_spec_id),
+        })?;
+        for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
+            let replaced = change.replaces.contains(entry.file_path());
+            if replaced {
+                found += 1;
+                collector.remove_file(entry.data_file(), schema.clone(), spec.clone());
+            }
+            // Inherited values (null in a manifest's own added entries) come from the manifest.
+            let snapshot = entry.snapshot_id().unwrap_or(manifest.added_snapshot_id);
+            let data_sequence = entry.sequence_number().unwrap_or(manifest.sequence_number);
+            rewritten.entry(manifest.partition_spec_id).or_default().push((entry.clone(), replaced, snapshot, data_sequence));
+        }
+    }
+    if found != change.replaces.len() {
+        return Err(LakeError::Conflict { table: table.identifier().to_string() });
+    }
+    for (n, (spec_id, entries)) in rewritten.into_iter().enumerate() {
+        let spec = metadata.partition_spec_by_id(spec_id).expect("checked above").as_ref().clone();
+        let path = format!("{}/metadata/{commit_uuid}-r{n}.avro", metadata.location());
+        let output = table.file_io().new_output(&path).map_err(io("manifest output"))?;
+        written.push(path);
+        let mut writer = ManifestWriterBuilder::new(output, Some(id), schema.clone(), spec).build_v2_data();
+        for (entry, replaced, snapshot, data_sequence) in entries {
+            let file_sequence = entry.file_sequence_number.unwrap_or(data_sequence);
+            let file = entry.data_file().clone();
+            if replaced {
+                writer.add_delete_file(file, data_sequence, Some(file_sequence)).map_err(io("manifest entry"))?;
+            } else {
+                writer.add_existing_file(file, snapshot, data_sequence, Some(file_sequence)).map_err(io("manifest entry"))?;
+            }
+        }
+        kept.push(writer.write_manifest_file().await.map_err(io("writing a manifest"))?);
+    }
+    if !change.files.is_empty() {
+        let path = format!("{}/metadata/{commit_uuid}-m0.avro", metadata.location());
+        kept.push(write_added(table, &change.files, id, sequence_number, path, &mut collector, written).await?);
+    }
+    let manifest_list = write_list(table, id, sequence_number, commit_uuid, kept, written).await?;
+    let mut summary = change.summary.clone();
+    summary.extend(collector.build());
+    add_totals(&mut summary, metadata.current_snapshot().map(|s| &s.summary().additional_properties));
+    Ok(NewSnapshot { operation: "replace", id, sequence_number, manifest_list, summary })
+}
+
+/// The spec's `total-*` figures: the previous snapshot's plus what this one adds, minus what it removes.
 fn add_totals(summary: &mut HashMap<String, String>, previous: Option<&HashMap<String, String>>) {
     let number = |map: Option<&HashMap<String, String>>, key: &str| map.and_then(|m| m.get(key)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    for (total, added) in [
-        ("total-data-files", "added-data-files"),
-        ("total-delete-files", "added-delete-files"),
-        ("total-records", "added-records"),
-        ("total-files-size", "added-files-size"),
-        ("total-position-deletes", "added-position-deletes"),
-        ("total-equality-deletes", "added-equality-deletes"),
+    for (total, added, removed) in [
+        ("total-data-files", "added-data-files", "deleted-data-files"),
+        ("total-delete-files", "added-delete-files", "removed-delete-files"),
+        ("total-records", "added-records", "deleted-records"),
+        ("total-files-size", "added-files-size", "removed-files-size"),
+        ("total-position-deletes", "added-position-deletes", "removed-position-deletes"),
+        ("total-equality-deletes", "added-equality-deletes", "removed-equality-deletes"),
     ] {
-        let value = number(previous, total) + number(Some(summary), added);
+        let value = (number(previous, total) + number(Some(summary), added)).saturating_sub(number(Some(summary), removed));
         summary.insert(total.to_string(), value.to_string());
     }
 }
 
-/// `metadata` with the snapshot made current on `main` and the properties set, as the next metadata file.
+/// `metadata` with the snapshot made current on `main`, the expired snapshots gone and the properties set,
+/// as the next metadata file.
 fn next_metadata(
     metadata: &TableMetadata,
     location: &str,
     snapshot: Option<&NewSnapshot>,
-    properties: &[(String, String)],
+    change: &Change,
     now: i64,
 ) -> Result<TableMetadata, LakeError> {
     let invalid = |detail: String| LakeError::iceberg("building table metadata")(iceberg::Error::new(iceberg::ErrorKind::DataInvalid, detail));
     let mut doc = serde_json::to_value(metadata).map_err(|e| invalid(e.to_string()))?;
     let object = doc.as_object_mut().ok_or_else(|| invalid("table metadata is not a JSON object".into()))?;
+    if !change.expire.is_empty() {
+        let expired: HashSet<i64> = change.expire.iter().copied().collect();
+        let referenced: Vec<i64> = object
+            .get("refs")
+            .and_then(Value::as_object)
+            .map(|refs| refs.values().filter_map(|r| r.get("snapshot-id").and_then(Value::as_i64)).collect())
+            .unwrap_or_default();
+        if let Some(id) = referenced.into_iter().chain(metadata.current_snapshot_id()).find(|id| expired.contains(id)) {
+            return Err(invalid(format!("snapshot {id} is the target of a branch or tag and cannot be expired")));
+        }
+        let gone = |entry: &Value| entry.get("snapshot-id").and_then(Value::as_i64).is_some_and(|id| expired.contains(&id));
+        for key in ["snapshots", "snapshot-log", "statistics", "partition-statistics"] {
+            if let Some(Value::Array(items)) = object.get_mut(key) {
+                items.retain(|entry| !gone(entry));
+            }
+        }
+    }
     if let Some(snapshot) = snapshot {
         let mut summary = serde_json::Map::new();
-        summary.insert("operation".into(), json!("append"));
+        summary.insert("operation".into(), json!(snapshot.operation));
         for (key, value) in &snapshot.summary {
             summary.insert(key.clone(), json!(value));
         }
@@ -266,7 +459,7 @@ fn next_metadata(
     }
     let props = object.entry("properties").or_insert_with(|| json!({}));
     let props = props.as_object_mut().ok_or_else(|| invalid("properties is not an object".into()))?;
-    for (key, value) in properties {
+    for (key, value) in &change.properties {
         props.insert(key.clone(), json!(value));
     }
     let keep = metadata.properties().get(PREVIOUS_VERSIONS_MAX).and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_PREVIOUS_VERSIONS);

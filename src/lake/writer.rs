@@ -36,8 +36,15 @@ pub const ROWS_PER_WRITE: usize = 1024;
 type Rows = Vec<(usize, usize)>;
 
 /// Writes `batches` (already in the table's Arrow schema, see `compat::conform`) as data files, sorted by
-/// `sort_columns` within each file. `file_prefix` makes names traceable to the commit attempt.
-pub async fn write_data_files(table: &Table, batches: &[RecordBatch], sort_columns: &[&str], file_prefix: &str) -> Result<Vec<DataFile>, LakeError> {
+/// `sort_columns` within each file. `file_prefix` makes names traceable to the commit attempt. Files roll
+/// over at `target_file_size` bytes, or the table's `write.target-file-size-bytes` when `None`.
+pub async fn write_data_files(
+    table: &Table,
+    batches: &[RecordBatch],
+    sort_columns: &[&str],
+    file_prefix: &str,
+    target_file_size: Option<usize>,
+) -> Result<Vec<DataFile>, LakeError> {
     let batches: Vec<&RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).collect();
     if batches.is_empty() {
         return Ok(Vec::new());
@@ -46,7 +53,10 @@ pub async fn write_data_files(table: &Table, batches: &[RecordBatch], sort_colum
     let schema = metadata.current_schema().clone();
     let spec = metadata.default_partition_spec().clone();
     let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("level 3 is valid"))).build();
-    let target_file_size = metadata.table_properties().map_err(LakeError::iceberg("table properties"))?.write_target_file_size_bytes;
+    let target_file_size = match target_file_size {
+        Some(bytes) => bytes,
+        None => metadata.table_properties().map_err(LakeError::iceberg("table properties"))?.write_target_file_size_bytes,
+    };
     let rolling = RollingFileWriterBuilder::new(
         ParquetWriterBuilder::new(props, schema.clone()),
         target_file_size,

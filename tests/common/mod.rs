@@ -109,6 +109,11 @@ pub async fn serve_limited(lake: Lake, policy: IncompletePolicy, query: QueryOpt
         committer: committer.clone(),
         query: query.clone(),
         max_invocation_bytes,
+        // Test tables are small: a partition with two files is worth compacting here.
+        maintenance: sentiment_lake::maintain::MaintenancePolicy {
+            compaction: Some(sentiment_lake::maintain::compact::CompactionPolicy { min_input_files: 2, ..Default::default() }),
+            ..Default::default()
+        },
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

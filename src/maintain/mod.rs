@@ -1,0 +1,148 @@
+//! Table maintenance (the seed's operational procedures and 5.3): bin-pack compaction ([`compact`]),
+//! manifest rewrite, snapshot expiry ([`expire`]), orphan cleanup ([`orphans`]) and table health
+//! ([`health`]), run by the `maintain` command and the `MaintainTable` timer function.
+//!
+//! A run holds a lease in the catalog database, so two never run at once; it never blocks ingestion: every
+//! change is one compare-and-swap commit like the committer's, and whichever loses re-reads the table and
+//! tries again. Table properties, and with them the ingestion ledger, are carried over by every commit.
+//! Work per run is bounded (compaction input bytes), so a run fits a function's timeout and the next one
+//! resumes.
+
+pub mod compact;
+pub mod expire;
+pub mod files;
+pub mod health;
+pub mod orphans;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use self::compact::{CompactionPolicy, CompactionReport, MAINTENANCE_PROPERTY};
+use self::expire::{ExpiryPolicy, ExpiryReport};
+use self::health::TableHealth;
+use self::orphans::{OrphanPolicy, OrphanReport};
+use crate::lake::{Change, Lake, LakeError, Outcome, TableKind, COMMIT_ID_PROPERTY};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaintainError {
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    /// Something does not add up (rows read vs listed, paths vs listing): nothing is changed.
+    #[error("maintenance stopped to keep the table safe: {0}")]
+    Unsafe(String),
+}
+
+impl MaintainError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            MaintainError::Lake(e) => e.is_retryable(),
+            MaintainError::Unsafe(_) => false,
+        }
+    }
+}
+
+/// What a run does; each step can be turned off.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct MaintenancePolicy {
+    pub compaction: Option<CompactionPolicy>,
+    /// Rewrite the current snapshot's data manifests into one per spec once there are more than this many.
+    pub rewrite_manifests_above: Option<usize>,
+    pub expiry: Option<ExpiryPolicy>,
+    pub orphans: Option<OrphanPolicy>,
+    /// How long a run may hold the lease (a crashed run's lease lapses after it).
+    pub lease: Duration,
+}
+
+impl Default for MaintenancePolicy {
+    fn default() -> Self {
+        Self {
+            compaction: Some(CompactionPolicy::default()),
+            rewrite_manifests_above: Some(100),
+            expiry: Some(ExpiryPolicy::default()),
+            orphans: Some(OrphanPolicy::default()),
+            lease: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MaintenanceReport {
+    pub table: String,
+    /// False when another run held the lease: this one did nothing.
+    pub ran: bool,
+    pub compaction: Option<CompactionReport>,
+    pub manifests_rewritten: Option<usize>,
+    pub expiry: Option<ExpiryReport>,
+    pub orphans: Option<OrphanReport>,
+    pub health: Option<TableHealth>,
+    pub seconds: f64,
+}
+
+/// One maintenance run over the records table, under the lease.
+pub async fn run(lake: &Lake, policy: &MaintenancePolicy) -> Result<MaintenanceReport, MaintainError> {
+    let started = Instant::now();
+    let kind = TableKind::Records;
+    let name = lake.target(kind).name.clone();
+    let mut report = MaintenanceReport { table: name.clone(), ..MaintenanceReport::default() };
+    let lease = format!("maintenance/{name}");
+    let holder = uuid::Uuid::new_v4().to_string();
+    if !lake.try_lease(&lease, &holder, policy.lease).await? {
+        tracing::info!(table = %name, "Another maintenance run holds the lease; nothing to do.");
+        return Ok(report);
+    }
+    report.ran = true;
+    let result = steps(lake, kind, policy, &mut report).await;
+    if let Err(e) = lake.release_lease(&lease, &holder).await {
+        tracing::warn!(error = %e, "Could not release the maintenance lease; it lapses by itself.");
+    }
+    result?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+async fn steps(lake: &Lake, kind: TableKind, policy: &MaintenancePolicy, report: &mut MaintenanceReport) -> Result<(), MaintainError> {
+    if let Some(compaction) = &policy.compaction {
+        report.compaction = Some(compact::compact(lake, kind, compaction).await?);
+    }
+    if let Some(above) = policy.rewrite_manifests_above {
+        report.manifests_rewritten = rewrite_manifests(lake, kind, above).await?;
+    }
+    if let Some(expiry) = &policy.expiry {
+        report.expiry = Some(expire::expire(lake, kind, expiry, Utc::now()).await?);
+    }
+    if let Some(orphans) = &policy.orphans {
+        report.orphans = Some(orphans::remove_orphans(lake, kind, orphans, Utc::now()).await?);
+    }
+    let compaction = policy.compaction.unwrap_or_default();
+    report.health = Some(health::health(lake, kind, &compaction, Utc::now()).await?);
+    Ok(())
+}
+
+/// Rewrites the current snapshot's data manifests into one per spec when there are more than `above`:
+/// planning reads every manifest, so thousands of one-commit manifests slow every query. Returns how many
+/// manifests were rewritten, `None` when there were too few.
+pub async fn rewrite_manifests(lake: &Lake, kind: TableKind, above: usize) -> Result<Option<usize>, MaintainError> {
+    let commit_id = uuid::Uuid::new_v4().to_string();
+    for _attempt in 0..5 {
+        let table = lake.load(kind).await?;
+        let manifests = files::current_manifests(&table).await?.len();
+        if manifests <= above {
+            return Ok(None);
+        }
+        let change = Change {
+            rewrite_manifests: true,
+            summary: HashMap::from([
+                (MAINTENANCE_PROPERTY.to_string(), "manifest-rewrite".to_string()),
+                (COMMIT_ID_PROPERTY.to_string(), commit_id.clone()),
+            ]),
+            ..Change::default()
+        };
+        match lake.commit_change(&table, change).await? {
+            Outcome::Landed { .. } => return Ok(Some(manifests)),
+            Outcome::Conflict => continue,
+        }
+    }
+    Err(MaintainError::Lake(LakeError::Conflict { table: lake.target(kind).name.clone() }))
+}
