@@ -68,6 +68,10 @@ pub struct LakeArgs {
     pub table: String,
     #[arg(long, global = true, env = "SENTIMENT_LAKE_DEAD_LETTER_TABLE", default_value = LakeConfig::DEFAULT_DEAD_LETTER_TABLE)]
     pub dead_letter_table: String,
+    /// How a new records table is partitioned (an existing table keeps its own spec): `seed` is
+    /// day(event_timestamp), ticker, source_system; see docs/maintenance.md for the layout study.
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_LAYOUT", value_enum, default_value_t = crate::schema::Layout::default())]
+    pub layout: crate::schema::Layout,
     /// The migration ledger: legacy files fully migrated, kept out of the records table's watermarks.
     #[arg(long, global = true, env = "SENTIMENT_LAKE_RETIRED_TABLE", default_value = LakeConfig::DEFAULT_RETIRED_TABLE)]
     pub retired_table: String,
@@ -94,6 +98,7 @@ impl LakeArgs {
         config.table = self.table.clone();
         config.dead_letter_table = self.dead_letter_table.clone();
         config.retired_table = self.retired_table.clone();
+        config.layout = self.layout;
         config.storage.azure = self.azure.settings();
         config
     }

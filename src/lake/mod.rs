@@ -81,6 +81,8 @@ pub struct LakeConfig {
     /// How to reach a remote warehouse (credentials, endpoint).
     pub storage: StorageSettings,
     pub commit_policy: CommitPolicy,
+    /// How the records table is partitioned when this lake creates it.
+    pub layout: schema::Layout,
 }
 
 const RECORD_SORT: &[&str] = &[schema::column::TICKER, schema::column::EVENT_TIMESTAMP];
@@ -117,6 +119,7 @@ impl LakeConfig {
             retired_table: Self::DEFAULT_RETIRED_TABLE.into(),
             storage: StorageSettings::default(),
             commit_policy: CommitPolicy::default(),
+            layout: schema::Layout::default(),
         }
     }
 }
@@ -193,7 +196,7 @@ impl Lake {
             sort_columns,
         };
         let records =
-            target(&config.table, schema::sentiment_schema(), schema::sentiment_arrow_schema(), schema::default_partition_spec(), RECORD_SORT);
+            target(&config.table, schema::sentiment_schema(), schema::sentiment_arrow_schema(), config.layout.partition_spec(), RECORD_SORT);
         let dead_letters = target(
             &config.dead_letter_table,
             dead_letter::dead_letter_schema(),

@@ -162,6 +162,38 @@ pub fn sentiment_schema() -> Schema {
     Schema::builder().with_schema_id(0).with_fields(fields.into_iter().map(Arc::new)).build().expect("the sentiment schema is statically valid")
 }
 
+/// How a new records table is partitioned: a choice at creation (`--layout`); writers follow whatever spec a
+/// loaded table has. Files are sorted by (ticker, event_timestamp) under every layout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// The seed's spec: day(event_timestamp), ticker, source_system. Many small files per commit.
+    #[default]
+    Seed,
+    /// day(event_timestamp) only: one file per day per commit, ticker filters pruned by the sorted files'
+    /// column statistics.
+    Day,
+    /// day(event_timestamp), bucket(8, ticker).
+    DayBucket,
+}
+
+impl Layout {
+    pub fn partition_spec(self) -> UnboundPartitionSpec {
+        match self {
+            Layout::Seed => default_partition_spec(),
+            Layout::Day => UnboundPartitionSpec::builder()
+                .add_partition_field(field_id::EVENT_TIMESTAMP, "event_timestamp_day", Transform::Day)
+                .expect("the day spec is statically valid")
+                .build(),
+            Layout::DayBucket => UnboundPartitionSpec::builder()
+                .add_partition_field(field_id::EVENT_TIMESTAMP, "event_timestamp_day", Transform::Day)
+                .and_then(|b| b.add_partition_field(field_id::TICKER, "ticker_bucket", Transform::Bucket(8)))
+                .expect("the day-bucket spec is statically valid")
+                .build(),
+        }
+    }
+}
+
 /// day(event_timestamp), identity(ticker), identity(source_system): the spec new tables are created with.
 ///
 /// Writers never assume it: they partition by whatever spec the loaded table has as its default.
