@@ -5,8 +5,8 @@
 //! Compared: row counts per ticker and UTC day, message ids missing from the table (those dead-lettered
 //! counted apart), ids the table has for those tickers and days that no file has, ids it has twice, scores
 //! that differ by more than float32 precision, and the score sums per ticker/day (the checksum). The
-//! legacy side is held as one entry per row (about 100 bytes each), so a run suits files of up to tens of
-//! millions of rows.
+//! legacy side is held as one entry per row (about 70 bytes each: the id, a group index, the score), so a
+//! run suits files of up to tens of millions of rows.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -28,18 +28,51 @@ const SCORE_TOLERANCE: f64 = 1e-6;
 /// How many ids of each kind the report lists (all are counted).
 const LISTED: usize = 100;
 
-#[derive(Debug, Clone)]
+/// One legacy row: its ticker/day (an index into the groups) and its legacy score (NaN without one).
+#[derive(Debug, Clone, Copy)]
 struct Row {
-    group: (String, String),
-    score: Option<f64>,
+    group: u32,
+    score: f64,
 }
 
-/// The legacy rows of a set of files, by message id.
+/// The legacy rows of a set of files, by message id: about 70 bytes per row (the id, an index, the
+/// score), ticker/day pairs held once.
 #[derive(Debug, Default)]
 pub struct LegacyRows {
-    rows: HashMap<String, Row>,
+    ids: HashMap<Box<str>, u32>,
+    rows: Vec<Row>,
+    groups: Vec<(String, String)>,
+    group_index: HashMap<(String, String), u32>,
     /// The files' source ids, whose dead letters explain rows the table lacks.
     sources: HashSet<String>,
+}
+
+impl LegacyRows {
+    fn insert(&mut self, id: &str, ticker: &str, day: &str, score: Option<f64>) {
+        let key = (ticker.to_string(), day.to_string());
+        let group = match self.group_index.get(&key) {
+            Some(&g) => g,
+            None => {
+                let g = self.groups.len() as u32;
+                self.groups.push(key.clone());
+                self.group_index.insert(key, g);
+                g
+            }
+        };
+        let row = Row { group, score: score.unwrap_or(f64::NAN) };
+        match self.ids.get(id) {
+            // The same id in two files is one row (the later file's values win).
+            Some(&index) => self.rows[index as usize] = row,
+            None => {
+                self.ids.insert(id.into(), self.rows.len() as u32);
+                self.rows.push(row);
+            }
+        }
+    }
+
+    fn group_of(&self, ticker: &str, day: &str) -> Option<u32> {
+        self.group_index.get(&(ticker.to_string(), day.to_string())).copied()
+    }
 }
 
 impl LegacyRows {
@@ -59,10 +92,9 @@ impl LegacyRows {
         while let Some(batch) = stream.try_next().await.map_err(unreadable)? {
             for record in records(&batch, &layout, &defaults, row) {
                 row += 1;
-                let text = |field: &str| record.get(field).and_then(Value::as_str).map(str::to_string);
+                let text = |field: &str| record.get(field).and_then(Value::as_str);
                 let (Some(id), Some(ticker), Some(at)) = (text("message_id"), text("ticker"), text("event_timestamp")) else { continue };
-                let day = at.get(..10).unwrap_or_default().to_string();
-                self.rows.insert(id, Row { group: (ticker, day), score: record.get("sentiment_score").and_then(Value::as_f64) });
+                self.insert(id, ticker, at.get(..10).unwrap_or_default(), record.get("sentiment_score").and_then(Value::as_f64));
             }
         }
         Ok(())
@@ -135,13 +167,13 @@ async fn dead_lettered_ids(lake: &Lake, sources: &HashSet<String>) -> Result<Has
 
 /// Compares the legacy rows with the table's current snapshot.
 pub async fn reconcile(lake: &Lake, legacy: &LegacyRows) -> Result<Reconciliation, LakeError> {
-    let mut counts: BTreeMap<(String, String), [u64; 2]> = BTreeMap::new();
-    let mut sums: BTreeMap<(String, String), [f64; 3]> = BTreeMap::new();
-    for row in legacy.rows.values() {
-        counts.entry(row.group.clone()).or_default()[0] += 1;
+    let mut counts: Vec<[u64; 2]> = vec![[0, 0]; legacy.groups.len()];
+    let mut sums: Vec<[f64; 3]> = vec![[0.0; 3]; legacy.groups.len()];
+    for &index in legacy.ids.values() {
+        counts[legacy.rows[index as usize].group as usize][0] += 1;
     }
     let mut report = Reconciliation::default();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = vec![false; legacy.rows.len()];
     let table = lake.load(TableKind::Records).await?;
     if table.metadata().current_snapshot_id().is_some() {
         let columns = [column::MESSAGE_ID, column::TICKER, column::EVENT_TIMESTAMP, column::SENTIMENT_SCORE];
@@ -153,21 +185,22 @@ pub async fn reconcile(lake: &Lake, legacy: &LegacyRows) -> Result<Reconciliatio
             let scores = batch.column(3).as_primitive::<Float32Type>();
             for i in 0..batch.num_rows() {
                 let day = chrono::DateTime::from_timestamp_micros(times.value(i)).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
-                let group = (tickers.value(i).to_string(), day);
-                let Some(count) = counts.get_mut(&group) else { continue };
-                count[1] += 1;
+                let Some(group) = legacy.group_of(tickers.value(i), &day) else { continue };
+                counts[group as usize][1] += 1;
                 let id = ids.value(i);
-                match legacy.rows.get(id) {
-                    Some(row) => {
-                        if !seen.insert(id.to_string()) {
+                match legacy.ids.get(id) {
+                    Some(&index) => {
+                        let row = legacy.rows[index as usize];
+                        if std::mem::replace(&mut seen[index as usize], true) {
                             report.duplicated_in_table += 1;
                             if report.duplicate_examples.len() < LISTED {
                                 report.duplicate_examples.push(id.to_string());
                             }
                         }
                         let table_score = if scores.is_null(i) { f64::NAN } else { f64::from(scores.value(i)) };
-                        if let Some(legacy_score) = row.score {
-                            let sum = sums.entry(row.group.clone()).or_default();
+                        if !row.score.is_nan() {
+                            let legacy_score = row.score;
+                            let sum = &mut sums[row.group as usize];
                             sum[0] += legacy_score;
                             sum[1] += if table_score.is_nan() { 0.0 } else { table_score };
                             sum[2] += 1.0;
@@ -190,26 +223,26 @@ pub async fn reconcile(lake: &Lake, legacy: &LegacyRows) -> Result<Reconciliatio
         }
     }
     let refused = dead_lettered_ids(lake, &legacy.sources).await?;
-    for (id, row) in legacy.rows.iter().filter(|(id, _)| !seen.contains(*id)) {
-        if refused.contains(id) {
+    for (id, &index) in legacy.ids.iter().filter(|(_, &index)| !seen[index as usize]) {
+        if refused.contains(id.as_ref()) {
             report.dead_lettered += 1;
-            if let Some(count) = counts.get_mut(&row.group) {
-                count[0] -= 1;
-            }
+            counts[legacy.rows[index as usize].group as usize][0] -= 1;
             continue;
         }
         report.missing_from_table += 1;
         if report.missing_examples.len() < LISTED {
-            report.missing_examples.push(id.clone());
+            report.missing_examples.push(id.to_string());
         }
     }
     report.missing_examples.sort();
     report.groups_compared = counts.len();
+    let name = |g: usize| format!("{}/{}", legacy.groups[g].0, legacy.groups[g].1);
     report.checksum_differences = sums
-        .into_iter()
+        .iter()
+        .enumerate()
         .filter(|(_, [legacy, table, n])| (legacy - table).abs() > SCORE_TOLERANCE * n.max(1.0))
-        .map(|((ticker, day), [legacy, table, _])| (format!("{ticker}/{day}"), [legacy, table]))
+        .map(|(g, [legacy, table, _])| (name(g), [*legacy, *table]))
         .collect();
-    report.count_differences = counts.into_iter().filter(|(_, [a, b])| a != b).map(|((ticker, day), c)| (format!("{ticker}/{day}"), c)).collect();
+    report.count_differences = counts.iter().enumerate().filter(|(_, [a, b])| a != b).map(|(g, c)| (name(g), *c)).collect();
     Ok(report)
 }
