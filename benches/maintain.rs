@@ -3,7 +3,7 @@
 //! small commits (as an interval committer makes them), then the time-series query is timed (engine only,
 //! in process), the table is compacted (files before/after, MB/s per CPU-second) and the query timed again.
 //! Run: `cargo bench --bench maintain`. Environment: `MAINTAIN_BENCH_EVENTS` (default 200,000),
-//! `MAINTAIN_BENCH_COMMITS` (default 40), `MAINTAIN_BENCH_ITERATIONS` (default 30).
+//! `MAINTAIN_BENCH_COMMITS` (default 20), `MAINTAIN_BENCH_ITERATIONS` (default 20).
 
 use std::time::Instant;
 
@@ -19,7 +19,9 @@ use sentiment_lake::query::{Query, QueryKind};
 use sentiment_lake::schema::Layout;
 use sentiment_lake::synthetic::EventGenerator;
 
-const DAYS: u32 = 30;
+/// A week of data: 7 days x 50 tickers x 4 sources = 1,400 partitions under the seed's spec, each touched
+/// by every commit of 10,000 events.
+const DAYS: u32 = 7;
 const TICKERS: usize = 50;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -117,8 +119,8 @@ async fn measure(layout: Layout, events: u64, commits: u64, iterations: usize, e
 
 fn main() {
     let events: u64 = env_or("MAINTAIN_BENCH_EVENTS", 200_000);
-    let commits: u64 = env_or("MAINTAIN_BENCH_COMMITS", 40);
-    let iterations: usize = env_or("MAINTAIN_BENCH_ITERATIONS", 30);
+    let commits: u64 = env_or("MAINTAIN_BENCH_COMMITS", 20);
+    let iterations: usize = env_or("MAINTAIN_BENCH_ITERATIONS", 20);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let end = Utc::now();
     let figures: Vec<Figures> = [Layout::Seed, Layout::Day, Layout::DayBucket]

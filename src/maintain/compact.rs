@@ -5,8 +5,9 @@
 //! Thresholds follow Iceberg's `rewrite_data_files` defaults, scaled to a function's budget: a file is a
 //! candidate below 75 % of the target size (128 MiB by default), a partition is rewritten when it has at
 //! least `min_input_files` (5) candidates, and candidates are packed into groups of at most one target's
-//! worth of input, each group one commit. A run stops taking groups past `max_input_bytes`, and the next run
-//! picks up what is left (planning is from the table as it is then).
+//! worth of input; groups are rewritten one at a time and committed together, up to 1,000 per `replace`
+//! snapshot. A run stops taking groups past `max_input_bytes`, and the next run picks up what is left
+//! (planning is from the table as it is then).
 //!
 //! Against concurrent appends: a commit refused because another landed first is rebuilt on the new metadata
 //! with the same rewritten files (appends only add manifests, which are carried over); if a file it replaces
@@ -103,6 +104,8 @@ pub fn plan(live: &[LiveFile], policy: &CompactionPolicy) -> (Vec<Group>, usize)
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct CompactionReport {
     pub groups_committed: usize,
+    /// `replace` snapshots committed (up to 1,000 groups each).
+    pub snapshots: usize,
     pub files_rewritten: usize,
     pub files_written: usize,
     pub bytes_read: u64,
@@ -120,6 +123,9 @@ pub struct CompactionReport {
 }
 
 const COMMIT_ATTEMPTS: u32 = 10;
+/// Groups one `replace` snapshot commits: each commit rewrites every manifest holding a replaced file, so
+/// committing partition by partition would rewrite the same manifests once per partition.
+const GROUPS_PER_COMMIT: usize = 1_000;
 
 pub async fn compact(lake: &Lake, kind: TableKind, policy: &CompactionPolicy) -> Result<CompactionReport, MaintainError> {
     let started = Instant::now();
@@ -148,24 +154,16 @@ pub async fn compact(lake: &Lake, kind: TableKind, policy: &CompactionPolicy) ->
         }
     }
     let sort = lake.target(kind).sort_columns;
+    let mut batch: Vec<Rewritten> = Vec::new();
     for group in groups {
         let (rows, written) = rewrite(lake, &table, &group, &tasks, sort, policy).await?;
-        let outcome = commit_group(lake, kind, &group, &written).await?;
-        match outcome {
-            GroupOutcome::Committed { conflicts } => {
-                report.conflicts += conflicts;
-                report.groups_committed += 1;
-                report.files_rewritten += group.files.len();
-                report.files_written += written.len();
-                report.bytes_read += group.bytes();
-                report.bytes_written += written.iter().map(|f| f.file_size_in_bytes()).sum::<u64>();
-                report.rows += rows;
-            }
-            GroupOutcome::Dropped { conflicts } => {
-                report.conflicts += conflicts;
-                report.groups_dropped += 1;
-            }
+        batch.push(Rewritten { group, rows, written });
+        if batch.len() == GROUPS_PER_COMMIT {
+            commit_batch(lake, kind, std::mem::take(&mut batch), &mut report).await?;
         }
+    }
+    if !batch.is_empty() {
+        commit_batch(lake, kind, batch, &mut report).await?;
     }
     report.seconds = started.elapsed().as_secs_f64();
     crate::observability::TableCompacted {
@@ -214,14 +212,45 @@ async fn rewrite(
     Ok((rows, written))
 }
 
-enum GroupOutcome {
+/// A group rewritten and not yet committed.
+struct Rewritten {
+    group: Group,
+    rows: u64,
+    written: Vec<DataFile>,
+}
+
+/// Commits rewritten groups as one `replace` snapshot and accounts for them in `report`.
+async fn commit_batch(lake: &Lake, kind: TableKind, batch: Vec<Rewritten>, report: &mut CompactionReport) -> Result<(), MaintainError> {
+    let replaces: HashSet<String> = batch.iter().flat_map(|r| r.group.files.iter().map(|f| f.file_path().to_string())).collect();
+    let written: Vec<DataFile> = batch.iter().flat_map(|r| r.written.iter().cloned()).collect();
+    match commit_rewrite(lake, kind, replaces, &written).await? {
+        RewriteOutcome::Committed { conflicts } => {
+            report.conflicts += conflicts;
+            report.snapshots += 1;
+            for r in &batch {
+                report.groups_committed += 1;
+                report.files_rewritten += r.group.files.len();
+                report.files_written += r.written.len();
+                report.bytes_read += r.group.bytes();
+                report.bytes_written += r.written.iter().map(|f| f.file_size_in_bytes()).sum::<u64>();
+                report.rows += r.rows;
+            }
+        }
+        RewriteOutcome::Dropped { conflicts } => {
+            report.conflicts += conflicts;
+            report.groups_dropped += batch.len();
+        }
+    }
+    Ok(())
+}
+
+enum RewriteOutcome {
     Committed { conflicts: usize },
     Dropped { conflicts: usize },
 }
 
-async fn commit_group(lake: &Lake, kind: TableKind, group: &Group, written: &[DataFile]) -> Result<GroupOutcome, MaintainError> {
+async fn commit_rewrite(lake: &Lake, kind: TableKind, replaces: HashSet<String>, written: &[DataFile]) -> Result<RewriteOutcome, MaintainError> {
     let commit_id = uuid::Uuid::new_v4().to_string();
-    let replaces: HashSet<String> = group.files.iter().map(|f| f.file_path().to_string()).collect();
     let mut conflicts = 0;
     let mut table = lake.load(kind).await?;
     let spec_id = table.metadata().default_partition_spec_id();
@@ -237,7 +266,7 @@ async fn commit_group(lake: &Lake, kind: TableKind, group: &Group, written: &[Da
             ..Change::default()
         };
         match lake.commit_change(&table, change).await {
-            Ok(Outcome::Landed { .. }) => return Ok(GroupOutcome::Committed { conflicts }),
+            Ok(Outcome::Landed { .. }) => return Ok(RewriteOutcome::Committed { conflicts }),
             Ok(Outcome::Conflict) => {
                 conflicts += 1;
                 unknown = None;
@@ -245,13 +274,13 @@ async fn commit_group(lake: &Lake, kind: TableKind, group: &Group, written: &[Da
             // A file to replace is gone: our files were never referenced.
             Err(LakeError::Conflict { .. }) => {
                 lake.delete_unreferenced(&table, written).await;
-                return Ok(GroupOutcome::Dropped { conflicts });
+                return Ok(RewriteOutcome::Dropped { conflicts });
             }
             Err(e) if e.is_retryable() => {
                 // Unknown outcome: did it land? Only the table can say.
                 let fresh = lake.load(kind).await?;
                 if landed(&fresh, &commit_id) {
-                    return Ok(GroupOutcome::Committed { conflicts });
+                    return Ok(RewriteOutcome::Committed { conflicts });
                 }
                 tracing::info!(table = %lake.target(kind).name, attempt, error = %e, "Compaction commit did not land; retrying.");
                 unknown = Some(e);
@@ -260,7 +289,7 @@ async fn commit_group(lake: &Lake, kind: TableKind, group: &Group, written: &[Da
         }
         table = lake.load(kind).await?;
         if landed(&table, &commit_id) {
-            return Ok(GroupOutcome::Committed { conflicts });
+            return Ok(RewriteOutcome::Committed { conflicts });
         }
         if table.metadata().default_partition_spec_id() != spec_id {
             // The files were written for the old spec: start over in the next run.
@@ -276,7 +305,7 @@ async fn commit_group(lake: &Lake, kind: TableKind, group: &Group, written: &[Da
         // Every attempt was refused: nothing references the files. Ingestion wins; the next run tries again.
         None => {
             lake.delete_unreferenced(&table, written).await;
-            Ok(GroupOutcome::Dropped { conflicts })
+            Ok(RewriteOutcome::Dropped { conflicts })
         }
     }
 }
