@@ -48,7 +48,8 @@ pub async fn live_data_files(table: &Table) -> Result<Vec<LiveFile>, LakeError> 
 }
 
 /// Every file some set of snapshots reaches: their manifest lists, manifests and the data and delete files
-/// the manifests list (any status: a `deleted` entry's file may still be another kept snapshot's).
+/// live in them. A `deleted` entry only records that its snapshot removed the file: it is not data of that
+/// snapshot (an older snapshot that still has it live reaches it as such).
 #[derive(Debug, Default, Clone)]
 pub struct Reachable {
     pub manifest_lists: HashSet<String>,
@@ -68,7 +69,7 @@ impl Reachable {
                     continue;
                 }
                 let loaded = manifest.load_manifest(table.file_io()).await.map_err(LakeError::iceberg("reading a manifest"))?;
-                reachable.files.extend(loaded.entries().iter().map(|e| e.file_path().to_string()));
+                reachable.files.extend(loaded.entries().iter().filter(|e| e.is_alive()).map(|e| e.file_path().to_string()));
             }
         }
         Ok(reachable)
