@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::{QueryCache, RedisCache, RedisCacheConfig};
-use crate::engine::{EmbeddedEngine, DEFAULT_MEMORY_LIMIT};
+use crate::dremio::sql::TablePath;
+use crate::dremio::FlightSqlClient;
+use crate::engine::{DremioEngine, EmbeddedEngine, QueryEngine, SnapshotSource, DEFAULT_MEMORY_LIMIT};
 use crate::functions::api::ApiConfig;
 use crate::functions::routes::{app, AppState, EventHubBinding};
 use crate::ingest::Pipeline;
@@ -47,8 +49,43 @@ pub struct ServeOptions {
     pub api: ApiConfig,
     /// Largest invocation body read into memory; larger ones are stored in the quarantine.
     pub max_invocation_bytes: usize,
-    /// What the `MaintainTable` timer function runs.
+    /// What the `MaintainTable` timer function runs, and who runs it.
     pub maintenance: crate::maintain::MaintenancePolicy,
+    pub maintenance_backend: crate::maintain::MaintenanceBackend,
+}
+
+/// Dremio, as the query engine, the records writer or the maintainer uses it.
+pub struct DremioSetup {
+    pub client: Arc<FlightSqlClient>,
+    /// The records table as Dremio names it.
+    pub table: TablePath,
+    /// The warehouse root as Dremio names it (a filesystem source over the same storage): where the
+    /// writer's MERGE reads its staged files. Needed only by `--writer dremio`.
+    pub warehouse: Option<TablePath>,
+    pub catalog: crate::maintain::dremio::DremioCatalog,
+    /// Read the current snapshot id from this lake's catalog instead of Dremio's `table_history` (the table
+    /// is shared through a catalog both use, e.g. Nessie's REST API).
+    pub snapshots_from_catalog: bool,
+    /// Query `AT SNAPSHOT` (off only for Flight SQL servers without time travel).
+    pub pin_snapshots: bool,
+    pub compact_window: Duration,
+}
+
+/// Which engine answers queries.
+#[derive(Clone, Default)]
+pub enum QueryEngineChoice {
+    #[default]
+    Embedded,
+    Dremio(Arc<DremioSetup>),
+}
+
+impl std::fmt::Debug for QueryEngineChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueryEngineChoice::Embedded => f.write_str("Embedded"),
+            QueryEngineChoice::Dremio(setup) => write!(f, "Dremio({})", setup.table),
+        }
+    }
 }
 
 /// How queries are answered: the cache (Redis URL, TTL), warming and the engine's memory.
@@ -57,17 +94,26 @@ pub struct QueryOptions {
     pub redis: Option<RedisCacheConfig>,
     pub service: QueryServiceConfig,
     pub engine_memory_bytes: usize,
+    pub engine: QueryEngineChoice,
 }
 
 impl Default for QueryOptions {
     fn default() -> Self {
-        Self { redis: None, service: QueryServiceConfig::default(), engine_memory_bytes: DEFAULT_MEMORY_LIMIT }
+        Self { redis: None, service: QueryServiceConfig::default(), engine_memory_bytes: DEFAULT_MEMORY_LIMIT, engine: QueryEngineChoice::Embedded }
     }
 }
 
-/// The query service over the lake's records table with the embedded engine.
+/// The query service over the lake's records table with the configured engine.
 pub fn query_service(lake: &Lake, options: &QueryOptions) -> anyhow::Result<Arc<QueryService>> {
-    let engine = Arc::new(EmbeddedEngine::new(lake.catalog(), lake.target(TableKind::Records).ident.clone(), options.engine_memory_bytes)?);
+    let ident = lake.target(TableKind::Records).ident.clone();
+    let engine: Arc<dyn QueryEngine> = match &options.engine {
+        QueryEngineChoice::Embedded => Arc::new(EmbeddedEngine::new(lake.catalog(), ident, options.engine_memory_bytes)?),
+        QueryEngineChoice::Dremio(dremio) => {
+            let snapshots =
+                if dremio.snapshots_from_catalog { SnapshotSource::Catalog { catalog: lake.catalog(), ident } } else { SnapshotSource::Dremio };
+            Arc::new(DremioEngine::new(dremio.client.clone(), dremio.table.clone(), snapshots, dremio.pin_snapshots))
+        }
+    };
     let cache = match &options.redis {
         Some(config) => Some(Arc::new(RedisCache::new(config.clone())?) as Arc<dyn QueryCache>),
         None => None,
@@ -88,6 +134,7 @@ pub async fn serve(lake: Lake, options: ServeOptions) -> anyhow::Result<()> {
         query,
         max_invocation_bytes: options.max_invocation_bytes,
         maintenance: options.maintenance,
+        maintenance_backend: options.maintenance_backend,
     };
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     tracing::info!(

@@ -404,6 +404,25 @@ impl QueryAnswered {
     }
 }
 
+/// A statement went to Dremio (or another Flight SQL server).
+pub struct DremioStatement {
+    /// `read`, `idempotent` or `once`.
+    pub kind: &'static str,
+    /// `ok`, `unavailable`, `circuit_open` or `error`.
+    pub outcome: &'static str,
+    pub retries: u32,
+    pub elapsed: Duration,
+}
+
+impl DremioStatement {
+    pub fn emit(self) {
+        let (kind, outcome) = (self.kind, self.outcome);
+        tracing::debug!(kind, outcome, retries = self.retries, elapsed_ms = self.elapsed.as_secs_f64() * 1e3, "Dremio statement.");
+        histogram!("sentiment_lake_dremio_statement_seconds", "kind" => kind, "outcome" => outcome).record(self.elapsed.as_secs_f64());
+        counter!("sentiment_lake_dremio_retries_total", "kind" => kind).increment(u64::from(self.retries));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

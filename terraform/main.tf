@@ -327,7 +327,7 @@ resource "azurerm_function_app_flex_consumption" "this" {
     }
   }
 
-  app_settings = {
+  app_settings = merge({
     AzureWebJobsStorage__accountName            = azurerm_storage_account.host.name
     EventHubConnection__fullyQualifiedNamespace = "${azurerm_eventhub_namespace.this.name}.servicebus.windows.net"
     EVENTHUB_NAME                               = azurerm_eventhub.events.name
@@ -348,7 +348,18 @@ resource "azurerm_function_app_flex_consumption" "this" {
     # glibc gives each busy thread its own heap arena and keeps freed pages in it; two arenas cut the
     # committer's peak resident memory over a 2 GB backlog from 566 to 372 MiB (docs/benchmarks.md).
     MALLOC_ARENA_MAX = "2"
-  }
+    }, var.dremio == null ? {} : {
+    # Dremio over Flight SQL (docs/dremio.md); the password comes from Key Vault, never from this file.
+    SENTIMENT_LAKE_ENGINE           = var.dremio.engine
+    SENTIMENT_LAKE_WRITER           = var.dremio.writer
+    SENTIMENT_LAKE_MAINTENANCE      = var.dremio.maintenance
+    SENTIMENT_LAKE_DREMIO_URL       = var.dremio.url
+    SENTIMENT_LAKE_DREMIO_USER      = var.dremio.user
+    SENTIMENT_LAKE_DREMIO_TABLE     = var.dremio.table
+    SENTIMENT_LAKE_DREMIO_CATALOG   = var.dremio.catalog
+    SENTIMENT_LAKE_DREMIO_WAREHOUSE = coalesce(var.dremio.warehouse, "")
+    SENTIMENT_LAKE_DREMIO_PASSWORD  = var.dremio_password == null ? "" : "@Microsoft.KeyVault(SecretUri=${azurerm_key_vault_secret.dremio_password[0].versionless_id})"
+  })
 }
 
 # Least privilege: the app writes only the lake container, reads only the legacy container, receives from one

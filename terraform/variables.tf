@@ -79,6 +79,21 @@ variable "dremio_password" {
   sensitive   = true
 }
 
+variable "dremio" {
+  description = "Dremio for queries, the records writer or maintenance (docs/dremio.md); null: the embedded engine does everything."
+  type = object({
+    url         = string
+    user        = string
+    table       = string
+    engine      = optional(string, "dremio")
+    writer      = optional(string, "direct")
+    maintenance = optional(string, "embedded")
+    catalog     = optional(string, "nessie")
+    warehouse   = optional(string)
+  })
+  default = null
+}
+
 variable "secret_expiration_date" {
   description = "Expiry (RFC 3339) of the Key Vault secrets; rotate them before it."
   type        = string

@@ -2,7 +2,10 @@
 
 use anyhow::bail;
 
-use crate::app::{query_service, QueryOptions};
+use crate::app::{query_service, DremioSetup, QueryOptions};
+use crate::dremio::sql::{self, Literal};
+use crate::dremio::{DremioError, StatementKind};
+use crate::engine::{DremioEngine, QueryEngine, SnapshotSource};
 use crate::lake::{Lake, LakeConfig, TableKind};
 use crate::query::{Query, QueryKind};
 use crate::storage::{Location, Warehouse};
@@ -110,7 +113,7 @@ pub async fn run(config: &LakeConfig, query: &QueryOptions) -> anyhow::Result<()
         }
         Err(e) => report.fail("catalog", e, "check --catalog-uri; an incompatible table must be migrated or renamed with --table"),
     }
-    println!("(Dremio checks arrive with their issue.)");
+    println!("[--]   Dremio: run `sentiment-lake doctor --engine dremio --dremio-url ...` to check one");
     if report.failures > 0 {
         bail!("{} check(s) failed", report.failures);
     }
@@ -170,4 +173,164 @@ async fn probe(warehouse: &Warehouse) -> Result<(), String> {
         return Err("list: the probe just written was not listed".into());
     }
     Ok(())
+}
+
+fn dremio_hint(e: &DremioError) -> &'static str {
+    match e {
+        DremioError::Unauthenticated(_) => "check --dremio-user and SENTIMENT_LAKE_DREMIO_PASSWORD (or the token); CE has no personal access tokens",
+        DremioError::Unavailable(_) | DremioError::CircuitOpen { .. } => {
+            "check --dremio-url (grpc://host:32010; grpc+tls:// when services.flight.ssl.enabled) and that port 32010 is reachable"
+        }
+        DremioError::Config(_) => "fix the setting named in the error",
+        _ => "see Dremio's message; the job is in Dremio's job list",
+    }
+}
+
+/// Names and types of the seed's columns missing or different in `got` (Dremio's view of the table).
+pub fn contract_differences(seed: &arrow_schema::Schema, got: &arrow_schema::Schema) -> Vec<String> {
+    use arrow_schema::DataType as T;
+    fn family(t: &T) -> &'static str {
+        match t {
+            T::Utf8 | T::LargeUtf8 | T::Utf8View => "text",
+            T::Timestamp(..) | T::Date64 => "timestamp",
+            T::Float32 => "float",
+            T::Float64 => "double",
+            T::Boolean => "boolean",
+            T::Int32 => "int",
+            T::Int64 => "bigint",
+            T::Binary | T::LargeBinary | T::BinaryView => "binary",
+            T::Map(..) => "map",
+            T::List(_) | T::LargeList(_) | T::ListView(_) => "list",
+            T::Struct(_) => "struct",
+            _ => "other",
+        }
+    }
+    let mut differences = Vec::new();
+    for field in seed.fields() {
+        match got.fields().iter().find(|f| f.name().eq_ignore_ascii_case(field.name())) {
+            None => differences.push(format!("{} is missing", field.name())),
+            Some(other) if family(other.data_type()) != family(field.data_type()) => differences.push(format!(
+                "{} is {} ({:?}), the contract says {}",
+                field.name(),
+                family(other.data_type()),
+                other.data_type(),
+                family(field.data_type())
+            )),
+            Some(_) => {}
+        }
+    }
+    differences
+}
+
+/// `doctor --engine dremio`: the conformance check of a Dremio for this service.
+pub async fn dremio(setup: &DremioSetup) -> anyhow::Result<()> {
+    let mut report = Report { failures: 0 };
+    let client = &setup.client;
+    println!("Dremio at {} ({:?}), table {}", client.config().url, client.config().auth, setup.table);
+    let started = std::time::Instant::now();
+    match client.execute("SELECT 1 AS ok", StatementKind::Read).await {
+        Ok(_) => report.ok("connection and sign-in", format!("a query ran in {:.1} ms", started.elapsed().as_secs_f64() * 1e3)),
+        Err(e) => {
+            let hint = dremio_hint(&e);
+            report.fail("connection and sign-in", &e, hint);
+            bail!("Dremio cannot be reached or refused the sign-in: nothing else can be checked");
+        }
+    }
+    match client.plan_schema(&sql::schema_probe(&setup.table)).await {
+        Ok(schema) => {
+            let differences = contract_differences(&crate::schema::sentiment_arrow_schema(), &schema);
+            if differences.is_empty() {
+                report.ok("table schema", format!("{} columns; every seed column present with its type", schema.fields().len()));
+            } else {
+                report.fail(
+                    "table schema",
+                    differences.join("; "),
+                    "create the table with the seed schema (docs/dremio.md: CREATE TABLE, or let the direct writer create it in the shared catalog)",
+                );
+            }
+        }
+        Err(e) => {
+            let hint = if matches!(e, DremioError::Statement(_)) {
+                "check --dremio-table (source.folder.table as Dremio names it) and that the table exists"
+            } else {
+                dremio_hint(&e)
+            };
+            report.fail("table schema", &e, hint);
+        }
+    }
+    let engine = DremioEngine::new(client.clone(), setup.table.clone(), SnapshotSource::Dremio, setup.pin_snapshots);
+    let snapshot = match engine.current_snapshot().await {
+        Ok(snapshot) => {
+            report.ok("current snapshot", format!("{:?} (from table_history)", snapshot.snapshot_id));
+            Some(snapshot)
+        }
+        Err(e) => {
+            report.fail("current snapshot", e, "Dremio's table_history() must work on the table (an Iceberg table, Dremio 24+)");
+            None
+        }
+    };
+    if let Some(snapshot) = snapshot {
+        // Every API query once, in Dremio's dialect (FLATTEN, map access, DATE_TRUNC, window functions).
+        let service = crate::query::QueryService::new(std::sync::Arc::new(engine), None, Default::default());
+        let now = chrono::Utc::now();
+        for kind in QueryKind::ALL {
+            let params = match kind {
+                QueryKind::TopTickers | QueryKind::Intents | QueryKind::Records | QueryKind::Toxicity | QueryKind::Entities => "days=7",
+                _ => "ticker=AAPL&days=7",
+            };
+            let Ok(query) = Query::parse(kind, Some(params), now) else { continue };
+            let started = std::time::Instant::now();
+            match service.answer(&query).await {
+                Ok(_) => report.ok(
+                    &format!("query {}", kind.name()),
+                    format!("answered at snapshot {:?} in {:.1} ms", snapshot.snapshot_id, started.elapsed().as_secs_f64() * 1e3),
+                ),
+                Err(e) => report.fail(
+                    &format!("query {}", kind.name()),
+                    e,
+                    "this Dremio does not run the service's SQL; see docs/dremio.md (Dremio 25.1+ for MAP columns)",
+                ),
+            }
+        }
+    }
+    check_merge(&mut report, setup).await;
+    if report.failures > 0 {
+        bail!("{} check(s) failed", report.failures);
+    }
+    Ok(())
+}
+
+/// CREATE TABLE, the same insert-only MERGE twice (one row, then none), DROP TABLE, on a scratch table
+/// beside the real one.
+async fn check_merge(report: &mut Report, setup: &DremioSetup) {
+    let client = &setup.client;
+    let scratch = setup.table.sibling(&format!("sentiment_lake_doctor_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    let create = format!("CREATE TABLE {scratch} (\"message_id\" VARCHAR, \"event_timestamp\" TIMESTAMP, \"n\" INT)");
+    if let Err(e) = client.execute(&create, StatementKind::Once).await {
+        let hint = "the user needs CREATE TABLE on the table's folder (and, on a filesystem source, \"Enable exports into the source\")";
+        return report.fail("scratch table", e, hint);
+    }
+    let columns = ["message_id", "event_timestamp", "n"];
+    let rows = vec![vec![Literal::Text("doctor-1"), Literal::Timestamp(chrono::Utc::now()), Literal::Double(1.0)]];
+    let merge =
+        sql::values_source(&columns, &rows).and_then(|source| sql::merge_insert(&scratch, &source, &columns, "message_id", None, "event_timestamp"));
+    let outcome = match merge {
+        Ok(merge) => {
+            let first = client.execute(&merge, StatementKind::Idempotent).await.and_then(|b| crate::lake::rows_inserted(&b));
+            let second = client.execute(&merge, StatementKind::Idempotent).await.and_then(|b| crate::lake::rows_inserted(&b));
+            match (first, second) {
+                (Ok(1), Ok(0)) => Ok("the same MERGE inserted 1 row, then 0".to_string()),
+                (Ok(a), Ok(b)) => Err(format!("the same MERGE inserted {a} row(s), then {b}: expected 1, then 0")),
+                (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match outcome {
+        Ok(detail) => report.ok("idempotent MERGE", detail),
+        Err(detail) => report.fail("idempotent MERGE", detail, "--writer dremio needs Dremio 22+ MERGE on Iceberg tables; see the error"),
+    }
+    if let Err(e) = client.execute(&sql::drop_table(&scratch), StatementKind::Idempotent).await {
+        report.warn("scratch table", e, &format!("drop {scratch} by hand"));
+    }
 }

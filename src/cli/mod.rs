@@ -1,6 +1,7 @@
 //! Command line: the same binary is the Functions custom handler (`serve`) and a local tool.
 //! Every flag has an environment fallback so one configuration works under the host and in a shell.
 
+mod backends;
 mod demo;
 mod doctor;
 mod migrate;
@@ -21,7 +22,7 @@ use crate::functions::api::ApiConfig;
 use crate::functions::payload::eventhub::EventDataType;
 use crate::functions::routes::{EventHubBinding, DEFAULT_MAX_INVOCATION_BYTES};
 use crate::ingest::Pipeline;
-use crate::lake::{CatalogAuth, Lake, LakeConfig, TableKind};
+use crate::lake::{CatalogAuth, CatalogType, Lake, LakeConfig, RestSettings, Secret, TableKind};
 use crate::query::{Query, QueryKind, QueryServiceConfig};
 use crate::storage::{AzureAuth, AzureSettings};
 
@@ -40,6 +41,8 @@ pub struct Opts {
     /// back.
     #[arg(long, global = true, env = "SENTIMENT_LAKE_DUAL_WRITE")]
     pub dual_write: Option<String>,
+    #[command(flatten)]
+    pub backends: backends::BackendArgs,
     /// Log as JSON lines (default when running under the Functions host).
     #[arg(long, global = true, env = "SENTIMENT_LAKE_LOG_JSON")]
     pub log_json: bool,
@@ -52,9 +55,31 @@ pub struct LakeArgs {
     /// Warehouse: a directory, file:// URL, or abfss://<container>@<account>.dfs.core.windows.net/<path>.
     #[arg(long, global = true, env = "SENTIMENT_LAKE_WAREHOUSE", default_value = "./warehouse")]
     pub warehouse: String,
-    /// SQL catalog URI; defaults to a SQLite file inside a local warehouse.
+    /// `sql` (iceberg's SQL catalog in SQLite or PostgreSQL) or `rest` (an Iceberg REST catalog: Nessie,
+    /// Polaris, Lakekeeper, ...).
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_CATALOG_TYPE", value_enum, default_value_t = CatalogType::Sql)]
+    pub catalog_type: CatalogType,
+    /// SQL catalog URI (defaults to a SQLite file inside a local warehouse), or with `--catalog-type rest`
+    /// the REST catalog's base URL, the part before `/v1/` (`http://host:19120/iceberg` for Nessie).
     #[arg(long, global = true, env = "SENTIMENT_LAKE_CATALOG_URI")]
     pub catalog_uri: Option<String>,
+    /// REST catalog: the prefix its routes are under (`/v1/{prefix}/...`), unless its /v1/config says one.
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_CATALOG_PREFIX")]
+    pub catalog_prefix: Option<String>,
+    /// REST catalog: the warehouse to ask its /v1/config for (a name or location, as the server knows it).
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_CATALOG_WAREHOUSE")]
+    pub catalog_warehouse: Option<String>,
+    /// REST catalog: a bearer token (never printed).
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_CATALOG_TOKEN", hide_env_values = true)]
+    pub catalog_token: Option<Secret>,
+    /// REST catalog: OAuth2 client credentials `client_id:client_secret`, exchanged at {uri}/v1/oauth/tokens
+    /// for a token that is renewed before it expires (never printed).
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_CATALOG_CREDENTIAL", hide_env_values = true)]
+    pub catalog_credential: Option<Secret>,
+    /// REST catalog: the SQL database maintenance leases live in (PostgreSQL when instances share the
+    /// warehouse); defaults to a SQLite file inside a local warehouse.
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_LEASE_URI", hide_env_values = true)]
+    pub lease_uri: Option<String>,
     /// How to sign in to the catalog database: `uri` (its own credentials) or `entra` (the URI's user with an
     /// Entra token of the managed identity as password, renewed before it expires: Azure Database for PostgreSQL).
     #[arg(long, global = true, env = "SENTIMENT_LAKE_CATALOG_AUTH", value_enum, default_value_t = CatalogAuth::Uri)]
@@ -91,7 +116,15 @@ impl LakeArgs {
         let mut config = LakeConfig::local(&self.warehouse);
         config.commit_policy.pass.max_bytes = self.commit_pass_mb.max(1) * MIB as u64;
         config.commit_policy.pass.gap_grace = Duration::from_secs(self.gap_grace_secs);
+        config.catalog_type = self.catalog_type;
         config.catalog_uri = self.catalog_uri.clone();
+        config.rest = RestSettings {
+            prefix: self.catalog_prefix.clone(),
+            warehouse: self.catalog_warehouse.clone(),
+            token: self.catalog_token.clone(),
+            credential: self.catalog_credential.clone(),
+        };
+        config.lease_uri = self.lease_uri.clone();
         config.catalog_name = self.catalog_name.clone();
         config.catalog_auth = self.catalog_auth;
         config.namespace = self.namespace.clone();
@@ -247,7 +280,9 @@ pub enum Command {
         #[command(flatten)]
         cache: CacheArgs,
     },
-    /// Check warehouse, catalog, tables and (with --redis-url) the cache, and say what is wrong.
+    /// Check warehouse, catalog, tables and (with --redis-url) the cache, and say what is wrong. With
+    /// `--engine dremio`: the conformance check of a Dremio (connection, sign-in, the table's schema against
+    /// the seed contract, a query, and an idempotent MERGE on a scratch table).
     Doctor {
         #[command(flatten)]
         cache: CacheArgs,
@@ -292,6 +327,7 @@ impl CacheArgs {
             }),
             service: QueryServiceConfig { ttl: Duration::from_secs(self.cache_ttl_secs.max(1)), warm_tickers: self.warm_tickers },
             engine_memory_bytes: self.query_memory_mb.max(1) * MIB,
+            engine: Default::default(),
         }
     }
 }
@@ -426,6 +462,13 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     let under_host = std::env::var_os("FUNCTIONS_CUSTOMHANDLER_PORT").is_some();
     crate::observability::init(opts.log_json || under_host);
     let config = opts.lake.config();
+    // Tokio must be running for the (lazy) Flight channel; `run` is always called inside the runtime.
+    let backends = opts.backends.backends(&config)?;
+    let query_options = |cache: &CacheArgs| -> anyhow::Result<QueryOptions> {
+        let mut options = cache.options();
+        options.engine = backends.query_engine()?;
+        Ok(options)
+    };
     // Built only by the commands that ingest: it loads the analyzer's lexicons.
     let pipeline = || -> anyhow::Result<Pipeline> {
         let pipeline = Pipeline::new(opts.incomplete);
@@ -438,21 +481,25 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         })
     };
     match opts.command {
-        Command::Doctor { cache } => doctor::run(&config, &cache.options()).await,
+        // `doctor --engine dremio` is the conformance check of the user's own Dremio.
+        Command::Doctor { cache } => match &backends.dremio {
+            Some(dremio) if backends.engine == backends::EngineKind::Dremio => doctor::dremio(dremio).await,
+            _ => doctor::run(&config, &query_options(&cache)?).await,
+        },
         Command::Query { endpoint, params, cache } => {
-            let lake = open(&config).await?;
+            let lake = open(&config, &backends).await?;
             let kind = QueryKind::from_name(&endpoint).with_context(|| {
                 let known: Vec<_> = QueryKind::ALL.iter().map(|k| k.name()).collect();
                 format!("no endpoint {endpoint:?}; choose one of {}", known.join(", "))
             })?;
             let query = Query::parse(kind, Some(params.trim_start_matches('?')), chrono::Utc::now())?;
             let started = std::time::Instant::now();
-            let answer = query_service(&lake, &cache.options())?.answer(&query).await?;
+            let answer = query_service(&lake, &query_options(&cache)?)?.answer(&query).await?;
             println!("{}", String::from_utf8_lossy(&crate::functions::api::envelope(&query, &answer, started.elapsed())));
             Ok(())
         }
         Command::Serve(args) => {
-            let lake = open(&config).await?;
+            let lake = open(&config, &backends).await?;
             let options = ServeOptions {
                 addr: SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)),
                 commit_interval: Duration::from_secs(args.commit_interval_secs.max(1)),
@@ -464,15 +511,16 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
                     event_hub: args.eventhub_name,
                 },
                 pipeline: pipeline()?,
-                query: args.cache.options(),
+                query: query_options(&args.cache)?,
                 api: args.api.config()?,
                 max_invocation_bytes: args.max_invocation_mb.max(1) * MIB,
                 maintenance: args.maintenance.policy(),
+                maintenance_backend: backends.maintenance_backend()?,
             };
             serve(lake, options).await
         }
         Command::Ingest { file, no_commit } => {
-            let lake = open(&config).await?;
+            let lake = open(&config, &backends).await?;
             let content = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let written_at = std::fs::metadata(&file).and_then(|m| m.modified()).ok().map(chrono::DateTime::<chrono::Utc>::from);
             let batch = crate::ingest::file::batch_from_file(&content, &file.display().to_string(), written_at)?;
@@ -486,7 +534,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo { events, partitions, batch_size } => {
-            let lake = open(&config).await?;
+            let lake = open(&config, &backends).await?;
             demo::run(&lake, &pipeline()?, events, partitions.max(1), batch_size.max(1)).await
         }
         Command::Generate { events, seed, days, tickers, out } => {
@@ -496,7 +544,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate { paths, mapping, workers, no_commit, no_verify, report } => {
-            let lake = open(&config).await?;
+            let lake = open(&config, &backends).await?;
             let args = migrate::MigrateArgs {
                 paths: &paths,
                 mapping: mapping.as_deref(),
@@ -508,26 +556,30 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             migrate::run(&lake, &pipeline()?, &config.storage, args).await
         }
         Command::Reconcile { paths, mapping } => {
-            let lake = open(&config).await?;
+            let lake = open(&config, &backends).await?;
             migrate::reconcile(&lake, &config.storage, &paths, mapping.as_deref()).await
         }
         Command::Maintain(args) => {
-            let lake = open(&config).await?;
-            let report = crate::maintain::run(&lake, &args.policy()).await?;
+            let lake = open(&config, &backends).await?;
+            let report = crate::maintain::run_with(&lake, &args.policy(), &backends.maintenance_backend()?).await?;
+            let failed = report.dremio.as_ref().is_some_and(|d| d.failed());
             println!("{}", serde_json::to_string_pretty(&report)?);
             if !report.ran {
                 anyhow::bail!("another maintenance run holds the lease");
             }
+            if failed {
+                anyhow::bail!("Dremio refused a maintenance statement (see the report)");
+            }
             Ok(())
         }
         Command::Health => {
-            let lake = open(&config).await?;
+            let lake = open(&config, &backends).await?;
             let health = crate::maintain::health::health(&lake, TableKind::Records, &Default::default(), chrono::Utc::now()).await?;
             println!("{}", serde_json::to_string_pretty(&health)?);
             Ok(())
         }
         Command::Commit => {
-            let lake = open(&config).await?;
+            let lake = open(&config, &backends).await?;
             let committed = lake.commit().await?;
             let peak_rss_bytes = crate::observability::peak_rss_bytes();
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({"committed": committed, "peak_rss_bytes": peak_rss_bytes}))?);
@@ -536,6 +588,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     }
 }
 
-async fn open(config: &LakeConfig) -> anyhow::Result<Lake> {
-    Lake::open(config).await.with_context(|| format!("opening the lake at {} (run `sentiment-lake doctor`)", config.warehouse))
+async fn open(config: &LakeConfig, backends: &backends::Backends) -> anyhow::Result<Lake> {
+    let lake = Lake::open(config).await.with_context(|| format!("opening the lake at {} (run `sentiment-lake doctor`)", config.warehouse))?;
+    backends.attach_writer(lake)
 }

@@ -102,6 +102,14 @@ impl EmbeddedEngine {
     }
 }
 
+/// The table at its current snapshot as the embedded engine reads it (with [`FloatFilterGuard`]), for
+/// serving it from another DataFusion session, such as a Flight SQL server.
+pub async fn table_provider(table: Table) -> Result<Arc<dyn TableProvider>, EngineError> {
+    let provider =
+        IcebergStaticTableProvider::try_new_from_table(table).await.map_err(|e| EngineError::Unavailable(format!("opening the table: {e}")))?;
+    Ok(Arc::new(FloatFilterGuard::new(provider)))
+}
+
 /// Keeps filters on 32-bit float columns out of the Iceberg scan. iceberg-datafusion 0.10.1 turns every
 /// float literal into an Iceberg `double`, which iceberg 0.10.1 then cannot bind to a `float` column
 /// ("Can't convert datum from double type to float type"): the whole query would fail. DataFusion applies
@@ -213,10 +221,10 @@ impl Dialect for DataFusionDialect {
         format!("date_trunc('{}', {column})", interval.as_str())
     }
 
-    fn map_entries(&self, column: &str, key_alias: &str, value_alias: &str) -> String {
+    fn map_entries(&self, column: &str, key_alias: &str, value_alias: &str, table: &str, filter: &str) -> String {
         // Two unnests in one select list are zipped element by element, and a map's keys and values are
         // stored in the same order, so each key meets its own value.
-        format!("unnest(map_keys({column})) AS {key_alias}, unnest(map_values({column})) AS {value_alias}")
+        format!("(SELECT unnest(map_keys({column})) AS {key_alias}, unnest(map_values({column})) AS {value_alias} FROM {table} WHERE {filter})")
     }
 
     fn list_elements(&self, column: &str, alias: &str) -> String {

@@ -6,13 +6,15 @@
 //! current, and [`QueryEngine::execute`] reads exactly that one. The cache keys answers by that id, so an
 //! answer is never served for a table state it was not computed from.
 
+mod dremio;
 mod embedded;
 
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
-pub use self::embedded::{EmbeddedEngine, DEFAULT_MEMORY_LIMIT};
+pub use self::dremio::{DremioDialect, DremioEngine, SnapshotSource};
+pub use self::embedded::{table_provider, EmbeddedEngine, DEFAULT_MEMORY_LIMIT};
 
 /// Time-series bucket width. Buckets start at UTC boundaries; weeks start on Monday.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
@@ -85,9 +87,9 @@ pub trait Dialect: Send + Sync {
     fn placeholder(&self, index: usize) -> String;
     /// An expression truncating `column` (a UTC timestamp) to the start of its bucket.
     fn time_bucket(&self, interval: Interval, column: &str) -> String;
-    /// Select-list items that turn each row into one row per map entry, named `key_alias` and `value_alias`
-    /// (rows with empty or null maps produce none).
-    fn map_entries(&self, column: &str, key_alias: &str, value_alias: &str) -> String;
+    /// A parenthesized subquery (no alias) with one row per map entry of `column` in the rows of `table`
+    /// matching `filter`, as columns `key_alias` and `value_alias` (rows with empty or null maps give none).
+    fn map_entries(&self, column: &str, key_alias: &str, value_alias: &str, table: &str, filter: &str) -> String;
     /// A select-list item that turns each row into one row per list element, named `alias`.
     fn list_elements(&self, column: &str, alias: &str) -> String;
     /// A struct member of `expr`.

@@ -57,8 +57,9 @@ pub struct AppState {
     pub committer: Committer,
     pub query: Arc<QueryService>,
     pub max_invocation_bytes: usize,
-    /// What the `MaintainTable` timer runs.
+    /// What the `MaintainTable` timer runs, and who runs it.
     pub maintenance: crate::maintain::MaintenancePolicy,
+    pub maintenance_backend: crate::maintain::MaintenanceBackend,
 }
 
 pub fn app(state: AppState, api_config: &ApiConfig) -> Router {
@@ -264,7 +265,7 @@ async fn maintain_table(State(state): State<AppState>, body: Bytes) -> Result<im
             tracing::info!("Maintenance timer is past due; running now.");
         }
     }
-    match crate::maintain::run(&state.lake, &state.maintenance).await {
+    match crate::maintain::run_with(&state.lake, &state.maintenance, &state.maintenance_backend).await {
         Ok(report) => {
             let summary = match &report.compaction {
                 _ if !report.ran => "another maintenance run holds the lease".to_string(),

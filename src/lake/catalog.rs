@@ -1,12 +1,14 @@
-//! The SQL catalog connection: iceberg's SQL catalog plus the pool the committer's compare-and-swap runs
-//! on, both signed in the same way and renewed together.
+//! The catalog connection: iceberg's SQL catalog plus the pool the committer's compare-and-swap runs on,
+//! both signed in the same way and renewed together; or (`--catalog-type rest`) iceberg's REST catalog,
+//! the committer that posts to it ([`super::rest`]), and the SQL database the leases live in.
 //!
 //! With `--catalog-auth entra` the password is an Entra access token of the app's managed identity (what
 //! Azure Database for PostgreSQL accepts for an Entra role). The server checks it only when a connection
 //! opens, and both pools open connections all the time (iceberg's closes idle ones after 10 s), so a
 //! connection must never be opened with an expired token: [`RenewingCatalog`] reconnects with a fresh one
-//! a few minutes before the current one expires. It is itself the `Catalog` everything holds (the query
-//! engine keeps its `Arc` for the life of the process), so renewal reaches every user.
+//! a few minutes before the current one expires (a REST catalog's OAuth2 token is renewed the same way).
+//! It is itself the `Catalog` everything holds (the query engine keeps its `Arc` for the life of the
+//! process), so renewal reaches every user.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,12 +18,11 @@ use chrono::{DateTime, Utc};
 use iceberg::io::StorageFactory;
 use iceberg::table::Table;
 use iceberg::{Catalog, CatalogBuilder, Namespace, NamespaceIdent, Result as IcebergResult, TableCommit, TableCreation, TableIdent};
-use iceberg_catalog_sql::{
-    SqlBindStyle, SqlCatalog, SqlCatalogBuilder, SQL_CATALOG_PROP_BIND_STYLE, SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE,
-};
+use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder, SQL_CATALOG_PROP_BIND_STYLE, SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE};
 use tokio::sync::RwLock;
 
-use super::swap::CatalogSwap;
+use super::rest::{self, RestSettings};
+use super::swap::{CatalogSwap, Publisher};
 use super::LakeError;
 use crate::storage::{managed_identity_token, AzureSettings};
 
@@ -29,6 +30,17 @@ use crate::storage::{managed_identity_token, AzureSettings};
 pub const OSSRDBMS_RESOURCE: &str = "https://ossrdbms-aad.database.windows.net";
 /// Reconnect this long before the token expires, so no connection opens with an expired one.
 const RENEW_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Which kind of catalog holds the tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CatalogType {
+    /// iceberg's SQL catalog in SQLite or PostgreSQL (`--catalog-uri sqlite://...` or `postgres://...`).
+    #[default]
+    Sql,
+    /// An Iceberg REST catalog (`--catalog-uri` is its base URL, the part before `/v1/`): Nessie,
+    /// Polaris, Lakekeeper, ...
+    Rest,
+}
 
 /// How the catalog database is signed in to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -40,9 +52,19 @@ pub enum CatalogAuth {
     Entra,
 }
 
+/// A REST catalog to connect to.
+pub(crate) struct RestEndpoint {
+    /// The base URL, the part before `/v1/`.
+    pub uri: String,
+    pub settings: RestSettings,
+}
+
 /// What a (re)connection needs.
 pub(crate) struct CatalogSettings {
+    /// The SQL database: the catalog's own, or with a REST catalog the one the leases live in.
     pub uri: String,
+    /// The REST catalog holding the tables; `None`: the SQL catalog at `uri` does.
+    pub rest: Option<RestEndpoint>,
     pub catalog_name: String,
     pub warehouse_url: String,
     pub storage_factory: Arc<dyn StorageFactory>,
@@ -51,19 +73,20 @@ pub(crate) struct CatalogSettings {
 }
 
 struct Connected {
-    catalog: Arc<SqlCatalog>,
-    swap: CatalogSwap,
-    /// When to reconnect (a few minutes before the token expires); `None`: never.
+    catalog: Arc<dyn Catalog>,
+    publisher: Publisher,
+    /// When to reconnect (a few minutes before a token expires); `None`: never.
     renew_at: Option<DateTime<Utc>>,
 }
 
 impl Connected {
     fn due(&self) -> bool {
-        self.renew_at.is_some_and(|at| Utc::now() >= at)
+        let refused = matches!(&self.publisher, Publisher::Rest { committer, .. } if committer.sign_in_refused());
+        refused || self.renew_at.is_some_and(|at| Utc::now() >= at)
     }
 }
 
-/// The SQL catalog, reconnected before its sign-in expires.
+/// The SQL or REST catalog, reconnected before its sign-in expires.
 pub struct RenewingCatalog {
     settings: CatalogSettings,
     current: RwLock<Connected>,
@@ -74,6 +97,7 @@ impl std::fmt::Debug for RenewingCatalog {
         f.debug_struct("RenewingCatalog")
             .field("catalog_name", &self.settings.catalog_name)
             .field("auth", &self.settings.auth)
+            .field("rest", &self.settings.rest.as_ref().map(|r| &r.settings))
             .finish_non_exhaustive()
     }
 }
@@ -84,12 +108,13 @@ impl RenewingCatalog {
         Ok(Self { settings, current: RwLock::new(connected) })
     }
 
-    /// The catalog and the compare-and-swap pool, renewed first when the sign-in is about to expire.
-    pub(crate) async fn current(&self) -> Result<(Arc<SqlCatalog>, CatalogSwap), LakeError> {
+    /// The catalog and what publishes commits (and holds the leases), renewed first when the sign-in is
+    /// about to expire.
+    pub(crate) async fn current(&self) -> Result<(Arc<dyn Catalog>, Publisher), LakeError> {
         {
             let current = self.current.read().await;
             if !current.due() {
-                return Ok((current.catalog.clone(), current.swap.clone()));
+                return Ok((current.catalog.clone(), current.publisher.clone()));
             }
         }
         let mut current = self.current.write().await;
@@ -98,10 +123,10 @@ impl RenewingCatalog {
             *current = connect(&self.settings).await?;
             tracing::info!(catalog = %self.settings.catalog_name, renew_at = ?current.renew_at, "catalog sign-in renewed");
         }
-        Ok((current.catalog.clone(), current.swap.clone()))
+        Ok((current.catalog.clone(), current.publisher.clone()))
     }
 
-    async fn catalog(&self) -> IcebergResult<Arc<SqlCatalog>> {
+    async fn catalog(&self) -> IcebergResult<Arc<dyn Catalog>> {
         self.current().await.map(|(catalog, _)| catalog).map_err(|e| {
             let retryable = e.is_retryable();
             iceberg::Error::new(iceberg::ErrorKind::Unexpected, format!("catalog connection: {e}")).with_retryable(retryable)
@@ -123,6 +148,12 @@ async fn connect(settings: &CatalogSettings) -> Result<Connected, LakeError> {
         }
     };
     let swap = CatalogSwap::connect(&uri, &settings.catalog_name).await?;
+    if let Some(endpoint) = &settings.rest {
+        let connection = rest::connect(&endpoint.uri, &settings.catalog_name, &endpoint.settings, settings.storage_factory.clone()).await?;
+        let renew_at = [renew_at, connection.renew_at].into_iter().flatten().min();
+        let publisher = Publisher::Rest { committer: connection.committer, leases: swap };
+        return Ok(Connected { catalog: Arc::new(connection.catalog), publisher, renew_at });
+    }
     // PostgreSQL binds `$1..$n`; SQLite (and MySQL) bind `?`.
     let bind_style = if uri.starts_with("postgres") { SqlBindStyle::DollarNumeric } else { SqlBindStyle::QMark };
     let props = HashMap::from([
@@ -144,7 +175,7 @@ async fn connect(settings: &CatalogSettings) -> Result<Connected, LakeError> {
             Err(e) => return Err(LakeError::iceberg("opening the SQL catalog")(e)),
         }
     };
-    Ok(Connected { catalog: Arc::new(catalog), swap, renew_at })
+    Ok(Connected { catalog: Arc::new(catalog), publisher: Publisher::Sql(swap), renew_at })
 }
 
 #[async_trait]

@@ -66,7 +66,7 @@ impl Default for CommitPolicy {
 }
 
 impl CommitPolicy {
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub(super) fn backoff(&self, attempt: u32) -> Duration {
         let exponential = self.min_backoff.saturating_mul(1u32 << attempt.min(16)).min(self.max_backoff);
         // Full jitter: concurrent committers that conflicted must not retry in lock-step.
         let random = (uuid::Uuid::new_v4().as_u128() as u64) % (exponential.as_micros() as u64 + 1);
@@ -109,7 +109,7 @@ pub struct CommitReport {
 }
 
 impl CommitReport {
-    fn absorb(&mut self, pass: &CommitReport) {
+    pub(super) fn absorb(&mut self, pass: &CommitReport) {
         self.segments += pass.segments;
         self.staged_bytes += pass.staged_bytes;
         self.rows_committed += pass.rows_committed;
@@ -188,7 +188,7 @@ async fn load(cx: &CommitContext<'_>) -> Result<Table, LakeError> {
     cx.catalog.load_table(&cx.target.ident).await.map_err(LakeError::iceberg(format!("loading {}", cx.target.ident)))
 }
 
-async fn quarantine(cx: &CommitContext<'_>, entry: &StagedEntry, reason: &str) -> Result<usize, LakeError> {
+pub(super) async fn quarantine(cx: &CommitContext<'_>, entry: &StagedEntry, reason: &str) -> Result<usize, LakeError> {
     let moved = cx.quarantine.move_staged(entry, reason).await?;
     if let Some(path) = &moved {
         crate::observability::SegmentQuarantined { table: &cx.target.name, path, reason }.emit();
@@ -198,7 +198,7 @@ async fn quarantine(cx: &CommitContext<'_>, entry: &StagedEntry, reason: &str) -
 
 /// Rewrites segments staged by a version that did not record ranges under today's names (their range is
 /// the span of their rows), so the planner can chain them.
-async fn upgrade_legacy(cx: &CommitContext<'_>, legacy: &[StagedEntry]) -> Result<usize, LakeError> {
+pub(super) async fn upgrade_legacy(cx: &CommitContext<'_>, legacy: &[StagedEntry]) -> Result<usize, LakeError> {
     let mut quarantined = 0;
     for entry in legacy {
         let bytes = match cx.staging.read(&entry.path).await {
@@ -218,9 +218,35 @@ async fn upgrade_legacy(cx: &CommitContext<'_>, legacy: &[StagedEntry]) -> Resul
 }
 
 /// A decoded segment and the source (index into the plan) it belongs to.
-struct Loaded {
-    source: usize,
-    segment: Segment,
+pub(super) struct Loaded {
+    pub(super) source: usize,
+    pub(super) segment: Segment,
+}
+
+/// Reads and decodes the pass's staged segments, quarantining those that cannot be read; returns them and
+/// how many were quarantined. One entry at a time, decoded off the async workers: its bytes are gone before
+/// the next is read, so a pass holds its decoded rows and one encoded segment, not all of both.
+pub(super) async fn load_pass(cx: &CommitContext<'_>, plan: &PassPlan) -> Result<(Vec<Loaded>, usize), LakeError> {
+    let (mut loaded, mut quarantined) = (Vec::new(), 0);
+    for (index, source) in plan.sources.iter().enumerate() {
+        for entry in source.entries.iter().filter(|e| e.kind == EntryKind::Rows) {
+            let bytes = match cx.staging.read(&entry.path).await {
+                Ok(bytes) => bytes,
+                // Removed by another committer after it committed (or merged) it: nothing to do here.
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            let (schema, expected_source, expected_range) = (cx.target.arrow_schema.clone(), source.source.clone(), entry.range);
+            let decoded = tokio::task::spawn_blocking(move || decode_checked(bytes, &schema, &expected_source, expected_range))
+                .await
+                .map_err(|e| LakeError::Task(e.to_string()))?;
+            match decoded {
+                Ok(segment) => loaded.push(Loaded { source: index, segment }),
+                Err(reason) => quarantined += quarantine(cx, entry, &reason).await?,
+            }
+        }
+    }
+    Ok((loaded, quarantined))
 }
 
 /// Rows chosen for one attempt and the watermarks that commit them.
@@ -285,27 +311,8 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan) -> Result<CommitRep
         }
     }
 
-    // One entry at a time, decoded off the async workers: its bytes are gone before the next is read, so a
-    // pass holds its decoded rows and one encoded segment, not all of both.
-    let mut loaded = Vec::new();
-    for (index, source) in plan.sources.iter().enumerate() {
-        for entry in source.entries.iter().filter(|e| e.kind == EntryKind::Rows) {
-            let bytes = match cx.staging.read(&entry.path).await {
-                Ok(bytes) => bytes,
-                // Removed by another committer after it committed (or merged) it: nothing to do here.
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e),
-            };
-            let (schema, expected_source, expected_range) = (target.arrow_schema.clone(), source.source.clone(), entry.range);
-            let decoded = tokio::task::spawn_blocking(move || decode_checked(bytes, &schema, &expected_source, expected_range))
-                .await
-                .map_err(|e| LakeError::Task(e.to_string()))?;
-            match decoded {
-                Ok(segment) => loaded.push(Loaded { source: index, segment }),
-                Err(reason) => report.quarantined += quarantine(cx, entry, &reason).await?,
-            }
-        }
-    }
+    let (loaded, quarantined) = load_pass(cx, &plan).await?;
+    report.quarantined += quarantined;
     let loaded = Arc::new(loaded);
     let plan = Arc::new(plan);
 

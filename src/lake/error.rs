@@ -50,6 +50,13 @@ pub enum LakeError {
     /// A blocking task of the committer panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),
+    /// A REST catalog refused a request or did not answer (`--catalog-type rest`); `status` is the HTTP
+    /// status when there was an answer.
+    #[error("REST catalog: {context}: {detail}")]
+    RestCatalog { context: String, status: Option<u16>, detail: String, retryable: bool },
+    /// Committing through Dremio failed (`--writer dremio`).
+    #[error("dremio: {0}")]
+    Dremio(#[from] crate::dremio::DremioError),
 }
 
 impl From<crate::storage::StorageError> for LakeError {
@@ -79,7 +86,8 @@ impl LakeError {
             LakeError::Storage { source, .. } => crate::storage::store_error_is_retryable(source),
             LakeError::Iceberg { source, .. } => iceberg_error_is_retryable(source),
             LakeError::Conflict { .. } | LakeError::CommitExhausted { .. } | LakeError::Task(_) => true,
-            LakeError::Identity { retryable, .. } => *retryable,
+            LakeError::Identity { retryable, .. } | LakeError::RestCatalog { retryable, .. } => *retryable,
+            LakeError::Dremio(e) => e.is_retryable(),
             LakeError::Config(_) | LakeError::Arrow(_) | LakeError::Parquet(_) | LakeError::Ledger { .. } | LakeError::IncompatibleTable { .. } => {
                 false
             }

@@ -1,5 +1,5 @@
-//! The embedded lake: warehouse storage, the SQL catalog (SQLite by default), the sentiment and
-//! dead-letter tables, staging and the committer.
+//! The embedded lake: warehouse storage, the SQL catalog (SQLite by default) or an Iceberg REST catalog,
+//! the sentiment and dead-letter tables, staging and the committer.
 //!
 //! Data enters only as [`Segment`]s through [`Lake::stage`] and reaches the tables only through
 //! [`Lake::commit`]. This module knows nothing about Event Hubs or JSON: a source is an opaque id with
@@ -9,11 +9,13 @@ mod catalog;
 mod commit;
 mod committer;
 pub mod compat;
+mod dremio_commit;
 mod error;
 mod ledger;
 pub mod paths;
 pub mod plan;
 mod quarantine;
+mod rest;
 pub mod retired;
 mod staging;
 mod swap;
@@ -27,16 +29,18 @@ use iceberg::spec::{Schema, UnboundPartitionSpec};
 use iceberg::table::Table;
 use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 
-use self::catalog::CatalogSettings;
-pub use self::catalog::{CatalogAuth, RenewingCatalog, OSSRDBMS_RESOURCE};
+pub use self::catalog::{CatalogAuth, CatalogType, RenewingCatalog, OSSRDBMS_RESOURCE};
+use self::catalog::{CatalogSettings, RestEndpoint};
 pub use self::commit::{CommitPolicy, CommitReport};
 pub use self::committer::{Committer, OnCommit};
+pub use self::dremio_commit::{rows_inserted, DremioWriter, DREMIO_STAGING_DIR};
 pub use self::error::LakeError;
 pub use self::ledger::{
     CommittedState, Watermarks, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
 };
 pub use self::plan::PassBounds;
 pub use self::quarantine::{Quarantine, QuarantineRecord, StoredEnvelope};
+pub use self::rest::{RestSettings, Secret};
 pub use self::retired::{RetireReport, RetiredSource};
 pub use self::staging::{EntryKind, Listing, Segment, StagedEntry, Staging, SEQUENCE_COLUMN};
 pub use self::swap::{Change, Outcome};
@@ -67,8 +71,16 @@ pub struct TableTarget {
 pub struct LakeConfig {
     /// Directory, `file://` or `abfss://` URL.
     pub warehouse: String,
-    /// SQL catalog URI; defaults to `<warehouse>/catalog.db` for local warehouses.
+    /// Which kind of catalog `catalog_uri` names.
+    pub catalog_type: CatalogType,
+    /// SQL catalog URI (defaults to `<warehouse>/catalog.db` for local warehouses), or the REST catalog's
+    /// base URL (the part before `/v1/`; required).
     pub catalog_uri: Option<String>,
+    /// A REST catalog's prefix, warehouse and sign-in (secrets redacted in `Debug`).
+    pub rest: RestSettings,
+    /// With a REST catalog, the SQL database maintenance leases live in; defaults to
+    /// `<warehouse>/catalog.db` for local warehouses (a remote warehouse needs a shared PostgreSQL one).
+    pub lease_uri: Option<String>,
     /// Catalog name recorded in the SQL catalog's rows (PyIceberg must open it with the same name).
     pub catalog_name: String,
     /// How the catalog database is signed in to (the URI's own credentials, or an Entra token).
@@ -91,6 +103,8 @@ impl std::fmt::Debug for LakeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LakeConfig")
             .field("warehouse", &self.warehouse)
+            .field("catalog_type", &self.catalog_type)
+            .field("rest", &self.rest)
             .field("catalog_name", &self.catalog_name)
             .field("catalog_auth", &self.catalog_auth)
             .field("namespace", &self.namespace)
@@ -110,7 +124,10 @@ impl LakeConfig {
     pub fn local(warehouse: impl Into<String>) -> Self {
         Self {
             warehouse: warehouse.into(),
+            catalog_type: CatalogType::default(),
             catalog_uri: None,
+            rest: RestSettings::default(),
+            lease_uri: None,
             catalog_name: Self::DEFAULT_CATALOG_NAME.into(),
             catalog_auth: CatalogAuth::default(),
             namespace: Self::DEFAULT_NAMESPACE.into(),
@@ -121,6 +138,78 @@ impl LakeConfig {
             commit_policy: CommitPolicy::default(),
             layout: schema::Layout::default(),
         }
+    }
+}
+
+/// The SQL database the lake connects to (the catalog's, or with a REST catalog the leases'), and the REST
+/// catalog if there is one.
+fn catalog_endpoints(config: &LakeConfig, warehouse: &Warehouse) -> Result<(String, Option<RestEndpoint>), LakeError> {
+    let (uri, rest, flag) = match config.catalog_type {
+        CatalogType::Sql => {
+            if config.lease_uri.is_some() {
+                tracing::warn!("--lease-uri is for REST catalogs; the SQL catalog keeps its leases in its own database");
+            }
+            let uri = config
+                .catalog_uri
+                .clone()
+                .or_else(|| warehouse.default_catalog_uri())
+                .ok_or_else(|| LakeError::Config("a remote warehouse needs --catalog-uri (the PostgreSQL catalog its instances share)".into()))?;
+            (uri, None, "--catalog-uri")
+        }
+        CatalogType::Rest => {
+            let rest_uri = config.catalog_uri.clone().ok_or_else(|| {
+                LakeError::Config("--catalog-type rest needs --catalog-uri, the REST catalog's base URL (the part before /v1/)".into())
+            })?;
+            let uri = config.lease_uri.clone().or_else(|| warehouse.default_catalog_uri()).ok_or_else(|| {
+                LakeError::Config(
+                    "a remote warehouse with a REST catalog needs --lease-uri (the PostgreSQL database its instances share leases in)".into(),
+                )
+            })?;
+            (uri, Some(RestEndpoint { uri: rest_uri, settings: config.rest.clone() }), "--lease-uri")
+        }
+    };
+    if !warehouse.location().is_local() && uri.starts_with("sqlite:") {
+        // Every Functions instance would keep its own database file, so each would have its own table (or
+        // its own leases).
+        return Err(LakeError::Config(format!(
+            "a SQLite database cannot serve the remote warehouse {}: its instances must share one ({flag} postgres://...)",
+            warehouse.url()
+        )));
+    }
+    Ok((uri, rest))
+}
+
+/// The fields (by full name, nested ones too) whose id in `created` differs from the one in `requested`,
+/// as "`name` requested → created", in the order of the requested ids.
+fn renumbered(requested: &Schema, created: &Schema) -> Vec<String> {
+    let mut ids: Vec<(&i32, &String)> = requested.field_id_to_name_map().iter().collect();
+    ids.sort();
+    ids.into_iter()
+        .filter_map(|(&id, name)| match created.field_id_by_name(name) {
+            Some(theirs) if theirs == id => None,
+            Some(theirs) => Some(format!("`{name}` {id} → {theirs}")),
+            None => Some(format!("`{name}` {id} → missing")),
+        })
+        .collect()
+}
+
+/// Whether the namespace exists. Asked with a GET, not `namespace_exists`: some REST servers answer no
+/// HEAD requests (lakana answers 405).
+async fn namespace_present(catalog: &dyn Catalog, namespace: &NamespaceIdent) -> Result<bool, LakeError> {
+    match catalog.get_namespace(namespace).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == iceberg::ErrorKind::NamespaceNotFound => Ok(false),
+        Err(e) => Err(LakeError::iceberg(format!("namespace {}", namespace.join(".")))(e)),
+    }
+}
+
+/// The table, or `None` when the catalog has no such table (loaded, not asked with `table_exists`: see
+/// [`namespace_present`]).
+async fn load_if_present(catalog: &dyn Catalog, ident: &TableIdent) -> Result<Option<Table>, LakeError> {
+    match catalog.load_table(ident).await {
+        Ok(table) => Ok(Some(table)),
+        Err(e) if matches!(e.kind(), iceberg::ErrorKind::TableNotFound | iceberg::ErrorKind::NamespaceNotFound) => Ok(None),
+        Err(e) => Err(LakeError::iceberg(format!("table {ident}"))(e)),
     }
 }
 
@@ -137,6 +226,10 @@ pub struct Lake {
     dead_letters: Arc<TableTarget>,
     retired: Arc<TableTarget>,
     policy: CommitPolicy,
+    /// The tables are in a REST catalog (which creates them its own way, see [`Lake::ensure_table`]).
+    rest_catalog: bool,
+    /// `--writer dremio`: records are merged by Dremio instead of committed here.
+    records_writer: Option<Arc<DremioWriter>>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -154,21 +247,11 @@ impl Lake {
     pub async fn open(config: &LakeConfig) -> Result<Self, LakeError> {
         let warehouse = Warehouse::open(Location::parse(&config.warehouse)?, &config.storage)?;
         tracing::info!(warehouse = %warehouse.url(), access = warehouse.access(), "warehouse opened");
-        let uri = config
-            .catalog_uri
-            .clone()
-            .or_else(|| warehouse.default_catalog_uri())
-            .ok_or_else(|| LakeError::Config("a remote warehouse needs --catalog-uri (the PostgreSQL catalog its instances share)".into()))?;
-        if !warehouse.location().is_local() && uri.starts_with("sqlite:") {
-            // Every Functions instance would keep its own catalog file, so each would have its own table.
-            return Err(LakeError::Config(format!(
-                "a SQLite catalog cannot serve the remote warehouse {}: its instances must share one catalog (--catalog-uri postgres://...)",
-                warehouse.url()
-            )));
-        }
+        let (uri, rest) = catalog_endpoints(config, &warehouse)?;
         let catalog = Arc::new(
             RenewingCatalog::connect(CatalogSettings {
                 uri,
+                rest,
                 catalog_name: config.catalog_name.clone(),
                 warehouse_url: warehouse.url(),
                 storage_factory: warehouse.storage_factory(),
@@ -179,10 +262,10 @@ impl Lake {
         );
         let namespace = NamespaceIdent::new(config.namespace.clone());
         let in_catalog = LakeError::iceberg(format!("namespace {}", config.namespace));
-        if !catalog.namespace_exists(&namespace).await.map_err(LakeError::iceberg("catalog"))? {
+        if !namespace_present(catalog.as_ref(), &namespace).await? {
             // Another process may create it between the check and here; that is fine.
             if let Err(e) = catalog.create_namespace(&namespace, HashMap::new()).await {
-                if !catalog.namespace_exists(&namespace).await.map_err(LakeError::iceberg("catalog"))? {
+                if !namespace_present(catalog.as_ref(), &namespace).await? {
                     return Err(in_catalog(e));
                 }
             }
@@ -207,6 +290,7 @@ impl Lake {
         let retired =
             target(&config.retired_table, retired::retired_schema(), retired::retired_arrow_schema(), retired::retired_partition_spec(), &[]);
         let lake = Self {
+            rest_catalog: config.catalog_type == CatalogType::Rest,
             storage: Arc::new(config.storage.clone()),
             staging: Staging::new(warehouse.store().clone()),
             quarantine: Quarantine::new(warehouse.store().clone()),
@@ -216,6 +300,7 @@ impl Lake {
             dead_letters: Arc::new(dead_letters),
             retired: Arc::new(retired),
             policy: config.commit_policy,
+            records_writer: None,
         };
         for target in [lake.target(TableKind::Records), lake.target(TableKind::DeadLetters), &lake.retired] {
             lake.ensure_table(target).await?;
@@ -225,29 +310,59 @@ impl Lake {
 
     async fn ensure_table(&self, target: &TableTarget) -> Result<(), LakeError> {
         let in_catalog = || LakeError::iceberg(format!("table {}", target.ident));
-        let table = if self.catalog.table_exists(&target.ident).await.map_err(in_catalog())? {
-            self.catalog.load_table(&target.ident).await.map_err(in_catalog())?
-        } else {
-            let creation = TableCreation::builder()
-                .name(target.name.clone())
-                .schema(target.schema.clone())
-                .partition_spec(target.partition_spec.clone())
-                .properties([("write.parquet.compression-codec".to_string(), "zstd".to_string())])
-                .build();
-            match self.catalog.create_table(target.ident.namespace(), creation).await {
-                Ok(table) => table,
-                // Lost a creation race with another process: use theirs.
-                Err(_) if self.catalog.table_exists(&target.ident).await.map_err(in_catalog())? => {
-                    self.catalog.load_table(&target.ident).await.map_err(in_catalog())?
+        let incompatible = |detail| LakeError::IncompatibleTable { table: target.name.clone(), detail };
+        let table = match load_if_present(self.catalog.as_ref(), &target.ident).await? {
+            Some(table) => table,
+            None => {
+                let mut properties = vec![("write.parquet.compression-codec".to_string(), "zstd".to_string())];
+                if self.rest_catalog {
+                    // A REST server picks the format version of a new table itself unless asked.
+                    properties.push(("format-version".to_string(), "2".to_string()));
                 }
-                Err(e) => return Err(in_catalog()(e)),
+                let creation = TableCreation::builder()
+                    .name(target.name.clone())
+                    .schema(target.schema.clone())
+                    .partition_spec(target.partition_spec.clone())
+                    .properties(properties)
+                    .build();
+                match self.catalog.create_table(target.ident.namespace(), creation).await {
+                    Ok(table) => {
+                        // The contract is the seed's field ids; a catalog that numbers the columns its own
+                        // way on creation (REST servers may) made a table other tools will misread.
+                        let renumbered = renumbered(&target.schema, table.metadata().current_schema());
+                        if !renumbered.is_empty() {
+                            return Err(incompatible(format!(
+                                "the catalog created it with other field ids than the schema it was given ({}); \
+                                 drop the table and create it with a catalog that keeps the ids",
+                                renumbered.join(", ")
+                            )));
+                        }
+                        table
+                    }
+                    // Lost a creation race with another process: use theirs.
+                    Err(e) => match load_if_present(self.catalog.as_ref(), &target.ident).await? {
+                        Some(table) => table,
+                        None => return Err(in_catalog()(e)),
+                    },
+                }
             }
         };
-        let incompatible = |detail| LakeError::IncompatibleTable { table: target.name.clone(), detail };
         if table.metadata().format_version() != iceberg::spec::FormatVersion::V2 {
             return Err(incompatible(format!("format version {} (the writer commits v2 tables)", table.metadata().format_version())));
         }
         compat::check(&target.schema, table.metadata().current_schema()).map_err(incompatible)
+    }
+
+    /// Hands the records table's commits to Dremio (`--writer dremio`); dead letters and the migration
+    /// ledger stay with this lake's catalog.
+    pub fn with_dremio_writer(mut self, writer: DremioWriter) -> Self {
+        self.records_writer = Some(Arc::new(writer));
+        self
+    }
+
+    /// Whether records are committed through Dremio.
+    pub fn dremio_writer(&self) -> Option<&DremioWriter> {
+        self.records_writer.as_deref()
     }
 
     pub fn target(&self, kind: TableKind) -> &TableTarget {
@@ -301,7 +416,10 @@ impl Lake {
                 retired: &self.retired,
                 policy: self.policy,
             };
-            let report = commit::commit_staged(&cx).await?;
+            let report = match (&self.records_writer, kind) {
+                (Some(writer), TableKind::Records) => dremio_commit::commit_staged(&cx, self.warehouse.store(), writer).await?,
+                _ => commit::commit_staged(&cx).await?,
+            };
             let r = &report;
             crate::observability::BatchCommitted {
                 table: &r.table,

@@ -1,9 +1,10 @@
 //! Table commits made by this crate: an append or a replace snapshot (manifests, manifest list, snapshot),
 //! expired snapshots and table properties in one new metadata file, published by the SQL catalog's own
-//! compare-and-swap. iceberg 0.10.1 has no public replace action; a replace is built here from its public
-//! writers: manifests holding a replaced file are rewritten with it as `deleted` and their other files as
-//! `existing` (sequence numbers kept), untouched manifests are carried over, and the new files get a
-//! manifest of their own.
+//! compare-and-swap; or, with a REST catalog, the same manifests and manifest list sent as one commit
+//! request that the server applies only if `main` has not moved ([`super::rest`]). iceberg 0.10.1 has no
+//! public replace action; a replace is built here from its public writers: manifests holding a replaced
+//! file are rewritten with it as `deleted` and their other files as `existing` (sequence numbers kept),
+//! untouched manifests are carried over, and the new files get a manifest of their own.
 //!
 //! Why not iceberg-rust's `Transaction`: its metadata builder re-binds the default partition spec on every
 //! commit and refuses a spec with two time transforms of one column, which is exactly the seed's
@@ -18,7 +19,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 
 use iceberg::spec::{
-    DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriterBuilder, SnapshotSummaryCollector, TableMetadata,
+    DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot,
+    SnapshotSummaryCollector, Summary, TableMetadata,
 };
 use iceberg::table::Table;
 use iceberg::{MetadataLocation, TableIdent};
@@ -26,6 +28,7 @@ use serde_json::{json, Value};
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::AnyPool;
 
+use super::rest::{self, Published, RestCommitter};
 use super::LakeError;
 
 /// Keeps how many earlier metadata files the metadata log lists (Iceberg's default).
@@ -133,6 +136,34 @@ impl CatalogSwap {
     }
 }
 
+/// Where commits are published: the SQL catalog's compare-and-swap, or a REST catalog's commit endpoint.
+/// Leases are rows in a SQL database either way: the SQL catalog's own, or the `--lease-uri` database
+/// beside a REST catalog (whose `swap` is then never used).
+#[derive(Debug, Clone)]
+pub enum Publisher {
+    Sql(CatalogSwap),
+    Rest { committer: RestCommitter, leases: CatalogSwap },
+}
+
+impl Publisher {
+    fn leases(&self) -> &CatalogSwap {
+        match self {
+            Publisher::Sql(swap) => swap,
+            Publisher::Rest { leases, .. } => leases,
+        }
+    }
+
+    /// [`CatalogSwap::try_lease`] on the lease database.
+    pub async fn try_lease(&self, name: &str, holder: &str, now_ms: i64, expires_ms: i64) -> Result<bool, LakeError> {
+        self.leases().try_lease(name, holder, now_ms, expires_ms).await
+    }
+
+    /// [`CatalogSwap::release_lease`] on the lease database.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), LakeError> {
+        self.leases().release_lease(name, holder).await
+    }
+}
+
 /// What one commit changes.
 #[derive(Debug, Default, Clone)]
 pub struct Change {
@@ -161,8 +192,8 @@ pub enum Outcome {
     Conflict,
 }
 
-/// Commits `change` on top of exactly `table`'s metadata.
-pub async fn commit(swap: &CatalogSwap, table: &Table, change: Change) -> Result<Outcome, LakeError> {
+/// Commits `change` on top of exactly `table`'s metadata, through `publisher`.
+pub async fn commit(publisher: &Publisher, table: &Table, change: Change) -> Result<Outcome, LakeError> {
     let metadata = table.metadata();
     if metadata.format_version() != FormatVersion::V2 {
         return Err(LakeError::IncompatibleTable {
@@ -194,7 +225,17 @@ pub async fn commit(swap: &CatalogSwap, table: &Table, change: Change) -> Result
             }
         }
     };
-    let next = next_metadata(metadata, from, snapshot.as_ref(), &change, now)?;
+    let swap = match publisher {
+        Publisher::Sql(swap) => swap,
+        Publisher::Rest { committer, .. } => return publish_rest(committer, table, snapshot, &change, now, &written).await,
+    };
+    let next = match next_metadata(metadata, from, snapshot.as_ref(), &change, now) {
+        Ok(next) => next,
+        Err(e) => {
+            remove(table, &written).await;
+            return Err(e);
+        }
+    };
     let location = MetadataLocation::from_str(from)
         .map_err(LakeError::iceberg(format!("metadata location {from}")))?
         .with_next_version()
@@ -213,6 +254,40 @@ pub async fn commit(swap: &CatalogSwap, table: &Table, change: Change) -> Result
     }
 }
 
+/// Sends the commit to the REST catalog. The server writes the metadata file; what was written here stays
+/// unless the server said it did not apply the commit.
+async fn publish_rest(
+    committer: &RestCommitter,
+    table: &Table,
+    snapshot: Option<NewSnapshot>,
+    change: &Change,
+    now: i64,
+    written: &[String],
+) -> Result<Outcome, LakeError> {
+    let snapshot_id = snapshot.as_ref().map(|s| s.id);
+    let snapshot = snapshot.map(|s| s.into_snapshot(table.metadata(), now));
+    let request = match rest::commit_request(table, snapshot, &change.properties, &change.expire) {
+        Ok(request) => request,
+        Err(e) => {
+            remove(table, written).await;
+            return Err(e);
+        }
+    };
+    match committer.publish(table.identifier(), &request).await {
+        Published::Landed => Ok(Outcome::Landed { snapshot_id }),
+        Published::Conflict => {
+            remove(table, written).await;
+            Ok(Outcome::Conflict)
+        }
+        Published::Refused(e) => {
+            remove(table, written).await;
+            Err(e)
+        }
+        // The outcome is unknown: the files may be referenced now, so they stay.
+        Published::Unknown(e) => Err(e),
+    }
+}
+
 async fn remove(table: &Table, paths: &[String]) {
     for path in paths {
         if let Err(e) = table.file_io().delete(path).await {
@@ -223,11 +298,26 @@ async fn remove(table: &Table, paths: &[String]) {
 
 /// The new snapshot, as the spec's JSON fields need it.
 struct NewSnapshot {
-    operation: &'static str,
+    operation: Operation,
     id: i64,
     sequence_number: i64,
     manifest_list: String,
     summary: HashMap<String, String>,
+}
+
+impl NewSnapshot {
+    /// The snapshot as iceberg's type (what the REST commit request carries), on top of `metadata`.
+    fn into_snapshot(self, metadata: &TableMetadata, now: i64) -> Snapshot {
+        Snapshot::builder()
+            .with_snapshot_id(self.id)
+            .with_parent_snapshot_id(metadata.current_snapshot_id())
+            .with_sequence_number(self.sequence_number)
+            .with_timestamp_ms(now)
+            .with_manifest_list(self.manifest_list)
+            .with_summary(Summary { operation: self.operation, additional_properties: self.summary })
+            .with_schema_id(metadata.current_schema_id())
+            .build()
+    }
 }
 
 fn new_snapshot_id(metadata: &TableMetadata) -> i64 {
@@ -313,7 +403,7 @@ async fn write_append(table: &Table, change: &Change, commit_uuid: uuid::Uuid, w
     let mut summary = change.summary.clone();
     summary.extend(collector.build());
     add_totals(&mut summary, metadata.current_snapshot().map(|s| &s.summary().additional_properties));
-    Ok(NewSnapshot { operation: "append", id, sequence_number, manifest_list, summary })
+    Ok(NewSnapshot { operation: Operation::Append, id, sequence_number, manifest_list, summary })
 }
 
 /// A `replace` snapshot: the manifests holding replaced files (or, rewriting manifests, all data
@@ -383,7 +473,7 @@ async fn write_rewrite(table: &Table, change: &Change, commit_uuid: uuid::Uuid, 
     let mut summary = change.summary.clone();
     summary.extend(collector.build());
     add_totals(&mut summary, metadata.current_snapshot().map(|s| &s.summary().additional_properties));
-    Ok(NewSnapshot { operation: "replace", id, sequence_number, manifest_list, summary })
+    Ok(NewSnapshot { operation: Operation::Replace, id, sequence_number, manifest_list, summary })
 }
 
 /// The spec's `total-*` figures: the previous snapshot's plus what this one adds, minus what it removes.
@@ -433,7 +523,7 @@ fn next_metadata(
     }
     if let Some(snapshot) = snapshot {
         let mut summary = serde_json::Map::new();
-        summary.insert("operation".into(), json!(snapshot.operation));
+        summary.insert("operation".into(), json!(snapshot.operation.as_str()));
         for (key, value) in &snapshot.summary {
             summary.insert(key.clone(), json!(value));
         }

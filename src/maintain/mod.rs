@@ -9,6 +9,7 @@
 //! resumes.
 
 pub mod compact;
+pub mod dremio;
 pub mod expire;
 pub mod files;
 pub mod health;
@@ -29,6 +30,8 @@ use crate::lake::{Change, Lake, LakeError, Outcome, TableKind, COMMIT_ID_PROPERT
 pub enum MaintainError {
     #[error(transparent)]
     Lake(#[from] LakeError),
+    #[error("maintenance through Dremio: {0}")]
+    Dremio(#[from] crate::dremio::DremioError),
     /// Something does not add up (rows read vs listed, paths vs listing): nothing is changed.
     #[error("maintenance stopped to keep the table safe: {0}")]
     Unsafe(String),
@@ -38,6 +41,7 @@ impl MaintainError {
     pub fn is_retryable(&self) -> bool {
         match self {
             MaintainError::Lake(e) => e.is_retryable(),
+            MaintainError::Dremio(e) => e.is_retryable(),
             MaintainError::Unsafe(_) => false,
         }
     }
@@ -77,7 +81,59 @@ pub struct MaintenanceReport {
     pub expiry: Option<ExpiryReport>,
     pub orphans: Option<OrphanReport>,
     pub health: Option<TableHealth>,
+    /// `--maintenance dremio`: the statements Dremio ran and their answers.
+    pub dremio: Option<dremio::DremioMaintenanceReport>,
     pub seconds: f64,
+}
+
+/// Who carries out the policy.
+#[derive(Clone, Default)]
+pub enum MaintenanceBackend {
+    /// This process, on the tables of the lake's own catalog.
+    #[default]
+    Embedded,
+    /// Dremio's OPTIMIZE and VACUUM, for the table Dremio writes.
+    Dremio(std::sync::Arc<DremioMaintainer>),
+}
+
+impl std::fmt::Debug for MaintenanceBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaintenanceBackend::Embedded => f.write_str("Embedded"),
+            MaintenanceBackend::Dremio(d) => write!(f, "Dremio({}, {:?})", d.table, d.catalog),
+        }
+    }
+}
+
+/// What `--maintenance dremio` needs.
+pub struct DremioMaintainer {
+    pub client: std::sync::Arc<crate::dremio::FlightSqlClient>,
+    pub table: crate::dremio::sql::TablePath,
+    pub catalog: dremio::DremioCatalog,
+    /// How far back OPTIMIZE looks (recent days are where ingestion leaves small files).
+    pub compact_window: Duration,
+}
+
+/// One maintenance run by `backend`, under the lease (in the lake's catalog database either way, so runs
+/// never overlap).
+pub async fn run_with(lake: &Lake, policy: &MaintenancePolicy, backend: &MaintenanceBackend) -> Result<MaintenanceReport, MaintainError> {
+    let MaintenanceBackend::Dremio(dremio) = backend else { return run(lake, policy).await };
+    let started = Instant::now();
+    let name = lake.target(TableKind::Records).name.clone();
+    let mut report = MaintenanceReport { table: name.clone(), ..MaintenanceReport::default() };
+    let (lease, holder) = (format!("maintenance/{name}"), uuid::Uuid::new_v4().to_string());
+    if !lake.try_lease(&lease, &holder, policy.lease).await? {
+        tracing::info!(table = %name, "Another maintenance run holds the lease; nothing to do.");
+        return Ok(report);
+    }
+    report.ran = true;
+    let result = dremio::run(&dremio.client, &dremio.table, dremio.catalog, policy, dremio.compact_window).await;
+    if let Err(e) = lake.release_lease(&lease, &holder).await {
+        tracing::warn!(error = %e, "Could not release the maintenance lease; it lapses by itself.");
+    }
+    report.dremio = Some(result?);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
 }
 
 /// One maintenance run over the records table, under the lease.

@@ -176,10 +176,9 @@ pub async fn compute(query: &Query, engine: &dyn QueryEngine, snapshot: &TableSn
             let scope = s.scope(window, Some(ticker));
             let text = format!(
                 "SELECT aspect, CAST(COUNT(*) AS BIGINT) AS mentions, AVG(CAST(aspect_score AS DOUBLE)) AS average_sentiment, {counts} \
-                 FROM (SELECT {entries} FROM {table} WHERE {scope}) exploded GROUP BY aspect ORDER BY mentions DESC, aspect ASC LIMIT {limit}",
+                 FROM {entries} exploded GROUP BY aspect ORDER BY mentions DESC, aspect ASC LIMIT {limit}",
                 counts = polarity_counts("aspect_score"),
-                entries = s.dialect.map_entries(c::ASPECT_BASED_SENTIMENT, "aspect", "aspect_score"),
-                table = s.table,
+                entries = s.dialect.map_entries(c::ASPECT_BASED_SENTIMENT, "aspect", "aspect_score", &s.table, &scope),
             );
             let cols = rows(engine, snapshot, s.finish(text)).await?;
             to_value(each(cols, |r, i| {
@@ -240,10 +239,9 @@ async fn summary(engine: &dyn QueryEngine, snapshot: &TableSnapshot, ticker: &Ti
     let scope = s.scope(window, Some(ticker));
     let text = format!(
         "SELECT emotion, AVG(CAST(intensity AS DOUBLE)) AS average_intensity, CAST(COUNT(*) AS BIGINT) AS records \
-         FROM (SELECT {entries} FROM {table} WHERE {scope}) exploded GROUP BY emotion ORDER BY average_intensity DESC, emotion ASC LIMIT {limit}",
+         FROM {entries} exploded GROUP BY emotion ORDER BY average_intensity DESC, emotion ASC LIMIT {limit}",
         limit = super::limits::MAX_EMOTIONS,
-        entries = s.dialect.map_entries(c::EMOTION_INTENSITY_VECTOR, "emotion", "intensity"),
-        table = s.table,
+        entries = s.dialect.map_entries(c::EMOTION_INTENSITY_VECTOR, "emotion", "intensity", &s.table, &scope),
     );
     let emotions = each(rows(engine, snapshot, s.finish(text)).await?, |r, i| {
         Ok(EmotionIntensity { emotion: r.str("emotion", i)?, average_intensity: r.f64("average_intensity", i)?, records: r.i64("records", i)? })

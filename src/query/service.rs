@@ -293,8 +293,8 @@ mod tests {
         fn time_bucket(&self, interval: Interval, column: &str) -> String {
             format!("date_trunc('{}', {column})", interval.as_str())
         }
-        fn map_entries(&self, column: &str, k: &str, v: &str) -> String {
-            format!("{column} AS {k}, {column} AS {v}")
+        fn map_entries(&self, column: &str, k: &str, v: &str, table: &str, filter: &str) -> String {
+            format!("(SELECT {column} AS {k}, {column} AS {v} FROM {table} WHERE {filter})")
         }
         fn list_elements(&self, column: &str, alias: &str) -> String {
             format!("{column} AS {alias}")

@@ -74,10 +74,7 @@ pub fn dead_letter_schema() -> Schema {
 }
 
 pub fn dead_letter_partition_spec() -> UnboundPartitionSpec {
-    UnboundPartitionSpec::builder()
-        .add_partition_field(10, "dead_lettered_at_day", Transform::Day)
-        .expect("the dead-letter partition spec is statically valid")
-        .build()
+    super::partition_spec(&[(10, "dead_lettered_at_day", Transform::Day)])
 }
 
 pub fn dead_letter_arrow_schema() -> SchemaRef {

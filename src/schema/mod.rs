@@ -13,7 +13,9 @@ mod record;
 use std::sync::{Arc, LazyLock};
 
 use ::arrow_schema::SchemaRef as ArrowSchemaRef;
-use iceberg::spec::{ListType, MapType, NestedField, PrimitiveType, Schema, StructType, Transform, Type, UnboundPartitionSpec};
+use iceberg::spec::{
+    ListType, MapType, NestedField, PrimitiveType, Schema, StructType, Transform, Type, UnboundPartitionField, UnboundPartitionSpec,
+};
 
 pub use self::arrow::{RecordBatchBuilder, ENTITY_TEXT, ENTITY_TYPE};
 pub use self::raw::{RawRecord, RawSourceMetadata};
@@ -181,29 +183,39 @@ impl Layout {
     pub fn partition_spec(self) -> UnboundPartitionSpec {
         match self {
             Layout::Seed => default_partition_spec(),
-            Layout::Day => UnboundPartitionSpec::builder()
-                .add_partition_field(field_id::EVENT_TIMESTAMP, "event_timestamp_day", Transform::Day)
-                .expect("the day spec is statically valid")
-                .build(),
-            Layout::DayBucket => UnboundPartitionSpec::builder()
-                .add_partition_field(field_id::EVENT_TIMESTAMP, "event_timestamp_day", Transform::Day)
-                .and_then(|b| b.add_partition_field(field_id::TICKER, "ticker_bucket", Transform::Bucket(8)))
-                .expect("the day-bucket spec is statically valid")
-                .build(),
+            Layout::Day => partition_spec(&[(field_id::EVENT_TIMESTAMP, "event_timestamp_day", Transform::Day)]),
+            Layout::DayBucket => partition_spec(&[
+                (field_id::EVENT_TIMESTAMP, "event_timestamp_day", Transform::Day),
+                (field_id::TICKER, "ticker_bucket", Transform::Bucket(8)),
+            ]),
         }
     }
+}
+
+/// The first partition field id (Iceberg numbers partition fields from 1000).
+pub const FIRST_PARTITION_FIELD_ID: i32 = 1000;
+
+/// A spec of `(source id, name, transform)` fields with explicit partition field ids from 1000, the ids a
+/// catalog would assign anyway: some REST catalogs refuse fields without one (lakana answers 422).
+///
+/// Panics if the fields are not a valid spec (two with one name or one source and transform): callers pass
+/// constants.
+pub fn partition_spec(fields: &[(i32, &str, Transform)]) -> UnboundPartitionSpec {
+    let fields = fields.iter().zip(FIRST_PARTITION_FIELD_ID..).map(|(&(source_id, name, transform), field_id)| {
+        UnboundPartitionField::builder().source_id(source_id).field_id(field_id).name(name.to_string()).transform(transform).build()
+    });
+    UnboundPartitionSpec::builder().add_partition_fields(fields).expect("partition specs of constant fields are valid").build()
 }
 
 /// day(event_timestamp), identity(ticker), identity(source_system): the spec new tables are created with.
 ///
 /// Writers never assume it: they partition by whatever spec the loaded table has as its default.
 pub fn default_partition_spec() -> UnboundPartitionSpec {
-    UnboundPartitionSpec::builder()
-        .add_partition_field(field_id::EVENT_TIMESTAMP, "event_timestamp_day", Transform::Day)
-        .and_then(|b| b.add_partition_field(field_id::TICKER, column::TICKER, Transform::Identity))
-        .and_then(|b| b.add_partition_field(field_id::SOURCE_SYSTEM, column::SOURCE_SYSTEM, Transform::Identity))
-        .expect("the default partition spec is statically valid")
-        .build()
+    partition_spec(&[
+        (field_id::EVENT_TIMESTAMP, "event_timestamp_day", Transform::Day),
+        (field_id::TICKER, column::TICKER, Transform::Identity),
+        (field_id::SOURCE_SYSTEM, column::SOURCE_SYSTEM, Transform::Identity),
+    ])
 }
 
 /// The Arrow schema matching [`sentiment_schema`], with `PARQUET:field_id` metadata on every field.
@@ -297,6 +309,8 @@ mod tests {
     #[test]
     fn default_spec_binds_to_the_schema() {
         let spec = default_partition_spec().bind(sentiment_schema()).unwrap();
+        let ids: Vec<i32> = spec.fields().iter().map(|f| f.field_id).collect();
+        assert_eq!(ids, vec![1000, 1001, 1002], "explicit, as REST catalogs want them");
         let transforms: Vec<_> = spec.fields().iter().map(|f| (f.source_id, f.transform)).collect();
         assert_eq!(
             transforms,

@@ -114,6 +114,7 @@ pub async fn serve_limited(lake: Lake, policy: IncompletePolicy, query: QueryOpt
             compaction: Some(sentiment_lake::maintain::compact::CompactionPolicy { min_input_files: 2, ..Default::default() }),
             ..Default::default()
         },
+        maintenance_backend: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -1,0 +1,226 @@
+//! The Dremio engine: the same queries as the embedded engine, in Dremio's SQL, over Flight SQL.
+//!
+//! Dremio binds no parameters, so each query's placeholders are replaced by escaped literals
+//! ([`crate::dremio::sql::inline`]) just before it is sent. Answers are read from the same Arrow columns as
+//! the embedded engine's; Dremio's TIMESTAMP is milliseconds (the embedded engine's microseconds are
+//! truncated in its answers), everything else reads identically.
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, RecordBatch};
+use async_trait::async_trait;
+use iceberg::{Catalog, TableIdent};
+
+use super::{Dialect, EngineError, Interval, QueryEngine, SqlParam, SqlQuery, TableSnapshot};
+use crate::dremio::sql::{self, Literal, TablePath};
+use crate::dremio::{DremioError, FlightSqlClient, StatementKind};
+
+/// Where the current snapshot id comes from.
+pub enum SnapshotSource {
+    /// Dremio's `table_history` (one small Dremio job per request that is not answered from memory).
+    Dremio,
+    /// The catalog this process also writes through (Nessie's REST API, or any shared catalog): no Dremio
+    /// job, and the id is the catalog's own.
+    Catalog { catalog: Arc<dyn Catalog>, ident: TableIdent },
+}
+
+pub struct DremioEngine {
+    client: Arc<FlightSqlClient>,
+    table: TablePath,
+    snapshots: SnapshotSource,
+    /// Read each answer `AT SNAPSHOT` the id its cache key names (off only for servers without Dremio's
+    /// time travel, such as the tests' Flight SQL stand-in).
+    pin_snapshots: bool,
+}
+
+impl DremioEngine {
+    pub fn new(client: Arc<FlightSqlClient>, table: TablePath, snapshots: SnapshotSource, pin_snapshots: bool) -> Self {
+        Self { client, table, snapshots, pin_snapshots }
+    }
+}
+
+fn engine_error(e: DremioError) -> EngineError {
+    if e.is_retryable() {
+        EngineError::Unavailable(e.to_string())
+    } else {
+        EngineError::Query(e.to_string())
+    }
+}
+
+fn literal(param: &SqlParam) -> Literal<'_> {
+    match param {
+        SqlParam::Text(s) => Literal::Text(s),
+        SqlParam::Float(x) => Literal::Double(*x),
+        SqlParam::Timestamp(t) => Literal::Timestamp(*t),
+    }
+}
+
+/// The one BIGINT of a one-row answer (`None` for no row).
+fn single_id(batches: &[RecordBatch]) -> Result<Option<i64>, EngineError> {
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else { return Ok(None) };
+    let column = batch.column(0);
+    let column = arrow_cast::cast(column, &arrow_schema::DataType::Int64).map_err(|e| EngineError::Shape(format!("snapshot id: {e}")))?;
+    let ids = column.as_primitive::<Int64Type>();
+    Ok(ids.is_valid(0).then(|| ids.value(0)))
+}
+
+#[async_trait]
+impl QueryEngine for DremioEngine {
+    fn name(&self) -> &'static str {
+        "dremio"
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        &DremioDialect
+    }
+
+    fn table_expr(&self, snapshot: &TableSnapshot) -> String {
+        sql::table_at(&self.table, if self.pin_snapshots { snapshot.snapshot_id } else { None })
+    }
+
+    async fn current_snapshot(&self) -> Result<TableSnapshot, EngineError> {
+        let snapshot_id = match &self.snapshots {
+            SnapshotSource::Catalog { catalog, ident } => catalog
+                .load_table(ident)
+                .await
+                .map_err(|e| EngineError::Unavailable(format!("loading {ident}: {e}")))?
+                .metadata()
+                .current_snapshot_id(),
+            SnapshotSource::Dremio => {
+                let batches = self.client.execute(&sql::current_snapshot(&self.table), StatementKind::Read).await.map_err(engine_error)?;
+                single_id(&batches)?
+            }
+        };
+        Ok(TableSnapshot { table: self.table.parts().join("."), snapshot_id })
+    }
+
+    async fn execute(&self, _snapshot: &TableSnapshot, query: &SqlQuery) -> Result<Vec<RecordBatch>, EngineError> {
+        let values: Vec<Literal<'_>> = query.params.iter().map(literal).collect();
+        let text = sql::inline(&query.text, &values).map_err(|e| EngineError::Query(e.to_string()))?;
+        self.client.execute(&text, StatementKind::Read).await.map_err(engine_error)
+    }
+}
+
+/// Dremio's SQL.
+pub struct DremioDialect;
+
+impl Dialect for DremioDialect {
+    fn placeholder(&self, index: usize) -> String {
+        format!("${index}")
+    }
+
+    fn time_bucket(&self, interval: Interval, column: &str) -> String {
+        let unit = match interval {
+            Interval::Minute => "MINUTE",
+            Interval::Hour => "HOUR",
+            Interval::Day => "DAY",
+            Interval::Week => "WEEK",
+        };
+        format!("DATE_TRUNC('{unit}', {column})")
+    }
+
+    fn map_entries(&self, column: &str, key_alias: &str, value_alias: &str, table: &str, filter: &str) -> String {
+        // FLATTEN takes lists: flatten the map's keys and look each one up in its own row's map.
+        format!(
+            "(SELECT entry_key AS {key_alias}, entry_map[entry_key] AS {value_alias} \
+             FROM (SELECT FLATTEN(MAP_KEYS({column})) AS entry_key, {column} AS entry_map FROM {table} WHERE {filter}) keyed)"
+        )
+    }
+
+    fn list_elements(&self, column: &str, alias: &str) -> String {
+        format!("FLATTEN({column}) AS {alias}")
+    }
+
+    fn struct_field(&self, expr: &str, field: &str) -> String {
+        format!("{expr}['{field}']")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use arrow_array::{Float64Array, Int64Array};
+    use arrow_schema::{DataType, Field, Schema};
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::query::{Query, QueryKind, QueryService, QueryServiceConfig};
+
+    /// Records the Dremio SQL of each statement, as it would be sent. Statements without GROUP BY or
+    /// ORDER BY are the aggregates that always return one row: they get one row with every aggregate column
+    /// the queries read, so the statements after them are reached too; the others get no rows.
+    struct Recorder {
+        table: TablePath,
+        sent: Mutex<Vec<String>>,
+    }
+
+    fn one_aggregate_row() -> RecordBatch {
+        let ints = ["message_count", "positive", "negative", "neutral", "scored", "flagged"];
+        let floats = ["average_score", "average_magnitude", "average_toxicity"];
+        let mut fields: Vec<Field> = ints.iter().map(|n| Field::new(*n, DataType::Int64, false)).collect();
+        fields.extend(floats.iter().map(|n| Field::new(*n, DataType::Float64, true)));
+        let mut columns: Vec<arrow_array::ArrayRef> = ints.iter().map(|_| Arc::new(Int64Array::from(vec![1])) as _).collect();
+        columns.extend(floats.iter().map(|_| Arc::new(Float64Array::from(vec![0.5])) as _));
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    }
+
+    #[async_trait]
+    impl QueryEngine for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+        fn dialect(&self) -> &dyn Dialect {
+            &DremioDialect
+        }
+        fn table_expr(&self, snapshot: &TableSnapshot) -> String {
+            sql::table_at(&self.table, snapshot.snapshot_id)
+        }
+        async fn current_snapshot(&self) -> Result<TableSnapshot, EngineError> {
+            Ok(TableSnapshot { table: "t".into(), snapshot_id: Some(77) })
+        }
+        async fn execute(&self, _: &TableSnapshot, query: &SqlQuery) -> Result<Vec<RecordBatch>, EngineError> {
+            let values: Vec<Literal<'_>> = query.params.iter().map(literal).collect();
+            let text = sql::inline(&query.text, &values).map_err(|e| EngineError::Query(e.to_string()))?;
+            let aggregate = !text.contains("GROUP BY") && !text.contains("ORDER BY");
+            self.sent.lock().unwrap().push(text);
+            Ok(if aggregate { vec![one_aggregate_row()] } else { Vec::new() })
+        }
+    }
+
+    /// Every statement of every API query in Dremio's SQL, pinned in `dremio_queries.golden.sql`
+    /// (regenerate with `UPDATE_GOLDEN=1`).
+    #[tokio::test]
+    async fn golden_dremio_queries() {
+        let recorder = Arc::new(Recorder { table: TablePath::parse("nessie.sentiment.sentiment_records").unwrap(), sent: Mutex::new(Vec::new()) });
+        let service = QueryService::new(recorder.clone(), None, QueryServiceConfig::default());
+        let now = Utc.with_ymd_and_hms(2026, 3, 9, 12, 0, 0).unwrap();
+        let window = "from=2026-03-02T00:00:00Z&to=2026-03-09T00:00:00Z";
+        let strings = [
+            (QueryKind::TopTickers, format!("{window}&limit=5")),
+            (QueryKind::TimeSeries, format!("ticker=AAPL&interval=hour&{window}")),
+            (QueryKind::Summary, format!("ticker=AAPL&{window}")),
+            (QueryKind::Entities, format!("ticker=AAPL&entity_type=ORG&{window}")),
+            (QueryKind::Aspects, format!("ticker=AAPL&{window}")),
+            (QueryKind::Toxicity, format!("min_toxicity=0.7&{window}")),
+            (QueryKind::Intents, window.to_string()),
+            (QueryKind::Records, format!("ticker=AAPL&source_system=o'brien%20wire&min_score=-0.5&max_score=0.75&{window}&limit=2")),
+        ];
+        for (kind, string) in &strings {
+            let query = Query::parse(*kind, Some(string), now).unwrap_or_else(|e| panic!("{kind:?}: {e:?}"));
+            service.answer(&query).await.unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        }
+        let rendered = recorder.sent.lock().unwrap().join("\n\n") + "\n";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/engine/dremio_queries.golden.sql");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &rendered).unwrap();
+        }
+        let golden = std::fs::read_to_string(path).unwrap_or_default();
+        for (got, want) in rendered.split("\n\n").zip(golden.split("\n\n")) {
+            assert_eq!(got, want);
+        }
+        assert_eq!(rendered, golden);
+    }
+}
