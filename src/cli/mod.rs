@@ -280,6 +280,10 @@ pub enum Command {
         #[command(flatten)]
         cache: CacheArgs,
     },
+    /// Create the records table with the seed's schema and `--layout`'s partitioning: through Dremio
+    /// (`CREATE TABLE IF NOT EXISTS` at `--dremio-table`) when `--writer dremio` is set, otherwise in the
+    /// lake's catalog (SQL or REST), as every command does on first use. Prints the statement and the answer.
+    CreateTable,
     /// Check warehouse, catalog, tables and (with --redis-url) the cache, and say what is wrong. With
     /// `--engine dremio`: the conformance check of a Dremio (connection, sign-in, the table's schema against
     /// the seed contract, a query, and an idempotent MERGE on a scratch table).
@@ -301,6 +305,10 @@ pub struct CacheArgs {
     /// Seconds an answer stays cached (it is only ever served for the snapshot it was computed at).
     #[arg(long, env = "SENTIMENT_LAKE_CACHE_TTL_SECS", default_value_t = 300)]
     pub cache_ttl_secs: u64,
+    /// Seconds an answer for a past snapshot (`as_of`) stays cached; it never changes, so this only bounds
+    /// memory.
+    #[arg(long, env = "SENTIMENT_LAKE_CACHE_HISTORICAL_TTL_SECS", default_value_t = 86_400)]
+    pub cache_historical_ttl_secs: u64,
     /// Longest wait for one Redis operation before answering from the engine instead.
     #[arg(long, env = "SENTIMENT_LAKE_CACHE_TIMEOUT_MS", default_value_t = 250)]
     pub cache_timeout_ms: u64,
@@ -325,7 +333,11 @@ impl CacheArgs {
                 retry_after: Duration::from_millis(self.cache_retry_after_ms),
                 ca_cert: self.redis_ca_cert.clone(),
             }),
-            service: QueryServiceConfig { ttl: Duration::from_secs(self.cache_ttl_secs.max(1)), warm_tickers: self.warm_tickers },
+            service: QueryServiceConfig {
+                ttl: Duration::from_secs(self.cache_ttl_secs.max(1)),
+                warm_tickers: self.warm_tickers,
+                historical_ttl: Duration::from_secs(self.cache_historical_ttl_secs.max(1)),
+            },
             engine_memory_bytes: self.query_memory_mb.max(1) * MIB,
             engine: Default::default(),
         }
@@ -492,9 +504,9 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
                 let known: Vec<_> = QueryKind::ALL.iter().map(|k| k.name()).collect();
                 format!("no endpoint {endpoint:?}; choose one of {}", known.join(", "))
             })?;
-            let query = Query::parse(kind, Some(params.trim_start_matches('?')), chrono::Utc::now())?;
+            let (query, as_of) = Query::parse_request(kind, Some(params.trim_start_matches('?')), chrono::Utc::now())?;
             let started = std::time::Instant::now();
-            let answer = query_service(&lake, &query_options(&cache)?)?.answer(&query).await?;
+            let answer = query_service(&lake, &query_options(&cache)?)?.answer_at(&query, as_of).await?;
             println!("{}", String::from_utf8_lossy(&crate::functions::api::envelope(&query, &answer, started.elapsed())));
             Ok(())
         }
@@ -572,6 +584,22 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::CreateTable => match (&backends.dremio, backends.writer) {
+            (Some(dremio), backends::WriterKind::Dremio) => {
+                let statement = crate::dremio::sql::create_table(&dremio.table, &crate::schema::sentiment_schema(), &config.layout.partition_spec())?;
+                println!("{statement};");
+                let answer = dremio.client.execute(&statement, crate::dremio::StatementKind::Idempotent).await?;
+                let rows: usize = answer.iter().map(|b| b.num_rows()).sum();
+                println!("-- Dremio answered with {rows} row(s)");
+                Ok(())
+            }
+            _ => {
+                let lake = open(&config, &backends).await?;
+                let ident = &lake.target(TableKind::Records).ident;
+                println!("{ident} is in the catalog (snapshot {:?})", lake.load(TableKind::Records).await?.metadata().current_snapshot_id());
+                Ok(())
+            }
+        },
         Command::Health => {
             let lake = open(&config, &backends).await?;
             let health = crate::maintain::health::health(&lake, TableKind::Records, &Default::default(), chrono::Utc::now()).await?;

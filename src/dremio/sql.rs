@@ -141,6 +141,32 @@ pub fn current_snapshot(table: &TablePath) -> String {
     )
 }
 
+/// Which snapshot a time-travel lookup wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotRef {
+    Id(i64),
+    /// The snapshot current at an instant.
+    CurrentAt(DateTime<Utc>),
+}
+
+/// The snapshot `at` names, if the table's history has it.
+pub fn snapshot_as_of(table: &TablePath, at: SnapshotRef) -> String {
+    let history = Literal::Text(&table.0.join(".")).render().unwrap_or_default();
+    match at {
+        SnapshotRef::Id(id) => format!("SELECT snapshot_id FROM TABLE(table_history({history})) WHERE snapshot_id = {id} LIMIT 1"),
+        SnapshotRef::CurrentAt(at) => format!(
+            "SELECT snapshot_id FROM TABLE(table_history({history})) WHERE made_current_at <= {} ORDER BY made_current_at DESC LIMIT 1",
+            Literal::Timestamp(at).render().unwrap_or_default()
+        ),
+    }
+}
+
+/// The table's history, newest first.
+pub fn history(table: &TablePath) -> String {
+    let history = Literal::Text(&table.0.join(".")).render().unwrap_or_default();
+    format!("SELECT snapshot_id, parent_id, made_current_at FROM TABLE(table_history({history})) ORDER BY made_current_at DESC LIMIT 1000")
+}
+
 /// The columns' Dremio types, in the table's order.
 fn column_type(ty: &Type) -> Result<String, DremioError> {
     Ok(match ty {
@@ -370,6 +396,18 @@ mod tests {
         );
         assert_eq!(table_at(&path(), Some(42)), r#""nessie"."sentiment"."sentiment_records" AT SNAPSHOT '42'"#);
         assert_eq!(table_at(&path(), None), r#""nessie"."sentiment"."sentiment_records""#);
+        assert_eq!(
+            snapshot_as_of(&path(), SnapshotRef::CurrentAt(at(9, 30))),
+            "SELECT snapshot_id FROM TABLE(table_history('nessie.sentiment.sentiment_records')) WHERE made_current_at <= TIMESTAMP '2026-03-02 09:30:00.123' ORDER BY made_current_at DESC LIMIT 1"
+        );
+        assert_eq!(
+            snapshot_as_of(&path(), SnapshotRef::Id(5)),
+            "SELECT snapshot_id FROM TABLE(table_history('nessie.sentiment.sentiment_records')) WHERE snapshot_id = 5 LIMIT 1"
+        );
+        assert_eq!(
+            history(&path()),
+            "SELECT snapshot_id, parent_id, made_current_at FROM TABLE(table_history('nessie.sentiment.sentiment_records')) ORDER BY made_current_at DESC LIMIT 1000"
+        );
     }
 
     #[test]

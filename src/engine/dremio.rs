@@ -13,7 +13,7 @@ use arrow_array::{Array, RecordBatch};
 use async_trait::async_trait;
 use iceberg::{Catalog, TableIdent};
 
-use super::{Dialect, EngineError, Interval, QueryEngine, SqlParam, SqlQuery, TableSnapshot};
+use super::{history_of, resolve_as_of, AsOf, Dialect, EngineError, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot};
 use crate::dremio::sql::{self, Literal, TablePath};
 use crate::dremio::{DremioError, FlightSqlClient, StatementKind};
 
@@ -66,6 +66,46 @@ fn single_id(batches: &[RecordBatch]) -> Result<Option<i64>, EngineError> {
     Ok(ids.is_valid(0).then(|| ids.value(0)))
 }
 
+fn as_of_literal(as_of: AsOf) -> sql::SnapshotRef {
+    match as_of {
+        AsOf::Snapshot(id) => sql::SnapshotRef::Id(id),
+        AsOf::Time(at) => sql::SnapshotRef::CurrentAt(at),
+    }
+}
+
+/// `table_history` rows (snapshot_id, parent_id, made_current_at) as history entries, newest first; Dremio's
+/// history says nothing of operations, rows or sources.
+fn history_rows(batches: &[RecordBatch]) -> Result<Vec<SnapshotInfo>, EngineError> {
+    let column = |batch: &RecordBatch, name: &str, to: &arrow_schema::DataType| {
+        let found = batch.column_by_name(name).ok_or_else(|| EngineError::Shape(format!("table_history has no {name}")))?;
+        arrow_cast::cast(found, to).map_err(|e| EngineError::Shape(format!("table_history {name}: {e}")))
+    };
+    let mut out = Vec::new();
+    for batch in batches {
+        let millis = arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, None);
+        let (ids, parents, times) = (
+            column(batch, "snapshot_id", &arrow_schema::DataType::Int64)?,
+            column(batch, "parent_id", &arrow_schema::DataType::Int64)?,
+            column(batch, "made_current_at", &millis)?,
+        );
+        let (ids, parents) = (ids.as_primitive::<Int64Type>(), parents.as_primitive::<Int64Type>());
+        let times = times.as_primitive::<arrow_array::types::TimestampMillisecondType>();
+        for row in 0..batch.num_rows() {
+            out.push(SnapshotInfo {
+                snapshot_id: ids.value(row),
+                parent_id: parents.is_valid(row).then(|| parents.value(row)),
+                committed_at: chrono::DateTime::from_timestamp_millis(times.value(row)).unwrap_or_default(),
+                operation: String::new(),
+                added_rows: None,
+                total_rows: None,
+                sources: Vec::new(),
+                current: out.is_empty(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl QueryEngine for DremioEngine {
     fn name(&self) -> &'static str {
@@ -94,6 +134,34 @@ impl QueryEngine for DremioEngine {
             }
         };
         Ok(TableSnapshot { table: self.table.parts().join("."), snapshot_id })
+    }
+
+    async fn snapshot_as_of(&self, as_of: AsOf) -> Result<TableSnapshot, EngineError> {
+        let snapshot_id = match &self.snapshots {
+            SnapshotSource::Catalog { catalog, ident } => {
+                let table = catalog.load_table(ident).await.map_err(|e| EngineError::Unavailable(format!("loading {ident}: {e}")))?;
+                resolve_as_of(table.metadata(), as_of)?
+            }
+            SnapshotSource::Dremio => {
+                let statement = sql::snapshot_as_of(&self.table, as_of_literal(as_of));
+                let batches = self.client.execute(&statement, StatementKind::Read).await.map_err(engine_error)?;
+                single_id(&batches)?.ok_or_else(|| EngineError::UnknownSnapshot(format!("the table has no snapshot for as_of {as_of:?}")))?
+            }
+        };
+        Ok(TableSnapshot { table: self.table.parts().join("."), snapshot_id: Some(snapshot_id) })
+    }
+
+    async fn history(&self) -> Result<Vec<SnapshotInfo>, EngineError> {
+        match &self.snapshots {
+            SnapshotSource::Catalog { catalog, ident } => {
+                let table = catalog.load_table(ident).await.map_err(|e| EngineError::Unavailable(format!("loading {ident}: {e}")))?;
+                Ok(history_of(table.metadata()))
+            }
+            SnapshotSource::Dremio => {
+                let batches = self.client.execute(&sql::history(&self.table), StatementKind::Read).await.map_err(engine_error)?;
+                history_rows(&batches)
+            }
+        }
     }
 
     async fn execute(&self, _snapshot: &TableSnapshot, query: &SqlQuery) -> Result<Vec<RecordBatch>, EngineError> {
@@ -180,6 +248,12 @@ mod tests {
         }
         async fn current_snapshot(&self) -> Result<TableSnapshot, EngineError> {
             Ok(TableSnapshot { table: "t".into(), snapshot_id: Some(77) })
+        }
+        async fn snapshot_as_of(&self, _: AsOf) -> Result<TableSnapshot, EngineError> {
+            self.current_snapshot().await
+        }
+        async fn history(&self) -> Result<Vec<SnapshotInfo>, EngineError> {
+            Ok(Vec::new())
         }
         async fn execute(&self, _: &TableSnapshot, query: &SqlQuery) -> Result<Vec<RecordBatch>, EngineError> {
             let values: Vec<Literal<'_>> = query.params.iter().map(literal).collect();

@@ -25,7 +25,7 @@ use iceberg::{Catalog, TableIdent};
 use iceberg_datafusion::IcebergStaticTableProvider;
 use tokio::sync::Mutex;
 
-use super::{Dialect, EngineError, Interval, QueryEngine, SqlParam, SqlQuery, TableSnapshot};
+use super::{history_of, resolve_as_of, AsOf, Dialect, EngineError, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot};
 
 /// The name the table is registered under inside each DataFusion session.
 const TABLE_NAME: &str = "sentiment_records";
@@ -192,6 +192,16 @@ impl QueryEngine for EmbeddedEngine {
         let snapshot = TableSnapshot { table: self.ident.to_string(), snapshot_id: table.metadata().current_snapshot_id() };
         *self.latest.lock().await = Some(table);
         Ok(snapshot)
+    }
+
+    async fn snapshot_as_of(&self, as_of: AsOf) -> Result<TableSnapshot, EngineError> {
+        let table = self.load_table().await?;
+        let snapshot_id = resolve_as_of(table.metadata(), as_of)?;
+        Ok(TableSnapshot { table: self.ident.to_string(), snapshot_id: Some(snapshot_id) })
+    }
+
+    async fn history(&self) -> Result<Vec<SnapshotInfo>, EngineError> {
+        Ok(history_of(self.load_table().await?.metadata()))
     }
 
     async fn execute(&self, snapshot: &TableSnapshot, query: &SqlQuery) -> Result<Vec<RecordBatch>, EngineError> {

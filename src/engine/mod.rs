@@ -57,6 +57,79 @@ pub enum EngineError {
     /// The engine answered with columns of unexpected types.
     #[error("unexpected result shape: {0}")]
     Shape(String),
+    /// `as_of` names no snapshot the table still has (unknown, expired, or before its first commit).
+    #[error("{0}")]
+    UnknownSnapshot(String),
+}
+
+/// A past state of the table to answer from: a snapshot id, or the snapshot that was current at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    Snapshot(i64),
+    Time(DateTime<Utc>),
+}
+
+/// One entry of the table's history, as `/api/sentiment/snapshots` lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct SnapshotInfo {
+    pub snapshot_id: i64,
+    pub parent_id: Option<i64>,
+    pub committed_at: DateTime<Utc>,
+    /// `append`, `replace` (compaction), `overwrite`, `delete`; empty when the engine does not say.
+    pub operation: String,
+    /// Rows the commit added, and the table's rows after it, when the snapshot summary records them.
+    pub added_rows: Option<i64>,
+    pub total_rows: Option<i64>,
+    /// Ingestion sources (Event Hubs partitions, migrated files) whose watermark the commit advanced.
+    pub sources: Vec<String>,
+    /// Whether it is the table's current snapshot.
+    pub current: bool,
+}
+
+/// The snapshot `as_of` names in `metadata`: the id itself if the table still has it, or for an instant the
+/// snapshot the main branch pointed at then (its snapshot log, which records rollbacks too).
+pub fn resolve_as_of(metadata: &iceberg::spec::TableMetadata, as_of: AsOf) -> Result<i64, EngineError> {
+    match as_of {
+        AsOf::Snapshot(id) if metadata.snapshot_by_id(id).is_some() => Ok(id),
+        AsOf::Snapshot(id) => Err(EngineError::UnknownSnapshot(format!("the table has no snapshot {id} (unknown or expired)"))),
+        AsOf::Time(at) => metadata
+            .history()
+            .iter()
+            .rev()
+            .find(|entry| entry.timestamp_ms <= at.timestamp_millis() && metadata.snapshot_by_id(entry.snapshot_id).is_some())
+            .map(|entry| entry.snapshot_id)
+            .ok_or_else(|| EngineError::UnknownSnapshot(format!("the table had no snapshot at {at} (before its first commit, or expired)"))),
+    }
+}
+
+/// The table's snapshots, newest first.
+pub fn history_of(metadata: &iceberg::spec::TableMetadata) -> Vec<SnapshotInfo> {
+    let current = metadata.current_snapshot_id();
+    let mut snapshots: Vec<SnapshotInfo> = metadata
+        .snapshots()
+        .map(|s| {
+            let summary = s.summary();
+            let number = |key: &str| summary.additional_properties.get(key).and_then(|v| v.parse().ok());
+            let sources = summary
+                .additional_properties
+                .get(crate::lake::WATERMARKS_PROPERTY)
+                .and_then(|v| serde_json::from_str::<std::collections::BTreeMap<String, serde_json::Value>>(v).ok())
+                .map(|m| m.into_keys().collect())
+                .unwrap_or_default();
+            SnapshotInfo {
+                snapshot_id: s.snapshot_id(),
+                parent_id: s.parent_snapshot_id(),
+                committed_at: DateTime::from_timestamp_millis(s.timestamp_ms()).unwrap_or_default(),
+                operation: summary.operation.as_str().to_string(),
+                added_rows: number("added-records"),
+                total_rows: number("total-records"),
+                sources,
+                current: Some(s.snapshot_id()) == current,
+            }
+        })
+        .collect();
+    snapshots.sort_by(|a, b| b.committed_at.cmp(&a.committed_at).then(b.snapshot_id.cmp(&a.snapshot_id)));
+    snapshots
 }
 
 /// A value bound to a placeholder. Only these types ever reach an engine.
@@ -106,6 +179,10 @@ pub trait QueryEngine: Send + Sync {
     fn table_expr(&self, snapshot: &TableSnapshot) -> String;
     /// The table's current snapshot.
     async fn current_snapshot(&self) -> Result<TableSnapshot, EngineError>;
+    /// The snapshot `as_of` names (time travel).
+    async fn snapshot_as_of(&self, as_of: AsOf) -> Result<TableSnapshot, EngineError>;
+    /// The table's snapshots, newest first.
+    async fn history(&self) -> Result<Vec<SnapshotInfo>, EngineError>;
     /// Runs `query` against exactly `snapshot`.
     async fn execute(&self, snapshot: &TableSnapshot, query: &SqlQuery) -> Result<Vec<RecordBatch>, EngineError>;
 }

@@ -9,9 +9,12 @@ mod service;
 
 use chrono::{DateTime, Utc};
 
-use self::params::{parse_int, parse_interval, parse_score, parse_unit_interval, Cursor, Interval, Label, ParamError, RawParams, Ticker, Window};
+use self::params::{
+    parse_as_of, parse_int, parse_interval, parse_score, parse_unit_interval, Cursor, Interval, Label, ParamError, RawParams, Ticker, Window,
+};
 pub use self::plan::Computed;
 pub use self::service::{Answer, CacheStatus, QueryError, QueryService, QueryServiceConfig};
+use crate::engine::AsOf;
 
 /// One question about the table, with every parameter validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,39 +124,52 @@ fn limit(p: &mut RawParams, default: u32, max: u32) -> Result<u32, ParamError> {
 }
 
 impl Query {
-    /// Validates an endpoint's query string. `now` anchors relative windows.
+    /// Validates an endpoint's query string. `now` anchors relative windows. `as_of` is refused here: see
+    /// [`Query::parse_request`].
     pub fn parse(kind: QueryKind, query_string: Option<&str>, now: DateTime<Utc>) -> Result<Self, ParamError> {
-        use limits::*;
         let mut p = RawParams::parse(query_string)?;
+        let query = Self::parse_params(kind, &mut p, now)?;
+        p.finish(PLATFORM_PARAMS)?;
+        Ok(query)
+    }
+
+    /// An endpoint's query string with its optional `as_of`: a snapshot id, or an instant (RFC 3339 or
+    /// `YYYY-MM-DD`) naming the snapshot that was current then.
+    pub fn parse_request(kind: QueryKind, query_string: Option<&str>, now: DateTime<Utc>) -> Result<(Self, Option<AsOf>), ParamError> {
+        let mut p = RawParams::parse(query_string)?;
+        let as_of = p.take("as_of")?.map(|v| parse_as_of("as_of", &v)).transpose()?;
+        let query = Self::parse_params(kind, &mut p, now)?;
+        p.finish(PLATFORM_PARAMS)?;
+        Ok((query, as_of))
+    }
+
+    fn parse_params(kind: QueryKind, p: &mut RawParams, now: DateTime<Utc>) -> Result<Self, ParamError> {
+        use limits::*;
         let required_ticker = |p: &mut RawParams| Ticker::parse("ticker", &p.require("ticker")?);
         let query = match kind {
-            QueryKind::Summary => Query::Summary { ticker: required_ticker(&mut p)?, window: window(&mut p, now)? },
-            QueryKind::Aspects => {
-                Query::Aspects { ticker: required_ticker(&mut p)?, window: window(&mut p, now)?, limit: limit(&mut p, DEFAULT_LIST, MAX_LIST)? }
-            }
-            QueryKind::Intents => {
-                Query::Intents { ticker: ticker(&mut p)?, window: window(&mut p, now)?, limit: limit(&mut p, DEFAULT_LIST, MAX_LIST)? }
-            }
+            QueryKind::Summary => Query::Summary { ticker: required_ticker(p)?, window: window(p, now)? },
+            QueryKind::Aspects => Query::Aspects { ticker: required_ticker(p)?, window: window(p, now)?, limit: limit(p, DEFAULT_LIST, MAX_LIST)? },
+            QueryKind::Intents => Query::Intents { ticker: ticker(p)?, window: window(p, now)?, limit: limit(p, DEFAULT_LIST, MAX_LIST)? },
             QueryKind::Entities => Query::Entities {
-                ticker: ticker(&mut p)?,
+                ticker: ticker(p)?,
                 entity_type: p.take("entity_type")?.map(|t| Label::parse("entity_type", &t, true)).transpose()?,
-                window: window(&mut p, now)?,
-                limit: limit(&mut p, DEFAULT_LIST, MAX_LIST)?,
+                window: window(p, now)?,
+                limit: limit(p, DEFAULT_LIST, MAX_LIST)?,
             },
             QueryKind::Toxicity => Query::Toxicity {
-                ticker: ticker(&mut p)?,
+                ticker: ticker(p)?,
                 min_toxicity: p.take("min_toxicity")?.map(|v| parse_unit_interval("min_toxicity", &v)).transpose()?.unwrap_or(DEFAULT_MIN_TOXICITY),
-                window: window(&mut p, now)?,
-                limit: limit(&mut p, DEFAULT_LIST, MAX_LIST)?,
+                window: window(p, now)?,
+                limit: limit(p, DEFAULT_LIST, MAX_LIST)?,
             },
             QueryKind::TimeSeries => {
-                let ticker = required_ticker(&mut p)?;
+                let ticker = required_ticker(p)?;
                 let interval = match p.take("interval")? {
                     Some(v) => parse_interval("interval", &v)?,
                     // The seed's `get_sentiment_time_series(ticker, interval='day', days=30)`.
                     None => Interval::Day,
                 };
-                let window = window(&mut p, now)?;
+                let window = window(p, now)?;
                 if window.buckets(interval) > MAX_TIMESERIES_BUCKETS {
                     return Err(ParamError::new(
                         "interval",
@@ -166,7 +182,7 @@ impl Query {
                 }
                 Query::TimeSeries { ticker, interval, window }
             }
-            QueryKind::TopTickers => Query::TopTickers { window: window(&mut p, now)?, limit: limit(&mut p, DEFAULT_TOP_TICKERS, MAX_TOP_TICKERS)? },
+            QueryKind::TopTickers => Query::TopTickers { window: window(p, now)?, limit: limit(p, DEFAULT_TOP_TICKERS, MAX_TOP_TICKERS)? },
             QueryKind::Records => {
                 let min_score = p.take("min_score")?.map(|v| parse_score("min_score", &v)).transpose()?;
                 let max_score = p.take("max_score")?.map(|v| parse_score("max_score", &v)).transpose()?;
@@ -176,17 +192,16 @@ impl Query {
                     }
                 }
                 Query::Records {
-                    ticker: ticker(&mut p)?,
+                    ticker: ticker(p)?,
                     source_system: p.take("source_system")?.map(|s| Label::parse("source_system", &s, false)).transpose()?,
                     min_score,
                     max_score,
-                    window: window(&mut p, now)?,
-                    limit: limit(&mut p, DEFAULT_RECORDS, MAX_RECORDS)?,
+                    window: window(p, now)?,
+                    limit: limit(p, DEFAULT_RECORDS, MAX_RECORDS)?,
                     cursor: p.take("cursor")?.map(|c| Cursor::parse("cursor", &c)).transpose()?,
                 }
             }
         };
-        p.finish(PLATFORM_PARAMS)?;
         Ok(query)
     }
 

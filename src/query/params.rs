@@ -143,6 +143,23 @@ fn parse_instant(parameter: &str, value: &str) -> Result<DateTime<Utc>, ParamErr
     Err(ParamError::new(parameter, format!("{value:?} is neither RFC 3339 with an offset nor YYYY-MM-DD")))
 }
 
+/// A snapshot id (digits, optionally negative: Iceberg ids are any non-zero `long`) or an instant.
+pub fn parse_as_of(parameter: &str, value: &str) -> Result<crate::engine::AsOf, ParamError> {
+    let trimmed = value.trim();
+    let digits = trimmed.strip_prefix('-').unwrap_or(trimmed);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return trimmed
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id != 0)
+            .map(crate::engine::AsOf::Snapshot)
+            .ok_or_else(|| ParamError::new(parameter, format!("{trimmed:?} is not a snapshot id")));
+    }
+    parse_instant(parameter, value)
+        .map(crate::engine::AsOf::Time)
+        .map_err(|_| ParamError::new(parameter, format!("expected a snapshot id or an instant (RFC 3339 or YYYY-MM-DD), got {value:?}")))
+}
+
 pub fn parse_int(parameter: &str, value: &str, min: i64, max: i64) -> Result<i64, ParamError> {
     match value.trim().parse::<i64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
@@ -226,6 +243,32 @@ impl RawParams {
         match self.0.keys().find(|k| !ignored.contains(&k.as_str())) {
             Some(unknown) => Err(ParamError::new(unknown, "is not a parameter of this endpoint")),
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod as_of_tests {
+    use super::*;
+    use crate::engine::AsOf;
+
+    #[test]
+    fn as_of_is_a_snapshot_id_or_an_instant() {
+        assert_eq!(parse_as_of("as_of", "4400772247769915409").unwrap(), AsOf::Snapshot(4_400_772_247_769_915_409));
+        assert_eq!(parse_as_of("as_of", "-12").unwrap(), AsOf::Snapshot(-12));
+        let t = parse_as_of("as_of", "2026-11-20T13:00:00+01:00").unwrap();
+        assert_eq!(t, AsOf::Time(DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z").unwrap().with_timezone(&Utc)));
+        assert!(matches!(parse_as_of("as_of", "2026-11-20").unwrap(), AsOf::Time(_)));
+        for bad in ["", "0", "99999999999999999999", "yesterday", "12a", "-"] {
+            let e = parse_as_of("as_of", bad).unwrap_err();
+            assert_eq!(e.parameter, "as_of", "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn as_of_never_panics(value in ".{0,40}") {
+            let _ = parse_as_of("as_of", &value);
         }
     }
 }

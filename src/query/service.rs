@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 
 use super::{plan, Query, QueryKind};
 use crate::cache::{CacheError, QueryCache};
-use crate::engine::{EngineError, QueryEngine, TableSnapshot};
+use crate::engine::{AsOf, EngineError, QueryEngine, SnapshotInfo, TableSnapshot};
 use crate::observability::{CacheLookup, QueryAnswered};
 
 /// Bumped when the stored answer format changes, so old entries are ignored rather than misread.
@@ -28,6 +28,9 @@ pub enum QueryError {
     Unavailable(String),
     #[error("{0}")]
     Failed(String),
+    /// `as_of` names no snapshot the table has.
+    #[error("{0}")]
+    UnknownSnapshot(String),
 }
 
 impl From<EngineError> for QueryError {
@@ -35,6 +38,7 @@ impl From<EngineError> for QueryError {
         match e {
             EngineError::Unavailable(_) => QueryError::Unavailable(e.to_string()),
             EngineError::Query(_) | EngineError::Shape(_) => QueryError::Failed(e.to_string()),
+            EngineError::UnknownSnapshot(m) => QueryError::UnknownSnapshot(m),
         }
     }
 }
@@ -87,11 +91,14 @@ pub struct QueryServiceConfig {
     pub ttl: Duration,
     /// How many of the busiest tickers get their time series and summary precomputed after a commit.
     pub warm_tickers: u32,
+    /// How long an answer for a past snapshot (`as_of`) stays cached: it can never change, so only memory
+    /// bounds it.
+    pub historical_ttl: Duration,
 }
 
 impl Default for QueryServiceConfig {
     fn default() -> Self {
-        Self { ttl: Duration::from_secs(300), warm_tickers: 10 }
+        Self { ttl: Duration::from_secs(300), warm_tickers: 10, historical_ttl: Duration::from_secs(24 * 3600) }
     }
 }
 
@@ -149,8 +156,18 @@ impl QueryService {
     }
 
     pub async fn answer(&self, query: &Query) -> Result<Answer, QueryError> {
+        self.answer_at(query, None).await
+    }
+
+    /// The answer at the snapshot `as_of` names (time travel), or at the current one. A snapshot never
+    /// changes, so an answer is cached under its snapshot id either way; past ones for `historical_ttl`.
+    pub async fn answer_at(&self, query: &Query, as_of: Option<AsOf>) -> Result<Answer, QueryError> {
         let started = Instant::now();
-        let snapshot = self.engine.current_snapshot().await?;
+        let snapshot = match as_of {
+            None => self.engine.current_snapshot().await?,
+            Some(as_of) => self.engine.snapshot_as_of(as_of).await?,
+        };
+        let ttl = if as_of.is_some() { self.config.historical_ttl } else { self.config.ttl };
         let key = self.key(&snapshot, query);
         let kind = query.kind();
 
@@ -191,7 +208,7 @@ impl QueryService {
             flight
                 .get_or_init(|| {
                     led = true;
-                    self.compute_and_store(query, &snapshot, &key, cache_usable)
+                    self.compute_and_store(query, &snapshot, &key, cache_usable.then_some(ttl))
                 })
                 .await
                 .clone()
@@ -210,7 +227,18 @@ impl QueryService {
         Answer { stored, cache, engine: self.engine.name() }
     }
 
-    async fn compute_and_store(&self, query: &Query, snapshot: &TableSnapshot, key: &str, store: bool) -> Result<Arc<StoredAnswer>, QueryError> {
+    /// The table's snapshots, newest first (the engine's view; not cached: it is what says which are new).
+    pub async fn history(&self) -> Result<Vec<SnapshotInfo>, QueryError> {
+        Ok(self.engine.history().await?)
+    }
+
+    async fn compute_and_store(
+        &self,
+        query: &Query,
+        snapshot: &TableSnapshot,
+        key: &str,
+        store: Option<Duration>,
+    ) -> Result<Arc<StoredAnswer>, QueryError> {
         let started = Instant::now();
         let computed = plan::compute(query, self.engine.as_ref(), snapshot).await?;
         let data = serde_json::value::to_raw_value(&computed.data).map_err(|e| QueryError::Failed(e.to_string()))?;
@@ -221,11 +249,11 @@ impl QueryService {
             next_cursor: computed.next_cursor,
             data,
         };
-        if let (true, Some(cache)) = (store, &self.cache) {
+        if let (Some(ttl), Some(cache)) = (store, &self.cache) {
             match serde_json::to_vec(&stored) {
                 Ok(bytes) => {
                     let put = Instant::now();
-                    if let Err(e) = cache.put(key, &bytes, self.config.ttl).await {
+                    if let Err(e) = cache.put(key, &bytes, ttl).await {
                         let error = (!matches!(e, CacheError::Skipped)).then_some(&e as &dyn std::fmt::Display);
                         CacheLookup { query: query.kind().name(), outcome: "store_failed", elapsed: put.elapsed(), error }.emit();
                     }
@@ -317,6 +345,12 @@ mod tests {
         }
         async fn current_snapshot(&self) -> Result<TableSnapshot, EngineError> {
             Ok(TableSnapshot { table: "ns.t".into(), snapshot_id: Some(7) })
+        }
+        async fn snapshot_as_of(&self, _: crate::engine::AsOf) -> Result<TableSnapshot, EngineError> {
+            self.current_snapshot().await
+        }
+        async fn history(&self) -> Result<Vec<crate::engine::SnapshotInfo>, EngineError> {
+            Ok(Vec::new())
         }
         async fn execute(&self, _: &TableSnapshot, _: &SqlQuery) -> Result<Vec<RecordBatch>, EngineError> {
             self.executions.fetch_add(1, Ordering::SeqCst);

@@ -44,6 +44,13 @@ const fn param(name: &'static str, required: bool, kind: ParamType, description:
     ParamDoc { name, required, kind, description }
 }
 
+/// Accepted by every endpoint: the answer is computed at that past snapshot.
+pub const AS_OF: ParamDoc = param(
+    "as_of",
+    false,
+    ParamType::String,
+    "Time travel: a snapshot id (see /api/sentiment/snapshots), or an instant (RFC 3339 or YYYY-MM-DD) naming the snapshot that was current then. Default: the current snapshot. Unknown or expired snapshots are 404.",
+);
 const DAYS: ParamDoc = param(
     "days",
     false,
@@ -192,6 +199,7 @@ pub fn openapi() -> Value {
         .schema_from::<RecordRow>()
         .schema_from::<EntityRef>()
         .schema_from::<Window>()
+        .schema_from::<crate::engine::SnapshotInfo>()
         .schema_from::<ErrorEnvelope>()
         .schema_from::<super::error::ErrorBody>()
         .schema_from::<super::error::ErrorCode>()
@@ -207,6 +215,7 @@ pub fn openapi() -> Value {
         let parameters: Vec<Value> = endpoint
             .params
             .iter()
+            .chain(std::iter::once(&AS_OF))
             .map(|p| json!({"name": p.name, "in": "query", "required": p.required, "description": p.description, "schema": {"type": type_name(p.kind)}}))
             .collect();
         paths.insert(
@@ -221,6 +230,7 @@ pub fn openapi() -> Value {
                         "properties": {"data": data, "meta": {"$ref": "#/components/schemas/Meta"}}
                     }}}},
                     "400": error("Invalid parameter (`invalid_parameter`, with `parameter`)."),
+                    "404": error("`as_of` names no snapshot the table has (`not_found`)."),
                     "429": error("Rate limited (`rate_limited`); see Retry-After."),
                     "503": error("Engine unavailable (`engine_unavailable`)."),
                     "504": error("Timed out (`timeout`).")
@@ -228,6 +238,22 @@ pub fn openapi() -> Value {
             }}),
         );
     }
+    paths.insert(
+        "/api/sentiment/snapshots".into(),
+        json!({"get": {
+            "operationId": "snapshots",
+            "summary": "The table's history, newest first: snapshot id, commit time, operation, rows added, the ingestion sources each commit covered. Any id can be passed as `as_of`.",
+            "parameters": [{"name": "limit", "in": "query", "required": false, "description": "Snapshots to return, 1-1000, default 100.", "schema": {"type": "integer"}}],
+            "responses": {
+                "200": {"description": "The snapshots.", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["data", "meta"],
+                    "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/SnapshotInfo"}}, "meta": {"type": "object"}}
+                }}}},
+                "400": error("Invalid parameter (`invalid_parameter`, with `parameter`)."),
+                "503": error("Engine unavailable (`engine_unavailable`).")
+            }
+        }}),
+    );
     paths.insert("/api/health".into(), json!({"get": {"operationId": "health", "summary": "Table snapshot, pending segments, engine and cache status.", "responses": {"200": {"description": "Healthy."}, "503": {"description": "Degraded: a table cannot be read."}}}}));
     json!({
         "openapi": "3.1.0",
@@ -253,6 +279,7 @@ pub fn html() -> String {
         let rows: String = endpoint
             .params
             .iter()
+            .chain(std::iter::once(&AS_OF))
             .map(|p| {
                 format!(
                     "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -323,7 +350,9 @@ mod tests {
         let doc = openapi();
         let text = doc.to_string();
         let parsed: utoipa::openapi::OpenApi = serde_json::from_value(doc.clone()).expect("utoipa parses the document");
-        assert_eq!(parsed.paths.paths.len(), ENDPOINTS.len() + 1);
+        // The query endpoints, the snapshot history and health.
+        assert_eq!(parsed.paths.paths.len(), ENDPOINTS.len() + 2);
+        assert!(doc["paths"]["/api/sentiment/timeseries"]["get"]["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "as_of"));
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         for (i, _) in text.match_indices("#/components/schemas/") {
             let name: String = text[i + 21..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();

@@ -86,6 +86,7 @@ impl From<QueryError> for ApiError {
         match e {
             QueryError::Unavailable(m) => ApiError::new(ErrorCode::EngineUnavailable, m),
             QueryError::Failed(m) => ApiError::new(ErrorCode::QueryFailed, m),
+            QueryError::UnknownSnapshot(m) => ApiError::new(ErrorCode::NotFound, m),
         }
     }
 }

@@ -91,10 +91,30 @@ pub fn envelope(query: &Query, answer: &Answer, elapsed: Duration) -> Vec<u8> {
 
 async fn sentiment(kind: QueryKind, service: Arc<QueryService>, raw_query: Option<String>) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let query = Query::parse(kind, raw_query.as_deref(), Utc::now())?;
-    let answer = service.answer(&query).await?;
+    let (query, as_of) = Query::parse_request(kind, raw_query.as_deref(), Utc::now())?;
+    let answer = service.answer_at(&query, as_of).await?;
     let body = envelope(&query, &answer, started.elapsed());
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+}
+
+/// `/api/sentiment/snapshots`: the table's history, newest first, `limit` of it.
+async fn snapshots(service: Arc<QueryService>, raw_query: Option<String>) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    let mut params = crate::query::params::RawParams::parse(raw_query.as_deref())?;
+    let limit = match params.take("limit")? {
+        Some(v) => crate::query::params::parse_int("limit", &v, 1, 1000)? as usize,
+        None => 100,
+    };
+    params.finish(&["code"])?;
+    let mut history = service.history().await?;
+    let total = history.len();
+    let current = history.iter().find(|s| s.current).map(|s| s.snapshot_id);
+    history.truncate(limit);
+    let body = serde_json::json!({
+        "data": history,
+        "meta": {"query": "snapshots", "engine": service.engine().name(), "current_snapshot_id": current, "snapshots": total, "elapsed_ms": started.elapsed().as_secs_f64() * 1e3},
+    });
+    Ok(Json(body).into_response())
 }
 
 async fn not_found() -> ApiError {
@@ -109,7 +129,9 @@ pub fn router(service: Arc<QueryService>, config: &ApiConfig) -> Router {
         let service = service.clone();
         routes = routes.route(&docs::path(kind), get(move |RawQuery(q): RawQuery| sentiment(kind, service.clone(), q)));
     }
+    let history = service.clone();
     let routes = routes
+        .route("/api/sentiment/snapshots", get(move |RawQuery(q): RawQuery| snapshots(history.clone(), q)))
         .route("/api/sentiment", get(not_found))
         .route("/api/sentiment/{*rest}", get(not_found))
         .layer(middleware::from_fn_with_state(config.timeout, guard::deadline))

@@ -1,0 +1,72 @@
+//! Time travel: `as_of` on every endpoint answers from that snapshot (checked against PyIceberg reading the
+//! same snapshot), an instant names the snapshot current then, unknown or expired snapshots are 404, and
+//! `/api/sentiment/snapshots` lists the history with what each commit added.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use sentiment_lake::lake::TableKind;
+
+fn tickers_of(answer: &serde_json::Value) -> HashMap<String, i64> {
+    answer["data"].as_array().unwrap().iter().map(|t| (t["ticker"].as_str().unwrap().to_string(), t["message_count"].as_i64().unwrap())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_of_answers_from_that_snapshot() {
+    let dir = warehouse();
+    let lake = open(dir.path()).await;
+    let end = instant("2026-11-20T00:00:00Z");
+    ingest(&lake, &events(end, 0, 300)).await;
+    let first = lake.load(TableKind::Records).await.unwrap().metadata().current_snapshot_id().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let between = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    ingest(&lake, &events(end, 300, 500)).await;
+    let second = lake.load(TableKind::Records).await.unwrap().metadata().current_snapshot_id().unwrap();
+    assert_ne!(first, second);
+    let server = serve(lake.clone()).await;
+    let window = "from=2026-11-01&to=2026-11-21&limit=100";
+
+    let expected: HashMap<String, HashMap<String, i64>> =
+        serde_json::from_value(pyiceberg_script("pyiceberg_snapshot_counts.py", dir.path(), "sentiment_records")).unwrap();
+    for (snapshot, rows) in [(first, 300), (second, 800)] {
+        let answer = get_ok(&server.base, &format!("/api/sentiment/tickers?{window}&as_of={snapshot}")).await;
+        assert_eq!(answer["meta"]["snapshot_id"].as_i64(), Some(snapshot));
+        let counts = tickers_of(&answer);
+        assert_eq!(counts, expected[&snapshot.to_string()], "as PyIceberg reads snapshot {snapshot}");
+        assert_eq!(counts.values().sum::<i64>(), rows);
+    }
+    let now = get_ok(&server.base, &format!("/api/sentiment/tickers?{window}")).await;
+    assert_eq!(now["meta"]["snapshot_id"].as_i64(), Some(second), "without as_of: the current snapshot");
+
+    // An instant names the snapshot current then, on any endpoint.
+    let at = between.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let then = get_ok(&server.base, &format!("/api/sentiment/records?ticker=AAPL&days=30&limit=1000&as_of={at}")).await;
+    assert_eq!(then["meta"]["snapshot_id"].as_i64(), Some(first));
+    let aapl_then = then["data"].as_array().unwrap().len() as i64;
+    assert_eq!(aapl_then, expected[&first.to_string()].get("AAPL").copied().unwrap_or(0));
+
+    for (as_of, why) in [("12345", "an unknown id"), ("2020-01-01", "before the first commit")] {
+        let (status, body) = get(&server.base, &format!("/api/sentiment/summary?ticker=AAPL&as_of={as_of}")).await;
+        assert_eq!(status, 404, "{why}: {body}");
+        assert_eq!(body["error"]["code"], "not_found", "{why}: {body}");
+    }
+    let (status, body) = get(&server.base, "/api/sentiment/summary?ticker=AAPL&as_of=soon").await;
+    assert_eq!((status, body["error"]["parameter"].as_str()), (400, Some("as_of")), "{body}");
+
+    let history = get_ok(&server.base, "/api/sentiment/snapshots").await;
+    let list = history["data"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(history["meta"]["current_snapshot_id"].as_i64(), Some(second));
+    assert_eq!((list[0]["snapshot_id"].as_i64(), list[0]["current"].as_bool()), (Some(second), Some(true)), "newest first");
+    assert_eq!((list[1]["snapshot_id"].as_i64(), list[1]["parent_id"].as_i64()), (Some(first), None));
+    assert_eq!(list[0]["parent_id"].as_i64(), Some(first));
+    assert_eq!((list[0]["added_rows"].as_i64(), list[0]["total_rows"].as_i64()), (Some(500), Some(800)));
+    assert_eq!(list[1]["operation"], "append");
+    assert!(list.iter().all(|s| s["sources"].as_array().is_some_and(|a| a.len() == 1)), "each commit names the source it covered: {list:?}");
+    let (status, _) = get(&server.base, "/api/sentiment/snapshots?limit=0").await;
+    assert_eq!(status, 400);
+    assert_eq!(get_ok(&server.base, "/api/sentiment/snapshots?limit=1").await["data"].as_array().unwrap().len(), 1);
+}
