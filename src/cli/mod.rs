@@ -280,6 +280,14 @@ pub enum Command {
         #[command(flatten)]
         cache: CacheArgs,
     },
+    /// Point the records table back at an earlier snapshot of its lineage (an id, or the snapshot current at
+    /// an instant), with the ingestion ledger as it was then: events replayed afterwards are committed again.
+    /// See docs/time-travel.md.
+    Rollback {
+        /// A snapshot id (see `/api/sentiment/snapshots`) or an instant (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        to: String,
+    },
     /// Create the records table with the seed's schema and `--layout`'s partitioning: through Dremio
     /// (`CREATE TABLE IF NOT EXISTS` at `--dremio-table`) when `--writer dremio` is set, otherwise in the
     /// lake's catalog (SQL or REST), as every command does on first use. Prints the statement and the answer.
@@ -581,6 +589,17 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             }
             if failed {
                 anyhow::bail!("Dremio refused a maintenance statement (see the report)");
+            }
+            Ok(())
+        }
+        Command::Rollback { to } => {
+            let lake = open(&config, &backends).await?;
+            let as_of = crate::query::params::parse_as_of("--to", &to)?;
+            let table = lake.load(TableKind::Records).await?;
+            let target = crate::engine::resolve_as_of(table.metadata(), as_of)?;
+            match lake.rollback(TableKind::Records, target).await? {
+                Some(report) => println!("{}", serde_json::to_string_pretty(&report)?),
+                None => println!("snapshot {target} is already current; nothing to do"),
             }
             Ok(())
         }

@@ -56,6 +56,11 @@ impl Watermarks {
         *entry = (*entry).max(sequence_number);
     }
 
+    /// Sets `source`'s watermark, lower or higher (a rollback restoring an earlier ledger).
+    pub fn set(&mut self, source: &str, sequence_number: i64) {
+        self.0.insert(source.to_string(), sequence_number);
+    }
+
     /// Forgets `source` (a retired legacy file, whose record moved to the migration ledger).
     pub fn remove(&mut self, source: &str) -> Option<i64> {
         self.0.remove(source)

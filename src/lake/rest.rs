@@ -375,6 +375,7 @@ pub(crate) fn commit_request(
     snapshot: Option<Snapshot>,
     properties: &[(String, String)],
     expire: &[i64],
+    set_current: Option<i64>,
 ) -> Result<CommitTableRequest, LakeError> {
     let metadata = table.metadata();
     let base = metadata.current_snapshot_id();
@@ -391,6 +392,10 @@ pub(crate) fn commit_request(
         let reference = SnapshotReference::new(snapshot.snapshot_id(), main_retention(metadata));
         updates.push(TableUpdate::AddSnapshot { snapshot });
         updates.push(TableUpdate::SetSnapshotRef { ref_name: MAIN_BRANCH.to_string(), reference });
+    }
+    if let Some(id) = set_current.filter(|_| updates.is_empty()) {
+        updates
+            .push(TableUpdate::SetSnapshotRef { ref_name: MAIN_BRANCH.to_string(), reference: SnapshotReference::new(id, main_retention(metadata)) });
     }
     if !properties.is_empty() {
         updates.push(TableUpdate::SetProperties { updates: properties.iter().cloned().collect() });

@@ -181,6 +181,9 @@ pub struct Change {
     pub summary: HashMap<String, String>,
     /// Table properties to set.
     pub properties: Vec<(String, String)>,
+    /// Point `main` back at this existing snapshot (a rollback: no new snapshot, the snapshot log records
+    /// the move). Not combined with files, replaces or a manifest rewrite.
+    pub set_current: Option<i64>,
 }
 
 /// How a commit ended.
@@ -266,7 +269,7 @@ async fn publish_rest(
 ) -> Result<Outcome, LakeError> {
     let snapshot_id = snapshot.as_ref().map(|s| s.id);
     let snapshot = snapshot.map(|s| s.into_snapshot(table.metadata(), now));
-    let request = match rest::commit_request(table, snapshot, &change.properties, &change.expire) {
+    let request = match rest::commit_request(table, snapshot, &change.properties, &change.expire, change.set_current) {
         Ok(request) => request,
         Err(e) => {
             remove(table, written).await;
@@ -546,6 +549,17 @@ fn next_metadata(
         let main =
             refs.as_object_mut().ok_or_else(|| invalid("refs is not an object".into()))?.entry("main").or_insert_with(|| json!({"type": "branch"}));
         main["snapshot-id"] = json!(snapshot.id);
+    }
+    if let Some(id) = change.set_current {
+        if snapshot.is_some() || metadata.snapshot_by_id(id).is_none() {
+            return Err(invalid(format!("cannot make snapshot {id} current (unknown, or combined with a new snapshot)")));
+        }
+        object.insert("current-snapshot-id".into(), json!(id));
+        push(object, "snapshot-log", json!({"snapshot-id": id, "timestamp-ms": now}));
+        let refs = object.entry("refs").or_insert_with(|| json!({}));
+        let main =
+            refs.as_object_mut().ok_or_else(|| invalid("refs is not an object".into()))?.entry("main").or_insert_with(|| json!({"type": "branch"}));
+        main["snapshot-id"] = json!(id);
     }
     let props = object.entry("properties").or_insert_with(|| json!({}));
     let props = props.as_object_mut().ok_or_else(|| invalid("properties is not an object".into()))?;

@@ -1,0 +1,133 @@
+//! Rollback: `main` points at an earlier snapshot of its own lineage again, and the ledger goes back with it.
+//!
+//! The watermarks of every source a rolled-back commit advanced are set to what they were at the target
+//! snapshot: the value in the newest summary at or before it that advanced the source, or no watermark if
+//! none did. Redelivered events of those sources are then committed again (the rows the rollback removed
+//! come back when their events are replayed); events at or below the restored watermarks are still
+//! duplicates. Sources no rolled-back commit touched keep their watermarks. If a watermark at the target
+//! cannot be known (a snapshot of its lineage expired), the rollback is refused: guessing could duplicate or
+//! drop rows.
+//!
+//! Not undone: dead letters and the migration ledger (a migrated file retired after the target keeps its
+//! ledger row, so its rows do not come back by migrating it again; `docs/time-travel.md`).
+
+use std::collections::BTreeSet;
+
+use iceberg::spec::TableMetadata;
+
+use super::ledger::{CommittedState, Watermarks, WATERMARKS_PROPERTY};
+use super::{Change, Lake, LakeError, Outcome, TableKind};
+
+/// A source's watermark before and after the rollback.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SourceReset {
+    pub source: String,
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RollbackReport {
+    pub table: String,
+    pub from: i64,
+    pub to: i64,
+    /// Snapshots between the target and the former current one (now off the main lineage).
+    pub rolled_back: usize,
+    /// Rows the table had before and has after, from the snapshot summaries.
+    pub rows_before: Option<i64>,
+    pub rows_after: Option<i64>,
+    pub sources: Vec<SourceReset>,
+}
+
+fn summary_watermarks(metadata: &TableMetadata, id: i64) -> Option<Watermarks> {
+    let raw = metadata.snapshot_by_id(id)?.summary().additional_properties.get(WATERMARKS_PROPERTY)?;
+    serde_json::from_str(raw).ok()
+}
+
+fn total_rows(metadata: &TableMetadata, id: i64) -> Option<i64> {
+    metadata.snapshot_by_id(id)?.summary().additional_properties.get("total-records")?.parse().ok()
+}
+
+/// What the rollback to `to` commits on top of `metadata`, and its report (`None`: `to` is already current).
+fn plan(table: &str, metadata: &TableMetadata, to: i64) -> Result<Option<(Watermarks, RollbackReport)>, LakeError> {
+    let refuse = |detail: String| LakeError::Config(format!("rollback of {table} to {to}: {detail}"));
+    let current = metadata.current_snapshot_id().ok_or_else(|| refuse("the table has no snapshot".into()))?;
+    if metadata.snapshot_by_id(to).is_none() {
+        return Err(refuse("no such snapshot (unknown or expired)".into()));
+    }
+    if current == to {
+        return Ok(None);
+    }
+    let mut rolled_back = Vec::new();
+    let mut cursor = Some(current);
+    while let Some(id) = cursor.filter(|id| *id != to) {
+        let snapshot = metadata.snapshot_by_id(id).ok_or_else(|| refuse(format!("snapshot {id} of the current lineage is expired")))?;
+        rolled_back.push(id);
+        cursor = snapshot.parent_snapshot_id();
+    }
+    if cursor != Some(to) {
+        return Err(refuse(format!("it is not an ancestor of the current snapshot {current}")));
+    }
+    let advanced: BTreeSet<String> = rolled_back
+        .iter()
+        .filter_map(|id| summary_watermarks(metadata, *id))
+        .flat_map(|w| w.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>())
+        .collect();
+    let mut watermarks = CommittedState::read(table, metadata)?.watermarks;
+    let mut sources = Vec::with_capacity(advanced.len());
+    for source in advanced {
+        // The newest summary at or before the target that advanced the source holds its watermark then.
+        let (mut cursor, mut at_target) = (Some(to), None);
+        while let Some(id) = cursor {
+            let snapshot = metadata.snapshot_by_id(id).ok_or_else(|| LakeError::Ledger {
+                table: table.to_string(),
+                detail: format!("the watermark of {source} at snapshot {to} cannot be known: snapshot {id} of its lineage is expired"),
+            })?;
+            if let Some(value) = summary_watermarks(metadata, id).and_then(|w| w.get(&source)) {
+                at_target = Some(value);
+                break;
+            }
+            cursor = snapshot.parent_snapshot_id();
+        }
+        let before = watermarks.get(&source);
+        match at_target {
+            Some(value) => watermarks.set(&source, value),
+            None => {
+                watermarks.remove(&source);
+            }
+        }
+        sources.push(SourceReset { source, before, after: at_target });
+    }
+    let report = RollbackReport {
+        table: table.to_string(),
+        from: current,
+        to,
+        rolled_back: rolled_back.len(),
+        rows_before: total_rows(metadata, current),
+        rows_after: total_rows(metadata, to),
+        sources,
+    };
+    Ok(Some((watermarks, report)))
+}
+
+impl Lake {
+    /// Points `kind`'s `main` at `to`, an ancestor of its current snapshot, with the ledger as it was then
+    /// (see the module). Retried on conflicts with concurrent commits, re-planned on the table they left.
+    pub async fn rollback(&self, kind: TableKind, to: i64) -> Result<Option<RollbackReport>, LakeError> {
+        let name = self.target(kind).name.clone();
+        for _attempt in 0..self.policy().max_attempts {
+            let table = self.load(kind).await?;
+            let Some((watermarks, report)) = plan(&name, table.metadata(), to)? else { return Ok(None) };
+            let change =
+                Change { set_current: Some(to), properties: vec![(WATERMARKS_PROPERTY.to_string(), watermarks.to_property())], ..Change::default() };
+            match self.commit_change(&table, change).await? {
+                Outcome::Landed { .. } => {
+                    tracing::info!(table = %name, from = report.from, to, rolled_back = report.rolled_back, "Rolled back.");
+                    return Ok(Some(report));
+                }
+                Outcome::Conflict => continue,
+            }
+        }
+        Err(LakeError::Conflict { table: name })
+    }
+}
