@@ -247,6 +247,15 @@ async fn statements_run_only_at_do_get_and_errors_stay_statement_errors() {
     }
     assert_eq!(client.breaker_state(), BreakerState::Closed, "bad statements are not outages");
 
+    // A result beyond the byte bound fails instead of exhausting the instance; a smaller one is read whole.
+    let mut bounded = client_config(stand_in.port, basic());
+    bounded.max_result_bytes = 16 * 1024;
+    let bounded = FlightSqlClient::new(bounded).unwrap();
+    let e = bounded.execute("SELECT * FROM sentiment_records", StatementKind::Read).await.unwrap_err();
+    assert!(matches!(e, DremioError::ResultTooLarge { limit: 16384 }), "{e}");
+    let ids = bounded.execute("SELECT message_id FROM sentiment_records LIMIT 5", StatementKind::Read).await.unwrap();
+    assert_eq!(ids.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
+
     let rows = client.execute("SELECT count(*) AS n FROM sentiment_records", StatementKind::Read).await.unwrap();
     let n = arrow_cast::cast(rows[0].column(0), &arrow_schema::DataType::Int64).unwrap();
     assert_eq!(arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Int64Type>(&n).value(0), 50);

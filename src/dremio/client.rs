@@ -1,6 +1,7 @@
 //! The Flight SQL connection: one lazily connected, multiplexed gRPC channel per process (tonic reconnects
 //! it after a server restart), Dremio's sign-in, session headers, timeouts, retries and the circuit breaker.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -318,9 +319,16 @@ impl FlightSqlClient {
             *executing = true;
             let response = client.do_get(request).await?;
             self.absorb(response.metadata());
-            let mut stream = FlightRecordBatchStream::new_from_flight_data(response.into_inner().map_err(FlightError::from));
+            // Counted as received: decoded arrays are views into these message buffers (so summing each
+            // array's memory size would count a message once per column).
+            let received = Arc::new(AtomicUsize::new(0));
+            let counter = received.clone();
+            let messages = response.into_inner().map_err(FlightError::from).inspect_ok(move |data| {
+                counter.fetch_add(data.data_body.len() + data.data_header.len(), Ordering::Relaxed);
+            });
+            let mut stream = FlightRecordBatchStream::new_from_flight_data(messages);
             while let Some(batch) = stream.try_next().await? {
-                bytes = bytes.saturating_add(batch.get_array_memory_size());
+                bytes = bytes.saturating_add(received.swap(0, Ordering::Relaxed));
                 if bytes > limit {
                     return Err(Failure::Local(DremioError::ResultTooLarge { limit }));
                 }

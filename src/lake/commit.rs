@@ -146,14 +146,7 @@ pub async fn commit_staged(cx: &CommitContext<'_>) -> Result<CommitReport, LakeE
     let started = Instant::now();
     let mut report = CommitReport { table: cx.target.name.clone(), ..CommitReport::default() };
     loop {
-        let listing = cx.staging.list(&cx.target.name).await?;
-        for entry in &listing.unrecognised {
-            report.quarantined += quarantine(cx, entry, "not an entry this crate stages (unrecognised name)").await?;
-        }
-        if !listing.legacy.is_empty() {
-            report.quarantined += upgrade_legacy(cx, &listing.legacy).await?;
-            continue;
-        }
+        let listing = tidy_listing(cx, &mut report).await?;
         let table = load(cx).await?;
         let state = CommittedState::read(&cx.target.name, table.metadata())?;
         let mut watermarks = state.watermarks;
@@ -188,7 +181,22 @@ async fn load(cx: &CommitContext<'_>) -> Result<Table, LakeError> {
     cx.catalog.load_table(&cx.target.ident).await.map_err(LakeError::iceberg(format!("loading {}", cx.target.ident)))
 }
 
-pub(super) async fn quarantine(cx: &CommitContext<'_>, entry: &StagedEntry, reason: &str) -> Result<usize, LakeError> {
+/// What is staged for the table, once entries that are not this crate's are quarantined and entries of
+/// older versions rewritten under today's names.
+pub(super) async fn tidy_listing(cx: &CommitContext<'_>, report: &mut CommitReport) -> Result<super::staging::Listing, LakeError> {
+    loop {
+        let listing = cx.staging.list(&cx.target.name).await?;
+        for entry in &listing.unrecognised {
+            report.quarantined += quarantine(cx, entry, "not an entry this crate stages (unrecognised name)").await?;
+        }
+        if listing.legacy.is_empty() {
+            return Ok(listing);
+        }
+        report.quarantined += upgrade_legacy(cx, &listing.legacy).await?;
+    }
+}
+
+async fn quarantine(cx: &CommitContext<'_>, entry: &StagedEntry, reason: &str) -> Result<usize, LakeError> {
     let moved = cx.quarantine.move_staged(entry, reason).await?;
     if let Some(path) = &moved {
         crate::observability::SegmentQuarantined { table: &cx.target.name, path, reason }.emit();
@@ -198,7 +206,7 @@ pub(super) async fn quarantine(cx: &CommitContext<'_>, entry: &StagedEntry, reas
 
 /// Rewrites segments staged by a version that did not record ranges under today's names (their range is
 /// the span of their rows), so the planner can chain them.
-pub(super) async fn upgrade_legacy(cx: &CommitContext<'_>, legacy: &[StagedEntry]) -> Result<usize, LakeError> {
+async fn upgrade_legacy(cx: &CommitContext<'_>, legacy: &[StagedEntry]) -> Result<usize, LakeError> {
     let mut quarantined = 0;
     for entry in legacy {
         let bytes = match cx.staging.read(&entry.path).await {

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use super::commit::{load_pass, quarantine, upgrade_legacy, CommitContext, CommitReport};
+use super::commit::{load_pass, tidy_listing, CommitContext, CommitReport};
 use super::ledger::Watermarks;
 use super::plan::{next_pass, PassPlan};
 use super::LakeError;
@@ -56,14 +56,7 @@ pub(super) async fn commit_staged(cx: &CommitContext<'_>, store: &Arc<dyn Object
     let started = Instant::now();
     let mut report = CommitReport { table: cx.target.name.clone(), ..CommitReport::default() };
     loop {
-        let listing = cx.staging.list(&cx.target.name).await?;
-        for entry in &listing.unrecognised {
-            report.quarantined += quarantine(cx, entry, "not an entry this crate stages (unrecognised name)").await?;
-        }
-        if !listing.legacy.is_empty() {
-            report.quarantined += upgrade_legacy(cx, &listing.legacy).await?;
-            continue;
-        }
+        let listing = tidy_listing(cx, &mut report).await?;
         // No watermarks: the key decides what is new. The planner still orders each source's ranges and
         // holds entries behind a gap for its grace period.
         let plan = next_pass(&listing, &Watermarks::default(), cx.policy.pass, Utc::now());
