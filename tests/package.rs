@@ -60,6 +60,9 @@ fn paths_for(route: &str) -> Vec<String> {
     if let Some(prefix) = route.strip_suffix("{*endpoint}") {
         return vec![format!("{prefix}tickers"), format!("{prefix}timeseries?ticker=AAPL")];
     }
+    if let Some(prefix) = route.strip_suffix("{*asset}") {
+        return vec![prefix.to_string(), format!("{prefix}app.js"), format!("{prefix}vendor/uplot/uPlot.iife.min.js")];
+    }
     if let Some(inner) = route.strip_prefix("{page:regex(^(").and_then(|r| r.strip_suffix(")$)}")) {
         return inner.split('|').map(|alternative| alternative.replace("\\.", ".")).collect();
     }

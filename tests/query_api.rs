@@ -324,8 +324,18 @@ async fn bad_requests_get_4xx_in_one_error_format() {
     assert_eq!(body["meta"]["snapshot_id"], Value::Null);
     let doc = get_ok(&server.base, "/api/openapi.json").await;
     assert!(doc["paths"]["/api/sentiment/timeseries"]["get"]["parameters"].is_array());
-    let html = client().get(format!("{}/api/docs", server.base)).send().await.unwrap().text().await.unwrap();
+    let html = client().get(format!("{}/api/reference", server.base)).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("/api/sentiment/records"));
+    let docs = client().get(format!("{}/api/docs", server.base)).send().await.unwrap();
+    assert!(docs.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert!(docs.text().await.unwrap().contains("swagger-ui-bundle.js"), "the interactive docs");
+    let bundle = client().get(format!("{}/api/dashboard/vendor/swagger-ui/swagger-ui-bundle.js", server.base)).send().await.unwrap();
+    assert_eq!(bundle.status(), 200);
+    // Files are looked up by exact name in the embedded table: nothing outside it can be reached.
+    for missing in ["/api/dashboard/nope.js", "/api/dashboard/..%2F..%2FCargo.toml", "/api/dashboard/vendor%2Fuplot%2FLICENSE%00"] {
+        let (status, body) = get(&server.base, missing).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{missing}: {body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -2,6 +2,7 @@
 //! `enableForwardingHttpRequest` (the host forwards the original path and query, and returns our status and
 //! body verbatim).
 
+mod assets;
 pub mod docs;
 mod error;
 mod guard;
@@ -137,10 +138,14 @@ pub fn router(service: Arc<QueryService>, config: &ApiConfig) -> Router {
         .layer(middleware::from_fn_with_state(config.timeout, guard::deadline))
         .layer(middleware::from_fn_with_state(RateLimit::new(config.requests_per_minute, config.burst), guard::rate_limit));
     let openapi = Arc::new(docs::openapi());
-    let docs_page = Arc::new(docs::html());
+    let reference_page = Arc::new(docs::html());
     let routes = routes
         .route("/api/openapi.json", get(move || std::future::ready(Json((*openapi).clone()))))
-        .route("/api/docs", get(move || std::future::ready(Html((*docs_page).clone()))));
+        .route("/api/docs", get(assets::docs_page))
+        .route("/api/reference", get(move || std::future::ready(Html((*reference_page).clone()))))
+        .route("/api/dashboard", get(|| assets::dashboard_file(None)))
+        .route("/api/dashboard/", get(|| assets::dashboard_file(None)))
+        .route("/api/dashboard/{*path}", get(|path: axum::extract::Path<String>| assets::dashboard_file(Some(path))));
     if config.cors_origins.is_empty() {
         routes
     } else {

@@ -1,0 +1,66 @@
+// Drives the dashboard in headless Chromium (Debian's, through playwright-core) against a running server.
+// Usage: node dashboard.mjs <base url> <screenshot path>
+// Protocol with the Rust test: prints {"phase":"shown",...} once the page has drawn, then waits for a line on
+// stdin (the test commits more rows meanwhile), waits for the page to show the new snapshot, and prints
+// {"phase":"done",...}. Exits non-zero when the plotted values differ from the API's.
+import { createRequire } from "node:module";
+import { createInterface } from "node:readline";
+
+const require = createRequire(`${process.env.SENTIMENT_LAKE_BROWSER}/`);
+const { chromium } = require("playwright-core");
+const [base, screenshot] = process.argv.slice(2);
+const query = "ticker=AAPL&interval=hour&days=3";
+
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu"] });
+const failures = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  const consoleErrors = [];
+  page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  page.on("response", (r) => r.status() >= 400 && consoleErrors.push(`${r.status()} ${r.url()}`));
+  const outside = [];
+  page.on("request", (r) => !r.url().startsWith(base) && outside.push(r.url()));
+  await page.goto(`${base}/api/dashboard/?${query}&poll=300`);
+  await page.waitForFunction(() => window.dashboardState && window.dashboardState.ready, null, { timeout: 20000 });
+
+  async function compare(label) {
+    const shown = await page.evaluate(() => ({ snapshotId: window.dashboardState.snapshotId, series: window.dashboardState.series, text: document.getElementById("snapshot").textContent }));
+    const api = await (await fetch(`${base}/api/sentiment/timeseries?${query}`)).text();
+    const apiSnapshot = /"snapshot_id":(-?\d+)/.exec(api)[1];
+    const points = JSON.parse(api).data;
+    const expected = { bucket_start: points.map((p) => p.bucket_start), average_score: points.map((p) => p.average_score), message_count: points.map((p) => p.message_count) };
+    if (JSON.stringify(shown.series) !== JSON.stringify(expected)) failures.push(`${label}: plotted ${JSON.stringify(shown.series)} but the API says ${JSON.stringify(expected)}`);
+    if (shown.snapshotId !== apiSnapshot) failures.push(`${label}: the page shows snapshot ${shown.snapshotId}, the API ${apiSnapshot}`);
+    if (!shown.text.includes(apiSnapshot)) failures.push(`${label}: the snapshot line "${shown.text}" does not name ${apiSnapshot}`);
+    return { snapshot: shown.snapshotId, points: points.length, messages: expected.message_count.reduce((a, b) => a + b, 0) };
+  }
+
+  const before = await compare("first load");
+  const drawn = await page.locator("#chart canvas").count();
+  if (drawn === 0) failures.push("no chart canvas");
+  await page.screenshot({ path: screenshot, fullPage: true });
+  console.log(JSON.stringify({ phase: "shown", ...before }));
+
+  const lines = createInterface({ input: process.stdin });
+  await new Promise((resolve) => lines.once("line", resolve));
+  await page.waitForFunction((old) => window.dashboardState.snapshotId !== old, before.snapshot, { timeout: 20000 });
+  await page.waitForFunction((old) => window.dashboardState.loads >= 2, null, { timeout: 20000 });
+  const after = await compare("after the commit");
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-after.png"), fullPage: true });
+  // A phone: the layout folds to one column and nothing overflows sideways.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(200);
+  const overflow = await page.evaluate(() => {
+    const wide = [...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest("section"));
+    return { by: document.documentElement.scrollWidth - window.innerWidth, elements: wide.slice(0, 5).map((e) => e.tagName + (e.id ? "#" + e.id : "")) };
+  });
+  if (overflow.by > 1) failures.push(`on a 390 px screen the page is ${overflow.by} px too wide (${overflow.elements.join(", ")})`);
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-phone.png"), fullPage: false });
+  if (consoleErrors.length) failures.push(`console errors: ${consoleErrors.join(" | ")}`);
+  if (outside.length) failures.push(`requests to other origins: ${outside.join(", ")}`);
+  console.log(JSON.stringify({ phase: "done", before, after, failures }));
+} finally {
+  await browser.close();
+}
+process.exit(failures.length ? 1 : 0);

@@ -1,0 +1,73 @@
+//! The dashboard in a real browser: headless Chromium (Debian's) driven by playwright-core (npm) against the
+//! real server on a table with known rows. The page loads with no console errors and no request to another
+//! origin, the plotted time series equals the API's numbers, and a commit changes what the page shows without
+//! a reload. Screenshots are kept in `target/test-artifacts/` (`docs/dashboard.png` is one of them).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn browser_dir() -> Option<String> {
+    let dir = std::env::var("SENTIMENT_LAKE_BROWSER").ok().or_else(|| {
+        let local = format!("{}/.cache/browser", env!("CARGO_MANIFEST_DIR"));
+        std::path::Path::new(&format!("{local}/node_modules/playwright-core")).exists().then_some(local)
+    });
+    if dir.is_none() {
+        assert!(std::env::var("CI").is_err(), "the browser test needs scripts/setup-browser.sh (Debian chromium, playwright-core from npm)");
+        eprintln!("skipped: run scripts/setup-browser.sh (or scripts/test.sh) for the browser test");
+    }
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_apis_numbers_and_follows_commits() {
+    let Some(browser) = browser_dir() else { return };
+    let dir = warehouse();
+    let lake = open(dir.path()).await;
+    let now = chrono::Utc::now();
+    ingest(&lake, &events(now, 0, 600)).await;
+    let server = serve(lake.clone()).await;
+    let artifacts = format!("{}/target/test-artifacts", env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let screenshot = format!("{artifacts}/dashboard.png");
+
+    let mut node = Command::new("node")
+        .arg(format!("{}/tests/browser/dashboard.mjs", env!("CARGO_MANIFEST_DIR")))
+        .arg(&server.base)
+        .arg(&screenshot)
+        .env("SENTIMENT_LAKE_BROWSER", &browser)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node is installed");
+    let mut stdout = BufReader::new(node.stdout.take().unwrap());
+    let mut line = String::new();
+    let read = tokio::task::spawn_blocking(move || {
+        stdout.read_line(&mut line).unwrap();
+        (stdout, line)
+    });
+    let (mut stdout, shown) = read.await.unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap_or_else(|e| panic!("{e}: {shown:?}"));
+    assert_eq!(shown["phase"], "shown");
+    assert!(shown["messages"].as_i64().unwrap() > 0, "AAPL has messages in the window: {shown}");
+
+    // A commit while the page is open: the page notices the new snapshot and redraws.
+    ingest(&lake, &events(now, 600, 400)).await;
+    writeln!(node.stdin.as_mut().unwrap(), "committed").unwrap();
+    let (status, done) = tokio::task::spawn_blocking(move || {
+        let mut done = String::new();
+        stdout.read_line(&mut done).unwrap();
+        (node.wait().unwrap(), done)
+    })
+    .await
+    .unwrap();
+    let done: serde_json::Value = serde_json::from_str(&done).unwrap_or_else(|e| panic!("{e}: {done:?}"));
+    assert!(status.success() && done["failures"].as_array().is_some_and(|f| f.is_empty()), "{done}");
+    assert_ne!(done["before"]["snapshot"], done["after"]["snapshot"]);
+    assert!(done["after"]["messages"].as_i64() > done["before"]["messages"].as_i64(), "the new rows are shown: {done}");
+    assert!(std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 10_000), "a screenshot was kept");
+}
