@@ -288,6 +288,11 @@ pub enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Evolve the records table's schema.
+    Schema {
+        #[command(subcommand)]
+        action: SchemaAction,
+    },
     /// Create the records table with the seed's schema and `--layout`'s partitioning: through Dremio
     /// (`CREATE TABLE IF NOT EXISTS` at `--dremio-table`) when `--writer dremio` is set, otherwise in the
     /// lake's catalog (SQL or REST), as every command does on first use. Prints the statement and the answer.
@@ -298,6 +303,21 @@ pub enum Command {
     Doctor {
         #[command(flatten)]
         cache: CacheArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaAction {
+    /// Add an optional column after the seed's 22: existing rows read it as null, records carrying a field
+    /// of that name fill it (ingestion sees the new column within 30 s). See docs/time-travel.md.
+    AddColumn {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "type", value_enum)]
+        column_type: crate::schema::extension::ColumnType,
+        /// A description kept in the table's schema.
+        #[arg(long)]
+        doc: Option<String>,
     },
 }
 
@@ -590,6 +610,16 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             if failed {
                 anyhow::bail!("Dremio refused a maintenance statement (see the report)");
             }
+            Ok(())
+        }
+        Command::Schema { action: SchemaAction::AddColumn { name, column_type, doc } } => {
+            let lake = open(&config, &backends).await?;
+            let schema = lake.add_column(&name, column_type, doc.as_deref()).await?;
+            let field = schema.field_by_name(&name).context("the new column")?;
+            println!(
+                "{}",
+                serde_json::json!({"column": name, "field_id": field.id, "type": field.field_type.to_string(), "schema_id": schema.schema_id()})
+            );
             Ok(())
         }
         Command::Rollback { to } => {

@@ -11,6 +11,7 @@ pub mod dual_write;
 pub mod file;
 pub mod validate;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
@@ -21,6 +22,7 @@ use crate::enrich::{Enricher, IncompletePolicy};
 use crate::lake::{Lake, LakeError, Segment, TableKind};
 use crate::observability::{BatchReceived, BatchStaged, RecordRejected};
 use crate::schema::dead_letter::{dead_letters_to_batch, DeadLetter, ErrorClass};
+use crate::schema::extension::{ExtraColumn, ExtrasBuilder};
 use crate::schema::RecordBatchBuilder;
 
 /// One raw event with its coordinates in the source stream.
@@ -123,7 +125,7 @@ impl Pipeline {
     /// Decodes, enriches (per policy) and validates every event. Pure: no I/O. `now` fills missing
     /// ingestion timestamps and dates dead letters; it never decides whether an event is valid.
     pub fn validate_batch(&self, batch: &SourceBatch, now: DateTime<Utc>) -> ValidatedBatch {
-        validate_events(batch, now, self.enricher.as_ref())
+        validate_events(batch, now, self.enricher.as_ref(), Vec::new())
     }
 
     /// Validates a batch and stages rows and dead letters. Returns only after both are durable, so that
@@ -139,16 +141,19 @@ impl Pipeline {
     /// partitions' invocations meanwhile.
     pub async fn ingest_at(&self, lake: &Lake, batch: &SourceBatch, now: DateTime<Utc>) -> Result<IngestReport, LakeError> {
         let (pipeline, owned) = (self.clone(), batch.clone());
-        let validated = tokio::task::spawn_blocking(move || pipeline.validate_batch(&owned, now))
+        // Columns added to the table since the seed's are filled from records that carry them.
+        let extras = lake.extra_columns().await?;
+        let validated = tokio::task::spawn_blocking(move || validate_events(&owned, now, pipeline.enricher.as_ref(), extras))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         ingest_validated(lake, batch, validated, self.dual_write.as_ref()).await
     }
 }
 
-fn validate_events(batch: &SourceBatch, now: DateTime<Utc>, enricher: Option<&Enricher>) -> ValidatedBatch {
+fn validate_events(batch: &SourceBatch, now: DateTime<Utc>, enricher: Option<&Enricher>, extras: Vec<ExtraColumn>) -> ValidatedBatch {
     let mut enriched = 0;
     let mut builder = RecordBatchBuilder::with_capacity(batch.events.len());
+    let mut extra_values = ExtrasBuilder::new(extras, batch.events.len());
     let mut sequence_numbers = Vec::with_capacity(batch.events.len());
     let mut dead_letters = Vec::new();
     for event in &batch.events {
@@ -179,9 +184,17 @@ fn validate_events(batch: &SourceBatch, now: DateTime<Utc>, enricher: Option<&En
         if let Some(enricher) = enricher {
             enriched += usize::from(enricher.fill_missing(&mut raw));
         }
+        let extra = match extra_values.read(&event.body) {
+            Ok(values) => values,
+            Err(e) => {
+                dead_letters.push(refused(ErrorClass::Validation, Some(&e.field), e.message));
+                continue;
+            }
+        };
         match validate::validate(raw, event.enqueued_time.unwrap_or(now), now) {
             Ok(record) => {
                 builder.append(&record);
+                extra_values.append(extra);
                 sequence_numbers.push(event.sequence_number);
             }
             Err(e) => {
@@ -192,6 +205,15 @@ fn validate_events(batch: &SourceBatch, now: DateTime<Utc>, enricher: Option<&En
         }
     }
     let records = builder.finish().expect("builder columns always match the table's Arrow schema");
+    let records = if extra_values.is_empty() {
+        records
+    } else {
+        let mut fields: Vec<_> = records.schema().fields().iter().cloned().collect();
+        fields.extend(extra_values.fields().cloned());
+        let mut columns = records.columns().to_vec();
+        columns.extend(extra_values.finish());
+        RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).expect("added columns have one value per row")
+    };
     ValidatedBatch { source: batch.source.clone(), invocation_id: batch.invocation_id.clone(), records, sequence_numbers, dead_letters, enriched }
 }
 

@@ -146,7 +146,9 @@ async fn merge_pass(cx: &CommitContext<'_>, store: &Arc<dyn ObjectStore>, writer
     let mut report = CommitReport { table: target.name.clone(), segments: plan.entries(), staged_bytes: plan.bytes(), ..CommitReport::default() };
     let (loaded, quarantined) = load_pass(cx, &plan).await?;
     report.quarantined = quarantined;
-    let parts: Vec<RecordBatch> = loaded.into_iter().map(|l| l.segment.rows).collect();
+    // Only the table's own columns are merged (columns added to it later are not listed in the MERGE).
+    let parts: Vec<RecordBatch> =
+        loaded.into_iter().map(|l| super::compat::conform(&l.segment.rows, &target.arrow_schema)).collect::<Result<_, _>>()?;
     let schema = target.arrow_schema.clone();
     let (batch, in_pass_duplicates) =
         tokio::task::spawn_blocking(move || unique_by_message_id(&parts, &schema)).await.map_err(|e| LakeError::Task(e.to_string()))??;

@@ -11,6 +11,7 @@ mod committer;
 pub mod compat;
 mod dremio_commit;
 mod error;
+mod evolve;
 mod ledger;
 pub mod paths;
 pub mod plan;
@@ -36,6 +37,7 @@ pub use self::commit::{CommitPolicy, CommitReport};
 pub use self::committer::{Committer, OnCommit};
 pub use self::dremio_commit::{rows_inserted, DremioWriter, DREMIO_STAGING_DIR};
 pub use self::error::LakeError;
+pub use self::evolve::EXTRA_COLUMNS_TTL;
 pub use self::ledger::{
     CommittedState, Watermarks, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
 };
@@ -232,6 +234,8 @@ pub struct Lake {
     rest_catalog: bool,
     /// `--writer dremio`: records are merged by Dremio instead of committed here.
     records_writer: Option<Arc<DremioWriter>>,
+    /// The records table's added columns, as ingestion last looked them up.
+    extras: evolve::ExtraColumnsCache,
 }
 
 impl std::fmt::Debug for Lake {
@@ -303,6 +307,7 @@ impl Lake {
             retired: Arc::new(retired),
             policy: config.commit_policy,
             records_writer: None,
+            extras: Default::default(),
         };
         for target in [lake.target(TableKind::Records), lake.target(TableKind::DeadLetters), &lake.retired] {
             lake.ensure_table(target).await?;

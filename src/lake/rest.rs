@@ -376,6 +376,7 @@ pub(crate) fn commit_request(
     properties: &[(String, String)],
     expire: &[i64],
     set_current: Option<i64>,
+    schema: Option<iceberg::spec::Schema>,
 ) -> Result<CommitTableRequest, LakeError> {
     let metadata = table.metadata();
     let base = metadata.current_snapshot_id();
@@ -383,11 +384,18 @@ pub(crate) fn commit_request(
         let detail = format!("snapshot {id} is the current snapshot of {} and cannot be expired", table.identifier());
         return Err(LakeError::iceberg("building the commit")(iceberg::Error::new(iceberg::ErrorKind::DataInvalid, detail)));
     }
-    let requirements = vec![
+    let mut requirements = vec![
         TableRequirement::UuidMatch { uuid: metadata.uuid() },
         TableRequirement::RefSnapshotIdMatch { r#ref: MAIN_BRANCH.to_string(), snapshot_id: base },
     ];
     let mut updates = Vec::new();
+    if let Some(schema) = schema {
+        // A concurrent schema change must make this one fail, not interleave.
+        requirements.push(TableRequirement::CurrentSchemaIdMatch { current_schema_id: metadata.current_schema_id() });
+        requirements.push(TableRequirement::LastAssignedFieldIdMatch { last_assigned_field_id: metadata.last_column_id() });
+        updates.push(TableUpdate::AddSchema { schema });
+        updates.push(TableUpdate::SetCurrentSchema { schema_id: -1 });
+    }
     if let Some(snapshot) = snapshot {
         let reference = SnapshotReference::new(snapshot.snapshot_id(), main_retention(metadata));
         updates.push(TableUpdate::AddSnapshot { snapshot });

@@ -327,7 +327,8 @@ pub(crate) fn decode(bytes: Bytes, expected: &Schema) -> Result<Segment, String>
     let seq_index = schema.index_of(SEQUENCE_COLUMN).map_err(|_| format!("no `{SEQUENCE_COLUMN}` column"))?;
     let mut data_fields: Vec<&Arc<Field>> = schema.fields().iter().collect();
     data_fields.remove(seq_index);
-    let matches = data_fields.len() == expected.fields().len()
+    // The table's columns first; columns added to the table later (filled from records) may follow.
+    let matches = data_fields.len() >= expected.fields().len()
         && data_fields.iter().zip(expected.fields()).all(|(a, b)| a.name() == b.name() && a.data_type().equals_datatype(b.data_type()));
     if !matches {
         let names: Vec<&str> = data_fields.iter().map(|f| f.name().as_str()).collect();

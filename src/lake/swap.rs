@@ -181,6 +181,8 @@ pub struct Change {
     pub summary: HashMap<String, String>,
     /// Table properties to set.
     pub properties: Vec<(String, String)>,
+    /// A new schema to add and make current (a column added); its id and field ids must be new.
+    pub schema: Option<iceberg::spec::Schema>,
     /// Point `main` back at this existing snapshot (a rollback: no new snapshot, the snapshot log records
     /// the move). Not combined with files, replaces or a manifest rewrite.
     pub set_current: Option<i64>,
@@ -269,7 +271,7 @@ async fn publish_rest(
 ) -> Result<Outcome, LakeError> {
     let snapshot_id = snapshot.as_ref().map(|s| s.id);
     let snapshot = snapshot.map(|s| s.into_snapshot(table.metadata(), now));
-    let request = match rest::commit_request(table, snapshot, &change.properties, &change.expire, change.set_current) {
+    let request = match rest::commit_request(table, snapshot, &change.properties, &change.expire, change.set_current, change.schema.clone()) {
         Ok(request) => request,
         Err(e) => {
             remove(table, written).await;
@@ -549,6 +551,12 @@ fn next_metadata(
         let main =
             refs.as_object_mut().ok_or_else(|| invalid("refs is not an object".into()))?.entry("main").or_insert_with(|| json!({"type": "branch"}));
         main["snapshot-id"] = json!(snapshot.id);
+    }
+    if let Some(schema) = &change.schema {
+        let json = serde_json::to_value(schema).map_err(|e| invalid(e.to_string()))?;
+        push(object, "schemas", json);
+        object.insert("current-schema-id".into(), json!(schema.schema_id()));
+        object.insert("last-column-id".into(), json!(schema.highest_field_id().max(metadata.last_column_id())));
     }
     if let Some(id) = change.set_current {
         if snapshot.is_some() || metadata.snapshot_by_id(id).is_none() {

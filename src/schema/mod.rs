@@ -7,6 +7,7 @@
 
 mod arrow;
 pub mod dead_letter;
+pub mod extension;
 mod raw;
 mod record;
 
