@@ -69,5 +69,6 @@ async fn the_dashboard_shows_the_apis_numbers_and_follows_commits() {
     assert!(status.success() && done["failures"].as_array().is_some_and(|f| f.is_empty()), "{done}");
     assert_ne!(done["before"]["snapshot"], done["after"]["snapshot"]);
     assert!(done["after"]["messages"].as_i64() > done["before"]["messages"].as_i64(), "the new rows are shown: {done}");
+    assert_eq!(done["past"], done["before"]["messages"], "the past snapshot shows what the first load showed");
     assert!(std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 10_000), "a screenshot was kept");
 }

@@ -124,6 +124,11 @@ async fn rollback_restores_rows_and_ledger_so_replays_land_once() {
     assert_eq!(ids.len(), 500);
     assert!(ids.windows(2).all(|w| w[0] != w[1]), "every row once");
 
+    // The API answers from the rolled-forward table.
+    let server = serve(lake.clone()).await;
+    let top = get_ok(&server.base, "/api/sentiment/tickers?from=2026-11-01&to=2026-11-21&limit=100").await;
+    assert_eq!(top["data"].as_array().unwrap().iter().map(|t| t["message_count"].as_i64().unwrap()).sum::<i64>(), 500);
+
     // Nothing to do, and refusals.
     assert!(lake
         .rollback(TableKind::Records, lake.load(TableKind::Records).await.unwrap().metadata().current_snapshot_id().unwrap())

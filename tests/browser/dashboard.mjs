@@ -57,9 +57,16 @@ try {
   });
   if (overflow.by > 1) failures.push(`on a 390 px screen the page is ${overflow.by} px too wide (${overflow.elements.join(", ")})`);
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-phone.png"), fullPage: false });
+  // A past snapshot on request: the page reads every panel at it.
+  await page.selectOption("#as_of", before.snapshot);
+  await page.waitForFunction((old) => window.dashboardState.snapshotId === old && window.dashboardState.loads >= 3, before.snapshot, { timeout: 20000 });
+  const past = await page.evaluate(() => ({ series: window.dashboardState.series, text: document.getElementById("snapshot").textContent }));
+  const pastApi = JSON.parse(await (await fetch(`${base}/api/sentiment/timeseries?${query}&as_of=${before.snapshot}`)).text()).data;
+  if (JSON.stringify(past.series.message_count) !== JSON.stringify(pastApi.map((p) => p.message_count))) failures.push("the past snapshot's plot differs from the API's answer at it");
+  if (!past.text.includes("a past snapshot")) failures.push(`the snapshot line does not say it is past: ${past.text}`);
   if (consoleErrors.length) failures.push(`console errors: ${consoleErrors.join(" | ")}`);
   if (outside.length) failures.push(`requests to other origins: ${outside.join(", ")}`);
-  console.log(JSON.stringify({ phase: "done", before, after, failures }));
+  console.log(JSON.stringify({ phase: "done", before, after, past: past.series.message_count.reduce((a, b) => a + b, 0), failures }));
 } finally {
   await browser.close();
 }
