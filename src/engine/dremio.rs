@@ -41,6 +41,11 @@ impl DremioEngine {
     }
 }
 
+/// The table from the shared catalog (where snapshot ids come from with [`SnapshotSource::Catalog`]).
+async fn load(catalog: &dyn Catalog, ident: &TableIdent) -> Result<iceberg::table::Table, EngineError> {
+    catalog.load_table(ident).await.map_err(|e| EngineError::Unavailable(format!("loading {ident}: {e}")))
+}
+
 fn engine_error(e: DremioError) -> EngineError {
     if e.is_retryable() {
         EngineError::Unavailable(e.to_string())
@@ -122,12 +127,7 @@ impl QueryEngine for DremioEngine {
 
     async fn current_snapshot(&self) -> Result<TableSnapshot, EngineError> {
         let snapshot_id = match &self.snapshots {
-            SnapshotSource::Catalog { catalog, ident } => catalog
-                .load_table(ident)
-                .await
-                .map_err(|e| EngineError::Unavailable(format!("loading {ident}: {e}")))?
-                .metadata()
-                .current_snapshot_id(),
+            SnapshotSource::Catalog { catalog, ident } => load(catalog.as_ref(), ident).await?.metadata().current_snapshot_id(),
             SnapshotSource::Dremio => {
                 let batches = self.client.execute(&sql::current_snapshot(&self.table), StatementKind::Read).await.map_err(engine_error)?;
                 single_id(&batches)?
@@ -138,10 +138,7 @@ impl QueryEngine for DremioEngine {
 
     async fn snapshot_as_of(&self, as_of: AsOf) -> Result<TableSnapshot, EngineError> {
         let snapshot_id = match &self.snapshots {
-            SnapshotSource::Catalog { catalog, ident } => {
-                let table = catalog.load_table(ident).await.map_err(|e| EngineError::Unavailable(format!("loading {ident}: {e}")))?;
-                resolve_as_of(table.metadata(), as_of)?
-            }
+            SnapshotSource::Catalog { catalog, ident } => resolve_as_of(load(catalog.as_ref(), ident).await?.metadata(), as_of)?,
             SnapshotSource::Dremio => {
                 let statement = sql::snapshot_as_of(&self.table, as_of_literal(as_of));
                 let batches = self.client.execute(&statement, StatementKind::Read).await.map_err(engine_error)?;
@@ -153,10 +150,7 @@ impl QueryEngine for DremioEngine {
 
     async fn history(&self) -> Result<Vec<SnapshotInfo>, EngineError> {
         match &self.snapshots {
-            SnapshotSource::Catalog { catalog, ident } => {
-                let table = catalog.load_table(ident).await.map_err(|e| EngineError::Unavailable(format!("loading {ident}: {e}")))?;
-                Ok(history_of(table.metadata()))
-            }
+            SnapshotSource::Catalog { catalog, ident } => Ok(history_of(load(catalog.as_ref(), ident).await?.metadata())),
             SnapshotSource::Dremio => {
                 let batches = self.client.execute(&sql::history(&self.table), StatementKind::Read).await.map_err(engine_error)?;
                 history_rows(&batches)
