@@ -132,13 +132,16 @@ pub fn table_at(table: &TablePath, snapshot_id: Option<i64>) -> String {
     }
 }
 
+/// `TABLE(table_history('<path>'))`: the table's history as Dremio's metadata function gives it. The path
+/// parsed without control characters, so the literal always renders.
+fn history_source(table: &TablePath) -> String {
+    format!("TABLE(table_history({}))", Literal::Text(&table.0.join(".")).render().unwrap_or_default())
+}
+
 /// The table's current snapshot: the newest entry of its history that is an ancestor of the current state
 /// (after a rollback the newest snapshot is not the current one).
 pub fn current_snapshot(table: &TablePath) -> String {
-    format!(
-        "SELECT snapshot_id FROM TABLE(table_history({})) WHERE is_current_ancestor = TRUE ORDER BY made_current_at DESC LIMIT 1",
-        Literal::Text(&table.0.join(".")).render().unwrap_or_default()
-    )
+    format!("SELECT snapshot_id FROM {} WHERE is_current_ancestor = TRUE ORDER BY made_current_at DESC LIMIT 1", history_source(table))
 }
 
 /// Which snapshot a time-travel lookup wants.
@@ -151,11 +154,11 @@ pub enum SnapshotRef {
 
 /// The snapshot `at` names, if the table's history has it.
 pub fn snapshot_as_of(table: &TablePath, at: SnapshotRef) -> String {
-    let history = Literal::Text(&table.0.join(".")).render().unwrap_or_default();
+    let history = history_source(table);
     match at {
-        SnapshotRef::Id(id) => format!("SELECT snapshot_id FROM TABLE(table_history({history})) WHERE snapshot_id = {id} LIMIT 1"),
+        SnapshotRef::Id(id) => format!("SELECT snapshot_id FROM {history} WHERE snapshot_id = {id} LIMIT 1"),
         SnapshotRef::CurrentAt(at) => format!(
-            "SELECT snapshot_id FROM TABLE(table_history({history})) WHERE made_current_at <= {} ORDER BY made_current_at DESC LIMIT 1",
+            "SELECT snapshot_id FROM {history} WHERE made_current_at <= {} ORDER BY made_current_at DESC LIMIT 1",
             Literal::Timestamp(at).render().unwrap_or_default()
         ),
     }
@@ -163,8 +166,7 @@ pub fn snapshot_as_of(table: &TablePath, at: SnapshotRef) -> String {
 
 /// The table's history, newest first.
 pub fn history(table: &TablePath) -> String {
-    let history = Literal::Text(&table.0.join(".")).render().unwrap_or_default();
-    format!("SELECT snapshot_id, parent_id, made_current_at FROM TABLE(table_history({history})) ORDER BY made_current_at DESC LIMIT 1000")
+    format!("SELECT snapshot_id, parent_id, made_current_at FROM {} ORDER BY made_current_at DESC LIMIT 1000", history_source(table))
 }
 
 /// The columns' Dremio types, in the table's order.

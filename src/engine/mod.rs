@@ -110,12 +110,7 @@ pub fn history_of(metadata: &iceberg::spec::TableMetadata) -> Vec<SnapshotInfo> 
         .map(|s| {
             let summary = s.summary();
             let number = |key: &str| summary.additional_properties.get(key).and_then(|v| v.parse().ok());
-            let sources = summary
-                .additional_properties
-                .get(crate::lake::WATERMARKS_PROPERTY)
-                .and_then(|v| serde_json::from_str::<std::collections::BTreeMap<String, serde_json::Value>>(v).ok())
-                .map(|m| m.into_keys().collect())
-                .unwrap_or_default();
+            let sources = crate::lake::summary_watermarks(s).map(|w| w.iter().map(|(source, _)| source.to_string()).collect()).unwrap_or_default();
             SnapshotInfo {
                 snapshot_id: s.snapshot_id(),
                 parent_id: s.parent_snapshot_id(),

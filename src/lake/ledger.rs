@@ -34,6 +34,12 @@ pub const PARTIAL_SUMMARY: &str = "partial";
 /// committer looks again within seconds.
 pub const RECENT_COMMITS: usize = 100;
 
+/// The watermarks a snapshot's summary records (partial or whole), if it records readable ones. For readers
+/// that tolerate their absence (history listings, rollback planning); the committer's own read fails closed.
+pub fn summary_watermarks(snapshot: &iceberg::spec::Snapshot) -> Option<Watermarks> {
+    serde_json::from_str(snapshot.summary().additional_properties.get(WATERMARKS_PROPERTY)?).ok()
+}
+
 /// `source id -> highest sequence number accounted for`. A source is one ordered stream, for example one
 /// Event Hubs partition of one consumer group (`eventhubs://ns/hub/cg/3`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

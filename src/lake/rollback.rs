@@ -40,8 +40,7 @@ pub struct RollbackReport {
 }
 
 fn summary_watermarks(metadata: &TableMetadata, id: i64) -> Option<Watermarks> {
-    let raw = metadata.snapshot_by_id(id)?.summary().additional_properties.get(WATERMARKS_PROPERTY)?;
-    serde_json::from_str(raw).ok()
+    super::ledger::summary_watermarks(metadata.snapshot_by_id(id)?)
 }
 
 fn total_rows(metadata: &TableMetadata, id: i64) -> Option<i64> {
