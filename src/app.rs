@@ -107,7 +107,9 @@ impl Default for QueryOptions {
 pub fn query_service(lake: &Lake, options: &QueryOptions) -> anyhow::Result<Arc<QueryService>> {
     let ident = lake.target(TableKind::Records).ident.clone();
     let engine: Arc<dyn QueryEngine> = match &options.engine {
-        QueryEngineChoice::Embedded => Arc::new(EmbeddedEngine::new(lake.catalog(), ident, options.engine_memory_bytes)?),
+        QueryEngineChoice::Embedded => {
+            Arc::new(EmbeddedEngine::new(lake.catalog(), ident, options.engine_memory_bytes)?.with_pointer(lake.metadata_pointer()))
+        }
         QueryEngineChoice::Dremio(dremio) => {
             let snapshots =
                 if dremio.snapshots_from_catalog { SnapshotSource::Catalog { catalog: lake.catalog(), ident } } else { SnapshotSource::Dremio };

@@ -362,6 +362,29 @@ impl CommitConflict<'_> {
     }
 }
 
+/// An invocation failed as a whole and will be retried by the host.
+pub struct InvocationFailed {
+    /// `body`, `lake`, `migrate` or `maintain`.
+    pub cause: &'static str,
+}
+
+impl InvocationFailed {
+    pub fn emit(self) {
+        counter!("sentiment_lake_invocations_failed_total", "cause" => self.cause).increment(1);
+    }
+}
+
+/// A commit pass failed; what it would have committed stays staged for the next pass.
+pub struct CommitFailed {
+    pub retryable: bool,
+}
+
+impl CommitFailed {
+    pub fn emit(self) {
+        counter!("sentiment_lake_commit_failures_total", "retryable" => if self.retryable { "true" } else { "false" }).increment(1);
+    }
+}
+
 /// The answer cache was consulted (or failed to store an answer).
 pub struct CacheLookup<'a> {
     pub query: &'static str,

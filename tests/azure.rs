@@ -108,6 +108,7 @@ async fn another_container_is_read_in_ranges_with_the_same_credentials() {
     azurite.create_container("legacy").await;
     let settings = StorageSettings {
         azure: sentiment_lake::storage::AzureSettings { connection_string: Some(azurite.connection_string()), ..Default::default() },
+        ..Default::default()
     };
     let uploads = OpenedLocation::open(Location::parse(&Azurite::url("legacy", "exports/AAPL")).unwrap(), &settings).unwrap();
     let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
@@ -204,6 +205,7 @@ async fn managed_identity_through_the_app_service_endpoint() {
             account_key: Some(sentiment_lake::storage::azure::EMULATOR_ACCOUNT_KEY.into()),
             ..Default::default()
         },
+        ..Default::default()
     };
     let names = objects(&settings, "lake").await;
     assert!(names.iter().filter(|n| n.starts_with("warehouse/sentiment/sentiment_records/data/")).count() > 0, "{names:?}");

@@ -148,6 +148,7 @@ async fn legacy_files_are_read_from_blob_storage() {
     let (legacy, azurite) = legacy_files_and_azurite().await;
     let settings = StorageSettings {
         azure: sentiment_lake::storage::AzureSettings { connection_string: Some(azurite.connection_string()), ..Default::default() },
+        ..Default::default()
     };
     let uploads = OpenedLocation::open(Location::parse(&Azurite::url("legacy", "exports")).unwrap(), &settings).unwrap();
     let content = std::fs::read(legacy.path().join("old_writer.parquet")).unwrap();

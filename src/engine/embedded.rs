@@ -23,7 +23,10 @@ use datafusion::scalar::ScalarValue;
 use iceberg::table::Table;
 use iceberg::{Catalog, TableIdent};
 use iceberg_datafusion::IcebergStaticTableProvider;
+use metrics::counter;
 use tokio::sync::Mutex;
+
+use crate::lake::MetadataPointer;
 
 use super::{history_of, resolve_as_of, AsOf, Dialect, EngineError, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot};
 
@@ -46,6 +49,9 @@ pub struct EmbeddedEngine {
     session: Mutex<Option<(Option<i64>, SessionContext)>>,
     /// The table as last loaded by [`QueryEngine::current_snapshot`], so `execute` need not load it again.
     latest: Mutex<Option<Table>>,
+    /// Tells whether the table moved since `latest` was loaded, without loading it again; `None`: every
+    /// lookup of the current snapshot loads the table.
+    pointer: Option<Arc<dyn MetadataPointer>>,
 }
 
 impl EmbeddedEngine {
@@ -56,7 +62,36 @@ impl EmbeddedEngine {
             .with_memory_limit(memory_limit, 1.0)
             .build_arc()
             .map_err(|e| EngineError::Query(format!("building the engine's runtime: {e}")))?;
-        Ok(Self { catalog, ident, runtime, memory_limit, session: Mutex::new(None), latest: Mutex::new(None) })
+        Ok(Self { catalog, ident, runtime, memory_limit, session: Mutex::new(None), latest: Mutex::new(None), pointer: None })
+    }
+
+    /// Learn of commits from the catalog's metadata pointer: while it still names the metadata file last
+    /// loaded, the current snapshot is known without reading or parsing that file (a cached answer then
+    /// costs one catalog row and one cache lookup).
+    pub fn with_pointer(mut self, pointer: Arc<dyn MetadataPointer>) -> Self {
+        self.pointer = Some(pointer);
+        self
+    }
+
+    /// The snapshot `latest` holds, if the catalog still points at it.
+    async fn unchanged_snapshot(&self) -> Result<Option<TableSnapshot>, EngineError> {
+        let Some(pointer) = &self.pointer else {
+            return Ok(None);
+        };
+        let location = pointer
+            .metadata_location(&self.ident)
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("reading {}'s metadata location: {e}", self.ident)))?;
+        let latest = self.latest.lock().await;
+        let unchanged = match (location, latest.as_ref()) {
+            (Some(location), Some(table)) => table.metadata_location() == Some(location.as_str()),
+            _ => false,
+        };
+        counter!("sentiment_lake_query_snapshot_lookups_total", "outcome" => if unchanged { "unchanged" } else { "reloaded" }).increment(1);
+        Ok(latest
+            .as_ref()
+            .filter(|_| unchanged)
+            .map(|table| TableSnapshot { table: self.ident.to_string(), snapshot_id: table.metadata().current_snapshot_id() }))
     }
 
     fn query_error(&self, e: DataFusionError) -> EngineError {
@@ -188,6 +223,9 @@ impl QueryEngine for EmbeddedEngine {
     }
 
     async fn current_snapshot(&self) -> Result<TableSnapshot, EngineError> {
+        if let Some(snapshot) = self.unchanged_snapshot().await? {
+            return Ok(snapshot);
+        }
         let table = self.load_table().await?;
         let snapshot = TableSnapshot { table: self.ident.to_string(), snapshot_id: table.metadata().current_snapshot_id() };
         *self.latest.lock().await = Some(table);

@@ -28,6 +28,13 @@ impl IntoResponse for InvocationError {
     fn into_response(self) -> Response {
         // The host discards the body's Logs on non-2xx: stderr (via tracing) is the only trace that survives.
         tracing::error!(error = %self, "Invocation failed; the host will retry it.");
+        let cause = match &self {
+            InvocationError::Body(_) => "body",
+            InvocationError::Lake(_) => "lake",
+            InvocationError::Migrate(_) => "migrate",
+            InvocationError::Maintain(_) => "maintain",
+        };
+        crate::observability::InvocationFailed { cause }.emit();
         let body = InvokeResponse { logs: vec![self.to_string()], ..InvokeResponse::default() };
         (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
     }

@@ -18,7 +18,7 @@ use super::payload::blob::BlobTrigger;
 use super::payload::eventhub::{EventDataType, EventHubBatch, Refused};
 use super::payload::timer::TimerInfo;
 use super::payload::InvokeRequest;
-use crate::ingest::{Pipeline, SourceBatch, SourceEvent};
+use crate::ingest::Pipeline;
 use crate::lake::{Committer, Lake, LakeError, TableKind};
 use crate::query::QueryService;
 
@@ -144,22 +144,7 @@ async fn ingest_events(State(state): State<AppState>, headers: HeaderMap, body: 
             return quarantine_envelope(&state, INGEST_FUNCTION, invocation.as_deref(), error.to_string(), body, futures::stream::empty()).await;
         }
     };
-    let source = SourceBatch {
-        source: batch.source_id(&binding.namespace, &binding.event_hub),
-        invocation_id: invocation.clone(),
-        events: batch
-            .events
-            .into_iter()
-            .map(|e| SourceEvent {
-                sequence_number: e.sequence_number,
-                offset: e.offset,
-                enqueued_time: e.enqueued_time,
-                partition_key: e.partition_key,
-                body: e.body,
-                defect: e.defect,
-            })
-            .collect(),
-    };
+    let source = batch.into_source_batch(&binding.namespace, &binding.event_hub, invocation.clone());
     let report = match state.pipeline.ingest(&state.lake, &source).await {
         Ok(report) => report,
         Err(e) if e.is_retryable() => return Err(e.into()),
@@ -299,6 +284,9 @@ async fn table_health(lake: &Lake, kind: TableKind) -> Result<serde_json::Value,
     }))
 }
 
+/// Commit passes failed in a row before health says degraded.
+const COMMIT_FAILURES_DEGRADED: u64 = 3;
+
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let mut tables = serde_json::Map::new();
     let mut healthy = true;
@@ -317,9 +305,19 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
             json!({"error": e.to_string()})
         }
     };
+    // One failed pass is retried by the next; several in a row mean staged data is not becoming visible.
+    let commits = state.committer.failures();
+    if commits.consecutive >= COMMIT_FAILURES_DEGRADED {
+        healthy = false;
+    }
     let query = api::health(&state.query).await;
     let status = if healthy { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"status": if healthy { "ok" } else { "degraded" }, "tables": tables, "quarantine": quarantine, "query": query})))
+    (
+        status,
+        Json(
+            json!({"status": if healthy { "ok" } else { "degraded" }, "tables": tables, "quarantine": quarantine, "commits": commits, "query": query}),
+        ),
+    )
 }
 
 async fn metrics() -> impl IntoResponse {

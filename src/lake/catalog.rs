@@ -178,6 +178,25 @@ async fn connect(settings: &CatalogSettings) -> Result<Connected, LakeError> {
     Ok(Connected { catalog: Arc::new(catalog), publisher: Publisher::Sql(swap), renew_at })
 }
 
+/// Which metadata file a table points at, learnt without loading it. A reader that keeps the table it last
+/// loaded compares this pointer instead of re-reading and re-parsing the metadata file on every request.
+#[async_trait]
+pub trait MetadataPointer: Send + Sync {
+    /// `Ok(None)`: this catalog cannot tell cheaply (or has no such table); load the table instead.
+    async fn metadata_location(&self, table: &TableIdent) -> Result<Option<String>, LakeError>;
+}
+
+#[async_trait]
+impl MetadataPointer for RenewingCatalog {
+    async fn metadata_location(&self, table: &TableIdent) -> Result<Option<String>, LakeError> {
+        match self.current().await?.1 {
+            Publisher::Sql(swap) => swap.metadata_location(table).await,
+            // A REST catalog's pointer comes only with the whole metadata (loadTable).
+            Publisher::Rest { .. } => Ok(None),
+        }
+    }
+}
+
 #[async_trait]
 impl Catalog for RenewingCatalog {
     async fn list_namespaces(&self, parent: Option<&NamespaceIdent>) -> IcebergResult<Vec<NamespaceIdent>> {

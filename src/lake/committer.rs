@@ -26,6 +26,16 @@ struct Inner {
     // One pass at a time per process; other processes are handled by the commit protocol itself.
     running: Mutex<()>,
     on_commit: Option<OnCommit>,
+    /// Passes failed since the last one that worked, and why the latest failed: health reports them.
+    failures: std::sync::Mutex<Failures>,
+}
+
+/// Commit passes failed in a row, for health.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Failures {
+    pub consecutive: u64,
+    pub last_error: Option<String>,
+    pub last_failed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Committer {
@@ -38,6 +48,7 @@ impl Committer {
                 threshold_rows: threshold_rows.max(1),
                 running: Mutex::new(()),
                 on_commit,
+                failures: Default::default(),
             }),
         }
     }
@@ -53,11 +64,28 @@ impl Committer {
     pub async fn commit_now(&self) -> Result<Vec<CommitReport>, LakeError> {
         let _guard = self.inner.running.lock().await;
         self.inner.pending_rows.store(0, Ordering::Relaxed);
-        let reports = self.inner.lake.commit().await?;
+        let committed = self.inner.lake.commit().await;
+        {
+            let mut failures = self.inner.failures.lock().unwrap_or_else(|e| e.into_inner());
+            match &committed {
+                Ok(_) => failures.consecutive = 0,
+                Err(e) => {
+                    failures.consecutive += 1;
+                    failures.last_error = Some(e.to_string());
+                    failures.last_failed_at = Some(chrono::Utc::now());
+                }
+            }
+        }
+        let reports = committed?;
         if let Some(on_commit) = &self.inner.on_commit {
             on_commit(&reports);
         }
         Ok(reports)
+    }
+
+    /// Commit passes failed since the last that worked (zero when the latest worked).
+    pub fn failures(&self) -> Failures {
+        self.inner.failures.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Runs the interval/threshold loop until the task is dropped.

@@ -31,7 +31,7 @@ use iceberg::spec::{Schema, UnboundPartitionSpec};
 use iceberg::table::Table;
 use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 
-pub use self::catalog::{CatalogAuth, CatalogType, RenewingCatalog, OSSRDBMS_RESOURCE};
+pub use self::catalog::{CatalogAuth, CatalogType, MetadataPointer, RenewingCatalog, OSSRDBMS_RESOURCE};
 use self::catalog::{CatalogSettings, RestEndpoint};
 pub use self::commit::{CommitPolicy, CommitReport};
 pub use self::committer::{Committer, OnCommit};
@@ -394,6 +394,11 @@ impl Lake {
         self.catalog.clone()
     }
 
+    /// What tells a reader whether the table moved without loading it.
+    pub fn metadata_pointer(&self) -> Arc<dyn MetadataPointer> {
+        self.catalog.clone()
+    }
+
     pub fn policy(&self) -> CommitPolicy {
         self.policy
     }
@@ -424,10 +429,11 @@ impl Lake {
                 retired: &self.retired,
                 policy: self.policy,
             };
-            let report = match (&self.records_writer, kind) {
-                (Some(writer), TableKind::Records) => dremio_commit::commit_staged(&cx, self.warehouse.store(), writer).await?,
-                _ => commit::commit_staged(&cx).await?,
+            let committed = match (&self.records_writer, kind) {
+                (Some(writer), TableKind::Records) => dremio_commit::commit_staged(&cx, self.warehouse.store(), writer).await,
+                _ => commit::commit_staged(&cx).await,
             };
+            let report = committed.inspect_err(|e| crate::observability::CommitFailed { retryable: e.is_retryable() }.emit())?;
             let r = &report;
             crate::observability::BatchCommitted {
                 table: &r.table,

@@ -99,6 +99,24 @@ impl CatalogSwap {
         Ok(result.rows_affected() == 1)
     }
 
+    /// The metadata file `table` points at, read from its catalog row without opening the file: one indexed
+    /// row, so a reader can tell whether the table moved for the price of a round trip. `None`: no such table.
+    pub async fn metadata_location(&self, table: &TableIdent) -> Result<Option<String>, LakeError> {
+        let statement = self.placeholders(
+            "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? \
+             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)",
+        );
+        let namespace = table.namespace().join(".");
+        let row: Option<(Option<String>,)> = sqlx::query_as(&statement)
+            .bind(&self.catalog_name)
+            .bind(&namespace)
+            .bind(table.name())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql_error("reading the table's metadata location"))?;
+        Ok(row.and_then(|(location,)| location))
+    }
+
     /// Takes (or extends) the lease `name` for `holder` until `expires_ms` if it is free, expired or already
     /// `holder`'s. The lease table lives beside the catalog's own in the same database, so every instance
     /// that shares the catalog sees one lease.

@@ -50,7 +50,12 @@ impl ObjectStorage {
     /// Local files, any absolute path. Without automatic cleanup of emptied directories: rooted at `/`, it
     /// could climb past the warehouse; an empty partition directory left by a cleaned-up commit is harmless.
     pub fn local() -> Self {
-        Self { scope: Arc::new(Scope::Local), store: Arc::new(object_store::local::LocalFileSystem::new()) }
+        Self::local_on(Arc::new(object_store::local::LocalFileSystem::new()))
+    }
+
+    /// Local files through `store`, a filesystem store rooted at `/` (possibly wrapped in a layer).
+    pub(crate) fn local_on(store: Arc<dyn ObjectStore>) -> Self {
+        Self { scope: Arc::new(Scope::Local), store }
     }
 
     /// One Azure container; `store` is that container's client.

@@ -12,6 +12,7 @@
 
 pub mod azure;
 mod error;
+pub mod faults;
 mod iceberg_io;
 mod location;
 
@@ -23,6 +24,7 @@ use object_store::ObjectStore;
 
 pub use self::azure::{managed_identity_token, AccessToken, AzureAccount, AzureAuth, AzureSettings};
 pub use self::error::{store_error_is_retryable, StorageError};
+pub use self::faults::StoreLayer;
 pub use self::iceberg_io::{ObjectStorage, ObjectStorageFactory};
 pub use self::location::{AzureLocation, Location};
 
@@ -30,6 +32,17 @@ pub use self::location::{AzureLocation, Location};
 #[derive(Debug, Clone, Default)]
 pub struct StorageSettings {
     pub azure: AzureSettings,
+    /// Wrapped around every client opened (the fault tests inject storage failures here).
+    pub layer: Option<StoreLayer>,
+}
+
+impl StorageSettings {
+    fn layered(&self, store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
+        match &self.layer {
+            Some(layer) => layer.apply(store),
+            None => store,
+        }
+    }
 }
 
 /// A location opened for use: a client rooted at it and a sentence saying how it is reached.
@@ -61,11 +74,12 @@ impl OpenedLocation {
                 let store = object_store::local::LocalFileSystem::new_with_prefix(path)
                     .map_err(|e| StorageError::store("open", path.display().to_string(), e))?
                     .with_automatic_cleanup(true);
-                Ok(Self { store: Arc::new(store), iceberg: ObjectStorage::local(), access: "local filesystem".into(), location })
+                let iceberg = ObjectStorage::local_on(settings.layered(Arc::new(object_store::local::LocalFileSystem::new())));
+                Ok(Self { store: settings.layered(Arc::new(store)), iceberg, access: "local filesystem".into(), location })
             }
             Location::Azure(azure) => {
                 let account = AzureAccount::resolve(&azure.account, &settings.azure)?;
-                let container = account.container(&azure.container)?;
+                let container = settings.layered(account.container(&azure.container)?);
                 let store: Arc<dyn ObjectStore> = if azure.path.as_ref().is_empty() {
                     container.clone()
                 } else {
