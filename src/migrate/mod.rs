@@ -117,7 +117,7 @@ pub fn source_id(location_url: &str, meta: &ObjectMeta) -> String {
 }
 
 /// One legacy file version, opened: its footer read, its layout resolved, the values its rows default to.
-pub(crate) struct LegacyFile {
+pub struct LegacyFile {
     pub source: String,
     pub opened: reader::Opened,
     pub layout: Layout,
@@ -127,7 +127,7 @@ pub(crate) struct LegacyFile {
 impl LegacyFile {
     /// Opens `meta` (a file of the location `location_url`) and maps it; refuses a file whose time or text
     /// no column holds.
-    pub(crate) async fn open(store: Arc<dyn ObjectStore>, location_url: &str, meta: &ObjectMeta, mapping: &Mapping) -> Result<Self, MigrateError> {
+    pub async fn open(store: Arc<dyn ObjectStore>, location_url: &str, meta: &ObjectMeta, mapping: &Mapping) -> Result<Self, MigrateError> {
         let file = meta.location.to_string();
         let source = source_id(location_url, meta);
         let opened = reader::Opened::new(reader::ObjectFile::new(store, meta.location.clone(), meta.size))

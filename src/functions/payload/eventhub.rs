@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 
 use super::lenient;
 use super::PayloadError;
+use crate::ingest::{SourceBatch, SourceEvent};
 
 /// How the binding hands event bodies over (`dataType` in function.json).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
@@ -212,6 +213,26 @@ impl EventHubBatch {
             p.consumer_group.as_deref().unwrap_or("$Default"),
             p.partition_id
         )
+    }
+
+    /// The batch as the pipeline takes it: events of the stream [`EventHubBatch::source_id`] names.
+    pub fn into_source_batch(self, fallback_namespace: &str, fallback_hub: &str, invocation_id: Option<String>) -> SourceBatch {
+        SourceBatch {
+            source: self.source_id(fallback_namespace, fallback_hub),
+            invocation_id,
+            events: self
+                .events
+                .into_iter()
+                .map(|e| SourceEvent {
+                    sequence_number: e.sequence_number,
+                    offset: e.offset,
+                    enqueued_time: e.enqueued_time,
+                    partition_key: e.partition_key,
+                    body: e.body,
+                    defect: e.defect,
+                })
+                .collect(),
+        }
     }
 
     /// Decodes the invocation body for `binding` (the trigger's `name` in function.json). Every check that
