@@ -145,6 +145,36 @@ fn main() {
         measure(&client, &format!("{cached_base}{path}"), 1, "miss").await;
         let (cached, _) = measure(&client, &format!("{cached_base}{path}"), iterations, "hit").await;
 
+        // The peer of the cached path: Redis's own GET of the same stored answer, through the same client
+        // library and connection kind the cache uses, sequential like the requests above.
+        let redis_client = redis::Client::open(format!("redis://127.0.0.1:{}", redis.1)).unwrap();
+        let mut connection = redis_client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("sentiment-lake:*").query_async(&mut connection).await.unwrap();
+        assert_eq!(keys.len(), 1, "one answer cached: {keys:?}");
+        let mut redis_get = Vec::with_capacity(iterations);
+        let mut answer_bytes = 0;
+        for _ in 0..iterations {
+            let started = Instant::now();
+            let value: Vec<u8> = redis::cmd("GET").arg(&keys[0]).query_async(&mut connection).await.unwrap();
+            redis_get.push(started.elapsed().as_secs_f64() * 1e3);
+            answer_bytes = value.len();
+        }
+        redis_get.sort_by(f64::total_cmp);
+
+        // The cached answer in process (no HTTP): the snapshot check plus the Redis GET.
+        let cached_service =
+            query_service(&lake, &QueryOptions { redis: Some(RedisCacheConfig::new(format!("redis://127.0.0.1:{}", redis.1))), ..QueryOptions::default() }).unwrap();
+        let cached_query = Query::parse(QueryKind::TimeSeries, Some(path.split_once('?').unwrap().1), Utc::now()).unwrap();
+        cached_service.answer(&cached_query).await.unwrap();
+        let mut cached_in_process = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let started = Instant::now();
+            let answer = cached_service.answer(&cached_query).await.unwrap();
+            cached_in_process.push(started.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(answer.cache.as_str(), "hit");
+        }
+        cached_in_process.sort_by(f64::total_cmp);
+
         // The engine alone, in process (no HTTP, no cache): where the uncached time goes.
         let service = query_service(&lake, &QueryOptions::default()).unwrap();
         let query = Query::parse(QueryKind::TimeSeries, Some(path.split_once('?').unwrap().1), Utc::now()).unwrap();
@@ -178,9 +208,16 @@ fn main() {
         row("HTTP, uncached (embedded DataFusion engine)", &uncached);
         row("HTTP, cached (Redis hit)", &cached);
         row("engine only, in process (no HTTP, no cache)", &engine);
+        row("cached, in process (snapshot check + Redis GET, no HTTP)", &cached_in_process);
+        row(&format!("peer: Redis GET of the same {answer_bytes}-byte answer (redis-rs)"), &redis_get);
         println!("| DuckDB {} iceberg_scan, same query, in process | {duck_p50:.2} | {duck_p99:.2} | 1.00x |", duck["duckdb_version"].as_str().unwrap_or("?"));
         println!();
         println!("(`p50 vs DuckDB` above 1 means faster than DuckDB.)");
+        println!(
+            "cached over HTTP vs Redis GET: p50 {:.2}x, p99 {:.2}x (times Redis's own latency)",
+            percentile(&cached, 0.5) / percentile(&redis_get, 0.5),
+            percentile(&cached, 0.99) / percentile(&redis_get, 0.99)
+        );
         drop(redis);
     });
 }

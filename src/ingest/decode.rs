@@ -63,6 +63,11 @@ fn decode_json(body: &[u8]) -> Result<RawRecord, DecodeError> {
         let start: String = text.trim_start().chars().take(16).collect();
         return Err(DecodeError::NotAnObject { detail: format!("starts with {start:?}") });
     }
+    // Most bodies are valid: decode them without tracking the path (a third of the decoding time), and
+    // decode again with it only to say where a bad one went wrong.
+    if let Ok(record) = serde_json::from_str::<RawRecord>(text) {
+        return Ok(record);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let record: RawRecord = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
