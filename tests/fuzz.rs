@@ -5,7 +5,8 @@
 //! random bytes. The property: no input panics; each is accepted or refused with an error.
 //!
 //! Size: `FUZZ_INPUTS` per target (default 3,000; `docs/reliability.md` records a 1,000,000 run and its
-//! command). A failing input is printed and proptest keeps it under `proptest-regressions/`.
+//! command); `FUZZ_SEED` picks the inputs (default 1, so a CI run is repeatable). A failing input is printed
+//! whole (minimised).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreExt};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use sentiment_lake::enrich::IncompletePolicy;
 use sentiment_lake::functions::payload::eventhub::{EventDataType, EventHubBatch};
 use sentiment_lake::ingest::{Pipeline, SourceBatch, SourceEvent};
@@ -123,14 +124,19 @@ fn mutated(seeds: Arc<Vec<Vec<u8>>>) -> impl Strategy<Value = Vec<u8>> {
 /// Runs `check` on `cases` mutations of `seeds` (the corpus of `target`).
 fn fuzz(target: &str, seeds: Vec<Vec<u8>>, cases: u32, check: impl Fn(Vec<u8>)) {
     let seeds = Arc::new(seeds);
-    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, max_shrink_iters: 2_000, ..Config::default() });
+    // Seeded: a run is repeatable, and a long run with another `FUZZ_SEED` explores new inputs.
+    let seed: u64 = std::env::var("FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let config = Config { cases, failure_persistence: None, max_shrink_iters: 2_000, ..Config::default() };
+    let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
     if let Err(failure) = runner.run(&mutated(seeds), |input| {
         check(input);
         Ok(())
     }) {
         panic!("{target}: {failure}");
     }
-    eprintln!("fuzz {target}: {cases} inputs, no panic");
+    eprintln!("fuzz {target}: {cases} inputs (seed {seed}), no panic");
 }
 
 fn now() -> DateTime<Utc> {

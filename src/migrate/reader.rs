@@ -55,8 +55,12 @@ impl Opened {
     /// footer: arrow-ipc 58 panics (`unimplemented!`) on a type id it does not know in that flatbuffer
     /// (found by tests/fuzz.rs), and a legacy file's Parquet types say all the layout needs.
     pub async fn new(file: ObjectFile) -> parquet::errors::Result<Self> {
+        let size = file.size;
         let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-        Ok(Self { builder: ParquetRecordBatchStreamBuilder::new_with_options(file, options).await? })
+        let opening = std::panic::AssertUnwindSafe(ParquetRecordBatchStreamBuilder::new_with_options(file, options)).catch_unwind();
+        let builder = opening.await.map_err(decoder_panicked)??;
+        check_column_chunks(builder.metadata(), size)?;
+        Ok(Self { builder })
     }
 
     pub fn rows(&self) -> u64 {
@@ -68,7 +72,56 @@ impl Opened {
     }
 
     /// Record batches from row `skip` on, row groups in order (earlier row groups are not read).
-    pub fn stream(self, skip: u64) -> parquet::errors::Result<ParquetRecordBatchStream<ObjectFile>> {
-        self.builder.with_batch_size(BATCH_ROWS).with_offset(skip as usize).build()
+    pub fn stream(self, skip: u64) -> parquet::errors::Result<Decoded> {
+        Ok(Decoded { inner: Some(self.builder.with_batch_size(BATCH_ROWS).with_offset(skip as usize).build()?) })
     }
+}
+
+/// A legacy file's record batches. parquet 58 and arrow 58 panic on some corrupt pages (bit-packed runs
+/// longer than their buffer, validity bitmaps shorter than their arrays; tests/fuzz.rs finds them within a
+/// few thousand mutated files) instead of returning an error: a panic while decoding ends this stream with
+/// an error, so the file is refused as unreadable and the files beside it go on.
+pub struct Decoded {
+    inner: Option<ParquetRecordBatchStream<ObjectFile>>,
+}
+
+impl futures::Stream for Decoded {
+    type Item = parquet::errors::Result<arrow_array::RecordBatch>;
+
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        use futures::StreamExt;
+        let Some(inner) = self.inner.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll_next_unpin(cx))) {
+            Ok(polled) => polled,
+            Err(panic) => {
+                self.inner = None;
+                std::task::Poll::Ready(Some(Err(decoder_panicked(panic))))
+            }
+        }
+    }
+}
+
+fn decoder_panicked(panic: Box<dyn std::any::Any + Send>) -> ParquetError {
+    let message = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+    ParquetError::General(format!("the Parquet decoder failed on this file: {message}"))
+}
+
+/// Refuses a footer whose column chunks lie outside the file: parquet 58 asserts on a negative offset or
+/// length when it fetches a row group (a panic, found by tests/fuzz.rs) instead of returning an error.
+fn check_column_chunks(metadata: &ParquetMetaData, file_size: u64) -> parquet::errors::Result<()> {
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        for (c, column) in group.columns().iter().enumerate() {
+            let start = column.dictionary_page_offset().unwrap_or_else(|| column.data_page_offset());
+            let length = column.compressed_size();
+            let inside = start >= 0 && length >= 0 && (start as u64).checked_add(length as u64).is_some_and(|end| end <= file_size);
+            if !inside {
+                return Err(ParquetError::General(format!(
+                    "row group {g}, column {c}: the footer places it at {start}..+{length}, outside the file's {file_size} bytes"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
