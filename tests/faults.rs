@@ -272,3 +272,37 @@ async fn a_locked_catalog_database_delays_a_commit_and_loses_nothing() {
     assert!(counts(&ids).values().all(|n| *n == 1), "no duplicates ({outcome})");
     assert_eq!(ids.into_iter().collect::<HashSet<_>>(), message_ids(&batches), "nothing lost ({outcome})");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_commits_show_in_metrics_and_make_health_degraded_until_one_lands() {
+    let dir = warehouse();
+    let plan = FaultPlan::new(3);
+    let lake = open_faulty(&mut config(dir.path()), &plan).await;
+    let server = serve(lake.clone()).await;
+    let (status, _) = post(&server.base, "IngestEvents", fixture("eventhub-batch-string.json")).await;
+    assert_eq!(status, 200);
+    // Every new metadata file is refused: no commit can land.
+    plan.add(FaultRule::new(Op::Put, Fault::Fail, 1.0).on_paths("metadata"));
+    for _ in 0..3 {
+        let (status, _) = post(&server.base, "CommitStaged", fixture("timer.json")).await;
+        assert_eq!(status, 500, "a failed pass asks the host to retry");
+    }
+    let health = client().get(format!("{}/api/health", server.base)).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    let health: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["commits"]["consecutive"], 3, "{health}");
+    assert!(health["commits"]["last_error"].as_str().unwrap().contains("injected fail"), "{health}");
+    let metrics = client().get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    for name in ["sentiment_lake_commit_failures_total", "sentiment_lake_invocations_failed_total", "sentiment_lake_storage_faults_injected_total"] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+
+    plan.heal();
+    let (status, _) = post(&server.base, "CommitStaged", fixture("timer.json")).await;
+    assert_eq!(status, 200);
+    let health: serde_json::Value = client().get(format!("{}/api/health", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["commits"]["consecutive"], 0);
+    assert_eq!(sorted(&scan(&lake, TableKind::Records).await, "message_id"), vec!["tw-1001", "tw-1002", "tw-1003"]);
+}

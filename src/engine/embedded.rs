@@ -88,10 +88,11 @@ impl EmbeddedEngine {
             _ => false,
         };
         counter!("sentiment_lake_query_snapshot_lookups_total", "outcome" => if unchanged { "unchanged" } else { "reloaded" }).increment(1);
-        Ok(latest
-            .as_ref()
-            .filter(|_| unchanged)
-            .map(|table| TableSnapshot { table: self.ident.to_string(), snapshot_id: table.metadata().current_snapshot_id() }))
+        Ok(latest.as_ref().filter(|_| unchanged).map(|table| self.current_of(table)))
+    }
+
+    fn current_of(&self, table: &Table) -> TableSnapshot {
+        TableSnapshot { table: self.ident.to_string(), snapshot_id: table.metadata().current_snapshot_id() }
     }
 
     fn query_error(&self, e: DataFusionError) -> EngineError {
@@ -227,7 +228,7 @@ impl QueryEngine for EmbeddedEngine {
             return Ok(snapshot);
         }
         let table = self.load_table().await?;
-        let snapshot = TableSnapshot { table: self.ident.to_string(), snapshot_id: table.metadata().current_snapshot_id() };
+        let snapshot = self.current_of(&table);
         *self.latest.lock().await = Some(table);
         Ok(snapshot)
     }

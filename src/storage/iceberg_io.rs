@@ -220,8 +220,10 @@ impl FileWrite for ObjectWrite {
     async fn close(&mut self) -> Result<()> {
         use tokio::io::AsyncWriteExt;
         let mut writer = self.writer.take().ok_or_else(|| Error::new(ErrorKind::Unexpected, format!("{} is already closed", self.location)))?;
+        // No abort after a failed shutdown: object_store's BufWriter panics ("Already shut down") when
+        // aborted once shutdown has begun (found by tests/faults.rs), and a failed single PUT leaves nothing
+        // behind; an uncommitted multipart upload expires on the service's side.
         if let Err(e) = writer.shutdown().await {
-            let _ = writer.abort().await;
             return Err(Error::new(ErrorKind::Unexpected, format!("close {}", self.location)).with_retryable(true).with_source(e));
         }
         Ok(())
