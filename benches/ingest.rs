@@ -1,9 +1,13 @@
-//! Ingest benchmark: events/s per core of the pipeline core (decode + validate + Arrow + Parquet) and of
+//! Ingest benchmark: events/s per core of the pipeline core (decode + validate + Arrow + Parquet), of
+//! staging (what an invocation does before it acknowledges: the core plus the durable segment write) and of
 //! the full path (stage + commit to an Iceberg table), measured in the same run as PyIceberg doing the same
 //! work on the same events. Run: `cargo bench --bench ingest` (needs scripts/setup-python.sh for the peer).
 //!
-//! The Rust side runs on a single-threaded runtime, so wall time is CPU time on one core. PyIceberg's CPU
-//! seconds are measured with getrusage, because pyarrow may use more than one thread.
+//! "Per core" is per CPU-second of the whole process (getrusage, every thread), on both sides: the commit
+//! writes data files on several threads, and pyarrow may use more than one.
+//!
+//! `INGEST_BENCH_PROFILE=stage|commit` runs only that part, `INGEST_BENCH_PROFILE_ROUNDS` (10) times, for
+//! `perf record -e cpu-clock` (see docs/benchmarks.md).
 
 use std::process::Command;
 use std::time::Instant;
@@ -21,27 +25,52 @@ use sentiment_lake::synthetic::EventGenerator;
 const EVENTS: u64 = 20_000;
 const BATCH: usize = 1_000;
 const ROUNDS: usize = 5;
+/// Full-path runs (each into a fresh warehouse); the median by CPU time is reported.
+const FULL_ROUNDS: usize = 3;
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+/// CPU seconds this process has used so far, every thread, user and system.
+fn cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()), 0);
+        usage.assume_init()
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// Wall and CPU seconds of one measured stretch.
+#[derive(Clone, Copy, Default)]
+struct Cost {
+    wall: f64,
+    cpu: f64,
+}
+
+impl Cost {
+    fn of<T>(work: impl FnOnce() -> T) -> (Self, T) {
+        let (wall, cpu) = (Instant::now(), cpu_seconds());
+        let out = work();
+        (Self { wall: wall.elapsed().as_secs_f64(), cpu: cpu_seconds() - cpu }, out)
+    }
 }
 
 /// decode + (enrich) + validate + Arrow + Parquet (zstd, to memory), batch by batch, as one core does it.
-fn core_pass(pipeline: &Pipeline, batches: &[SourceBatch]) -> (f64, usize) {
+fn core_pass(pipeline: &Pipeline, batches: &[SourceBatch]) -> (Cost, usize) {
     let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap())).build();
-    let started = Instant::now();
-    let mut bytes = 0;
-    for batch in batches {
-        let validated = pipeline.validate_batch(batch, Utc::now());
-        assert!(validated.dead_letters.is_empty());
-        let mut buffer = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut buffer, validated.records.schema(), Some(props.clone())).unwrap();
-        writer.write(&validated.records).unwrap();
-        writer.close().unwrap();
-        bytes += buffer.len();
-    }
-    (started.elapsed().as_secs_f64(), bytes)
+    Cost::of(|| {
+        let mut bytes = 0;
+        for batch in batches {
+            let validated = pipeline.validate_batch(batch, Utc::now());
+            assert!(validated.dead_letters.is_empty());
+            let mut buffer = Vec::new();
+            let mut writer = ArrowWriter::try_new(&mut buffer, validated.records.schema(), Some(props.clone())).unwrap();
+            writer.write(&validated.records).unwrap();
+            writer.close().unwrap();
+            bytes += buffer.len();
+        }
+        bytes
+    })
 }
 
 fn split(ndjson: &[u8]) -> Vec<SourceBatch> {
@@ -49,11 +78,81 @@ fn split(ndjson: &[u8]) -> Vec<SourceBatch> {
     all.events.chunks(BATCH).map(|chunk| SourceBatch { source: all.source.clone(), invocation_id: None, events: chunk.to_vec() }).collect()
 }
 
-/// Median seconds of `ROUNDS` core passes after a warm-up, and the Parquet size.
-fn timed(pipeline: &Pipeline, batches: &[SourceBatch]) -> (f64, usize) {
+/// The core pass of median CPU time of `ROUNDS` after a warm-up, and the Parquet size.
+fn timed(pipeline: &Pipeline, batches: &[SourceBatch]) -> (Cost, usize) {
     core_pass(pipeline, batches);
-    let passes: Vec<(f64, usize)> = (0..ROUNDS).map(|_| core_pass(pipeline, batches)).collect();
-    (median(passes.iter().map(|p| p.0).collect()), passes[0].1)
+    let mut passes: Vec<(Cost, usize)> = (0..ROUNDS).map(|_| core_pass(pipeline, batches)).collect();
+    passes.sort_by(|a, b| a.0.cpu.total_cmp(&b.0.cpu));
+    passes[ROUNDS / 2]
+}
+
+/// One full-path run into a fresh warehouse under `dir`: every batch staged as an invocation would
+/// (sequentially, as one Event Hubs partition delivers them), then one commit. Returns the two costs, the
+/// data files written and their bytes.
+async fn full_run(pipeline: &Pipeline, batches: &[SourceBatch], dir: &std::path::Path) -> (Cost, Cost, usize, u64) {
+    let lake = Lake::open(&LakeConfig::local(dir.to_string_lossy().to_string())).await.unwrap();
+    let (stage, wall) = (cpu_seconds(), Instant::now());
+    for batch in batches {
+        pipeline.ingest(&lake, batch).await.unwrap();
+    }
+    let stage = Cost { wall: wall.elapsed().as_secs_f64(), cpu: cpu_seconds() - stage };
+    let (commit, wall) = (cpu_seconds(), Instant::now());
+    let reports = lake.commit().await.unwrap();
+    let commit = Cost { wall: wall.elapsed().as_secs_f64(), cpu: cpu_seconds() - commit };
+    assert_eq!(reports[0].rows_committed as u64, EVENTS);
+    (stage, commit, reports[0].data_files, data_file_bytes(dir))
+}
+
+/// Bytes of the Parquet data files under `dir` (staged segments excluded).
+fn data_file_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() && entry.file_name() != "_staging" {
+            total += data_file_bytes(&path);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            total += entry.metadata().unwrap().len();
+        }
+    }
+    total
+}
+
+/// `INGEST_BENCH_PROFILE`: only staging, or only commits of copies of one staged warehouse, so a
+/// sampling profiler sees one part.
+fn profile(part: &str, runtime: &tokio::runtime::Runtime, pipeline: &Pipeline, batches: &[SourceBatch], scratch: &std::path::Path) {
+    let rounds: usize = std::env::var("INGEST_BENCH_PROFILE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    runtime.block_on(async {
+        let staged = scratch.join("staged");
+        let lake = Lake::open(&LakeConfig::local(staged.to_string_lossy().to_string())).await.unwrap();
+        for batch in batches {
+            pipeline.ingest(&lake, batch).await.unwrap();
+        }
+        for round in 0..rounds {
+            let dir = scratch.join(format!("round-{round}"));
+            let copy = Command::new("cp").arg("-a").arg(&staged).arg(&dir).status().unwrap();
+            assert!(copy.success());
+            let lake = Lake::open(&LakeConfig::local(dir.to_string_lossy().to_string())).await.unwrap();
+            let (cost, ()) = match part {
+                "stage" => {
+                    let (cpu, wall) = (cpu_seconds(), Instant::now());
+                    for batch in batches {
+                        // A fresh source per round: the staged warehouse copy already holds this one's ranges.
+                        let batch = SourceBatch { source: format!("{}-{round}", batch.source), ..batch.clone() };
+                        pipeline.ingest(&lake, &batch).await.unwrap();
+                    }
+                    (Cost { wall: wall.elapsed().as_secs_f64(), cpu: cpu_seconds() - cpu }, ())
+                }
+                "commit" => {
+                    let (cpu, wall) = (cpu_seconds(), Instant::now());
+                    let reports = lake.commit().await.unwrap();
+                    assert_eq!(reports[0].rows_committed as u64, EVENTS);
+                    (Cost { wall: wall.elapsed().as_secs_f64(), cpu: cpu_seconds() - cpu }, ())
+                }
+                other => panic!("INGEST_BENCH_PROFILE={other}: expected stage or commit"),
+            };
+            eprintln!("{part} round {round}: {:.3} s CPU, {:.3} s wall", cost.cpu, cost.wall);
+        }
+    });
 }
 
 fn python() -> Option<String> {
@@ -62,7 +161,7 @@ fn python() -> Option<String> {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let end = Utc::now();
     // One day, 50 tickers, 4 sources: 200 partitions, the shape the reference measured PyIceberg on.
@@ -71,28 +170,21 @@ fn main() {
     std::fs::write(&events_path, &ndjson).unwrap();
     let input_mb = ndjson.len() as f64 / 1e6;
     let batches = split(&ndjson);
+    let analysed = Pipeline::new(IncompletePolicy::DeadLetter);
+    if let Ok(part) = std::env::var("INGEST_BENCH_PROFILE") {
+        return profile(&part, &runtime, &analysed, &batches, scratch.path());
+    }
     // The same events as raw messages, so the enrichment path computes every analysis field.
     let raw_batches = split(&EventGenerator::new(42, end, 1, 50).ndjson_unanalysed(0, EVENTS));
-    let analysed = Pipeline::new(IncompletePolicy::DeadLetter);
     let enriching = Pipeline::new(IncompletePolicy::Enrich);
     let (core, parquet_bytes) = timed(&analysed, &batches);
     let (core_enrich, _) = timed(&enriching, &raw_batches);
 
-    // Full path: stage every batch (as invocations would), then one commit.
-    let (stage, commit, files) = runtime.block_on(async {
-        let dir = scratch.path().join("rust-warehouse");
-        let lake = Lake::open(&LakeConfig::local(dir.to_string_lossy().to_string())).await.unwrap();
-        let started = Instant::now();
-        for batch in &batches {
-            analysed.ingest(&lake, batch).await.unwrap();
-        }
-        let stage = started.elapsed().as_secs_f64();
-        let started = Instant::now();
-        let reports = lake.commit().await.unwrap();
-        assert_eq!(reports[0].rows_committed as u64, EVENTS);
-        (stage, started.elapsed().as_secs_f64(), reports[0].data_files)
-    });
-
+    let mut runs: Vec<(Cost, Cost, usize, u64)> = (0..FULL_ROUNDS)
+        .map(|round| runtime.block_on(full_run(&analysed, &batches, &scratch.path().join(format!("rust-warehouse-{round}")))))
+        .collect();
+    runs.sort_by(|a, b| (a.0.cpu + a.1.cpu).total_cmp(&(b.0.cpu + b.1.cpu)));
+    let (stage, commit, files, file_bytes) = runs[FULL_ROUNDS / 2];
     // The peer appends into a table created by the same code (identical schema and spec).
     let peer = python().map(|python| {
         let dir = scratch.path().join("pyiceberg-warehouse");
@@ -106,7 +198,7 @@ fn main() {
             .output()
             .unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+        (serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap(), data_file_bytes(&dir))
     });
 
     let n = EVENTS as f64;
@@ -119,25 +211,37 @@ fn main() {
     println!("| path | implementation | events/s per core | wall s | note |");
     println!("|---|---|---:|---:|---|");
     println!(
-        "| core: decode+validate+Arrow+Parquet | sentiment-lake | {:.0} | {:.3} | median of {ROUNDS}, {:.1} MB Parquet |",
-        n / core,
-        core,
+        "| core: decode+validate+Arrow+Parquet | sentiment-lake | {:.0} | {:.3} | median of {ROUNDS}, zstd 3 to memory, {:.1} MB Parquet |",
+        n / core.cpu,
+        core.wall,
         parquet_bytes as f64 / 1e6
     );
     println!(
         "| core + enrichment, raw messages | sentiment-lake | {:.0} | {:.3} | every analysis field computed from the text |",
-        n / core_enrich,
-        core_enrich
+        n / core_enrich.cpu,
+        core_enrich.wall
     );
-    let full = stage + commit;
     println!(
-        "| full: stage + commit | sentiment-lake | {:.0} | {:.3} | stage {:.3}s + commit {:.3}s, {files} data files, 1 snapshot |",
-        n / full,
-        full,
-        stage,
-        commit
+        "| staging: core + durable segment write | sentiment-lake | {:.0} | {:.3} | {} invocations of {BATCH}, one after another |",
+        n / stage.cpu,
+        stage.wall,
+        batches.len()
     );
-    if let Some(peer) = &peer {
+    println!(
+        "| commit | sentiment-lake | {:.0} | {:.3} | {:.3} CPU-s; {files} data files ({:.1} MB), 1 snapshot |",
+        n / commit.cpu,
+        commit.wall,
+        commit.cpu,
+        file_bytes as f64 / 1e6
+    );
+    let full = Cost { wall: stage.wall + commit.wall, cpu: stage.cpu + commit.cpu };
+    println!(
+        "| full: stage + commit | sentiment-lake | {:.0} | {:.3} | {:.3} CPU-s, median of {FULL_ROUNDS} runs |",
+        n / full.cpu,
+        full.wall,
+        full.cpu
+    );
+    if let Some((peer, peer_bytes)) = &peer {
         let cpu = |k: &str| peer[k]["cpu_s"].as_f64().unwrap();
         let wall = |k: &str| peer[k]["wall_s"].as_f64().unwrap();
         println!(
@@ -146,14 +250,15 @@ fn main() {
             wall("core")
         );
         println!(
-            "| full: decode + table.append | PyIceberg 0.12 | {:.0} | {:.3} | {} data files, 1 snapshot; per CPU-second |",
+            "| full: decode + table.append | PyIceberg 0.12 | {:.0} | {:.3} | {} data files ({:.1} MB), 1 snapshot; per CPU-second |",
             n / cpu("append"),
             wall("append"),
-            peer["append"]["data_files"]
+            peer["append"]["data_files"],
+            *peer_bytes as f64 / 1e6
         );
         println!();
-        println!("ratio core (Rust / Python, per core): {:.1}x", (n / core) / (n / cpu("core")));
-        println!("ratio full (Rust / PyIceberg, per core): {:.1}x", (n / full) / (n / cpu("append")));
+        println!("ratio core (Rust / Python, per core): {:.1}x", cpu("core") / core.cpu);
+        println!("ratio full (Rust / PyIceberg, per core): {:.1}x", cpu("append") / full.cpu);
     } else {
         println!();
         println!("PyIceberg not installed (run scripts/setup-python.sh): peer figures skipped");

@@ -115,24 +115,34 @@ impl Checker {
 
     /// Trims, then checks non-empty and a character limit.
     fn text(&mut self, field: &str, value: Option<String>, max_chars: usize) -> Option<String> {
-        let value = value?;
+        self.text_at(value?, max_chars, |_| field.to_string())
+    }
+
+    /// [`Checker::text`] of an element (a map key, a list item), whose path `path` builds from the value
+    /// only when it breaks a rule: valid records format no paths.
+    fn text_at(&mut self, value: String, max_chars: usize, path: impl FnOnce(&str) -> String) -> Option<String> {
         let trimmed = value.trim();
         if trimmed.is_empty() {
-            self.fail(field, Rule::NotEmpty, "empty or only whitespace");
+            self.fail(path(&value), Rule::NotEmpty, "empty or only whitespace");
             return None;
         }
-        let chars = trimmed.chars().count();
+        // A string has at most as many characters as bytes: long texts are counted only when they might
+        // exceed the bound.
+        let chars = if trimmed.len() <= max_chars { 0 } else { trimmed.chars().count() };
         if chars > max_chars {
-            self.fail(field, Rule::MaxLength(max_chars), format!("{chars} characters"));
+            self.fail(path(&value), Rule::MaxLength(max_chars), format!("{chars} characters"));
             return None;
         }
         Some(if trimmed.len() == value.len() { value } else { trimmed.to_string() })
     }
 
     fn score(&mut self, field: &str, value: Option<f64>, min: f32, max: f32) -> Option<f32> {
-        let value = value?;
+        self.score_at(value?, min, max, || field.to_string())
+    }
+
+    fn score_at(&mut self, value: f64, min: f32, max: f32, path: impl FnOnce() -> String) -> Option<f32> {
         if !value.is_finite() || value < f64::from(min) || value > f64::from(max) {
-            self.fail(field, Rule::Range { min, max }, format!("{value} is outside [{min}, {max}]"));
+            self.fail(path(), Rule::Range { min, max }, format!("{value} is outside [{min}, {max}]"));
             return None;
         }
         Some(value as f32)
@@ -180,11 +190,10 @@ impl Checker {
         }
         let mut out = BTreeMap::new();
         for (key, v) in value {
-            let path = format!("{field}[{key:?}]");
-            let Some(key) = self.text(&path, Some(key), MAX_LABEL_LEN) else {
+            let Some(key) = self.text_at(key, MAX_LABEL_LEN, |key| format!("{field}[{key:?}]")) else {
                 continue;
             };
-            if let Some(v) = self.score(&path, Some(v), min, 1.0) {
+            if let Some(v) = self.score_at(v, min, 1.0, || format!("{field}[{key:?}]")) {
                 out.insert(key, v);
             }
         }
@@ -197,7 +206,7 @@ impl Checker {
             self.fail(field, Rule::MaxItems(MAX_ITEMS), format!("{} items", value.len()));
             return None;
         }
-        Some(value.into_iter().enumerate().filter_map(|(i, s)| self.text(&format!("{field}[{i}]"), Some(s), MAX_LABEL_LEN)).collect())
+        Some(value.into_iter().enumerate().filter_map(|(i, s)| self.text_at(s, MAX_LABEL_LEN, |_| format!("{field}[{i}]"))).collect())
     }
 
     fn entities(&mut self, value: Option<Vec<Entity>>) -> Option<Vec<Entity>> {
@@ -209,8 +218,8 @@ impl Checker {
         }
         let mut out = Vec::with_capacity(value.len());
         for (i, e) in value.into_iter().enumerate() {
-            let text = self.text(&format!("{field}[{i}].text"), Some(e.text), MAX_TITLE_LEN);
-            let kind = self.text(&format!("{field}[{i}].type"), Some(e.entity_type), MAX_SHORT_LEN);
+            let text = self.text_at(e.text, MAX_TITLE_LEN, |_| format!("{field}[{i}].text"));
+            let kind = self.text_at(e.entity_type, MAX_SHORT_LEN, |_| format!("{field}[{i}].type"));
             if let (Some(text), Some(kind)) = (text, kind) {
                 out.push(Entity { text, entity_type: kind.to_ascii_uppercase() });
             }
