@@ -7,10 +7,12 @@
 //! `QUERY_BENCH_WAREHOUSE` (default `target/query-bench-warehouse`; reused when it holds the same row count,
 //! since generating 10M rows takes minutes).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use sentiment_lake::app::{query_service, QueryOptions};
@@ -50,26 +52,6 @@ async fn generate(lake: &Lake, rows: u64, end: DateTime<Utc>) {
         lake.commit().await.unwrap();
         eprintln!("day {day}: {per_day} rows in {:.1}s", started.elapsed().as_secs_f64());
     }
-}
-
-struct Redis(Child, u16);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> Redis {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (run scripts/setup-redis.sh)");
-    std::thread::sleep(Duration::from_millis(300));
-    Redis(child, port)
 }
 
 async fn serve(lake: &Lake, options: QueryOptions) -> String {
@@ -140,14 +122,14 @@ fn main() {
         let buckets = body["data"].as_array().unwrap().len();
         let messages: i64 = body["data"].as_array().unwrap().iter().map(|b| b["message_count"].as_i64().unwrap()).sum();
 
-        let redis = start_redis();
-        let cached_base = serve(&lake, QueryOptions { redis: Some(RedisCacheConfig::new(format!("redis://127.0.0.1:{}", redis.1))), ..QueryOptions::default() }).await;
+        let redis = common::redis::RedisServer::start();
+        let cached_base = serve(&lake, QueryOptions { redis: Some(RedisCacheConfig::new(format!("redis://127.0.0.1:{}", redis.port))), ..QueryOptions::default() }).await;
         measure(&client, &format!("{cached_base}{path}"), 1, "miss").await;
         let (cached, _) = measure(&client, &format!("{cached_base}{path}"), iterations, "hit").await;
 
         // The peer of the cached path: Redis's own GET of the same stored answer, through the same client
         // library and connection kind the cache uses, sequential like the requests above.
-        let redis_client = redis::Client::open(format!("redis://127.0.0.1:{}", redis.1)).unwrap();
+        let redis_client = redis::Client::open(format!("redis://127.0.0.1:{}", redis.port)).unwrap();
         let mut connection = redis_client.get_multiplexed_async_connection().await.unwrap();
         let keys: Vec<String> = redis::cmd("KEYS").arg("sentiment-lake:*").query_async(&mut connection).await.unwrap();
         assert_eq!(keys.len(), 1, "one answer cached: {keys:?}");
@@ -163,7 +145,7 @@ fn main() {
 
         // The cached answer in process (no HTTP): the snapshot check plus the Redis GET.
         let cached_service =
-            query_service(&lake, &QueryOptions { redis: Some(RedisCacheConfig::new(format!("redis://127.0.0.1:{}", redis.1))), ..QueryOptions::default() }).unwrap();
+            query_service(&lake, &QueryOptions { redis: Some(RedisCacheConfig::new(format!("redis://127.0.0.1:{}", redis.port))), ..QueryOptions::default() }).unwrap();
         let cached_query = Query::parse(QueryKind::TimeSeries, Some(path.split_once('?').unwrap().1), Utc::now()).unwrap();
         cached_service.answer(&cached_query).await.unwrap();
         let mut cached_in_process = Vec::with_capacity(iterations);
