@@ -312,7 +312,7 @@ pub(crate) fn encode(segment: &Segment) -> Result<Bytes, LakeError> {
         .set_compression(Compression::LZ4_RAW)
         .set_statistics_enabled(EnabledStatistics::None)
         .set_key_value_metadata(Some(metadata));
-    for column in super::writer::UNIQUE_PER_ROW {
+    for column in crate::schema::column::UNIQUE_PER_ROW {
         if batch.schema().index_of(column).is_ok() {
             props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
         }

@@ -34,6 +34,7 @@ use parquet::schema::types::ColumnPath;
 
 use super::paths::{partition_path, EscapedLocationGenerator};
 use super::LakeError;
+use crate::schema::column::UNIQUE_PER_ROW;
 
 /// Rows gathered into one Arrow batch at a time. With texts of at most 1 MiB, 1,024 rows stay far below
 /// the 2 GiB a string column can hold.
@@ -189,9 +190,6 @@ fn table_codec(properties: &HashMap<String, String>) -> Compression {
         default
     })
 }
-
-/// Columns whose values are (nearly) distinct per row.
-pub(super) const UNIQUE_PER_ROW: &[&str] = &["message_id", "text_content", "article_title", "source_url"];
 
 async fn write_partition<L, F>(
     builder: &DataFileWriterBuilder<ParquetWriterBuilder, L, F>,

@@ -98,6 +98,10 @@ pub mod column {
     pub const ARTICLE_TITLE: &str = "article_title";
     pub const SOURCE_URL: &str = "source_url";
     pub const MODEL_NAME: &str = "model_name";
+
+    /// Columns whose values are (nearly) distinct per row: ids and free text. Parquet writers leave them
+    /// without a dictionary, which would only cost the hashing and then be abandoned.
+    pub const UNIQUE_PER_ROW: &[&str] = &[MESSAGE_ID, TEXT_CONTENT, ARTICLE_TITLE, SOURCE_URL];
 }
 
 fn string() -> Type {
