@@ -427,6 +427,19 @@ impl QueryAnswered {
     }
 }
 
+/// An engine query was refused because every engine slot stayed busy for the queue wait.
+pub struct QueryShed {
+    pub query: &'static str,
+    pub engine: &'static str,
+}
+
+impl QueryShed {
+    pub fn emit(self) {
+        tracing::warn!(query = self.query, engine = self.engine, "Engine at its concurrency limit; query refused with 503.");
+        counter!("sentiment_lake_query_shed_total", "query" => self.query, "engine" => self.engine).increment(1);
+    }
+}
+
 /// A statement went to Dremio (or another Flight SQL server).
 pub struct DremioStatement {
     /// `read`, `idempotent` or `once`.

@@ -350,6 +350,12 @@ pub struct CacheArgs {
     /// more is answered 503 instead of exhausting the instance.
     #[arg(long, env = "SENTIMENT_LAKE_QUERY_MEMORY_MB", default_value_t = 512)]
     pub query_memory_mb: usize,
+    /// Engine queries computed at once (cache hits do not count); default two per core.
+    #[arg(long, env = "SENTIMENT_LAKE_MAX_CONCURRENT_QUERIES")]
+    pub max_concurrent_queries: Option<usize>,
+    /// How long a query waits for an engine slot before it is answered 503 with Retry-After.
+    #[arg(long, env = "SENTIMENT_LAKE_QUERY_QUEUE_WAIT_MS", default_value_t = 5000)]
+    pub query_queue_wait_ms: u64,
 }
 
 impl CacheArgs {
@@ -361,10 +367,15 @@ impl CacheArgs {
                 retry_after: Duration::from_millis(self.cache_retry_after_ms),
                 ca_cert: self.redis_ca_cert.clone(),
             }),
-            service: QueryServiceConfig {
-                ttl: Duration::from_secs(self.cache_ttl_secs.max(1)),
-                warm_tickers: self.warm_tickers,
-                historical_ttl: Duration::from_secs(self.cache_historical_ttl_secs.max(1)),
+            service: {
+                let defaults = QueryServiceConfig::default();
+                QueryServiceConfig {
+                    ttl: Duration::from_secs(self.cache_ttl_secs.max(1)),
+                    warm_tickers: self.warm_tickers,
+                    historical_ttl: Duration::from_secs(self.cache_historical_ttl_secs.max(1)),
+                    max_concurrent_queries: self.max_concurrent_queries.unwrap_or(defaults.max_concurrent_queries).max(1),
+                    queue_wait: Duration::from_millis(self.query_queue_wait_ms),
+                }
             },
             engine_memory_bytes: self.query_memory_mb.max(1) * MIB,
             engine: Default::default(),

@@ -31,6 +31,9 @@ pub enum QueryError {
     /// `as_of` names no snapshot the table has.
     #[error("{0}")]
     UnknownSnapshot(String),
+    /// Every engine slot stayed busy for the queue wait: retry shortly.
+    #[error("the query engine is at its limit of {limit} concurrent queries; retry shortly")]
+    Overloaded { limit: usize },
 }
 
 impl From<EngineError> for QueryError {
@@ -94,11 +97,24 @@ pub struct QueryServiceConfig {
     /// How long an answer for a past snapshot (`as_of`) stays cached: it can never change, so only memory
     /// bounds it.
     pub historical_ttl: Duration,
+    /// Engine queries computed at once; more wait for a slot. Without a bound every query admitted shares
+    /// the cores with all the others and all of them slow down together (docs/reliability.md, "Load").
+    pub max_concurrent_queries: usize,
+    /// How long a query waits for a slot before it is refused (503 with `Retry-After`), well inside the
+    /// request deadline, so an overloaded instance answers quickly instead of timing out.
+    pub queue_wait: Duration,
 }
 
 impl Default for QueryServiceConfig {
     fn default() -> Self {
-        Self { ttl: Duration::from_secs(300), warm_tickers: 10, historical_ttl: Duration::from_secs(24 * 3600) }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            ttl: Duration::from_secs(300),
+            warm_tickers: 10,
+            historical_ttl: Duration::from_secs(24 * 3600),
+            max_concurrent_queries: 2 * cores,
+            queue_wait: Duration::from_secs(5),
+        }
     }
 }
 
@@ -111,6 +127,8 @@ pub struct QueryService {
     in_flight: Mutex<HashMap<String, Flight>>,
     /// Held while a warming run is under way: commits in quick succession must not stack up warmers.
     warming: tokio::sync::Mutex<()>,
+    /// Engine slots ([`QueryServiceConfig::max_concurrent_queries`]).
+    engine_slots: tokio::sync::Semaphore,
 }
 
 /// Removes a single-flight entry when its leader finishes *or is dropped* (a cancelled request), so no
@@ -132,7 +150,8 @@ impl Drop for FlightGuard<'_> {
 
 impl QueryService {
     pub fn new(engine: Arc<dyn QueryEngine>, cache: Option<Arc<dyn QueryCache>>, config: QueryServiceConfig) -> Self {
-        Self { engine, cache, config, in_flight: Mutex::new(HashMap::new()), warming: tokio::sync::Mutex::new(()) }
+        let engine_slots = tokio::sync::Semaphore::new(config.max_concurrent_queries.max(1));
+        Self { engine, cache, config, in_flight: Mutex::new(HashMap::new()), warming: tokio::sync::Mutex::new(()), engine_slots }
     }
 
     /// Single-flight entries currently held (for tests and health).
@@ -239,6 +258,10 @@ impl QueryService {
         key: &str,
         store: Option<Duration>,
     ) -> Result<Arc<StoredAnswer>, QueryError> {
+        let Ok(Ok(_slot)) = tokio::time::timeout(self.config.queue_wait, self.engine_slots.acquire()).await else {
+            crate::observability::QueryShed { query: query.kind().name(), engine: self.engine.name() }.emit();
+            return Err(QueryError::Overloaded { limit: self.config.max_concurrent_queries.max(1) });
+        };
         let started = Instant::now();
         let computed = plan::compute(query, self.engine.as_ref(), snapshot).await?;
         let data = serde_json::value::to_raw_value(&computed.data).map_err(|e| QueryError::Failed(e.to_string()))?;
@@ -308,9 +331,13 @@ mod tests {
     use crate::engine::Interval;
     use crate::engine::{Dialect, SqlQuery};
 
-    /// An engine that counts executions and answers every query with no rows after a pause.
+    /// An engine that counts executions (and the most at once) and answers every query with no rows after
+    /// a pause.
+    #[derive(Default)]
     struct SlowEmptyEngine {
         executions: AtomicUsize,
+        running: AtomicUsize,
+        peak: AtomicUsize,
     }
 
     struct PlainDialect;
@@ -354,14 +381,17 @@ mod tests {
         }
         async fn execute(&self, _: &TableSnapshot, _: &SqlQuery) -> Result<Vec<RecordBatch>, EngineError> {
             self.executions.fetch_add(1, Ordering::SeqCst);
+            let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(running, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(50)).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
             Ok(Vec::new())
         }
     }
 
     #[tokio::test]
     async fn identical_concurrent_misses_run_one_query() {
-        let engine = Arc::new(SlowEmptyEngine { executions: AtomicUsize::new(0) });
+        let engine = Arc::new(SlowEmptyEngine::default());
         let service = Arc::new(QueryService::new(engine.clone(), None, QueryServiceConfig::default()));
         let query = Query::parse(QueryKind::TopTickers, Some("days=1"), Utc::now()).unwrap();
         let tasks: Vec<_> = (0..16)
@@ -383,9 +413,38 @@ mod tests {
         assert_eq!(service.flights_in_progress(), 0);
     }
 
+    /// Six different queries at once against two engine slots: with a short queue wait the four that find
+    /// no slot are refused as overloaded; with a long one they queue; never more than two run.
+    #[tokio::test]
+    async fn engine_queries_beyond_the_limit_queue_then_are_refused() {
+        for (queue_wait, refused) in [(Duration::from_millis(20), 4), (Duration::from_secs(5), 0)] {
+            let engine = Arc::new(SlowEmptyEngine::default());
+            let config = QueryServiceConfig { max_concurrent_queries: 2, queue_wait, ..QueryServiceConfig::default() };
+            let service = Arc::new(QueryService::new(engine.clone(), None, config));
+            let tasks: Vec<_> = (1..=6)
+                .map(|days| {
+                    let service = service.clone();
+                    let query = Query::parse(QueryKind::TopTickers, Some(&format!("days={days}")), Utc::now()).unwrap();
+                    tokio::spawn(async move { service.answer(&query).await.map(|a| a.cache) })
+                })
+                .collect();
+            let mut overloaded = 0;
+            for task in tasks {
+                match task.await.unwrap() {
+                    Ok(_) => {}
+                    Err(QueryError::Overloaded { limit: 2 }) => overloaded += 1,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(overloaded, refused, "queue wait {queue_wait:?}");
+            assert_eq!(engine.executions.load(Ordering::SeqCst), 6 - refused);
+            assert_eq!(engine.peak.load(Ordering::SeqCst), 2);
+        }
+    }
+
     #[tokio::test]
     async fn a_cancelled_leader_leaves_no_flight_behind() {
-        let engine = Arc::new(SlowEmptyEngine { executions: AtomicUsize::new(0) });
+        let engine = Arc::new(SlowEmptyEngine::default());
         let service = Arc::new(QueryService::new(engine.clone(), None, QueryServiceConfig::default()));
         let query = Query::parse(QueryKind::TopTickers, Some("days=1"), Utc::now()).unwrap();
         // The leader is abandoned mid-query, as the request deadline or a client hang-up would.
@@ -398,7 +457,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_warming_run_at_a_time() {
-        let engine = Arc::new(SlowEmptyEngine { executions: AtomicUsize::new(0) });
+        let engine = Arc::new(SlowEmptyEngine::default());
         let service = Arc::new(QueryService::new(engine.clone(), None, QueryServiceConfig::default()));
         let (first, second) = tokio::join!(service.warm(), service.warm());
         let outcomes = [first.unwrap(), second.unwrap()];
@@ -409,7 +468,7 @@ mod tests {
 
     #[test]
     fn keys_carry_engine_table_snapshot_and_query() {
-        let engine = Arc::new(SlowEmptyEngine { executions: AtomicUsize::new(0) });
+        let engine = Arc::new(SlowEmptyEngine::default());
         let service = QueryService::new(engine, None, QueryServiceConfig::default());
         let query = Query::parse(QueryKind::TimeSeries, Some("ticker=AAPL&days=1"), Utc::now()).unwrap();
         let at = |id| service.key(&TableSnapshot { table: "ns.t".into(), snapshot_id: id }, &query);

@@ -232,7 +232,7 @@ pub fn openapi() -> Value {
                     "400": error("Invalid parameter (`invalid_parameter`, with `parameter`)."),
                     "404": error("`as_of` names no snapshot the table has (`not_found`)."),
                     "429": error("Rate limited (`rate_limited`); see Retry-After."),
-                    "503": error("Engine unavailable (`engine_unavailable`)."),
+                    "503": error("Engine unavailable or at its concurrency limit (`engine_unavailable`; then with `Retry-After`)."),
                     "504": error("Timed out (`timeout`).")
                 }
             }}),
@@ -250,7 +250,7 @@ pub fn openapi() -> Value {
                     "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/SnapshotInfo"}}, "meta": {"type": "object"}}
                 }}}},
                 "400": error("Invalid parameter (`invalid_parameter`, with `parameter`)."),
-                "503": error("Engine unavailable (`engine_unavailable`).")
+                "503": error("Engine unavailable or at its concurrency limit (`engine_unavailable`; then with `Retry-After`).")
             }
         }}),
     );

@@ -17,7 +17,8 @@ pub enum ErrorCode {
     NotFound,
     /// Too many requests from this client (429); see `Retry-After`.
     RateLimited,
-    /// The catalog or storage is unreachable (503); retry later.
+    /// The catalog or storage is unreachable, or the engine is at its concurrency limit (503, then with
+    /// `Retry-After`); retry later.
     EngineUnavailable,
     /// The query did not finish within the request timeout (504).
     Timeout,
@@ -87,6 +88,9 @@ impl From<QueryError> for ApiError {
             QueryError::Unavailable(m) => ApiError::new(ErrorCode::EngineUnavailable, m),
             QueryError::Failed(m) => ApiError::new(ErrorCode::QueryFailed, m),
             QueryError::UnknownSnapshot(m) => ApiError::new(ErrorCode::NotFound, m),
+            overloaded @ QueryError::Overloaded { .. } => {
+                ApiError { retry_after_secs: Some(1), ..ApiError::new(ErrorCode::EngineUnavailable, overloaded.to_string()) }
+            }
         }
     }
 }
@@ -102,5 +106,20 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overloaded_engine_is_a_503_with_retry_after() {
+        let response = ApiError::from(QueryError::Overloaded { limit: 4 }).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
+        let unreachable = ApiError::from(QueryError::Unavailable("catalog down".into())).into_response();
+        assert_eq!(unreachable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(unreachable.headers().get(header::RETRY_AFTER).is_none());
     }
 }
