@@ -373,7 +373,7 @@ impl CacheArgs {
                     ttl: Duration::from_secs(self.cache_ttl_secs.max(1)),
                     warm_tickers: self.warm_tickers,
                     historical_ttl: Duration::from_secs(self.cache_historical_ttl_secs.max(1)),
-                    max_concurrent_queries: self.max_concurrent_queries.unwrap_or(defaults.max_concurrent_queries).max(1),
+                    max_concurrent_queries: self.max_concurrent_queries.unwrap_or(defaults.max_concurrent_queries),
                     queue_wait: Duration::from_millis(self.query_queue_wait_ms),
                 }
             },

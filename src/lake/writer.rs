@@ -67,8 +67,9 @@ pub async fn write_data_files(
     let locations = EscapedLocationGenerator::new(metadata).map_err(LakeError::iceberg("data location"))?;
     // One name generator for both: its counter is shared, so names stay unique.
     let names = DefaultFileNameGenerator::new(file_prefix.to_string(), None, DataFileFormat::Parquet);
+    let codec = table_codec(metadata.properties());
     let rolling_with = |size: FileSize| {
-        let props = data_file_properties(&batches[0], metadata.properties(), size);
+        let props = data_file_properties(&batches[0], codec, size);
         RollingFileWriterBuilder::new(
             ParquetWriterBuilder::new(props, schema.clone()),
             target_file_size,
@@ -149,8 +150,7 @@ enum FileSize {
 /// booleans or numbers, where compression saves next to nothing but costs a codec context per chunk (a
 /// zstd context costs a CPUID, which a hypervisor traps: 12.5 us on the benchmark machine). Compaction
 /// merges a partition's small files, and once a file holds more rows it is compressed throughout.
-fn data_file_properties(sample: &RecordBatch, table_properties: &HashMap<String, String>, size: FileSize) -> WriterProperties {
-    let codec = table_codec(table_properties);
+fn data_file_properties(sample: &RecordBatch, codec: Compression, size: FileSize) -> WriterProperties {
     let default = match size {
         FileSize::Small => Compression::UNCOMPRESSED,
         FileSize::Large => codec,

@@ -149,8 +149,9 @@ impl Drop for FlightGuard<'_> {
 }
 
 impl QueryService {
-    pub fn new(engine: Arc<dyn QueryEngine>, cache: Option<Arc<dyn QueryCache>>, config: QueryServiceConfig) -> Self {
-        let engine_slots = tokio::sync::Semaphore::new(config.max_concurrent_queries.max(1));
+    pub fn new(engine: Arc<dyn QueryEngine>, cache: Option<Arc<dyn QueryCache>>, mut config: QueryServiceConfig) -> Self {
+        config.max_concurrent_queries = config.max_concurrent_queries.max(1);
+        let engine_slots = tokio::sync::Semaphore::new(config.max_concurrent_queries);
         Self { engine, cache, config, in_flight: Mutex::new(HashMap::new()), warming: tokio::sync::Mutex::new(()), engine_slots }
     }
 
@@ -258,12 +259,15 @@ impl QueryService {
         key: &str,
         store: Option<Duration>,
     ) -> Result<Arc<StoredAnswer>, QueryError> {
-        let Ok(Ok(_slot)) = tokio::time::timeout(self.config.queue_wait, self.engine_slots.acquire()).await else {
+        let Ok(Ok(slot)) = tokio::time::timeout(self.config.queue_wait, self.engine_slots.acquire()).await else {
             crate::observability::QueryShed { query: query.kind().name(), engine: self.engine.name() }.emit();
-            return Err(QueryError::Overloaded { limit: self.config.max_concurrent_queries.max(1) });
+            return Err(QueryError::Overloaded { limit: self.config.max_concurrent_queries });
         };
         let started = Instant::now();
-        let computed = plan::compute(query, self.engine.as_ref(), snapshot).await?;
+        let computed = plan::compute(query, self.engine.as_ref(), snapshot).await;
+        // The slot bounds engine work only, not the cache write that follows.
+        drop(slot);
+        let computed = computed?;
         let data = serde_json::value::to_raw_value(&computed.data).map_err(|e| QueryError::Failed(e.to_string()))?;
         let stored = StoredAnswer {
             snapshot_id: snapshot.snapshot_id,
