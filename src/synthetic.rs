@@ -176,7 +176,8 @@ mod tests {
         assert!((800..1400).contains(&mean), "mean event size {mean}");
         let mut above_one = 0;
         for line in lines {
-            let raw = decode::decode(line).unwrap();
+            let mut scratch = Vec::new();
+            let raw = decode::decode(line, &mut scratch).unwrap();
             let record = validate::validate(raw, end, end).unwrap();
             above_one += usize::from(record.sentiment_magnitude > 1.0);
         }

@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock};
 
 use sentiment_enrich::{AnalysisInput, Analyzer, SourceMetadata, ANALYZER_VERSION};
 
-use crate::schema::{Entity, RawRecord};
+use crate::schema::{RawEntity, RawRecord, Text};
 
 /// What to do with records that arrive without analysis fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -49,7 +49,7 @@ impl Enricher {
 
     /// Fills the record's missing analysis fields; returns whether anything was filled. A record without
     /// text is left alone (validation refuses it).
-    pub fn fill_missing(&self, raw: &mut RawRecord) -> bool {
+    pub fn fill_missing(&self, raw: &mut RawRecord<'_>) -> bool {
         if !needs_enrichment(raw) {
             return false;
         }
@@ -71,28 +71,29 @@ impl Enricher {
             source_metadata: metadata.as_ref(),
         });
         if raw.sentiment_score.is_none() {
-            raw.processing_version = Some(ANALYZER_VERSION.to_string());
-            raw.model_name = Some(self.analyzer.model_name().to_string());
+            raw.processing_version = Some(Text::from(ANALYZER_VERSION));
+            raw.model_name = Some(Text::from(self.analyzer.model_name().to_string()));
         }
-        let widen = |m: std::collections::BTreeMap<String, f32>| m.into_iter().map(|(k, v)| (k, f64::from(v))).collect();
+        let widen = |m: std::collections::BTreeMap<String, f32>| m.into_iter().map(|(k, v)| (Text::from(k), f64::from(v))).collect();
         raw.sentiment_score.get_or_insert(f64::from(analysis.sentiment_score));
         raw.sentiment_magnitude.get_or_insert(f64::from(analysis.sentiment_magnitude));
-        raw.primary_emotion.get_or_insert(analysis.primary_emotion);
+        raw.primary_emotion.get_or_insert(Text::from(analysis.primary_emotion));
         raw.emotion_intensity_vector.get_or_insert_with(|| widen(analysis.emotion_intensity_vector));
-        raw.aspect_target_identification.get_or_insert(analysis.aspect_target_identification);
+        raw.aspect_target_identification.get_or_insert_with(|| analysis.aspect_target_identification.into_iter().map(Text::from).collect());
         raw.aspect_based_sentiment.get_or_insert_with(|| widen(analysis.aspect_based_sentiment));
         raw.sarcasm_detection.get_or_insert(analysis.sarcasm_detection);
         raw.subjectivity_score.get_or_insert(f64::from(analysis.subjectivity_score));
         raw.toxicity_score.get_or_insert(f64::from(analysis.toxicity_score));
-        raw.entity_recognition
-            .get_or_insert_with(|| analysis.entity_recognition.into_iter().map(|e| Entity { text: e.text, entity_type: e.entity_type }).collect());
-        raw.user_intent.get_or_insert(analysis.user_intent);
+        raw.entity_recognition.get_or_insert_with(|| {
+            analysis.entity_recognition.into_iter().map(|e| RawEntity { text: e.text.into(), entity_type: e.entity_type.into() }).collect()
+        });
+        raw.user_intent.get_or_insert(Text::from(analysis.user_intent));
         raw.influence_score.get_or_insert(f64::from(analysis.influence_score));
         true
     }
 }
 
-fn needs_enrichment(raw: &RawRecord) -> bool {
+fn needs_enrichment(raw: &RawRecord<'_>) -> bool {
     raw.sentiment_score.is_none()
         || raw.sentiment_magnitude.is_none()
         || raw.primary_emotion.is_none()
@@ -111,7 +112,7 @@ fn needs_enrichment(raw: &RawRecord) -> bool {
 mod tests {
     use super::*;
 
-    fn bare(text: &str) -> RawRecord {
+    fn bare(text: &str) -> RawRecord<'_> {
         RawRecord {
             message_id: Some("m".into()),
             event_timestamp: Some("2025-03-03T10:00:00Z".into()),
@@ -129,7 +130,7 @@ mod tests {
         raw.processing_version = Some("upstream-2.1".into());
         assert!(enricher.fill_missing(&mut raw));
         assert!(raw.sentiment_score.unwrap() > 0.3, "{:?}", raw.sentiment_score);
-        assert!(raw.aspect_target_identification.as_ref().unwrap().contains(&"earnings".to_string()));
+        assert!(raw.aspect_target_identification.as_ref().unwrap().contains(&Text::from("earnings")));
         assert_eq!(raw.processing_version.as_deref(), Some(ANALYZER_VERSION));
         assert_eq!(raw.model_name.as_deref(), Some(enricher.model_name()));
         assert!(!needs_enrichment(&raw));

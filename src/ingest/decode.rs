@@ -34,10 +34,15 @@ impl DecodeError {
     }
 }
 
-pub fn decode(body: &[u8]) -> Result<RawRecord, DecodeError> {
+/// Decodes `body`; the record's strings borrow from it, or from `scratch` when the body is base64 (the
+/// decoded bytes are kept there).
+pub fn decode<'a>(body: &'a [u8], scratch: &'a mut Vec<u8>) -> Result<RawRecord<'a>, DecodeError> {
     match decode_json(body) {
         Err(e @ (DecodeError::NotUtf8 { .. } | DecodeError::NotAnObject { .. })) => match base64_object(body) {
-            Some(decoded) => decode_json(&decoded),
+            Some(decoded) => {
+                *scratch = decoded;
+                decode_json(scratch)
+            }
             None => Err(e),
         },
         other => other,
@@ -56,7 +61,7 @@ fn base64_object(body: &[u8]) -> Option<Vec<u8>> {
     decoded.trim_ascii_start().starts_with(b"{").then_some(decoded)
 }
 
-fn decode_json(body: &[u8]) -> Result<RawRecord, DecodeError> {
+fn decode_json(body: &[u8]) -> Result<RawRecord<'_>, DecodeError> {
     let text = std::str::from_utf8(body).map_err(|e| DecodeError::NotUtf8 { valid_up_to: e.valid_up_to() })?;
     // serde would read a JSON array positionally into the struct; only objects are records.
     if !text.trim_start().starts_with('{') {
@@ -65,11 +70,11 @@ fn decode_json(body: &[u8]) -> Result<RawRecord, DecodeError> {
     }
     // Most bodies are valid: decode them without tracking the path (a third of the decoding time), and
     // decode again with it only to say where a bad one went wrong.
-    if let Ok(record) = serde_json::from_str::<RawRecord>(text) {
+    if let Ok(record) = serde_json::from_str::<RawRecord<'_>>(text) {
         return Ok(record);
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let record: RawRecord = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let record: RawRecord<'_> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -95,19 +100,26 @@ fn strip_position(e: &serde_json::Error) -> String {
 mod tests {
     use super::*;
 
+    /// The decoded record's message id, or the error.
+    fn message_id(body: &[u8]) -> Result<Option<String>, DecodeError> {
+        let mut scratch = Vec::new();
+        Ok(decode(body, &mut scratch)?.message_id.map(|id| id.to_string()))
+    }
+
     #[test]
     fn decodes_nested_fields_and_ignores_unknown_keys() {
         let body = br#"{"message_id":"a","entity_recognition":[{"text":"Apple","type":"ORG"}],"x":1}"#;
-        let raw = decode(body).unwrap();
+        let mut scratch = Vec::new();
+        let raw = decode(body, &mut scratch).unwrap();
         assert_eq!(raw.message_id.as_deref(), Some("a"));
-        assert_eq!(raw.entity_recognition.unwrap()[0].entity_type, "ORG");
+        assert_eq!(&*raw.entity_recognition.unwrap()[0].entity_type, "ORG");
     }
 
     #[test]
     fn type_errors_name_the_path() {
-        let err = decode(br#"{"sentiment_score":"high"}"#).unwrap_err();
+        let err = message_id(br#"{"sentiment_score":"high"}"#).unwrap_err();
         assert_eq!(err.field(), Some("sentiment_score"));
-        let err = decode(br#"{"entity_recognition":[{"text":"A","type":3}]}"#).unwrap_err();
+        let err = message_id(br#"{"entity_recognition":[{"text":"A","type":3}]}"#).unwrap_err();
         assert_eq!(err.field(), Some("entity_recognition[0].type"));
     }
 
@@ -116,20 +128,20 @@ mod tests {
         use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
         let json = br#"{"message_id":"b64","text_content":"hi ~~~ ???"}"#;
         for encoded in [STANDARD.encode(json), URL_SAFE_NO_PAD.encode(json), format!(" {}\n", STANDARD.encode(json))] {
-            assert_eq!(decode(encoded.as_bytes()).unwrap().message_id.as_deref(), Some("b64"), "{encoded}");
+            assert_eq!(message_id(encoded.as_bytes()).unwrap().as_deref(), Some("b64"), "{encoded}");
         }
         // Base64 of something that is not an object keeps the original error.
-        assert!(matches!(decode(STANDARD.encode(b"[1]").as_bytes()), Err(DecodeError::NotAnObject { .. })));
-        assert!(matches!(decode(b"aGVsbG8"), Err(DecodeError::NotAnObject { .. })));
+        assert!(matches!(message_id(STANDARD.encode(b"[1]").as_bytes()), Err(DecodeError::NotAnObject { .. })));
+        assert!(matches!(message_id(b"aGVsbG8"), Err(DecodeError::NotAnObject { .. })));
         // A base64 body whose object is malformed reports the object's problem.
-        assert!(matches!(decode(STANDARD.encode(br#"{"message_id":"#).as_bytes()), Err(DecodeError::Malformed { .. })));
+        assert!(matches!(message_id(STANDARD.encode(br#"{"message_id":"#).as_bytes()), Err(DecodeError::Malformed { .. })));
     }
 
     #[test]
     fn non_objects_and_bad_bytes_are_decode_errors() {
-        assert!(matches!(decode(b"[1,2]"), Err(DecodeError::NotAnObject { .. })));
-        assert!(matches!(decode(b"{} {}"), Err(DecodeError::Malformed { .. })));
-        assert!(matches!(decode(b"{this is not json"), Err(DecodeError::Malformed { .. })));
-        assert!(matches!(decode(&[0xff, 0xfe]), Err(DecodeError::NotUtf8 { .. })));
+        assert!(matches!(message_id(b"[1,2]"), Err(DecodeError::NotAnObject { .. })));
+        assert!(matches!(message_id(b"{} {}"), Err(DecodeError::Malformed { .. })));
+        assert!(matches!(message_id(b"{this is not json"), Err(DecodeError::Malformed { .. })));
+        assert!(matches!(message_id(&[0xff, 0xfe]), Err(DecodeError::NotUtf8 { .. })));
     }
 }

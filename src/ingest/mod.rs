@@ -174,7 +174,8 @@ fn validate_events(batch: &SourceBatch, now: DateTime<Utc>, enricher: Option<&En
             dead_letters.push(refused(ErrorClass::Decode, None, defect.clone()));
             continue;
         }
-        let mut raw = match decode::decode(&event.body) {
+        let mut scratch = Vec::new();
+        let mut raw = match decode::decode(&event.body, &mut scratch) {
             Ok(raw) => raw,
             Err(e) => {
                 dead_letters.push(refused(ErrorClass::Decode, e.field(), e.to_string()));

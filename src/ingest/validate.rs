@@ -8,12 +8,13 @@
 //! happens here: `ticker` is upper-cased without a leading `$`, `source_system` lower-cased, timestamps
 //! converted to UTC microseconds.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use crate::schema::{column as c, Entity, RawRecord, SentimentRecord, MAX_TICKER_LEN};
+use crate::schema::{column as c, normalize_ticker, Entity, RawEntity, RawRecord, SentimentRecord, Text, MAX_TICKER_LEN};
 
 pub const MAX_ID_LEN: usize = 256;
 /// Event Hubs refuses events over 1 MB, so no event it delivers is refused for its text; migrated rows are
@@ -101,6 +102,35 @@ struct Checker {
     violations: Vec<Violation>,
 }
 
+/// `value` trimmed, still borrowed from the body when it was.
+fn trimmed(value: Text<'_>) -> Cow<'_, str> {
+    match value.into_cow() {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) if s.trim().len() == s.len() => Cow::Owned(s),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
+    }
+}
+
+/// `value` lower-cased, copied only when that changes it.
+fn lowercase(value: Cow<'_, str>) -> Cow<'_, str> {
+    if !value.is_ascii() {
+        Cow::Owned(value.to_lowercase())
+    } else if value.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(value.to_ascii_lowercase())
+    } else {
+        value
+    }
+}
+
+/// `value` upper-cased (ASCII), copied only when that changes it.
+fn ascii_uppercase(value: Cow<'_, str>) -> Cow<'_, str> {
+    if value.bytes().any(|b| b.is_ascii_lowercase()) {
+        Cow::Owned(value.to_ascii_uppercase())
+    } else {
+        value
+    }
+}
+
 impl Checker {
     fn fail(&mut self, field: impl Into<String>, rule: Rule, detail: impl Into<String>) {
         self.violations.push(Violation { field: field.into(), rule, detail: detail.into() });
@@ -114,26 +144,26 @@ impl Checker {
     }
 
     /// Trims, then checks non-empty and a character limit.
-    fn text(&mut self, field: &str, value: Option<String>, max_chars: usize) -> Option<String> {
+    fn text<'a>(&mut self, field: &str, value: Option<Text<'a>>, max_chars: usize) -> Option<Cow<'a, str>> {
         self.text_at(value?, max_chars, |_| field.to_string())
     }
 
     /// [`Checker::text`] of an element (a map key, a list item), whose path `path` builds from the value
     /// only when it breaks a rule: valid records format no paths.
-    fn text_at(&mut self, value: String, max_chars: usize, path: impl FnOnce(&str) -> String) -> Option<String> {
-        let trimmed = value.trim();
-        if trimmed.is_empty() {
+    fn text_at<'a>(&mut self, value: Text<'a>, max_chars: usize, path: impl FnOnce(&str) -> String) -> Option<Cow<'a, str>> {
+        let content = value.trim();
+        if content.is_empty() {
             self.fail(path(&value), Rule::NotEmpty, "empty or only whitespace");
             return None;
         }
         // A string has at most as many characters as bytes: long texts are counted only when they might
         // exceed the bound.
-        let chars = if trimmed.len() <= max_chars { 0 } else { trimmed.chars().count() };
+        let chars = if content.len() <= max_chars { 0 } else { content.chars().count() };
         if chars > max_chars {
             self.fail(path(&value), Rule::MaxLength(max_chars), format!("{chars} characters"));
             return None;
         }
-        Some(if trimmed.len() == value.len() { value } else { trimmed.to_string() })
+        Some(trimmed(value))
     }
 
     fn score(&mut self, field: &str, value: Option<f64>, min: f32, max: f32) -> Option<f32> {
@@ -160,12 +190,12 @@ impl Checker {
         Some(narrowed)
     }
 
-    fn timestamp(&mut self, field: &str, value: Option<String>) -> Option<DateTime<Utc>> {
+    fn timestamp(&mut self, field: &str, value: Option<Text<'_>>) -> Option<DateTime<Utc>> {
         let value = value?;
         let parsed = match DateTime::parse_from_rfc3339(value.trim()) {
             Ok(t) => t.with_timezone(&Utc),
             Err(e) => {
-                self.fail(field, Rule::Rfc3339, format!("{value:?} is not RFC 3339 with an offset ({e})"));
+                self.fail(field, Rule::Rfc3339, format!("{:?} is not RFC 3339 with an offset ({e})", &*value));
                 return None;
             }
         };
@@ -182,7 +212,7 @@ impl Checker {
         DateTime::from_timestamp_micros(parsed.timestamp_micros())
     }
 
-    fn float_map(&mut self, field: &str, value: Option<BTreeMap<String, f64>>, min: f32) -> Option<BTreeMap<String, f32>> {
+    fn float_map<'a>(&mut self, field: &str, value: Option<BTreeMap<Text<'a>, f64>>, min: f32) -> Option<BTreeMap<Cow<'a, str>, f32>> {
         let value = value?;
         if value.len() > MAX_ITEMS {
             self.fail(field, Rule::MaxItems(MAX_ITEMS), format!("{} entries", value.len()));
@@ -200,7 +230,7 @@ impl Checker {
         Some(out)
     }
 
-    fn labels(&mut self, field: &str, value: Option<Vec<String>>) -> Option<Vec<String>> {
+    fn labels<'a>(&mut self, field: &str, value: Option<Vec<Text<'a>>>) -> Option<Vec<Cow<'a, str>>> {
         let value = value?;
         if value.len() > MAX_ITEMS {
             self.fail(field, Rule::MaxItems(MAX_ITEMS), format!("{} items", value.len()));
@@ -209,7 +239,7 @@ impl Checker {
         Some(value.into_iter().enumerate().filter_map(|(i, s)| self.text_at(s, MAX_LABEL_LEN, |_| format!("{field}[{i}]"))).collect())
     }
 
-    fn entities(&mut self, value: Option<Vec<Entity>>) -> Option<Vec<Entity>> {
+    fn entities<'a>(&mut self, value: Option<Vec<RawEntity<'a>>>) -> Option<Vec<Entity<'a>>> {
         let field = c::ENTITY_RECOGNITION;
         let value = value?;
         if value.len() > MAX_ITEMS {
@@ -221,7 +251,7 @@ impl Checker {
             let text = self.text_at(e.text, MAX_TITLE_LEN, |_| format!("{field}[{i}].text"));
             let kind = self.text_at(e.entity_type, MAX_SHORT_LEN, |_| format!("{field}[{i}].type"));
             if let (Some(text), Some(kind)) = (text, kind) {
-                out.push(Entity { text, entity_type: kind.to_ascii_uppercase() });
+                out.push(Entity { text, entity_type: ascii_uppercase(kind) });
             }
         }
         Some(out)
@@ -229,8 +259,8 @@ impl Checker {
 
     /// Lower-cased so that `Twitter` and `twitter` are one partition and one filter value. Any printable
     /// text is a source: data file paths escape partition values, so no value is dangerous.
-    fn source_system(&mut self, value: Option<String>) -> Option<String> {
-        let value = self.text(c::SOURCE_SYSTEM, value, MAX_SHORT_LEN)?.to_lowercase();
+    fn source_system<'a>(&mut self, value: Option<Text<'a>>) -> Option<Cow<'a, str>> {
+        let value = lowercase(self.text(c::SOURCE_SYSTEM, value, MAX_SHORT_LEN)?);
         if value.chars().any(char::is_control) {
             self.fail(c::SOURCE_SYSTEM, Rule::Pattern("no control characters"), format!("{value:?}"));
             return None;
@@ -238,21 +268,24 @@ impl Checker {
         Some(value)
     }
 
-    fn ticker(&mut self, value: Option<String>) -> Option<String> {
+    fn ticker<'a>(&mut self, value: Option<Text<'a>>) -> Option<Cow<'a, str>> {
         let value = self.text(c::TICKER, value, MAX_TICKER_LEN + 1)?;
-        let normalized = crate::schema::normalize_ticker(&value);
+        let normalized = match &value {
+            Cow::Borrowed(borrowed) => normalize_ticker(borrowed),
+            Cow::Owned(owned) => normalize_ticker(owned).map(|ticker| Cow::Owned(ticker.into_owned())),
+        };
         if normalized.is_none() {
             self.fail(c::TICKER, Rule::Pattern("$?[A-Z0-9][A-Z0-9./:-]*"), format!("{:?}", value.trim_start_matches('$').to_ascii_uppercase()));
         }
         normalized
     }
 
-    fn url(&mut self, value: Option<String>) -> Option<String> {
+    fn url<'a>(&mut self, value: Option<Text<'a>>) -> Option<Cow<'a, str>> {
         let value = self.text(c::SOURCE_URL, value, MAX_URL_LEN)?;
         match url::Url::parse(&value) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Some(value),
             _ => {
-                self.fail(c::SOURCE_URL, Rule::HttpUrl, format!("{value:?} is not an absolute http(s) URL"));
+                self.fail(c::SOURCE_URL, Rule::HttpUrl, format!("{:?} is not an absolute http(s) URL", &*value));
                 None
             }
         }
@@ -264,7 +297,7 @@ impl Checker {
 /// `enqueued_at` is when the event entered its stream (Event Hubs' enqueued time): timestamps are judged
 /// against it, never against the wall clock, so the same event gets the same verdict on every delivery.
 /// `now` only fills a missing `ingestion_timestamp`.
-pub fn validate(raw: RawRecord, enqueued_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<SentimentRecord, ValidationError> {
+pub fn validate<'a>(raw: RawRecord<'a>, enqueued_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<SentimentRecord<'a>, ValidationError> {
     let mut ck = Checker { enqueued_at, violations: Vec::new() };
     let message_id = ck.required(c::MESSAGE_ID, raw.message_id);
     let message_id = ck.text(c::MESSAGE_ID, message_id, MAX_ID_LEN);
@@ -290,7 +323,7 @@ pub fn validate(raw: RawRecord, enqueued_at: DateTime<Utc>, now: DateTime<Utc>) 
     let sentiment_magnitude = ck.required(c::SENTIMENT_MAGNITUDE, raw.sentiment_magnitude);
     let sentiment_magnitude = ck.at_least(c::SENTIMENT_MAGNITUDE, sentiment_magnitude, 0.0);
     let primary_emotion = ck.required(c::PRIMARY_EMOTION, raw.primary_emotion);
-    let primary_emotion = ck.text(c::PRIMARY_EMOTION, primary_emotion, MAX_SHORT_LEN).map(|s| s.to_lowercase());
+    let primary_emotion = ck.text(c::PRIMARY_EMOTION, primary_emotion, MAX_SHORT_LEN).map(lowercase);
     let emotion_intensity_vector = ck.float_map(c::EMOTION_INTENSITY_VECTOR, raw.emotion_intensity_vector, 0.0);
     let aspect_target_identification = ck.labels(c::ASPECT_TARGET_IDENTIFICATION, raw.aspect_target_identification);
     let aspect_based_sentiment = ck.float_map(c::ASPECT_BASED_SENTIMENT, raw.aspect_based_sentiment, -1.0);
@@ -301,11 +334,11 @@ pub fn validate(raw: RawRecord, enqueued_at: DateTime<Utc>, now: DateTime<Utc>) 
     let toxicity_score = ck.score(c::TOXICITY_SCORE, toxicity_score, 0.0, 1.0);
     let entity_recognition = ck.entities(raw.entity_recognition);
     let user_intent = ck.required(c::USER_INTENT, raw.user_intent);
-    let user_intent = ck.text(c::USER_INTENT, user_intent, MAX_SHORT_LEN).map(|s| s.to_lowercase());
+    let user_intent = ck.text(c::USER_INTENT, user_intent, MAX_SHORT_LEN).map(lowercase);
     let influence_score = ck.at_least(c::INFLUENCE_SCORE, raw.influence_score, 0.0);
     let processing_version = match raw.processing_version {
         Some(v) => ck.text(c::PROCESSING_VERSION, Some(v), MAX_LABEL_LEN),
-        None => Some(DEFAULT_PROCESSING_VERSION.to_string()),
+        None => Some(Cow::Borrowed(DEFAULT_PROCESSING_VERSION)),
     };
     let ticker = ck.ticker(raw.ticker);
     let article_title = ck.text(c::ARTICLE_TITLE, raw.article_title, MAX_TITLE_LEN);
@@ -355,12 +388,12 @@ mod tests {
     }
 
     /// Validation as of an event enqueued (and processed) at `now()`.
-    fn check(raw: RawRecord) -> Result<SentimentRecord, ValidationError> {
+    fn check(raw: RawRecord<'_>) -> Result<SentimentRecord<'_>, ValidationError> {
         validate(raw, now(), now())
     }
 
     /// A record with every required field and nothing else.
-    fn minimal() -> RawRecord {
+    fn minimal() -> RawRecord<'static> {
         RawRecord {
             message_id: Some("m1".into()),
             event_timestamp: Some("2025-05-31T23:59:59.123456+02:00".into()),
@@ -469,13 +502,13 @@ mod tests {
     fn time_windows_are_relative_to_the_enqueued_time_not_the_clock() {
         let enqueued = now();
         let mut raw = minimal();
-        raw.event_timestamp = Some((enqueued + MAX_FUTURE_SKEW + Duration::minutes(5)).to_rfc3339());
+        raw.event_timestamp = Some((enqueued + MAX_FUTURE_SKEW + Duration::minutes(5)).to_rfc3339().into());
         // Processed a minute later or a week later (a redelivery): the same verdict.
         for processed in [enqueued + Duration::minutes(1), enqueued + Duration::days(7)] {
             let err = validate(raw.clone(), enqueued, processed).unwrap_err();
             assert_eq!(err.violations[0].rule, Rule::TimeWindow);
         }
-        raw.event_timestamp = Some((enqueued + MAX_FUTURE_SKEW - Duration::minutes(5)).to_rfc3339());
+        raw.event_timestamp = Some((enqueued + MAX_FUTURE_SKEW - Duration::minutes(5)).to_rfc3339().into());
         assert!(validate(raw, enqueued, enqueued - Duration::days(3)).is_ok());
     }
 
@@ -494,7 +527,7 @@ mod tests {
     #[test]
     fn nested_violations_name_the_element() {
         let mut raw = minimal();
-        raw.entity_recognition = Some(vec![Entity { text: "Apple".into(), entity_type: " ".into() }]);
+        raw.entity_recognition = Some(vec![RawEntity { text: "Apple".into(), entity_type: " ".into() }]);
         raw.emotion_intensity_vector = Some(BTreeMap::from([("fear".into(), 2.0)]));
         let err = check(raw).unwrap_err();
         let fields: Vec<&str> = err.violations.iter().map(|v| v.field.as_str()).collect();
@@ -504,8 +537,8 @@ mod tests {
     #[test]
     fn limits_are_enforced() {
         let mut raw = minimal();
-        raw.message_id = Some("x".repeat(MAX_ID_LEN + 1));
-        raw.text_content = Some("y".repeat(MAX_TEXT_BYTES + 1));
+        raw.message_id = Some("x".repeat(MAX_ID_LEN + 1).into());
+        raw.text_content = Some("y".repeat(MAX_TEXT_BYTES + 1).into());
         raw.ticker = Some("AAPL; DROP".into());
         let err = check(raw).unwrap_err();
         let rules: Vec<Rule> = err.violations.iter().map(|v| v.rule).collect();
@@ -592,7 +625,8 @@ mod tests {
             }
             object.extend(values.into_iter().map(|(i, v)| (FIELDS[i].to_string(), v)));
             let body = serde_json::to_vec(&object).unwrap();
-            if let Ok(raw) = decode(&body) {
+            let mut scratch = Vec::new();
+            if let Ok(raw) = decode(&body, &mut scratch) {
                 match check(raw) {
                     Ok(r) => {
                         prop_assert!(!r.message_id.trim().is_empty());
@@ -626,7 +660,7 @@ mod tests {
             let instant = DateTime::from_timestamp(secs, micros * 1000).unwrap();
             let offset = chrono::FixedOffset::east_opt(offset_min * 60).unwrap();
             let mut raw = minimal();
-            raw.event_timestamp = Some(instant.with_timezone(&offset).to_rfc3339_opts(chrono::SecondsFormat::Micros, false));
+            raw.event_timestamp = Some(instant.with_timezone(&offset).to_rfc3339_opts(chrono::SecondsFormat::Micros, false).into());
             let r = check(raw).unwrap();
             prop_assert_eq!(r.event_timestamp, instant);
         }

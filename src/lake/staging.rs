@@ -32,7 +32,6 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
 
 use super::LakeError;
@@ -307,17 +306,14 @@ pub(crate) fn encode(segment: &Segment) -> Result<Bytes, LakeError> {
     // Segments live for a commit interval and are read once, whole, by the committer: favour write speed
     // over size. LZ4 (pure Rust) rather than zstd: a zstd context per column chunk costs a CPUID, which a
     // hypervisor traps (12.5 us each on the benchmark machine, see docs/benchmarks.md); no statistics,
-    // since nothing prunes staged files; no dictionary for values that are unique per row.
-    let mut props = WriterProperties::builder()
+    // since nothing prunes staged files; no dictionaries, whose hashing costs more than LZ4 spends on the
+    // repeats they would remove.
+    let props = WriterProperties::builder()
         .set_compression(Compression::LZ4_RAW)
         .set_statistics_enabled(EnabledStatistics::None)
-        .set_key_value_metadata(Some(metadata));
-    for column in crate::schema::column::UNIQUE_PER_ROW {
-        if batch.schema().index_of(column).is_ok() {
-            props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
-        }
-    }
-    let props = props.build();
+        .set_dictionary_enabled(false)
+        .set_key_value_metadata(Some(metadata))
+        .build();
     // About what LZ4 leaves of JSON-born text, so the buffer is not regrown (and copied) many times.
     let mut buffer = Vec::with_capacity(batch.get_array_memory_size() / 2);
     let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props))?;

@@ -36,7 +36,7 @@ impl Ticker {
             return Err(ParamError::new(parameter, format!("expected a ticker of 1 to {} characters", Self::MAX_LEN)));
         }
         crate::schema::normalize_ticker(value)
-            .map(Ticker)
+            .map(|ticker| Ticker(ticker.into_owned()))
             .ok_or_else(|| ParamError::new(parameter, format!("{value:?} is not a ticker (letters, digits and . / : -)")))
     }
 

@@ -98,7 +98,7 @@ impl RecordBatchBuilder {
         }
     }
 
-    pub fn append(&mut self, r: &SentimentRecord) {
+    pub fn append(&mut self, r: &SentimentRecord<'_>) {
         self.message_id.append_value(&r.message_id);
         self.event_timestamp.append_value(r.event_timestamp.timestamp_micros());
         self.ingestion_timestamp.append_value(r.ingestion_timestamp.timestamp_micros());
@@ -160,7 +160,7 @@ impl RecordBatchBuilder {
     }
 }
 
-fn append_float_map(builder: &mut FloatMapBuilder, map: Option<&std::collections::BTreeMap<String, f32>>) {
+fn append_float_map(builder: &mut FloatMapBuilder, map: Option<&std::collections::BTreeMap<std::borrow::Cow<'_, str>, f32>>) {
     match map {
         Some(map) => {
             for (key, value) in map {
@@ -173,7 +173,7 @@ fn append_float_map(builder: &mut FloatMapBuilder, map: Option<&std::collections
     }
 }
 
-fn append_entities(builder: &mut ListBuilder<StructBuilder>, entities: Option<&[Entity]>) {
+fn append_entities(builder: &mut ListBuilder<StructBuilder>, entities: Option<&[Entity<'_>]>) {
     let Some(entities) = entities else {
         builder.append_null();
         return;

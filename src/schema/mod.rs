@@ -11,6 +11,7 @@ pub mod extension;
 mod raw;
 mod record;
 
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 use ::arrow_schema::SchemaRef as ArrowSchemaRef;
@@ -19,7 +20,7 @@ use iceberg::spec::{
 };
 
 pub use self::arrow::{RecordBatchBuilder, ENTITY_TEXT, ENTITY_TYPE};
-pub use self::raw::{RawRecord, RawSourceMetadata};
+pub use self::raw::{RawEntity, RawRecord, RawSourceMetadata, Text};
 pub use self::record::{Entity, SentimentRecord};
 
 /// Longest ticker accepted, in characters. OCC option symbols (21) and crypto pairs fit; the bound keeps a
@@ -31,12 +32,14 @@ pub const MAX_TICKER_LEN: usize = 32;
 /// filters both go through here, so a query for `$aapl` finds rows ingested as `AAPL`. Characters such as
 /// `/` and `.` are legitimate in tickers (`BRK/B`, `BTC/USD`); data file paths escape them (see
 /// `lake::paths`), so no ticker can place a file outside the table.
-pub fn normalize_ticker(value: &str) -> Option<String> {
-    let value = value.trim_start_matches('$').to_ascii_uppercase();
+pub fn normalize_ticker(value: &str) -> Option<Cow<'_, str>> {
+    let value = value.trim_start_matches('$');
     let ok = value.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric())
         && value.len() <= MAX_TICKER_LEN
         && value.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '/' | ':'));
-    ok.then_some(value)
+    // Most tickers arrive in canonical form: copied only when upper-casing changes them.
+    let canonical = if value.bytes().any(|b| b.is_ascii_lowercase()) { Cow::Owned(value.to_ascii_uppercase()) } else { Cow::Borrowed(value) };
+    ok.then_some(canonical)
 }
 
 /// Top-level field ids of the sentiment table, in schema order.
@@ -239,7 +242,7 @@ pub(crate) mod tests_support {
 
     use super::{Entity, SentimentRecord};
 
-    pub fn full_record() -> SentimentRecord {
+    pub fn full_record() -> SentimentRecord<'static> {
         SentimentRecord {
             message_id: "m-1".into(),
             event_timestamp: chrono::Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap(),

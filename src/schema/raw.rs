@@ -3,40 +3,128 @@
 //! It lives beside the schema because every path into the table starts from it: ingestion decodes event
 //! bodies into it, enrichment fills its missing analysis fields, validation turns it into a
 //! [`super::SentimentRecord`] or a list of violations.
+//!
+//! Strings borrow from the event body wherever the JSON holds them without escapes (almost always), so a
+//! record costs a few allocations instead of one per string: decoding is most of what staging spends.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Deref;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-use super::record::Entity;
+/// A string of an event body: borrowed from the body when the JSON spells it without escapes, owned
+/// otherwise. (`Cow<str>`'s own `Deserialize` always copies, which is why this type exists.)
+#[derive(Debug, Default, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl<'a> Text<'a> {
+    pub fn into_cow(self) -> Cow<'a, str> {
+        self.0
+    }
+}
+
+impl Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(value: &'a str) -> Self {
+        Self(Cow::Borrowed(value))
+    }
+}
+
+impl From<String> for Text<'_> {
+    fn from(value: String) -> Self {
+        Self(Cow::Owned(value))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(value)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(value.to_string())))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, value: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(value)))
+            }
+        }
+
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+/// A named entity as the producer sent it (`entity_recognition` element).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RawEntity<'a> {
+    #[serde(borrow)]
+    pub text: Text<'a>,
+    #[serde(rename = "type", borrow)]
+    pub entity_type: Text<'a>,
+}
 
 /// Every field is optional here; validation decides which are required, so that a record missing three
 /// fields reports all three. Field names are the table's (the seed's) column names.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(default)]
-pub struct RawRecord {
-    pub message_id: Option<String>,
-    pub event_timestamp: Option<String>,
-    pub ingestion_timestamp: Option<String>,
-    pub source_system: Option<String>,
-    pub text_content: Option<String>,
+pub struct RawRecord<'a> {
+    #[serde(borrow)]
+    pub message_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub event_timestamp: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub ingestion_timestamp: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub source_system: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub text_content: Option<Text<'a>>,
     pub sentiment_score: Option<f64>,
     pub sentiment_magnitude: Option<f64>,
-    pub primary_emotion: Option<String>,
-    pub emotion_intensity_vector: Option<BTreeMap<String, f64>>,
-    pub aspect_target_identification: Option<Vec<String>>,
-    pub aspect_based_sentiment: Option<BTreeMap<String, f64>>,
+    #[serde(borrow)]
+    pub primary_emotion: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub emotion_intensity_vector: Option<BTreeMap<Text<'a>, f64>>,
+    #[serde(borrow)]
+    pub aspect_target_identification: Option<Vec<Text<'a>>>,
+    #[serde(borrow)]
+    pub aspect_based_sentiment: Option<BTreeMap<Text<'a>, f64>>,
     pub sarcasm_detection: Option<bool>,
     pub subjectivity_score: Option<f64>,
     pub toxicity_score: Option<f64>,
-    pub entity_recognition: Option<Vec<Entity>>,
-    pub user_intent: Option<String>,
+    #[serde(borrow)]
+    pub entity_recognition: Option<Vec<RawEntity<'a>>>,
+    #[serde(borrow)]
+    pub user_intent: Option<Text<'a>>,
     pub influence_score: Option<f64>,
-    pub processing_version: Option<String>,
-    pub ticker: Option<String>,
-    pub article_title: Option<String>,
-    pub source_url: Option<String>,
-    pub model_name: Option<String>,
+    #[serde(borrow)]
+    pub processing_version: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub ticker: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub article_title: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub source_url: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub model_name: Option<Text<'a>>,
     /// Input only (not a column): engagement figures that inform `influence_score` when it is computed.
     pub source_metadata: Option<RawSourceMetadata>,
 }
@@ -50,4 +138,26 @@ pub struct RawSourceMetadata {
     pub reposts: Option<u64>,
     pub replies: Option<u64>,
     pub verified: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_borrow_from_the_body_unless_escaped() {
+        let body = r#"{"message_id":"m-1","text_content":"say \"hi\"","emotion_intensity_vector":{"joy":0.5},"entity_recognition":[{"text":"Apple","type":"ORG"}]}"#;
+        let raw: RawRecord<'_> = serde_json::from_str(body).unwrap();
+        assert!(matches!(raw.message_id.as_ref().unwrap().0, Cow::Borrowed("m-1")));
+        assert!(matches!(raw.text_content.as_ref().unwrap().0, Cow::Owned(ref s) if s == "say \"hi\""));
+        let (key, _) = raw.emotion_intensity_vector.as_ref().unwrap().iter().next().unwrap();
+        assert!(matches!(key.0, Cow::Borrowed("joy")));
+        assert!(matches!(raw.entity_recognition.as_ref().unwrap()[0].entity_type.0, Cow::Borrowed("ORG")));
+    }
+
+    #[test]
+    fn a_later_duplicate_map_key_wins_as_before() {
+        let raw: RawRecord<'_> = serde_json::from_str(r#"{"aspect_based_sentiment":{"eps":0.1,"eps":-0.2}}"#).unwrap();
+        assert_eq!(raw.aspect_based_sentiment.unwrap().into_iter().collect::<Vec<_>>(), vec![(Text::from("eps"), -0.2)]);
+    }
 }

@@ -1,44 +1,45 @@
 //! The typed form of one table row, as produced by validation and consumed by the Arrow builder.
 //!
 //! Required columns of the seed's table are plain values here and optional ones `Option`s, so a row the
-//! contract forbids (a null in a required column) cannot be built.
+//! contract forbids (a null in a required column) cannot be built. Strings borrow from the event body where
+//! validation left them as they came (see [`super::RawRecord`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
 /// A named entity found in the message (`entity_recognition` element).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Entity {
-    pub text: String,
-    #[serde(rename = "type")]
-    pub entity_type: String,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entity<'a> {
+    pub text: Cow<'a, str>,
+    pub entity_type: Cow<'a, str>,
 }
 
 /// One validated sentiment record. Invariants (enforced by validation): required strings are non-empty,
 /// scores are finite and inside their documented ranges, timestamps are UTC microseconds.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SentimentRecord {
-    pub message_id: String,
+pub struct SentimentRecord<'a> {
+    pub message_id: Cow<'a, str>,
     pub event_timestamp: DateTime<Utc>,
     pub ingestion_timestamp: DateTime<Utc>,
-    pub source_system: String,
-    pub text_content: String,
+    pub source_system: Cow<'a, str>,
+    pub text_content: Cow<'a, str>,
     pub sentiment_score: f32,
     pub sentiment_magnitude: f32,
-    pub primary_emotion: String,
-    pub emotion_intensity_vector: Option<BTreeMap<String, f32>>,
-    pub aspect_target_identification: Option<Vec<String>>,
-    pub aspect_based_sentiment: Option<BTreeMap<String, f32>>,
+    pub primary_emotion: Cow<'a, str>,
+    pub emotion_intensity_vector: Option<BTreeMap<Cow<'a, str>, f32>>,
+    pub aspect_target_identification: Option<Vec<Cow<'a, str>>>,
+    pub aspect_based_sentiment: Option<BTreeMap<Cow<'a, str>, f32>>,
     pub sarcasm_detection: bool,
     pub subjectivity_score: f32,
     pub toxicity_score: f32,
-    pub entity_recognition: Option<Vec<Entity>>,
-    pub user_intent: String,
+    pub entity_recognition: Option<Vec<Entity<'a>>>,
+    pub user_intent: Cow<'a, str>,
     pub influence_score: Option<f32>,
-    pub processing_version: String,
-    pub ticker: Option<String>,
-    pub article_title: Option<String>,
-    pub source_url: Option<String>,
-    pub model_name: Option<String>,
+    pub processing_version: Cow<'a, str>,
+    pub ticker: Option<Cow<'a, str>>,
+    pub article_title: Option<Cow<'a, str>>,
+    pub source_url: Option<Cow<'a, str>>,
+    pub model_name: Option<Cow<'a, str>>,
 }
