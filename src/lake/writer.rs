@@ -90,20 +90,17 @@ pub async fn write_data_files(
     let sort_keys = Arc::new(SortKeys::new(&batches, sort_columns)?);
     let runtime = tokio::runtime::Handle::current();
     // Every started write is awaited, failed or not, so that a failure can delete all that was written.
-    let written: Vec<Result<Vec<DataFile>, LakeError>> = futures::stream::iter(groups)
-        .map(|(key, mut rows)| {
-            let rolling = if rows.len() <= SMALL_FILE_ROWS { small.clone() } else { large.clone() };
+    let written: Vec<(Vec<DataFile>, Option<LakeError>)> = futures::stream::iter(work_units(groups))
+        .map(|unit| {
+            let rolling = if unit.rows() <= SMALL_FILE_ROWS { small.clone() } else { large.clone() };
             let (batches, sort_keys, runtime) = (batches.clone(), sort_keys.clone(), runtime.clone());
             async move {
                 // Sorting, gathering and encoding are CPU work: a blocking thread each, off the async workers.
                 let job = tokio::task::spawn_blocking(move || {
-                    if let Some(keys) = sort_keys.as_ref() {
-                        rows.sort_by(|a, b| keys.compare(*a, *b));
-                    }
                     let refs: Vec<&RecordBatch> = batches.iter().collect();
-                    runtime.block_on(write_partition(&DataFileWriterBuilder::new(rolling), key, &refs, &rows))
+                    runtime.block_on(unit.write(&DataFileWriterBuilder::new(rolling), &refs, sort_keys.as_ref().as_ref()))
                 });
-                job.await.map_err(|e| LakeError::Task(e.to_string()))?
+                job.await.unwrap_or_else(|e| (Vec::new(), Some(LakeError::Task(e.to_string()))))
             }
         })
         .buffered(write_parallelism())
@@ -111,11 +108,9 @@ pub async fn write_data_files(
         .await;
     let mut files = Vec::new();
     let mut failure = None;
-    for result in written {
-        match result {
-            Ok(mut closed) => files.append(&mut closed),
-            Err(e) => failure = failure.or(Some(e)),
-        }
+    for (mut closed, error) in written {
+        files.append(&mut closed);
+        failure = failure.or(error);
     }
     if let Some(e) = failure {
         delete(table, &files).await;
@@ -191,22 +186,102 @@ fn table_codec(properties: &HashMap<String, String>) -> Compression {
     })
 }
 
+/// Partitions written by one blocking task: one partition of more than [`ROWS_PER_WRITE`] rows, or
+/// consecutive partitions of at most that many rows together. Small partitions share one gather: a live
+/// commit spreads a few thousand rows over hundreds of partitions, and gathering each on its own cost
+/// more than encoding it (arrow's interleave sets up every source array's nested children per call).
+struct WorkUnit {
+    partitions: Vec<(Option<PartitionKey>, Rows)>,
+}
+
+/// Groups in order, cut into [`WorkUnit`]s.
+fn work_units(groups: Vec<(Option<PartitionKey>, Rows)>) -> Vec<WorkUnit> {
+    let mut units: Vec<WorkUnit> = Vec::new();
+    let mut open: Option<WorkUnit> = None;
+    for (key, rows) in groups {
+        if rows.len() > ROWS_PER_WRITE {
+            units.push(WorkUnit { partitions: vec![(key, rows)] });
+            continue;
+        }
+        if open.as_ref().is_some_and(|unit| unit.rows() + rows.len() > ROWS_PER_WRITE) {
+            units.extend(open.take());
+        }
+        open.get_or_insert_with(|| WorkUnit { partitions: Vec::new() }).partitions.push((key, rows));
+    }
+    units.extend(open);
+    units
+}
+
+impl WorkUnit {
+    fn rows(&self) -> usize {
+        self.partitions.iter().map(|(_, rows)| rows.len()).sum()
+    }
+
+    /// Sorts each partition's rows, gathers them and writes one file (or, past the target size, several)
+    /// per partition. Returns what was written even when a later partition failed, so it can be deleted.
+    async fn write<L, F>(
+        mut self,
+        builder: &DataFileWriterBuilder<ParquetWriterBuilder, L, F>,
+        batches: &[&RecordBatch],
+        sort_keys: Option<&SortKeys>,
+    ) -> (Vec<DataFile>, Option<LakeError>)
+    where
+        L: LocationGenerator,
+        F: FileNameGenerator,
+    {
+        if let Some(keys) = sort_keys {
+            for (_, rows) in &mut self.partitions {
+                rows.sort_by(|a, b| keys.compare(*a, *b));
+            }
+        }
+        let mut files = Vec::new();
+        let result = if self.partitions.len() == 1 {
+            let (key, rows) = self.partitions.pop().expect("one partition");
+            write_partition(builder, key, rows.chunks(ROWS_PER_WRITE).map(|chunk| gather(batches, chunk)), &mut files).await
+        } else {
+            let all: Rows = self.partitions.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
+            match gather(batches, &all) {
+                Ok(gathered) => {
+                    let mut result = Ok(());
+                    let mut offset = 0;
+                    for (key, rows) in self.partitions {
+                        let slice = gathered.slice(offset, rows.len());
+                        offset += rows.len();
+                        result = write_partition(builder, key, std::iter::once(Ok(slice)), &mut files).await;
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                    result
+                }
+                Err(e) => Err(e),
+            }
+        };
+        (files, result.err())
+    }
+}
+
+fn gather(batches: &[&RecordBatch], rows: &[(usize, usize)]) -> Result<RecordBatch, LakeError> {
+    Ok(arrow_select::interleave::interleave_record_batch(batches, rows)?)
+}
+
+/// Writes one partition's rows (in the order given) and appends the files it closed to `files`.
 async fn write_partition<L, F>(
     builder: &DataFileWriterBuilder<ParquetWriterBuilder, L, F>,
     key: Option<PartitionKey>,
-    batches: &[&RecordBatch],
-    rows: &[(usize, usize)],
-) -> Result<Vec<DataFile>, LakeError>
+    chunks: impl Iterator<Item = Result<RecordBatch, LakeError>>,
+    files: &mut Vec<DataFile>,
+) -> Result<(), LakeError>
 where
     L: LocationGenerator,
     F: FileNameGenerator,
 {
     let mut writer = builder.build(key).await.map_err(LakeError::iceberg("opening a data file writer"))?;
-    for chunk in rows.chunks(ROWS_PER_WRITE) {
-        let gathered = arrow_select::interleave::interleave_record_batch(batches, chunk)?;
-        writer.write(gathered).await.map_err(LakeError::iceberg("writing a data file"))?;
+    for chunk in chunks {
+        writer.write(chunk?).await.map_err(LakeError::iceberg("writing a data file"))?;
     }
-    writer.close().await.map_err(LakeError::iceberg("closing a data file"))
+    files.append(&mut writer.close().await.map_err(LakeError::iceberg("closing a data file"))?);
+    Ok(())
 }
 
 /// Best effort: files of a failed write are unreferenced (orphan cleanup removes what this misses).
