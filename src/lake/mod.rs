@@ -13,6 +13,7 @@ mod dremio_commit;
 mod error;
 mod evolve;
 mod ledger;
+mod manifest;
 pub mod paths;
 pub mod plan;
 mod quarantine;

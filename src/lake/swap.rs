@@ -356,7 +356,8 @@ fn io(context: &'static str) -> impl FnOnce(iceberg::Error) -> LakeError {
     LakeError::iceberg(context)
 }
 
-/// The manifest of `files`, added by snapshot `id` under the default spec.
+/// The manifest of `files`, added by snapshot `id` under the default spec: encoded directly
+/// ([`super::manifest`]), or by iceberg's writer for a partition type that encoder does not write.
 async fn write_added(
     table: &Table,
     files: &[DataFile],
@@ -368,11 +369,18 @@ async fn write_added(
 ) -> Result<ManifestFile, LakeError> {
     let metadata = table.metadata();
     let (schema, spec) = (metadata.current_schema().clone(), metadata.default_partition_spec().clone());
-    let output = table.file_io().new_output(&path).map_err(io("manifest output"))?;
-    written.push(path);
-    let mut writer = ManifestWriterBuilder::new(output, Some(id), schema.clone(), spec.as_ref().clone()).build_v2_data();
     for file in files {
         collector.add_file(file, schema.clone(), spec.clone());
+    }
+    let output = table.file_io().new_output(&path).map_err(io("manifest output"))?;
+    written.push(path.clone());
+    if let Some((bytes, mut manifest)) = super::manifest::encode(&schema, &spec, id, sequence_number, files)? {
+        output.write(bytes.into()).await.map_err(io("writing the manifest"))?;
+        manifest.manifest_path = path;
+        return Ok(manifest);
+    }
+    let mut writer = ManifestWriterBuilder::new(output, Some(id), schema, spec.as_ref().clone()).build_v2_data();
+    for file in files {
         writer.add_file(file.clone(), sequence_number).map_err(io("manifest entry"))?;
     }
     writer.write_manifest_file().await.map_err(io("writing the manifest"))
