@@ -136,16 +136,18 @@ enum FileSize {
 }
 
 /// Data files are what every query reads: compressed as the table's `write.parquet.compression-codec` and
-/// `write.parquet.compression-level` say (zstd level 3 when unset, Iceberg's default codec), with chunk
-/// statistics for pruning. Columns whose values are unique per row (ids, texts, titles, URLs) are written
-/// without a dictionary, which would only cost the hashing and then be abandoned.
+/// `write.parquet.compression-level` say (zstd when unset, Iceberg's default codec; the level as
+/// [`TableCodec::for_size`] chooses), with chunk statistics for pruning. Columns whose values are
+/// (nearly) unique per row are written without a dictionary, which would only cost the hashing and then
+/// be abandoned: ids, texts, titles and URLs, the event time, and every float (scores, intensities).
 ///
-/// In a small file (a partition's few rows of one commit, the common case of a live commit) only those
+/// In a small file (a partition's few rows of one commit, the common case of a live commit) only the
 /// free-text columns are compressed: every other chunk holds at most a few KB of dictionary indices,
 /// booleans or numbers, where compression saves next to nothing but costs a codec context per chunk (a
 /// zstd context costs a CPUID, which a hypervisor traps: 12.5 us on the benchmark machine). Compaction
 /// merges a partition's small files, and once a file holds more rows it is compressed throughout.
-fn data_file_properties(sample: &RecordBatch, codec: Compression, size: FileSize) -> WriterProperties {
+fn data_file_properties(sample: &RecordBatch, codec: TableCodec, size: FileSize) -> WriterProperties {
+    let codec = codec.for_size(size);
     let default = match size {
         FileSize::Small => Compression::UNCOMPRESSED,
         FileSize::Large => codec,
@@ -157,32 +159,80 @@ fn data_file_properties(sample: &RecordBatch, codec: Compression, size: FileSize
             builder = builder.set_column_dictionary_enabled(path.clone(), false).set_column_compression(path, codec);
         }
     }
+    for path in unique_valued_leaves(&sample.schema()) {
+        builder = builder.set_column_dictionary_enabled(path, false);
+    }
     builder.build()
+}
+
+/// Parquet leaf columns of `schema` whose values are rarely repeated: every float or double (nested ones
+/// too, such as map values) and the event time.
+fn unique_valued_leaves(schema: &arrow_schema::Schema) -> Vec<ColumnPath> {
+    let Ok(parquet) = parquet::arrow::ArrowSchemaConverter::new().convert(schema) else {
+        return Vec::new();
+    };
+    parquet
+        .columns()
+        .iter()
+        .filter(|leaf| {
+            matches!(leaf.physical_type(), parquet::basic::Type::FLOAT | parquet::basic::Type::DOUBLE)
+                || leaf.path().parts() == [crate::schema::column::EVENT_TIMESTAMP]
+        })
+        .map(|leaf| leaf.path().clone())
+        .collect()
 }
 
 const CODEC_PROPERTY: &str = "write.parquet.compression-codec";
 const LEVEL_PROPERTY: &str = "write.parquet.compression-level";
+/// zstd level of small files when the table names none: pyarrow's default, so what PyIceberg writes.
+const SMALL_FILE_ZSTD_LEVEL: i32 = 1;
+/// zstd level of larger files (compaction's output) when the table names none: parquet-mr's default, so
+/// what Java Iceberg writes.
+const LARGE_FILE_ZSTD_LEVEL: i32 = 3;
+
+/// The table's Parquet compression.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum TableCodec {
+    /// zstd at a level the table names.
+    ZstdAt(ZstdLevel),
+    /// zstd without a level: chosen per file size.
+    Zstd,
+    Other(Compression),
+}
+
+impl TableCodec {
+    /// A level the table names is honoured. Without one, a small file of a live commit gets level 1, whose
+    /// context costs a fraction of level 3's (a fresh context per column chunk, and these chunks are a few
+    /// KB: most of the time went into setting the context up), and larger files level 3.
+    fn for_size(self, size: FileSize) -> Compression {
+        let level = |level: i32| Compression::ZSTD(ZstdLevel::try_new(level).expect("a valid zstd level"));
+        match (self, size) {
+            (TableCodec::ZstdAt(level), _) => Compression::ZSTD(level),
+            (TableCodec::Zstd, FileSize::Small) => level(SMALL_FILE_ZSTD_LEVEL),
+            (TableCodec::Zstd, FileSize::Large) => level(LARGE_FILE_ZSTD_LEVEL),
+            (TableCodec::Other(codec), _) => codec,
+        }
+    }
+}
 
 /// The Parquet codec a table asks for. A codec this build does not write (gzip, brotli) or a bad level
-/// falls back to zstd level 3 with a warning: another engine's setting must not stop commits.
-fn table_codec(properties: &HashMap<String, String>) -> Compression {
-    let zstd = |level: i32| ZstdLevel::try_new(level).ok().map(Compression::ZSTD);
-    let default = Compression::ZSTD(ZstdLevel::try_new(3).expect("level 3 is valid"));
+/// falls back to zstd with a warning: another engine's setting must not stop commits.
+fn table_codec(properties: &HashMap<String, String>) -> TableCodec {
     let level = properties.get(LEVEL_PROPERTY).map(|l| l.trim().parse::<i32>().ok());
     let codec = properties.get(CODEC_PROPERTY).map(|c| c.trim().to_ascii_lowercase());
     let chosen = match codec.as_deref() {
         None | Some("zstd") => match level {
-            None => Some(default),
-            Some(level) => level.and_then(zstd),
+            None => Some(TableCodec::Zstd),
+            Some(level) => level.and_then(|l| ZstdLevel::try_new(l).ok()).map(TableCodec::ZstdAt),
         },
-        Some("snappy") => Some(Compression::SNAPPY),
-        Some("lz4") => Some(Compression::LZ4_RAW),
-        Some("uncompressed") | Some("none") => Some(Compression::UNCOMPRESSED),
+        Some("snappy") => Some(TableCodec::Other(Compression::SNAPPY)),
+        Some("lz4") => Some(TableCodec::Other(Compression::LZ4_RAW)),
+        Some("uncompressed") | Some("none") => Some(TableCodec::Other(Compression::UNCOMPRESSED)),
         Some(_) => None,
     };
     chosen.unwrap_or_else(|| {
-        tracing::warn!(codec = ?codec, level = ?properties.get(LEVEL_PROPERTY), "The table's Parquet codec setting is not one this build writes; using zstd level 3.");
-        default
+        tracing::warn!(codec = ?codec, level = ?properties.get(LEVEL_PROPERTY), "The table's Parquet codec setting is not one this build writes; using zstd.");
+        TableCodec::Zstd
     })
 }
 
@@ -376,21 +426,31 @@ impl SortKeys {
 mod tests {
     use super::*;
 
-    fn codec(pairs: &[(&str, &str)]) -> Compression {
+    fn codec(pairs: &[(&str, &str)]) -> TableCodec {
         table_codec(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     #[test]
-    fn the_tables_codec_property_is_honoured_and_unknown_settings_fall_back_to_zstd_3() {
+    fn the_tables_codec_property_is_honoured_and_unknown_settings_fall_back_to_zstd() {
         let zstd = |level| Compression::ZSTD(ZstdLevel::try_new(level).unwrap());
-        assert_eq!(codec(&[]), zstd(3));
-        assert_eq!(codec(&[(CODEC_PROPERTY, "ZSTD"), (LEVEL_PROPERTY, "9")]), zstd(9));
-        assert_eq!(codec(&[(LEVEL_PROPERTY, "1")]), zstd(1));
-        assert_eq!(codec(&[(CODEC_PROPERTY, "snappy")]), Compression::SNAPPY);
-        assert_eq!(codec(&[(CODEC_PROPERTY, "lz4")]), Compression::LZ4_RAW);
-        assert_eq!(codec(&[(CODEC_PROPERTY, "uncompressed")]), Compression::UNCOMPRESSED);
+        let both = |codec: TableCodec| (codec.for_size(FileSize::Small), codec.for_size(FileSize::Large));
+        assert_eq!(both(codec(&[])), (zstd(1), zstd(3)), "no level named: level 1 for small files, 3 for large ones");
+        assert_eq!(both(codec(&[(CODEC_PROPERTY, "ZSTD"), (LEVEL_PROPERTY, "9")])), (zstd(9), zstd(9)));
+        assert_eq!(both(codec(&[(LEVEL_PROPERTY, "3")])), (zstd(3), zstd(3)));
+        assert_eq!(both(codec(&[(CODEC_PROPERTY, "snappy")])), (Compression::SNAPPY, Compression::SNAPPY));
+        assert_eq!(codec(&[(CODEC_PROPERTY, "lz4")]).for_size(FileSize::Large), Compression::LZ4_RAW);
+        assert_eq!(codec(&[(CODEC_PROPERTY, "uncompressed")]).for_size(FileSize::Small), Compression::UNCOMPRESSED);
         for bad in [&[(CODEC_PROPERTY, "gzip")][..], &[(LEVEL_PROPERTY, "high")], &[(LEVEL_PROPERTY, "99")]] {
-            assert_eq!(codec(bad), zstd(3), "{bad:?}");
+            assert_eq!(codec(bad), TableCodec::Zstd, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn floats_and_the_event_time_get_no_dictionary() {
+        let paths: Vec<String> = unique_valued_leaves(&crate::schema::sentiment_arrow_schema()).iter().map(ColumnPath::string).collect();
+        for expected in ["event_timestamp", "sentiment_score", "toxicity_score", "influence_score", "emotion_intensity_vector.key_value.value"] {
+            assert!(paths.iter().any(|p| p == expected), "{expected} in {paths:?}");
+        }
+        assert!(!paths.iter().any(|p| p == "ingestion_timestamp" || p == "ticker" || p.ends_with(".key")), "{paths:?}");
     }
 }
