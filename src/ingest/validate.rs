@@ -9,12 +9,11 @@
 //! converted to UTC microseconds.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use crate::schema::{column as c, normalize_ticker, Entity, RawEntity, RawRecord, SentimentRecord, Text, MAX_TICKER_LEN};
+use crate::schema::{column as c, normalize_ticker, Entity, FloatMap, RawEntity, RawFloatMap, RawRecord, SentimentRecord, Text, MAX_TICKER_LEN};
 
 pub const MAX_ID_LEN: usize = 256;
 /// Event Hubs refuses events over 1 MB, so no event it delivers is refused for its text; migrated rows are
@@ -102,8 +101,25 @@ struct Checker {
     violations: Vec<Violation>,
 }
 
+/// Sorts `entries` by key and keeps, of equal keys, the one that came last.
+fn last_per_key<K: Ord, V>(entries: &mut Vec<(K, V)>) {
+    entries.reverse();
+    // Stable: of equal keys, the last in the body is now first, and `dedup_by` keeps the first.
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|later, kept| later.0 == kept.0);
+}
+
+/// Whether trimming could change `value`: its first or last byte is whitespace or not ASCII.
+fn may_need_trim(value: &str) -> bool {
+    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_whitespace() || !b.is_ascii());
+    edge(value.as_bytes().first()) || edge(value.as_bytes().last())
+}
+
 /// `value` trimmed, still borrowed from the body when it was.
 fn trimmed(value: Text<'_>) -> Cow<'_, str> {
+    if !may_need_trim(&value) {
+        return value.into_cow();
+    }
     match value.into_cow() {
         Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
         Cow::Owned(s) if s.trim().len() == s.len() => Cow::Owned(s),
@@ -151,7 +167,7 @@ impl Checker {
     /// [`Checker::text`] of an element (a map key, a list item), whose path `path` builds from the value
     /// only when it breaks a rule: valid records format no paths.
     fn text_at<'a>(&mut self, value: Text<'a>, max_chars: usize, path: impl FnOnce(&str) -> String) -> Option<Cow<'a, str>> {
-        let content = value.trim();
+        let content = if may_need_trim(&value) { value.trim() } else { &value };
         if content.is_empty() {
             self.fail(path(&value), Rule::NotEmpty, "empty or only whitespace");
             return None;
@@ -212,20 +228,30 @@ impl Checker {
         DateTime::from_timestamp_micros(parsed.timestamp_micros())
     }
 
-    fn float_map<'a>(&mut self, field: &str, value: Option<BTreeMap<Text<'a>, f64>>, min: f32) -> Option<BTreeMap<Cow<'a, str>, f32>> {
-        let value = value?;
-        if value.len() > MAX_ITEMS {
-            self.fail(field, Rule::MaxItems(MAX_ITEMS), format!("{} entries", value.len()));
+    /// Entries in key order, each key once with the value the body gave it last (what a JSON object
+    /// means); keys trimmed, entries checked.
+    fn float_map<'a>(&mut self, field: &str, value: Option<RawFloatMap<'a>>, min: f32) -> Option<FloatMap<'a>> {
+        let mut entries = value?.0;
+        if entries.len() > MAX_ITEMS {
+            self.fail(field, Rule::MaxItems(MAX_ITEMS), format!("{} entries", entries.len()));
             return None;
         }
-        let mut out = BTreeMap::new();
-        for (key, v) in value {
+        last_per_key(&mut entries);
+        let mut out: FloatMap<'a> = Vec::with_capacity(entries.len());
+        let mut rekeyed = false;
+        for (key, v) in entries {
+            let sent_len = key.len();
             let Some(key) = self.text_at(key, MAX_LABEL_LEN, |key| format!("{field}[{key:?}]")) else {
                 continue;
             };
+            rekeyed |= key.len() != sent_len;
             if let Some(v) = self.score_at(v, min, 1.0, || format!("{field}[{key:?}]")) {
-                out.insert(key, v);
+                out.push((key, v));
             }
+        }
+        if rekeyed {
+            // Trimming can reorder keys or make two equal: the later one wins, as in the body.
+            last_per_key(&mut out);
         }
         Some(out)
     }
@@ -528,10 +554,21 @@ mod tests {
     fn nested_violations_name_the_element() {
         let mut raw = minimal();
         raw.entity_recognition = Some(vec![RawEntity { text: "Apple".into(), entity_type: " ".into() }]);
-        raw.emotion_intensity_vector = Some(BTreeMap::from([("fear".into(), 2.0)]));
+        raw.emotion_intensity_vector = Some(RawFloatMap(vec![("fear".into(), 2.0)]));
         let err = check(raw).unwrap_err();
         let fields: Vec<&str> = err.violations.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, vec!["emotion_intensity_vector[\"fear\"]", "entity_recognition[0].type"]);
+    }
+
+    /// What a JSON object means, whatever the body's order: keys in order, each once, with the value the
+    /// body gave it last, also when trimming makes two keys one.
+    #[test]
+    fn map_entries_come_out_ordered_with_each_keys_last_value() {
+        let mut raw = minimal();
+        let entries = [("joy", 0.1), ("fear", 0.2), ("joy", 0.3), (" anger ", 0.4), ("anger", 0.5)];
+        raw.emotion_intensity_vector = Some(entries.into_iter().map(|(k, v)| (Text::from(k), v)).collect());
+        let r = check(raw).unwrap();
+        assert_eq!(r.emotion_intensity_vector.unwrap(), vec![("anger".into(), 0.5), ("fear".into(), 0.2), ("joy".into(), 0.3)]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, FieldRef, Fields, SchemaRef};
 
-use super::record::{Entity, SentimentRecord};
+use super::record::{Entity, FloatMap, SentimentRecord};
 use super::sentiment_arrow_schema;
 
 pub const ENTITY_TEXT: &str = "text";
@@ -160,7 +160,7 @@ impl RecordBatchBuilder {
     }
 }
 
-fn append_float_map(builder: &mut FloatMapBuilder, map: Option<&std::collections::BTreeMap<std::borrow::Cow<'_, str>, f32>>) {
+fn append_float_map(builder: &mut FloatMapBuilder, map: Option<&FloatMap<'_>>) {
     match map {
         Some(map) => {
             for (key, value) in map {

@@ -20,8 +20,8 @@ use iceberg::spec::{
 };
 
 pub use self::arrow::{RecordBatchBuilder, ENTITY_TEXT, ENTITY_TYPE};
-pub use self::raw::{RawEntity, RawRecord, RawSourceMetadata, Text};
-pub use self::record::{Entity, SentimentRecord};
+pub use self::raw::{RawEntity, RawFloatMap, RawRecord, RawSourceMetadata, Text};
+pub use self::record::{Entity, FloatMap, SentimentRecord};
 
 /// Longest ticker accepted, in characters. OCC option symbols (21) and crypto pairs fit; the bound keeps a
 /// partition value (and so a path segment) short.
@@ -236,7 +236,6 @@ pub fn sentiment_arrow_schema() -> ArrowSchemaRef {
 /// Records for other modules' tests.
 #[cfg(test)]
 pub(crate) mod tests_support {
-    use std::collections::BTreeMap;
 
     use chrono::TimeZone;
 
@@ -252,9 +251,9 @@ pub(crate) mod tests_support {
             sentiment_score: 0.8,
             sentiment_magnitude: 0.9,
             primary_emotion: "joy".into(),
-            emotion_intensity_vector: Some(BTreeMap::from([("joy".into(), 0.7), ("fear".into(), 0.1)])),
+            emotion_intensity_vector: Some(vec![("fear".into(), 0.1), ("joy".into(), 0.7)]),
             aspect_target_identification: Some(vec!["earnings".into()]),
-            aspect_based_sentiment: Some(BTreeMap::from([("earnings".into(), 0.8)])),
+            aspect_based_sentiment: Some(vec![("earnings".into(), 0.8)]),
             sarcasm_detection: false,
             subjectivity_score: 0.3,
             toxicity_score: 0.0,

@@ -8,7 +8,6 @@
 //! record costs a few allocations instead of one per string: decoding is most of what staging spends.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Deref;
 
@@ -73,6 +72,42 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
+/// A JSON object of numbers (`emotion_intensity_vector`, `aspect_based_sentiment`) in the order the body
+/// lists it, duplicates included: a handful of entries is cheaper in a vector than in a tree, and
+/// validation orders them and keeps a key's last value, as a JSON object means.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RawFloatMap<'a>(pub Vec<(Text<'a>, f64)>);
+
+impl<'a> FromIterator<(Text<'a>, f64)> for RawFloatMap<'a> {
+    fn from_iter<I: IntoIterator<Item = (Text<'a>, f64)>>(entries: I) -> Self {
+        Self(entries.into_iter().collect())
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawFloatMap<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawFloatMap<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of numbers")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8).min(16));
+                while let Some(entry) = map.next_entry::<Text<'de>, f64>()? {
+                    entries.push(entry);
+                }
+                Ok(RawFloatMap(entries))
+            }
+        }
+
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
 /// A named entity as the producer sent it (`entity_recognition` element).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RawEntity<'a> {
@@ -102,11 +137,11 @@ pub struct RawRecord<'a> {
     #[serde(borrow)]
     pub primary_emotion: Option<Text<'a>>,
     #[serde(borrow)]
-    pub emotion_intensity_vector: Option<BTreeMap<Text<'a>, f64>>,
+    pub emotion_intensity_vector: Option<RawFloatMap<'a>>,
     #[serde(borrow)]
     pub aspect_target_identification: Option<Vec<Text<'a>>>,
     #[serde(borrow)]
-    pub aspect_based_sentiment: Option<BTreeMap<Text<'a>, f64>>,
+    pub aspect_based_sentiment: Option<RawFloatMap<'a>>,
     pub sarcasm_detection: Option<bool>,
     pub subjectivity_score: Option<f64>,
     pub toxicity_score: Option<f64>,
@@ -150,14 +185,16 @@ mod tests {
         let raw: RawRecord<'_> = serde_json::from_str(body).unwrap();
         assert!(matches!(raw.message_id.as_ref().unwrap().0, Cow::Borrowed("m-1")));
         assert!(matches!(raw.text_content.as_ref().unwrap().0, Cow::Owned(ref s) if s == "say \"hi\""));
-        let (key, _) = raw.emotion_intensity_vector.as_ref().unwrap().iter().next().unwrap();
+        let (key, _) = &raw.emotion_intensity_vector.as_ref().unwrap().0[0];
         assert!(matches!(key.0, Cow::Borrowed("joy")));
         assert!(matches!(raw.entity_recognition.as_ref().unwrap()[0].entity_type.0, Cow::Borrowed("ORG")));
     }
 
     #[test]
-    fn a_later_duplicate_map_key_wins_as_before() {
-        let raw: RawRecord<'_> = serde_json::from_str(r#"{"aspect_based_sentiment":{"eps":0.1,"eps":-0.2}}"#).unwrap();
-        assert_eq!(raw.aspect_based_sentiment.unwrap().into_iter().collect::<Vec<_>>(), vec![(Text::from("eps"), -0.2)]);
+    fn maps_keep_the_bodys_order_and_duplicates_for_validation_to_resolve() {
+        let raw: RawRecord<'_> = serde_json::from_str(r#"{"aspect_based_sentiment":{"eps":0.1,"capex":0.3,"eps":-0.2}}"#).unwrap();
+        let entries = raw.aspect_based_sentiment.unwrap().0;
+        assert_eq!(entries, vec![(Text::from("eps"), 0.1), (Text::from("capex"), 0.3), (Text::from("eps"), -0.2)]);
+        assert!(serde_json::from_str::<RawRecord<'_>>(r#"{"aspect_based_sentiment":{"eps":"up"}}"#).is_err());
     }
 }

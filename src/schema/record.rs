@@ -5,9 +5,11 @@
 //! validation left them as they came (see [`super::RawRecord`]).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+
+/// A map column's entries, ordered by key, each key once.
+pub type FloatMap<'a> = Vec<(Cow<'a, str>, f32)>;
 
 /// A named entity found in the message (`entity_recognition` element).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,9 +30,9 @@ pub struct SentimentRecord<'a> {
     pub sentiment_score: f32,
     pub sentiment_magnitude: f32,
     pub primary_emotion: Cow<'a, str>,
-    pub emotion_intensity_vector: Option<BTreeMap<Cow<'a, str>, f32>>,
+    pub emotion_intensity_vector: Option<FloatMap<'a>>,
     pub aspect_target_identification: Option<Vec<Cow<'a, str>>>,
-    pub aspect_based_sentiment: Option<BTreeMap<Cow<'a, str>, f32>>,
+    pub aspect_based_sentiment: Option<FloatMap<'a>>,
     pub sarcasm_detection: bool,
     pub subjectivity_score: f32,
     pub toxicity_score: f32,
