@@ -9,6 +9,7 @@ mod catalog;
 mod commit;
 mod committer;
 pub mod compat;
+mod data_file;
 mod dremio_commit;
 mod error;
 mod evolve;

@@ -305,12 +305,13 @@ pub(crate) fn encode(segment: &Segment) -> Result<Bytes, LakeError> {
     }
     // Segments live for a commit interval and are read once, whole, by the committer: favour write speed
     // over size. LZ4 (pure Rust) rather than zstd: a zstd context per column chunk costs a CPUID, which a
-    // hypervisor traps (12.5 us each on the benchmark machine, see docs/benchmarks.md); no statistics,
-    // since nothing prunes staged files; no dictionaries, whose hashing costs more than LZ4 spends on the
-    // repeats they would remove.
+    // hypervisor traps (12.5 us each on the benchmark machine, see docs/benchmarks.md); no statistics or
+    // page locations, since nothing prunes or skips in staged files; no dictionaries, whose hashing costs
+    // more than LZ4 spends on the repeats they would remove.
     let props = WriterProperties::builder()
         .set_compression(Compression::LZ4_RAW)
         .set_statistics_enabled(EnabledStatistics::None)
+        .set_offset_index_disabled(true)
         .set_dictionary_enabled(false)
         .set_key_value_metadata(Some(metadata))
         .build();

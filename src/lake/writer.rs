@@ -4,7 +4,8 @@
 //! Memory stays near the size of the rows themselves whatever the number of partitions a pass touches:
 //! rows are grouped by partition as (batch, row) indices, and each partition is gathered, sorted and written
 //! by one writer that is closed when the partition is done (a writer per open partition costs ~0.7 MB of
-//! page buffers, which made a 7,000-partition pass need 4.8 GB). Partitions are written in parallel, at most
+//! page buffers, which made a 7,000-partition pass need 4.8 GB); [`super::data_file`] encodes, uploads and
+//! describes each file. Partitions are written in parallel, at most
 //! [`write_parallelism`] at once, each on its own blocking thread, so a pass uses every core while holding
 //! only that many writers. Rows are gathered in chunks of
 //! [`ROWS_PER_WRITE`], so no single array can reach Arrow's 2 GiB string-offset limit however large the
@@ -22,16 +23,12 @@ use futures::StreamExt;
 use iceberg::arrow::{arrow_struct_to_literal, PartitionValueCalculator};
 use iceberg::spec::{DataFile, DataFileFormat, Literal, PartitionKey, Struct};
 use iceberg::table::Table;
-use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
-use iceberg::writer::file_writer::location_generator::DefaultFileNameGenerator;
-use iceberg::writer::file_writer::location_generator::{FileNameGenerator, LocationGenerator};
-use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator, FileNameGenerator, LocationGenerator};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use super::data_file::DataFileSink;
 use super::paths::{partition_path, EscapedLocationGenerator};
 use super::LakeError;
 use crate::schema::column::UNIQUE_PER_ROW;
@@ -68,17 +65,15 @@ pub async fn write_data_files(
     // One name generator for both: its counter is shared, so names stay unique.
     let names = DefaultFileNameGenerator::new(file_prefix.to_string(), None, DataFileFormat::Parquet);
     let codec = table_codec(metadata.properties());
-    let rolling_with = |size: FileSize| {
-        let props = data_file_properties(&batches[0], codec, size);
-        RollingFileWriterBuilder::new(
-            ParquetWriterBuilder::new(props, schema.clone()),
-            target_file_size,
-            table.file_io().clone(),
-            locations.clone(),
-            names.clone(),
-        )
+    let sink_for = |size: FileSize| DataFileSink {
+        file_io: table.file_io().clone(),
+        schema: schema.clone(),
+        locations: locations.clone(),
+        names: names.clone(),
+        properties: data_file_properties(&batches[0], codec, size),
+        target_file_size,
     };
-    let (small, large) = (rolling_with(FileSize::Small), rolling_with(FileSize::Large));
+    let (small, large) = (sink_for(FileSize::Small), sink_for(FileSize::Large));
 
     let groups: Vec<(Option<PartitionKey>, Rows)> = if spec.is_unpartitioned() {
         let all = batches.iter().enumerate().flat_map(|(b, batch)| (0..batch.num_rows()).map(move |r| (b, r))).collect();
@@ -92,13 +87,13 @@ pub async fn write_data_files(
     // Every started write is awaited, failed or not, so that a failure can delete all that was written.
     let written: Vec<(Vec<DataFile>, Option<LakeError>)> = futures::stream::iter(work_units(groups))
         .map(|unit| {
-            let rolling = if unit.rows() <= SMALL_FILE_ROWS { small.clone() } else { large.clone() };
+            let sink = if unit.rows() <= SMALL_FILE_ROWS { small.clone() } else { large.clone() };
             let (batches, sort_keys, runtime) = (batches.clone(), sort_keys.clone(), runtime.clone());
             async move {
                 // Sorting, gathering and encoding are CPU work: a blocking thread each, off the async workers.
                 let job = tokio::task::spawn_blocking(move || {
                     let refs: Vec<&RecordBatch> = batches.iter().collect();
-                    runtime.block_on(unit.write(&DataFileWriterBuilder::new(rolling), &refs, sort_keys.as_ref().as_ref()))
+                    runtime.block_on(unit.write(&sink, &refs, sort_keys.as_ref().as_ref()))
                 });
                 job.await.unwrap_or_else(|e| (Vec::new(), Some(LakeError::Task(e.to_string()))))
             }
@@ -152,7 +147,11 @@ fn data_file_properties(sample: &RecordBatch, codec: TableCodec, size: FileSize)
         FileSize::Small => Compression::UNCOMPRESSED,
         FileSize::Large => codec,
     };
-    let mut builder = WriterProperties::builder().set_compression(default).set_statistics_enabled(EnabledStatistics::Chunk);
+    let mut builder = WriterProperties::builder()
+        .set_compression(default)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        // Page locations serve readers that skip pages; a small file's chunks are one page each.
+        .set_offset_index_disabled(matches!(size, FileSize::Small));
     for column in UNIQUE_PER_ROW {
         if sample.schema().index_of(column).is_ok() {
             let path = ColumnPath::from(*column);
@@ -271,7 +270,7 @@ impl WorkUnit {
     /// per partition. Returns what was written even when a later partition failed, so it can be deleted.
     async fn write<L, F>(
         mut self,
-        builder: &DataFileWriterBuilder<ParquetWriterBuilder, L, F>,
+        sink: &DataFileSink<L, F>,
         batches: &[&RecordBatch],
         sort_keys: Option<&SortKeys>,
     ) -> (Vec<DataFile>, Option<LakeError>)
@@ -287,7 +286,7 @@ impl WorkUnit {
         let mut files = Vec::new();
         let result = if self.partitions.len() == 1 {
             let (key, rows) = self.partitions.pop().expect("one partition");
-            write_partition(builder, key, rows.chunks(ROWS_PER_WRITE).map(|chunk| gather(batches, chunk)), &mut files).await
+            sink.write_partition(key.as_ref(), rows.chunks(ROWS_PER_WRITE).map(|chunk| gather(batches, chunk)), &mut files).await
         } else {
             let all: Rows = self.partitions.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
             match gather(batches, &all) {
@@ -297,7 +296,7 @@ impl WorkUnit {
                     for (key, rows) in self.partitions {
                         let slice = gathered.slice(offset, rows.len());
                         offset += rows.len();
-                        result = write_partition(builder, key, std::iter::once(Ok(slice)), &mut files).await;
+                        result = sink.write_partition(key.as_ref(), std::iter::once(Ok(slice)), &mut files).await;
                         if result.is_err() {
                             break;
                         }
@@ -313,25 +312,6 @@ impl WorkUnit {
 
 fn gather(batches: &[&RecordBatch], rows: &[(usize, usize)]) -> Result<RecordBatch, LakeError> {
     Ok(arrow_select::interleave::interleave_record_batch(batches, rows)?)
-}
-
-/// Writes one partition's rows (in the order given) and appends the files it closed to `files`.
-async fn write_partition<L, F>(
-    builder: &DataFileWriterBuilder<ParquetWriterBuilder, L, F>,
-    key: Option<PartitionKey>,
-    chunks: impl Iterator<Item = Result<RecordBatch, LakeError>>,
-    files: &mut Vec<DataFile>,
-) -> Result<(), LakeError>
-where
-    L: LocationGenerator,
-    F: FileNameGenerator,
-{
-    let mut writer = builder.build(key).await.map_err(LakeError::iceberg("opening a data file writer"))?;
-    for chunk in chunks {
-        writer.write(chunk?).await.map_err(LakeError::iceberg("writing a data file"))?;
-    }
-    files.append(&mut writer.close().await.map_err(LakeError::iceberg("closing a data file"))?);
-    Ok(())
 }
 
 /// Best effort: files of a failed write are unreferenced (orphan cleanup removes what this misses).
