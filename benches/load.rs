@@ -15,7 +15,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,6 +155,20 @@ async fn generate(lake: &Lake, per_day: u64, end: DateTime<Utc>) {
         lake.commit().await.unwrap();
         eprintln!("day {day}: {per_day} rows in {:.1}s", started.elapsed().as_secs_f64());
     }
+}
+
+/// What this run's ingestion committed, oldest first: the current snapshot's ancestors above `base`. The
+/// history also lists what earlier runs committed and then rolled back; those are not on this lineage.
+fn lineage_above(history: &[Value], base: i64) -> Vec<Value> {
+    let by_id: HashMap<i64, &Value> = history.iter().filter_map(|c| Some((c["snapshot_id"].as_i64()?, c))).collect();
+    let mut commits = Vec::new();
+    let mut at = history.iter().find(|c| c["current"].as_bool() == Some(true));
+    while let Some(commit) = at.filter(|c| c["snapshot_id"].as_i64() != Some(base)) {
+        commits.push(commit.clone());
+        at = commit["parent_id"].as_i64().and_then(|parent| by_id.get(&parent).copied());
+    }
+    commits.reverse();
+    commits
 }
 
 /// Rows and distinct message ids in the records table, read by DataFusion over the table's files (not
@@ -719,10 +733,7 @@ fn main() {
         let waiting = Instant::now();
         let commits = loop {
             let history: Value = http.get(format!("{}/api/sentiment/snapshots?limit=1000", server.base)).send().await.unwrap().json().await.unwrap();
-            let mut commits: Vec<Value> = history["data"].as_array().cloned().unwrap_or_default();
-            // Newest first: what this run's ingestion committed is everything above the generated snapshot.
-            commits.truncate(commits.iter().position(|c| c["snapshot_id"].as_i64() == Some(base_snapshot)).unwrap_or(commits.len()));
-            commits.reverse();
+            let commits = lineage_above(history["data"].as_array().map(Vec::as_slice).unwrap_or_default(), base_snapshot);
             if commits.last().and_then(|c| c["total_rows"].as_i64()) == Some(expected) || waiting.elapsed() > Duration::from_secs(300) {
                 break commits;
             }
