@@ -107,7 +107,7 @@ async fn stage_batches(lake: &Lake, name: &str, count: u64, per_batch: u64) -> V
             events: chunk.iter().enumerate().map(|(i, e)| SourceEvent::new(first + i as i64, bytes::Bytes::from(e.to_string()))).collect(),
         };
         let report = pipeline.ingest(lake, &batch).await.unwrap();
-        entries.push(report.segments.iter().find(|s| s.contains("sentiment_records") && s.ends_with(".parquet")).unwrap().clone());
+        entries.push(report.segments.iter().find(|s| s.contains("sentiment_records") && s.ends_with(".arrow")).unwrap().clone());
     }
     entries
 }
@@ -144,7 +144,8 @@ async fn damaged_and_foreign_staged_files_are_quarantined_and_hold_nothing_back(
     assert!(lake.pending(TableKind::Records).await.unwrap().is_empty());
     let reasons: Vec<String> = lake.quarantine().list().await.unwrap().into_iter().map(|(_, r)| r.reason).collect();
     assert_eq!(reasons.len(), 4, "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("not a readable Parquet file")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("not a readable segment")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("no source in the file's metadata")), "the Parquet file of another writer: {reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("unrecognised name")), "{reasons:?}");
     // New data for both sources keeps flowing.
     let more = SourceBatch {
