@@ -25,9 +25,11 @@ use iceberg::spec::{DataContentType, DataFile, DataFileBuilder, DataFileFormat, 
 use iceberg::writer::file_writer::location_generator::{FileNameGenerator, LocationGenerator};
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::WriterProperties;
 use parquet::file::statistics::Statistics;
+use parquet::schema::types::ColumnPath;
 
 use super::LakeError;
 
@@ -39,6 +41,10 @@ pub(super) struct DataFileSink<L, F> {
     pub locations: L,
     pub names: F,
     pub properties: WriterProperties,
+    /// When set, a top-level column the properties compress is written uncompressed in a file whose first
+    /// rows hold fewer than this many bytes of it: a codec context per chunk costs more than the few KB it
+    /// would save (see `writer::data_file_properties`).
+    pub min_compressed_column: Option<usize>,
     /// A file is closed and the next one started once it holds this many encoded bytes.
     pub target_file_size: usize,
 }
@@ -72,7 +78,7 @@ impl<L: LocationGenerator, F: FileNameGenerator> DataFileSink<L, F> {
             }
             let file = match &mut open {
                 Some(file) => file,
-                None => open.insert(self.open(key, &chunk.schema())?),
+                None => open.insert(self.open(key, &chunk)?),
             };
             count_nans(&chunk, &mut file.nan_counts);
             file.writer.write(&chunk)?;
@@ -83,11 +89,16 @@ impl<L: LocationGenerator, F: FileNameGenerator> DataFileSink<L, F> {
         Ok(())
     }
 
-    fn open(&self, key: Option<&PartitionKey>, schema: &SchemaRef) -> Result<OpenFile, LakeError> {
+    /// A new file for rows like `first` (its first rows).
+    fn open(&self, key: Option<&PartitionKey>, first: &RecordBatch) -> Result<OpenFile, LakeError> {
         let path = self.locations.generate_location(key, &self.names.generate_file_name());
-        let options = ArrowWriterOptions::new().with_properties(self.properties.clone()).with_skip_arrow_metadata(true);
-        let writer = ArrowWriter::try_new_with_options(Vec::new(), schema.clone(), options)?;
-        let nan_counts = float_field_ids(schema).into_iter().map(|id| (id, 0)).collect();
+        let properties = match self.min_compressed_column {
+            Some(min) => uncompress_small_columns(&self.properties, first, min),
+            None => self.properties.clone(),
+        };
+        let options = ArrowWriterOptions::new().with_properties(properties).with_skip_arrow_metadata(true);
+        let writer = ArrowWriter::try_new_with_options(Vec::new(), first.schema(), options)?;
+        let nan_counts = float_field_ids(&first.schema()).into_iter().map(|id| (id, 0)).collect();
         Ok(OpenFile { path, writer, nan_counts })
     }
 
@@ -106,6 +117,28 @@ impl<L: LocationGenerator, F: FileNameGenerator> DataFileSink<L, F> {
         };
         builder.build().map_err(|e| LakeError::iceberg("describing a data file")(iceberg::Error::new(iceberg::ErrorKind::DataInvalid, e.to_string())))
     }
+}
+
+/// `properties` with every compressed top-level column of which `rows` hold fewer than `min` bytes
+/// written uncompressed instead.
+fn uncompress_small_columns(properties: &WriterProperties, rows: &RecordBatch, min: usize) -> WriterProperties {
+    let schema = rows.schema();
+    let small: Vec<ColumnPath> = schema
+        .fields()
+        .iter()
+        .zip(rows.columns())
+        .map(|(field, column)| (ColumnPath::from(field.name().as_str()), column))
+        .filter(|(path, column)| {
+            properties.compression(path) != Compression::UNCOMPRESSED && column.to_data().get_slice_memory_size().is_ok_and(|bytes| bytes < min)
+        })
+        .map(|(path, _)| path)
+        .collect();
+    if small.is_empty() {
+        return properties.clone();
+    }
+    let builder =
+        small.into_iter().fold(properties.clone().into_builder(), |builder, path| builder.set_column_compression(path, Compression::UNCOMPRESSED));
+    builder.build()
 }
 
 /// The file's metrics from its footer, keyed by the field ids the Parquet schema carries.
@@ -295,6 +328,7 @@ mod tests {
             locations: Under("ours"),
             names: DefaultFileNameGenerator::new("t".into(), None, DataFileFormat::Parquet),
             properties: properties(),
+            min_compressed_column: None,
             target_file_size,
         }
     }
@@ -337,6 +371,37 @@ mod tests {
         assert!(ours[0].file_size_in_bytes() < theirs[0].file_size_in_bytes(), "no Arrow schema in the footer");
         let written = sink.file_io.new_input(ours[0].file_path()).unwrap().read().await.unwrap();
         assert_eq!(written.len() as u64, ours[0].file_size_in_bytes());
+    }
+
+    #[tokio::test]
+    async fn columns_too_small_to_repay_a_codec_are_written_uncompressed() {
+        use crate::schema::column::{MESSAGE_ID, TEXT_CONTENT};
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+
+        let rows = rows();
+        let bytes_of = |name: &str| rows.column_by_name(name).unwrap().to_data().get_slice_memory_size().unwrap();
+        let (text, id) = (bytes_of(TEXT_CONTENT), bytes_of(MESSAGE_ID));
+        assert!(id < text, "the ids are the smaller column");
+        let zstd = Compression::ZSTD(parquet::basic::ZstdLevel::try_new(1).unwrap());
+        let mut sink = sink(usize::MAX);
+        sink.properties = WriterProperties::builder()
+            .set_compression(Compression::UNCOMPRESSED)
+            .set_column_compression(ColumnPath::from(TEXT_CONTENT), zstd)
+            .set_column_compression(ColumnPath::from(MESSAGE_ID), zstd)
+            .build();
+        for (min, expected) in [
+            (None, (zstd, zstd)),
+            (Some(text), (zstd, Compression::UNCOMPRESSED)),
+            (Some(text + 1), (Compression::UNCOMPRESSED, Compression::UNCOMPRESSED)),
+        ] {
+            sink.min_compressed_column = min;
+            let mut files = Vec::new();
+            sink.write_partition(None, std::iter::once(Ok(rows.clone())), &mut files).await.unwrap();
+            let reader = SerializedFileReader::new(sink.file_io.new_input(files[0].file_path()).unwrap().read().await.unwrap()).unwrap();
+            let codec =
+                |name: &str| reader.metadata().row_group(0).columns().iter().find(|c| c.column_path().string() == name).unwrap().compression();
+            assert_eq!((codec(TEXT_CONTENT), codec(MESSAGE_ID)), expected, "at least {min:?} bytes to be compressed");
+        }
     }
 
     #[tokio::test]

@@ -71,6 +71,7 @@ pub async fn write_data_files(
         locations: locations.clone(),
         names: names.clone(),
         properties: data_file_properties(&batches[0], codec, size),
+        min_compressed_column: matches!(size, FileSize::Small).then_some(MIN_COMPRESSED_COLUMN),
         target_file_size,
     };
     let (small, large) = (sink_for(FileSize::Small), sink_for(FileSize::Large));
@@ -120,6 +121,11 @@ fn write_parallelism() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8)
 }
 
+/// A free-text column of a small file holding fewer bytes than this is written uncompressed: zstd would
+/// save at most a few KB and cost two codec contexts, 25 us on the benchmark machine (a tenth of a live
+/// commit's CPU for three of the four free-text columns, docs/benchmarks.md).
+const MIN_COMPRESSED_COLUMN: usize = 8 * 1024;
+
 /// Files of at most this many rows are [`FileSize::Small`].
 const SMALL_FILE_ROWS: usize = ROWS_PER_WRITE;
 
@@ -137,10 +143,12 @@ enum FileSize {
 /// be abandoned: ids, texts, titles and URLs, the event time, and every float (scores, intensities).
 ///
 /// In a small file (a partition's few rows of one commit, the common case of a live commit) only the
-/// free-text columns are compressed: every other chunk holds at most a few KB of dictionary indices,
-/// booleans or numbers, where compression saves next to nothing but costs a codec context per chunk (a
-/// zstd context costs a CPUID, which a hypervisor traps: 12.5 us on the benchmark machine). Compaction
-/// merges a partition's small files, and once a file holds more rows it is compressed throughout.
+/// free-text columns are compressed, and only those holding at least [`MIN_COMPRESSED_COLUMN`] bytes:
+/// every other chunk holds at most a few KB of dictionary indices, booleans, numbers or short texts, where
+/// compression saves little but costs codec contexts per chunk (parquet-rs creates a zstd compressor and
+/// a decompressor for every chunk it writes, and each probes the CPU with a CPUID, which a hypervisor
+/// traps: 12.5 us on the benchmark machine). Compaction merges a partition's small files, and once a file
+/// holds more rows it is compressed throughout.
 fn data_file_properties(sample: &RecordBatch, codec: TableCodec, size: FileSize) -> WriterProperties {
     let codec = codec.for_size(size);
     let default = match size {
