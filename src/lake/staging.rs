@@ -3,10 +3,10 @@
 //! An ingest invocation writes one entry per target table for its whole sequence range and only then
 //! acknowledges the batch: a segment (an Arrow IPC stream of the rows plus a `_sequence_number` column, source
 //! and range in the schema's metadata, followed by a checksum, see [`encode`]) when the table gets rows from
-//! the batch, or an empty *range marker* when it gets none. The committer later folds many entries into few data files and one snapshot, advancing each
-//! source's watermark only through contiguous ranges (see [`super::plan`]). An entry is deleted only after
-//! the table's watermark covers it, so a crash at any point leaves either the entry or the committed rows,
-//! never neither.
+//! the batch, or an empty *range marker* when it gets none. The committer later folds many entries into few
+//! data files and one snapshot, advancing each source's watermark only through contiguous ranges (see
+//! [`super::plan`]). An entry is deleted only after the table's watermark covers it, so a crash at any point
+//! leaves either the entry or the committed rows, never neither.
 //!
 //! Layout, under the warehouse:
 //! - `_staging/<table>/<source key>/source.json`: the source id the key stands for (written once);
