@@ -5,11 +5,10 @@
 //! rows are grouped by partition as (batch, row) indices, and each partition is gathered, sorted and written
 //! by one writer that is closed when the partition is done (a writer per open partition costs ~0.7 MB of
 //! page buffers, which made a 7,000-partition pass need 4.8 GB); [`super::data_file`] encodes, uploads and
-//! describes each file. Partitions are written in parallel, at most
-//! [`write_parallelism`] at once, each on its own blocking thread, so a pass uses every core while holding
-//! only that many writers. Rows are gathered in chunks of
-//! [`ROWS_PER_WRITE`], so no single array can reach Arrow's 2 GiB string-offset limit however large the
-//! pass. Partition values come from the table's own spec (iceberg-rust's transforms), so a table created
+//! describes each file. Partitions are written in parallel, at most [`write_parallelism`] at once, each on
+//! its own blocking thread, so a pass uses every core while holding only that many writers. Rows are
+//! gathered in chunks of [`ROWS_PER_WRITE`], so no single array can reach Arrow's 2 GiB string-offset limit
+//! however large the pass. Partition values come from the table's own spec (iceberg-rust's transforms), so a table created
 //! with year/month/day, other columns or no partitioning gets correct values; directories are escaped
 //! ([`super::paths`]).
 
