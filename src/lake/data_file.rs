@@ -19,7 +19,7 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{DataType, SchemaRef};
+use arrow_schema::DataType;
 use iceberg::io::FileIO;
 use iceberg::spec::{DataContentType, DataFile, DataFileBuilder, DataFileFormat, Datum, PartitionKey, PrimitiveType, Schema, Struct, Type};
 use iceberg::writer::file_writer::location_generator::{FileNameGenerator, LocationGenerator};
@@ -53,7 +53,8 @@ pub(super) struct DataFileSink<L, F> {
 struct OpenFile {
     path: String,
     writer: ArrowWriter<Vec<u8>>,
-    /// NaN counts of the float columns, by field id.
+    /// NaN counts of the float columns, by field id: every float leaf has one, zero included, from the
+    /// first chunk on ([`count_nans`]).
     nan_counts: HashMap<i32, u64>,
 }
 
@@ -98,8 +99,7 @@ impl<L: LocationGenerator, F: FileNameGenerator> DataFileSink<L, F> {
         };
         let options = ArrowWriterOptions::new().with_properties(properties).with_skip_arrow_metadata(true);
         let writer = ArrowWriter::try_new_with_options(Vec::new(), first.schema(), options)?;
-        let nan_counts = float_field_ids(&first.schema()).into_iter().map(|id| (id, 0)).collect();
-        Ok(OpenFile { path, writer, nan_counts })
+        Ok(OpenFile { path, writer, nan_counts: HashMap::new() })
     }
 
     async fn close(&self, file: OpenFile, key: Option<&PartitionKey>) -> Result<DataFile, LakeError> {
@@ -221,28 +221,11 @@ fn bound(primitive: &PrimitiveType, statistics: &Statistics, side: Side) -> Opti
     })
 }
 
-/// Field ids of the float and double leaves of `schema`, nested ones included.
-fn float_field_ids(schema: &SchemaRef) -> Vec<i32> {
-    fn visit(data_type: &DataType, id: Option<i32>, out: &mut Vec<i32>) {
-        match data_type {
-            DataType::Float32 | DataType::Float64 => out.extend(id),
-            DataType::Struct(fields) => fields.iter().for_each(|f| visit(f.data_type(), field_id(f), out)),
-            DataType::List(element) | DataType::LargeList(element) | DataType::Map(element, _) => visit(element.data_type(), field_id(element), out),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    for field in schema.fields() {
-        visit(field.data_type(), field_id(field), &mut out);
-    }
-    out
-}
-
 fn field_id(field: &arrow_schema::Field) -> Option<i32> {
     field.metadata().get(parquet::arrow::PARQUET_FIELD_ID_META_KEY).and_then(|id| id.parse().ok())
 }
 
-/// Adds the NaNs of every float leaf of `batch` to `counts` (by field id).
+/// Adds the NaNs of every float leaf of `batch` to `counts` (by field id), entering a leaf with none as 0.
 fn count_nans(batch: &RecordBatch, counts: &mut HashMap<i32, u64>) {
     fn visit(array: &ArrayRef, id: Option<i32>, counts: &mut HashMap<i32, u64>) {
         let nans = match array.data_type() {
