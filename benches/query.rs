@@ -65,6 +65,8 @@ async fn serve(lake: &Lake, options: QueryOptions) -> String {
         max_invocation_bytes: DEFAULT_MAX_INVOCATION_BYTES,
         maintenance: Default::default(),
         maintenance_backend: Default::default(),
+        legacy_location: None,
+        doctor: None,
     };
     // The benchmark is one client: no rate limit should interfere.
     let api = ApiConfig { requests_per_minute: std::num::NonZeroU32::MAX, burst: std::num::NonZeroU32::MAX, ..ApiConfig::default() };

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # User acceptance run of the legacy migration (the seed's 4.4), on this machine, in a scratch directory:
 # generates legacy Parquet files in several layouts (pyarrow), migrates them with the CLI (twice) and through
-# the MigrateBlob function route (the real handler, the file on Azurite, the trigger delivered twice), runs
+# the MigrateBlob function route (the real handler, the file on Azurite, the Event Grid event delivered twice), runs
 # ingestion with dual-write, reconciles files and table, and prints each check with its result. Exit code 0
 # only when every check passes.
 # Usage: scripts/uat.sh   (SENTIMENT_LAKE_BIN picks the binary; default: the debug build, built if needed)
@@ -40,8 +40,8 @@ check "a second run commits nothing and reads nothing again" test "$(field run2.
 check "reconciliation of the migrated layouts agrees" "$bin" --warehouse "$wh" reconcile "$work/legacy/TSLA.parquet" "$work/legacy/seed_layout.parquet" "$work/legacy/old_writer.parquet"
 check "reconciliation accounts for the dead-lettered row through the dead-letter table" test "$("$bin" --warehouse "$wh" reconcile "$work/legacy/old_writer.parquet" 2>/dev/null | "$python" -c 'import json,sys; print(json.load(sys.stdin)["report"]["dead_lettered"])')" = 1
 
-# The function route: the real handler reads the uploaded file from Azurite by the trigger's Uri.
-"$python" scripts/uat/blob_route.py "$azurite" "$bin" "$work/legacy/old_writer.parquet" "$work" >"$work/blob.json" 2>"$work/blob.err"
+# The function route: the real handler streams the uploaded file from Azurite by the event's URL.
+"$python" scripts/uat/migrate_route.py "$azurite" "$bin" "$work/legacy/old_writer.parquet" "$work" >"$work/blob.json" 2>"$work/blob.err"
 check "MigrateBlob migrates an uploaded file (299 rows, 1 dead letter)" test "$(field blob.json '[d["deliveries"][0]["reply"][k] for k in ("staged", "dead_lettered")]')" = "[299, 1]"
 check "MigrateBlob delivered twice commits nothing twice" test "$(field blob.json 'd["deliveries"][1]["reply"]["staged"] + d["deliveries"][1]["reply"]["dead_lettered"]')" = 0
 check "MigrateBlob retires the file: no watermark left behind" test "$(field blob.json 'd["health"]["tables"]["sentiment_records"]["sources"]')" = 0

@@ -52,6 +52,8 @@ pub struct ServeOptions {
     /// What the `MaintainTable` timer function runs, and who runs it.
     pub maintenance: crate::maintain::MaintenancePolicy,
     pub maintenance_backend: crate::maintain::MaintenanceBackend,
+    /// Where `MigrateBlob` accepts legacy uploads from (`None`: any blob the identity can read).
+    pub legacy_location: Option<crate::storage::AzureLocation>,
 }
 
 /// Dremio, as the query engine, the records writer or the maintainer uses it.
@@ -137,6 +139,8 @@ pub async fn serve(lake: Lake, options: ServeOptions) -> anyhow::Result<()> {
         max_invocation_bytes: options.max_invocation_bytes,
         maintenance: options.maintenance,
         maintenance_backend: options.maintenance_backend,
+        legacy_location: options.legacy_location,
+        doctor: std::env::current_exe().ok(),
     };
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     tracing::info!(

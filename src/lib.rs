@@ -15,6 +15,7 @@ pub mod dremio;
 pub mod engine;
 pub mod enrich;
 pub mod functions;
+pub mod identity;
 pub mod ingest;
 pub mod lake;
 pub mod maintain;

@@ -199,8 +199,19 @@ pq.write_table(pa.table({
     assert_eq!(counts(&sorted(&table, "source_system"))["stocktwits"], 20);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_blob_trigger_migrates_an_upload_once_however_often_it_fires() {
+/// A lake on local disk that reads Azurite with the development key, and a legacy file uploaded to its
+/// `legacy` container.
+struct Upload {
+    lake: sentiment_lake::lake::Lake,
+    azurite: Azurite,
+    uploads: OpenedLocation,
+    /// The upload's URL, as an Event Grid event names it, and its ETag.
+    url: String,
+    e_tag: Option<String>,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+async fn upload_legacy_file(path: &str) -> Upload {
     let (legacy, azurite) = legacy_files_and_azurite().await;
     let dir = warehouse();
     let mut config = config(dir.path());
@@ -208,12 +219,25 @@ async fn the_blob_trigger_migrates_an_upload_once_however_often_it_fires() {
     let lake = sentiment_lake::lake::Lake::open(&config).await.unwrap();
     let uploads = OpenedLocation::open(Location::parse(&Azurite::url("legacy", "")).unwrap(), &config.storage).unwrap();
     let content = std::fs::read(legacy.path().join("old_writer.parquet")).unwrap();
-    uploads.store.put(&object_store::path::Path::from("2023/old_writer.parquet"), bytes::Bytes::from(content.clone()).into()).await.unwrap();
+    let put = uploads.store.put(&object_store::path::Path::from(path), bytes::Bytes::from(content).into()).await.unwrap();
+    let url = format!("{}/legacy/{path}", azurite.endpoint);
+    Upload { lake, azurite, uploads, url, e_tag: put.e_tag, _dirs: (legacy, dir) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_grid_upload_is_migrated_once_however_often_it_is_delivered() {
+    let Upload { lake, azurite, uploads, url, e_tag, _dirs } = upload_legacy_file("2023/old_writer.parquet").await;
     let server = serve(lake.clone()).await;
-    let uri = format!("{}/legacy/2023/old_writer.parquet", azurite.endpoint);
-    // Event Grid delivers at least once: the same upload fires twice.
+
+    // A Data Lake upload announces itself when the file is created, before a byte is written: ignored.
+    let (status, reply) = post(&server.base, "MigrateBlob", eventgrid_invocation(&url, e_tag.as_deref(), "CreateFile")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["ReturnValue"]["ignored"], "Microsoft.Storage.BlobCreated", "{reply}");
+    assert!(lake.pending(TableKind::Records).await.unwrap().is_empty(), "nothing staged for a partial upload");
+
+    // Event Grid delivers at least once: the completed upload arrives twice.
     for delivery in 0..2 {
-        let (status, reply) = post(&server.base, "MigrateBlob", blob_invocation(&uri, "2023/old_writer.parquet", &content)).await;
+        let (status, reply) = post(&server.base, "MigrateBlob", eventgrid_invocation(&url, e_tag.as_deref(), "PutBlob")).await;
         assert_eq!(status, 200, "delivery {delivery}: {reply}");
         let file = &reply["ReturnValue"];
         let (staged, dead) = if delivery == 0 { (299, 1) } else { (0, 0) };
@@ -230,18 +254,41 @@ async fn the_blob_trigger_migrates_an_upload_once_however_often_it_fires() {
     assert!(counts(&ids).values().all(|&n| n == 1));
     assert_eq!(scan(&lake, TableKind::DeadLetters).await.num_rows(), 1);
 
+    // While one delivery migrates a file, another of the same file is refused (Event Grid delivers it
+    // again later) instead of reading the file a second time at once.
+    let location = sentiment_lake::storage::AzureLocation::from_blob_url(&url).unwrap();
+    let lease = sentiment_lake::migrate::lease_name(&location.url());
+    assert!(lake.try_lease(&lease, "another-invocation", std::time::Duration::from_secs(60)).await.unwrap());
+    let (status, reply) = post(&server.base, "MigrateBlob", eventgrid_invocation(&url, e_tag.as_deref(), "PutBlob")).await;
+    assert_eq!(status, 500, "busy: the delivery fails so Event Grid retries it: {reply}");
+    assert!(reply["Logs"][0].as_str().unwrap().contains("being migrated by another invocation"), "{reply}");
+    lake.release_lease(&lease, "another-invocation").await.unwrap();
+
     // A file that is not Parquet is kept with its reason and acknowledged; a deleted one is nothing to do.
-    uploads.store.put(&object_store::path::Path::from("broken.parquet"), bytes::Bytes::from_static(b"not parquet").into()).await.unwrap();
-    let broken = format!("{}/legacy/broken.parquet", azurite.endpoint);
-    let (status, reply) = post(&server.base, "MigrateBlob", blob_invocation(&broken, "broken.parquet", b"not parquet")).await;
+    let broken =
+        uploads.store.put(&object_store::path::Path::from("broken.parquet"), bytes::Bytes::from_static(b"not parquet").into()).await.unwrap();
+    let broken_url = format!("{}/legacy/broken.parquet", azurite.endpoint);
+    let (status, reply) = post(&server.base, "MigrateBlob", eventgrid_invocation(&broken_url, broken.e_tag.as_deref(), "PutBlob")).await;
     assert_eq!(status, 200, "{reply}");
     assert!(reply["ReturnValue"]["reason"].as_str().unwrap().contains("not a readable Parquet file"), "{reply}");
     let quarantined = lake.quarantine().list().await.unwrap();
     assert!(quarantined.iter().any(|(_, r)| r.reason.contains("broken.parquet")), "{quarantined:?}");
     let gone = format!("{}/legacy/deleted.parquet", azurite.endpoint);
-    let (status, reply) = post(&server.base, "MigrateBlob", blob_invocation(&gone, "deleted.parquet", b"")).await;
+    let (status, reply) = post(&server.base, "MigrateBlob", eventgrid_invocation(&gone, Some("0x1"), "PutBlob")).await;
     assert_eq!(status, 200, "{reply}");
-    assert_eq!(reply["ReturnValue"]["missing"], gone.as_str());
+    assert_eq!(reply["ReturnValue"]["missing"], "abfss://legacy@devstoreaccount1.dfs.core.windows.net/deleted.parquet");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_outside_the_legacy_location_is_refused() {
+    let upload = upload_legacy_file("elsewhere/old_writer.parquet").await;
+    let lake = upload.lake.clone();
+    let allowed = sentiment_lake::storage::AzureLocation::parse(&Azurite::url("legacy", "exports")).unwrap().unwrap();
+    let server = serve_state(lake.clone(), |state| state.legacy_location = Some(allowed)).await;
+    let (status, reply) = post(&server.base, "MigrateBlob", eventgrid_invocation(&upload.url, upload.e_tag.as_deref(), "PutBlob")).await;
+    assert_eq!(status, 200, "refused for good, so acknowledged: {reply}");
+    assert!(reply["ReturnValue"]["reason"].as_str().unwrap().contains("outside the legacy location"), "{reply}");
+    assert!(lake.pending(TableKind::Records).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -167,18 +167,16 @@ async fn the_package_holds_every_function_the_handler_serves() {
                 let (status, reply) = post(&server.base, name, fixture("timer.json")).await;
                 assert_eq!(status, 200, "{name}: {reply}");
             }
-            "blobTrigger" => {
-                assert_eq!(trigger["source"], "EventGrid", "{name}: Flex Consumption delivers blob triggers through Event Grid only");
-                assert_eq!(trigger["dataType"], "binary", "{name}");
+            "eventGridTrigger" => {
                 let file = legacy_parquet();
                 let uploads = sentiment_lake::storage::OpenedLocation::open(
                     sentiment_lake::storage::Location::parse("abfss://legacy@devstoreaccount1.dfs.core.windows.net").unwrap(),
                     &lake_config.storage,
                 )
                 .unwrap();
-                uploads.store.put(&object_store::path::Path::from("AAPL.parquet"), bytes::Bytes::from(file.clone()).into()).await.unwrap();
-                let uri = format!("{}/legacy/AAPL.parquet", azurite.endpoint);
-                let (status, reply) = post(&server.base, name, blob_invocation(&uri, "AAPL.parquet", &file)).await;
+                let put = uploads.store.put(&object_store::path::Path::from("AAPL.parquet"), bytes::Bytes::from(file).into()).await.unwrap();
+                let url = format!("{}/legacy/AAPL.parquet", azurite.endpoint);
+                let (status, reply) = post(&server.base, name, eventgrid_invocation(&url, put.e_tag.as_deref(), "PutBlob")).await;
                 assert_eq!(status, 200, "{name}: {reply}");
                 assert_eq!(reply["ReturnValue"]["staged"], 3, "{name}: {reply}");
             }

@@ -1,6 +1,6 @@
 //! The PostgreSQL catalog, the one a deployment's instances share: several committer processes racing on
-//! the same table through the machine's real PostgreSQL commit every staged row exactly once, and the
-//! Entra sign-in (a managed-identity token as password) is renewed before the token expires.
+//! the same table through the machine's real PostgreSQL commit every staged row exactly once. (Its Entra
+//! sign-in is tested in tests/entra.rs, its TLS in tests/catalog_tls.rs.)
 
 mod common;
 
@@ -76,36 +76,4 @@ async fn concurrent_committer_processes_commit_every_row_exactly_once() {
     for source in 0..4 {
         assert_eq!(state.watermarks.get(&format!("eventhubs://ns/hub/$Default/{source}")), Some(800), "{state:?}");
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_entra_sign_in_is_renewed_before_the_token_expires() {
-    use sentiment_lake::lake::{CatalogAuth, OSSRDBMS_RESOURCE};
-    // Tokens that expire 302 s after issue: the lake renews 5 minutes before expiry, so after 2 s.
-    let (endpoint, seen) = common::identity::token_endpoint("platform-secret", 302).await;
-    let dir = warehouse();
-    let mut config = config(dir.path());
-    config.catalog_uri = Some(common::postgres::fresh_catalog().await);
-    config.catalog_auth = CatalogAuth::Entra;
-    config.storage.azure.identity_endpoint = Some(endpoint.clone());
-    config.storage.azure.identity_header = Some("platform-secret".into());
-    let lake = Lake::open(&config).await.unwrap();
-    assert_eq!(seen.lock().unwrap().for_resource(OSSRDBMS_RESOURCE), 1, "one token at open");
-    // What the query engine keeps for the life of the process.
-    let held = lake.catalog();
-    ingest(&lake, &events(Utc::now(), 0, 50)).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
-    ingest(&lake, &events(Utc::now(), 50, 50)).await;
-    assert!(seen.lock().unwrap().for_resource(OSSRDBMS_RESOURCE) >= 2, "the sign-in was renewed");
-    assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), 100);
-    let table = held.load_table(&lake.target(TableKind::Records).ident).await.unwrap();
-    assert!(table.metadata().current_snapshot().is_some());
-    // (The machine's PostgreSQL trusts loopback, so it accepts any password: this shows the token is fetched,
-    // carried and renewed, not that a server checked it.)
-
-    // A refused platform secret is a clear, permanent error.
-    config.storage.azure.identity_header = Some("wrong".into());
-    let error = Lake::open(&config).await.unwrap_err();
-    assert!(error.to_string().contains("managed identity token for https://ossrdbms-aad.database.windows.net"), "{error}");
-    assert!(!error.is_retryable());
 }

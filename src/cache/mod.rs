@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use self::redis_cache::{RedisCache, RedisCacheConfig};
+pub use self::redis_cache::{RedisCache, RedisCacheConfig, RedisSignIn};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CacheError {
@@ -27,6 +27,10 @@ pub enum CacheError {
 pub trait QueryCache: Send + Sync {
     /// For logs and health output (`redis`).
     fn name(&self) -> &'static str;
+    /// Where it is and how it signs in, without secrets (for `doctor`).
+    fn describe(&self) -> String {
+        self.name().to_string()
+    }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError>;
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError>;
     /// A round trip, for health checks and `doctor`.

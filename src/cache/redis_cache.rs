@@ -1,16 +1,37 @@
-//! Redis (or Azure Cache for Redis) through redis-rs's async [`ConnectionManager`], which reconnects by
-//! itself. `rediss://` URLs use TLS (Azure's port 6380), verified against the webpki roots or, for a private
-//! CA, the PEM file given as `ca_cert`.
+//! Redis (Azure Managed Redis, Azure Cache for Redis, or any other) through redis-rs's async
+//! [`ConnectionManager`], which reconnects by itself. `rediss://` URLs use TLS (Azure Managed Redis's port
+//! 10000, Azure Cache for Redis's 6380), verified against the webpki roots or, for a private CA, the PEM file
+//! given as `ca_cert`.
+//!
+//! Signing in: the URL's password (any Redis), or an Entra access token of the process's identity
+//! ([`RedisSignIn::Entra`]) with the principal's object id as user name, which is what Azure's Redis
+//! products accept once access keys are off. A token lasts about an hour; redis-rs sends the next one as
+//! `AUTH` on every open connection before the current one expires, and new connections sign in with the
+//! current one.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures::Stream;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::auth::{BasicAuth, StreamingCredentialsProvider};
 use redis::AsyncCommands;
 
 use super::{CacheError, QueryCache};
+use crate::identity::{AzureIdentity, REDIS_SCOPE};
+
+/// How the cache signs in.
+#[derive(Clone, Debug, Default)]
+pub enum RedisSignIn {
+    /// Whatever the URL carries (a password, or nothing).
+    #[default]
+    Url,
+    /// An Entra token as the password, renewed before it expires; the user name is the URL's, or else the
+    /// token's object id.
+    Entra(AzureIdentity),
+}
 
 #[derive(Clone)]
 pub struct RedisCacheConfig {
@@ -22,6 +43,7 @@ pub struct RedisCacheConfig {
     pub retry_after: Duration,
     /// PEM root certificate(s) to verify a `rediss://` server with, instead of the public roots.
     pub ca_cert: Option<PathBuf>,
+    pub sign_in: RedisSignIn,
 }
 
 impl std::fmt::Debug for RedisCacheConfig {
@@ -31,6 +53,7 @@ impl std::fmt::Debug for RedisCacheConfig {
             .field("op_timeout", &self.op_timeout)
             .field("retry_after", &self.retry_after)
             .field("ca_cert", &self.ca_cert)
+            .field("sign_in", &self.sign_in)
             .finish()
     }
 }
@@ -50,7 +73,13 @@ pub fn redacted(url: &str) -> String {
 
 impl RedisCacheConfig {
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), op_timeout: Duration::from_millis(250), retry_after: Duration::from_secs(5), ca_cert: None }
+        Self {
+            url: url.into(),
+            op_timeout: Duration::from_millis(250),
+            retry_after: Duration::from_secs(5),
+            ca_cert: None,
+            sign_in: RedisSignIn::Url,
+        }
     }
 }
 
@@ -72,10 +101,14 @@ impl RedisCache {
                     .map_err(invalid)?
             }
         };
-        let manager_config = ConnectionManagerConfig::new()
+        let mut manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.op_timeout))
             .set_response_timeout(Some(config.op_timeout))
             .set_number_of_retries(1);
+        if let RedisSignIn::Entra(identity) = &config.sign_in {
+            let user = url::Url::parse(&config.url).ok().map(|u| u.username().to_string()).filter(|u| !u.is_empty());
+            manager_config = manager_config.set_credentials_provider(EntraCredentials { identity: identity.clone(), user });
+        }
         let manager = ConnectionManager::new_lazy_with_config(client, manager_config).map_err(|e| CacheError::Unavailable(e.to_string()))?;
         Ok(Self { manager, config, skip_until: Mutex::new(None) })
     }
@@ -111,10 +144,59 @@ impl RedisCache {
     }
 }
 
+/// Entra tokens for Redis: the current one at once (a new connection), then each next one when the
+/// current one is [`crate::identity::RENEW_MARGIN`] from expiring (re-sent as `AUTH` on open connections).
+struct EntraCredentials {
+    identity: AzureIdentity,
+    user: Option<String>,
+}
+
+/// How long to wait before asking again after the token endpoint failed.
+const TOKEN_RETRY: Duration = Duration::from_secs(15);
+
+impl StreamingCredentialsProvider for EntraCredentials {
+    fn subscribe(&self) -> std::pin::Pin<Box<dyn Stream<Item = redis::RedisResult<BasicAuth>> + Send + 'static>> {
+        let state = (self.identity.clone(), self.user.clone(), None::<std::time::Duration>);
+        Box::pin(futures::stream::unfold(state, |(identity, user, wait)| async move {
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+            match identity.token(REDIS_SCOPE).await {
+                Ok(token) => {
+                    let next = (token.renew_at() - chrono::Utc::now()).to_std().unwrap_or_default().max(Duration::from_secs(1));
+                    let name = user.clone().or_else(|| token.object_id());
+                    let item = match name {
+                        Some(name) => Ok(BasicAuth::new(name, token.token)),
+                        None => Err(redis::RedisError::from((
+                            redis::ErrorKind::AuthenticationFailed,
+                            "the Entra token names no object id (oid) to sign in to Redis as; put the user name in the Redis URL",
+                        ))),
+                    };
+                    Some((item, (identity, user, Some(next))))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "No Entra token for Redis; the cache is bypassed until one comes.");
+                    let item = Err(redis::RedisError::from((redis::ErrorKind::AuthenticationFailed, "no Entra token for Redis", e.to_string())));
+                    Some((item, (identity, user, Some(TOKEN_RETRY))))
+                }
+            }
+        }))
+    }
+}
+
 #[async_trait]
 impl QueryCache for RedisCache {
     fn name(&self) -> &'static str {
         "redis"
+    }
+
+    fn describe(&self) -> String {
+        let sign_in = match &self.config.sign_in {
+            RedisSignIn::Url if url::Url::parse(&self.config.url).is_ok_and(|u| u.password().is_some()) => "the URL's password".to_string(),
+            RedisSignIn::Url => "no password".to_string(),
+            RedisSignIn::Entra(identity) => format!("Entra tokens of {}", identity.describe()),
+        };
+        format!("redis at {}, signed in with {sign_in}", redacted(&self.config.url))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {

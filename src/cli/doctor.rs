@@ -6,6 +6,7 @@ use crate::app::{query_service, DremioSetup, QueryOptions};
 use crate::dremio::sql::{self, Literal};
 use crate::dremio::{DremioError, StatementKind};
 use crate::engine::{DremioEngine, QueryEngine, SnapshotSource};
+use crate::lake::catalog_tls::{self, TlsSettings};
 use crate::lake::{Lake, LakeConfig, TableKind};
 use crate::query::{Query, QueryKind};
 use crate::storage::{Location, Warehouse};
@@ -27,8 +28,17 @@ impl Report {
     }
 }
 
-pub async fn run(config: &LakeConfig, query: &QueryOptions) -> anyhow::Result<()> {
+pub async fn run(config: &LakeConfig, query: &QueryOptions, sizing: anyhow::Result<crate::functions::sizing::Budget>) -> anyhow::Result<()> {
     let mut report = Report { failures: 0 };
+    match sizing {
+        Ok(budget) if budget.fits() => report.ok("instance memory", format!("the Event Hubs limits fit:\n{}", budget.render().trim_end())),
+        Ok(budget) => report.warn(
+            "instance memory",
+            format!("the Event Hubs limits can exceed the instance's memory:\n{}", budget.render().trim_end()),
+            "lower prefetchCount or maxEventBatchSize in host.json (docs/deploy.md, Sizing), or choose a larger instance",
+        ),
+        Err(e) => println!("[--]   instance memory: not checked ({e})"),
+    }
     match Location::parse(&config.warehouse).and_then(|l| Warehouse::open(l, &config.storage)) {
         Ok(warehouse) => {
             report.ok("warehouse", format!("{} through {}", warehouse.url(), warehouse.access()));
@@ -43,6 +53,7 @@ pub async fn run(config: &LakeConfig, query: &QueryOptions) -> anyhow::Result<()
         }
         Err(e) => report.fail("warehouse", e, "check --warehouse and, for Azure, the credential settings (see `--help`)"),
     }
+    check_catalog_tls(&mut report, config).await;
     match Lake::open(config).await {
         Ok(lake) => {
             report.ok("catalog", format!("SQL catalog `{}` opened; namespace `{}` present", config.catalog_name, config.namespace));
@@ -113,11 +124,50 @@ pub async fn run(config: &LakeConfig, query: &QueryOptions) -> anyhow::Result<()
         }
         Err(e) => report.fail("catalog", e, "check --catalog-uri; an incompatible table must be migrated or renamed with --table"),
     }
+    // After every check that may have needed a token: storage, the catalog, the cache.
+    if let Some(identity) = config.storage.azure.built_identity() {
+        match identity.answered() {
+            Some(answered) => {
+                report.ok("Entra identity", format!("{answered} answered (the same credential signs in to storage, the catalog and the cache)"))
+            }
+            None => report.warn(
+                "Entra identity",
+                format!("no token came from {}", identity.describe()),
+                "see the failed checks above; on a laptop run `az login`, in Azure check the app's managed identity and its role assignments",
+            ),
+        }
+    }
     println!("[--]   Dremio: run `sentiment-lake doctor --engine dremio --dremio-url ...` to check one");
     if report.failures > 0 {
         bail!("{} check(s) failed", report.failures);
     }
     Ok(())
+}
+
+/// The catalog database's TLS: the mode the URI asks for and the certificate the server presents, verified
+/// the way the real connections verify it.
+async fn check_catalog_tls(report: &mut Report, config: &LakeConfig) {
+    let uri = match config.catalog_type {
+        crate::lake::CatalogType::Sql => config.catalog_uri.as_deref(),
+        crate::lake::CatalogType::Rest => config.lease_uri.as_deref(),
+    };
+    let Some(uri) = uri else { return };
+    let settings = match TlsSettings::from_uri(uri) {
+        Ok(Some(settings)) => settings,
+        Ok(None) => return,
+        Err(e) => return report.fail("catalog TLS", e, "fix sslmode in the catalog URI"),
+    };
+    let loopback = settings.host == "localhost" || settings.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match catalog_tls::inspect(&settings).await {
+        Ok(tls) if tls.verified() => report.ok("catalog TLS", tls.describe()),
+        Ok(tls) if loopback => report.ok("catalog TLS", format!("{} (a loopback server)", tls.describe())),
+        Ok(tls) => report.warn(
+            "catalog TLS",
+            tls.describe(),
+            "use sslmode=verify-full in the catalog URI (Azure Database for PostgreSQL's certificates chain to Mozilla's roots; sslrootcert=<CA file> for a private CA)",
+        ),
+        Err(e) => report.fail("catalog TLS", e, "check the catalog URI's host, sslmode and sslrootcert"),
+    }
 }
 
 /// The cache answers, and the engine answers a real query (the busiest ticker of the last day).
@@ -129,11 +179,11 @@ async fn check_queries(report: &mut Report, lake: &Lake, options: &QueryOptions)
     match service.cache() {
         None => println!("[--]   cache: none configured (pass --redis-url to check one)"),
         Some(cache) => match cache.ping().await {
-            Ok(rtt) => report.ok("cache", format!("{} answered PING in {:.1} ms", cache.name(), rtt.as_secs_f64() * 1e3)),
+            Ok(rtt) => report.ok("cache", format!("{} answered PING in {:.1} ms", cache.describe(), rtt.as_secs_f64() * 1e3)),
             Err(e) => report.fail(
                 "cache",
                 e,
-                "check --redis-url (rediss:// and port 6380 for Azure Cache for Redis) and the firewall; queries still work without it",
+                "check --redis-url (rediss:// and port 10000 for Azure Managed Redis, 6380 for Azure Cache for Redis), --redis-auth (entra needs an access policy assignment for the identity) and the firewall; queries still work without it",
             ),
         },
     }

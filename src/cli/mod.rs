@@ -16,11 +16,12 @@ use axum::http::HeaderValue;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{query_service, serve, QueryOptions, ServeOptions};
-use crate::cache::RedisCacheConfig;
+use crate::cache::{RedisCacheConfig, RedisSignIn};
 use crate::enrich::IncompletePolicy;
 use crate::functions::api::ApiConfig;
 use crate::functions::payload::eventhub::EventDataType;
 use crate::functions::routes::{EventHubBinding, DEFAULT_MAX_INVOCATION_BYTES};
+use crate::identity::IdentitySettings;
 use crate::ingest::Pipeline;
 use crate::lake::{CatalogAuth, CatalogType, Lake, LakeConfig, RestSettings, Secret, TableKind};
 use crate::query::{Query, QueryKind, QueryServiceConfig};
@@ -142,7 +143,9 @@ impl LakeArgs {
 #[derive(Debug, Args)]
 pub struct AzureArgs {
     /// Which credential to use; `auto` takes the first configured of: connection string, account key, SAS,
-    /// service principal, workload identity, managed identity.
+    /// service principal, workload identity, the platform's managed identity (when the Functions host's
+    /// IDENTITY_ENDPOINT is set), then whichever of `az login` and the VM's managed identity answers. The
+    /// Entra credential also signs in to the catalog database and the cache when they use Entra.
     #[arg(long, global = true, env = "SENTIMENT_LAKE_AZURE_AUTH", value_enum, default_value_t = AzureAuth::Auto)]
     pub azure_auth: AzureAuth,
     #[arg(long, global = true, env = "AZURE_STORAGE_CONNECTION_STRING", hide_env_values = true)]
@@ -162,16 +165,10 @@ pub struct AzureArgs {
     pub azure_federated_token_file: Option<String>,
     #[arg(long, global = true, env = "AZURE_AUTHORITY_HOST")]
     pub azure_authority_host: Option<String>,
-    /// The App Service / Functions managed-identity endpoint (set by the platform; its secret header is read
-    /// from IDENTITY_HEADER). Without it, managed identity asks the VM metadata service.
-    #[arg(long, global = true, env = "IDENTITY_ENDPOINT")]
-    pub azure_identity_endpoint: Option<String>,
-    #[arg(long, global = true, env = "IDENTITY_HEADER", hide_env_values = true)]
-    pub azure_identity_header: Option<String>,
     /// Blob endpoint of the storage account (Azurite, a private endpoint, a sovereign cloud).
     #[arg(long, global = true, env = "SENTIMENT_LAKE_AZURE_BLOB_ENDPOINT")]
     pub azure_blob_endpoint: Option<String>,
-    /// PEM root certificate to trust besides the system's, for that endpoint.
+    /// PEM root certificate to trust besides the system's, for that endpoint and for token requests.
     #[arg(long, global = true, env = "SENTIMENT_LAKE_AZURE_CA_FILE")]
     pub azure_ca_file: Option<String>,
 }
@@ -183,15 +180,17 @@ impl AzureArgs {
             connection_string: self.azure_storage_connection_string.clone(),
             account_key: self.azure_storage_account_key.clone(),
             sas_token: self.azure_storage_sas_token.clone(),
-            client_id: self.azure_client_id.clone(),
-            tenant_id: self.azure_tenant_id.clone(),
-            client_secret: self.azure_client_secret.clone(),
-            federated_token_file: self.azure_federated_token_file.clone(),
-            authority_host: self.azure_authority_host.clone(),
-            identity_endpoint: self.azure_identity_endpoint.clone(),
-            identity_header: self.azure_identity_header.clone(),
+            identity: IdentitySettings {
+                client_id: self.azure_client_id.clone(),
+                tenant_id: self.azure_tenant_id.clone(),
+                client_secret: self.azure_client_secret.clone(),
+                federated_token_file: self.azure_federated_token_file.clone(),
+                authority_host: self.azure_authority_host.clone(),
+                ca_file: None,
+            },
             blob_endpoint: self.azure_blob_endpoint.clone(),
             ca_file: self.azure_ca_file.clone(),
+            resolved: Default::default(),
         }
     }
 }
@@ -303,7 +302,65 @@ pub enum Command {
     Doctor {
         #[command(flatten)]
         cache: CacheArgs,
+        #[command(flatten)]
+        sizing: SizingArgs,
     },
+    /// What one Functions instance holds in memory at worst (every partition on one instance) with
+    /// host.json's Event Hubs limits, against the instance's memory; exits non-zero when it does not fit.
+    Sizing(SizingArgs),
+}
+
+/// The figures of the memory budget ([`crate::functions::sizing`]) that host.json does not hold.
+#[derive(Debug, Clone, Args)]
+pub struct SizingArgs {
+    /// host.json with the Event Hubs limits (default: the Functions script root's, AzureWebJobsScriptRoot,
+    /// else ./host.json).
+    #[arg(long, env = "SENTIMENT_LAKE_HOST_JSON")]
+    pub host_json: Option<PathBuf>,
+    /// Event Hubs partitions: the most one instance can hold.
+    #[arg(long, env = "SENTIMENT_LAKE_EVENTHUB_PARTITIONS")]
+    pub partitions: Option<u64>,
+    /// Instance memory, MiB (default: this process's cgroup limit).
+    #[arg(long, env = "SENTIMENT_LAKE_INSTANCE_MEMORY_MB")]
+    pub instance_memory_mb: Option<u64>,
+    /// The largest event producers send, KB.
+    #[arg(long, env = "SENTIMENT_LAKE_MAX_EVENT_KB", default_value_t = 64)]
+    pub max_event_kb: u64,
+    /// As `serve --max-invocation-mb`.
+    #[arg(long = "sizing-max-invocation-mb", env = "SENTIMENT_LAKE_MAX_INVOCATION_MB", default_value_t = DEFAULT_MAX_INVOCATION_BYTES / MIB)]
+    pub max_invocation_mb: usize,
+}
+
+impl SizingArgs {
+    fn host_json(&self) -> Option<PathBuf> {
+        self.host_json.clone().or_else(|| {
+            let root = std::env::var_os("AzureWebJobsScriptRoot").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+            Some(root.join("host.json")).filter(|p| p.is_file())
+        })
+    }
+
+    /// The budget, or why it cannot be worked out (no host.json, no partition count, no memory limit).
+    pub fn budget(&self, commit_pass_mb: u64) -> anyhow::Result<crate::functions::sizing::Budget> {
+        use crate::functions::sizing::{cgroup_memory_limit, Budget, Deployment, EventHubLimits};
+        let path = self.host_json().context("no host.json: pass --host-json")?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let hubs = EventHubLimits::from_host_json(&text).map_err(anyhow::Error::msg)?;
+        let partitions = self.partitions.context("the partition count is unknown: pass --partitions (SENTIMENT_LAKE_EVENTHUB_PARTITIONS)")?;
+        let instance_memory_mb = match self.instance_memory_mb {
+            Some(mb) => mb,
+            None => cgroup_memory_limit().map(|bytes| bytes / MIB as u64).context("the instance's memory is unknown: pass --instance-memory-mb")?,
+        };
+        Ok(Budget::new(
+            hubs,
+            Deployment {
+                partitions: partitions.max(1),
+                instance_memory_mb,
+                max_event_kb: self.max_event_kb,
+                commit_pass_mb,
+                max_invocation_mb: self.max_invocation_mb.max(1) as u64,
+            },
+        ))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,10 +380,15 @@ pub enum SchemaAction {
 
 #[derive(Debug, Clone, Args)]
 pub struct CacheArgs {
-    /// Redis for cached answers: redis://127.0.0.1:6379 or rediss://:<key>@<name>.redis.cache.windows.net:6380.
-    /// Without it every query goes to the engine.
+    /// Redis for cached answers: redis://127.0.0.1:6379, rediss://<name>.<region>.redis.azure.net:10000
+    /// (Azure Managed Redis) or rediss://:<key>@<name>.redis.cache.windows.net:6380. Without it every query
+    /// goes to the engine.
     #[arg(long, env = "SENTIMENT_LAKE_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// How to sign in to Redis: `url` (the URL's password, if any) or `entra` (an Entra token of the
+    /// process's identity, renewed before it expires; the user is the URL's or the token's object id).
+    #[arg(long, env = "SENTIMENT_LAKE_REDIS_AUTH", value_enum, default_value_t = RedisAuth::Url)]
+    pub redis_auth: RedisAuth,
     /// PEM CA certificate for a rediss:// server signed by a private CA (public CAs need nothing).
     #[arg(long, env = "SENTIMENT_LAKE_REDIS_CA_CERT")]
     pub redis_ca_cert: Option<PathBuf>,
@@ -358,14 +420,26 @@ pub struct CacheArgs {
     pub query_queue_wait_ms: u64,
 }
 
+/// See [`CacheArgs::redis_auth`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RedisAuth {
+    Url,
+    Entra,
+}
+
 impl CacheArgs {
-    pub fn options(&self) -> QueryOptions {
-        QueryOptions {
+    pub fn options(&self, azure: &AzureSettings) -> anyhow::Result<QueryOptions> {
+        let sign_in = match self.redis_auth {
+            RedisAuth::Url => RedisSignIn::Url,
+            RedisAuth::Entra => RedisSignIn::Entra(azure.entra_identity().context("--redis-auth entra")?),
+        };
+        Ok(QueryOptions {
             redis: self.redis_url.as_ref().map(|url| RedisCacheConfig {
                 url: url.clone(),
                 op_timeout: Duration::from_millis(self.cache_timeout_ms.max(1)),
                 retry_after: Duration::from_millis(self.cache_retry_after_ms),
                 ca_cert: self.redis_ca_cert.clone(),
+                sign_in: sign_in.clone(),
             }),
             service: {
                 let defaults = QueryServiceConfig::default();
@@ -379,7 +453,7 @@ impl CacheArgs {
             },
             engine_memory_bytes: self.query_memory_mb.max(1) * MIB,
             engine: Default::default(),
-        }
+        })
     }
 }
 
@@ -443,6 +517,10 @@ pub struct ServeArgs {
     /// invocations are streamed to the quarantine and acknowledged, never retried forever.
     #[arg(long, env = "SENTIMENT_LAKE_MAX_INVOCATION_MB", default_value_t = DEFAULT_MAX_INVOCATION_BYTES / MIB)]
     pub max_invocation_mb: usize,
+    /// The only place `MigrateBlob` migrates uploads from (abfss://<container>@<account>.dfs.core.windows.net[/<prefix>]);
+    /// an Event Grid event naming any other blob is quarantined. Without it, any blob the identity can read.
+    #[arg(long, env = "SENTIMENT_LAKE_LEGACY_LOCATION")]
+    pub legacy_location: Option<String>,
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
@@ -516,7 +594,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     // Tokio must be running for the (lazy) Flight channel; `run` is always called inside the runtime.
     let backends = opts.backends.backends(&config)?;
     let query_options = |cache: &CacheArgs| -> anyhow::Result<QueryOptions> {
-        let mut options = cache.options();
+        let mut options = cache.options(&config.storage.azure)?;
         options.engine = backends.query_engine()?;
         Ok(options)
     };
@@ -533,10 +611,19 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     };
     match opts.command {
         // `doctor --engine dremio` is the conformance check of the user's own Dremio.
-        Command::Doctor { cache } => match &backends.dremio {
+        Command::Doctor { cache, sizing } => match &backends.dremio {
             Some(dremio) if backends.engine == backends::EngineKind::Dremio => doctor::dremio(dremio).await,
-            _ => doctor::run(&config, &query_options(&cache)?).await,
+            _ => doctor::run(&config, &query_options(&cache)?, sizing.budget(opts.lake.commit_pass_mb)).await,
         },
+        Command::Sizing(sizing) => {
+            let budget = sizing.budget(opts.lake.commit_pass_mb)?;
+            print!("{}", budget.render());
+            anyhow::ensure!(
+                budget.fits(),
+                "the limits can exceed the instance's memory: lower prefetchCount or maxEventBatchSize, or choose a larger instance"
+            );
+            Ok(())
+        }
         Command::Query { endpoint, params, cache } => {
             let lake = open(&config, &backends).await?;
             let kind = QueryKind::from_name(&endpoint).with_context(|| {
@@ -567,6 +654,13 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
                 max_invocation_bytes: args.max_invocation_mb.max(1) * MIB,
                 maintenance: args.maintenance.policy(),
                 maintenance_backend: backends.maintenance_backend()?,
+                legacy_location: match &args.legacy_location {
+                    Some(location) => Some(
+                        crate::storage::AzureLocation::parse(location)?
+                            .with_context(|| format!("--legacy-location {location} is not an abfss:// location"))?,
+                    ),
+                    None => None,
+                },
             };
             serve(lake, options).await
         }

@@ -12,5 +12,6 @@ pub mod api;
 pub mod outcome;
 pub mod payload;
 pub mod routes;
+pub mod sizing;
 
 pub use routes::{app, AppState};

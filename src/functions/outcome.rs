@@ -22,6 +22,9 @@ pub enum InvocationError {
     Migrate(#[from] crate::migrate::MigrateError),
     #[error("maintenance failed: {0}")]
     Maintain(crate::maintain::MaintainError),
+    /// Someone else is doing this work right now; the trigger's own redelivery brings it back later.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 impl IntoResponse for InvocationError {
@@ -33,6 +36,7 @@ impl IntoResponse for InvocationError {
             InvocationError::Lake(_) => "lake",
             InvocationError::Migrate(_) => "migrate",
             InvocationError::Maintain(_) => "maintain",
+            InvocationError::Busy(_) => "busy",
         };
         crate::observability::InvocationFailed { cause }.emit();
         let body = InvokeResponse { logs: vec![self.to_string()], ..InvokeResponse::default() };

@@ -14,7 +14,7 @@ use tower_http::trace::TraceLayer;
 
 use super::api::{self, ApiConfig};
 use super::outcome::{success, InvocationError};
-use super::payload::blob::BlobTrigger;
+use super::payload::eventgrid::GridEvent;
 use super::payload::eventhub::{EventDataType, EventHubBatch, Refused};
 use super::payload::timer::TimerInfo;
 use super::payload::InvokeRequest;
@@ -60,6 +60,10 @@ pub struct AppState {
     /// What the `MaintainTable` timer runs, and who runs it.
     pub maintenance: crate::maintain::MaintenancePolicy,
     pub maintenance_backend: crate::maintain::MaintenanceBackend,
+    /// Where legacy uploads may come from: an Event Grid event naming a blob elsewhere is refused.
+    pub legacy_location: Option<crate::storage::AzureLocation>,
+    /// The executable `GET /api/doctor` runs as `<it> doctor` with the app's settings (`serve` sets its own).
+    pub doctor: Option<std::path::PathBuf>,
 }
 
 pub fn app(state: AppState, api_config: &ApiConfig) -> Router {
@@ -68,10 +72,11 @@ pub fn app(state: AppState, api_config: &ApiConfig) -> Router {
         .route("/", get(ready))
         .route(&format!("/{INGEST_FUNCTION}"), post(ingest_events))
         .route(&format!("/{COMMIT_FUNCTION}"), post(commit_staged))
-        .route(&format!("/{MIGRATE_FUNCTION}"), post(migrate_blob))
+        .route(&format!("/{MIGRATE_FUNCTION}"), post(migrate_upload))
         .route(&format!("/{MAINTAIN_FUNCTION}"), post(maintain_table))
         .route("/api/health", get(health))
         .route("/api/health/table", get(table_health_report))
+        .route("/api/doctor", get(doctor))
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(query_api)
@@ -162,44 +167,94 @@ async fn ingest_events(State(state): State<AppState>, headers: HeaderMap, body: 
     Ok(success(summary, report).into_response())
 }
 
-/// A legacy file uploaded to blob storage (Event Grid blob trigger). The host inlines the whole blob, but the
-/// file is streamed from storage by its `Uri` instead: row groups in ranges, the version the store has now.
-/// Its rows are staged, committed and the file retired to the migration ledger; a duplicate trigger or a
-/// retry finds the file committed (or stages rows the ledger already holds), so nothing lands twice. A
-/// file that can never be migrated is quarantined with its reason.
-async fn migrate_blob(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<axum::response::Response, InvocationError> {
+/// How long one migration of a file holds its lease without renewing it; renewed every quarter of this.
+const MIGRATION_LEASE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A legacy file uploaded to the legacy container, announced by Event Grid (`eventGridTrigger`: the event
+/// only, never the file, so no size passes through the host). The file is streamed from storage by its URL:
+/// row groups in ranges, the version the store has now. Its rows are staged, committed and the file
+/// retired to the migration ledger. A file that can never be migrated is quarantined with its reason.
+///
+/// One migration of a file runs at a time: it holds a lease named after the file, renewed while it runs.
+/// Event Grid delivers again when a delivery fails or takes longer than its timeout; a delivery that finds
+/// the lease taken fails (so Event Grid keeps the event and delivers it later), and the first delivery after
+/// the migration finds the file committed. Duplicates commit nothing twice either way: the rows of a file
+/// version are one source whose sequence numbers the ledger already holds.
+async fn migrate_upload(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<axum::response::Response, InvocationError> {
     let invocation = invocation_id(&headers);
     let body = match read_bounded(body, state.max_invocation_bytes).await? {
         Bounded::Complete(body) => body,
         Bounded::Oversize { head, rest } => {
-            let reason = format!(
-                "the invocation is larger than the {} byte limit (--max-invocation-bytes); migrate the file with `sentiment-lake migrate`",
-                state.max_invocation_bytes
-            );
+            let reason = format!("the invocation is larger than the {} byte limit (--max-invocation-bytes)", state.max_invocation_bytes);
             return quarantine_envelope(&state, MIGRATE_FUNCTION, invocation.as_deref(), reason, head, rest).await;
         }
     };
     let refuse =
         |reason: String, body: Bytes| quarantine_envelope(&state, MIGRATE_FUNCTION, invocation.as_deref(), reason, body, futures::stream::empty());
-    let blob = match serde_json::from_slice::<InvokeRequest>(&body)
+    let upload = match serde_json::from_slice::<InvokeRequest>(&body)
         .map_err(|e| e.to_string())
-        .and_then(|r| BlobTrigger::from_invocation(&r, "blob").map_err(|e| e.to_string()))
+        .and_then(|r| GridEvent::from_invocation(&r, "event").map_err(|e| e.to_string()))
     {
-        Ok(blob) => blob,
-        Err(reason) => return refuse(format!("not a blob trigger invocation: {reason}"), body).await,
+        Ok(GridEvent::Created(upload)) => upload,
+        Ok(GridEvent::Ignored { event_type, reason }) => {
+            tracing::info!(event_type, reason, "Event Grid event ignored.");
+            return Ok(success(format!("{event_type}: ignored: {reason}"), json!({"ignored": event_type, "reason": reason})).into_response());
+        }
+        Err(reason) => return refuse(format!("not an Event Grid invocation: {reason}"), body).await,
     };
-    let Some(uri) = blob.uri.as_deref() else {
-        return refuse("the blob trigger carries no Uri to read the file from".into(), body).await;
-    };
-    let location = match crate::storage::AzureLocation::from_blob_url(uri) {
+    let location = match crate::storage::AzureLocation::from_blob_url(&upload.url) {
         Ok(location) => location,
         Err(e) => return refuse(e.to_string(), body).await,
     };
+    if let Some(legacy) = &state.legacy_location {
+        if !legacy.contains(&location) {
+            return refuse(format!("{} is outside the legacy location {} (--legacy-location)", location.url(), legacy.url()), body).await;
+        }
+    }
+    let lease = crate::migrate::lease_name(&location.url());
+    let holder = invocation.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if !state.lake.try_lease(&lease, &holder, MIGRATION_LEASE).await? {
+        return Err(InvocationError::Busy(format!(
+            "{} is being migrated by another invocation; Event Grid delivers this event again and that delivery finds it done",
+            location.url()
+        )));
+    }
+    let renewal = {
+        let (lake, lease, holder) = (state.lake.clone(), lease.clone(), holder.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(MIGRATION_LEASE / 4).await;
+                if let Err(e) = lake.try_lease(&lease, &holder, MIGRATION_LEASE).await {
+                    tracing::warn!(error = %e, lease, "The migration lease could not be renewed; it lapses if this goes on.");
+                }
+            }
+        })
+    };
+    let outcome = migrate_located(&state, &location).await;
+    renewal.abort();
+    if let Err(e) = state.lake.release_lease(&lease, &holder).await {
+        tracing::warn!(error = %e, lease, "The migration lease was not released; it lapses by itself.");
+    }
+    match outcome {
+        Ok(response) => Ok(response),
+        Err(Refusal::Permanent(reason)) => refuse(reason, body).await,
+        Err(Refusal::Retry(e)) => Err(e),
+    }
+}
+
+/// Why a migration did not finish: for good (the file is quarantined), or for now (the delivery fails).
+enum Refusal {
+    Permanent(String),
+    Retry(InvocationError),
+}
+
+async fn migrate_located(state: &AppState, location: &crate::storage::AzureLocation) -> Result<axum::response::Response, Refusal> {
+    let uri = location.url();
     let opened = match crate::storage::OpenedLocation::open(crate::storage::Location::Azure(location.container_root()), state.lake.storage_settings())
     {
         Ok(opened) => opened,
-        Err(e) if e.is_retryable() => return Err(InvocationError::Lake(e.into())),
-        Err(e) => return refuse(e.to_string(), body).await,
+        Err(e) if e.is_retryable() => return Err(Refusal::Retry(InvocationError::Lake(e.into()))),
+        Err(e) => return Err(Refusal::Permanent(e.to_string())),
     };
     let meta = match opened.head(&location.path).await {
         Ok(meta) => meta,
@@ -207,23 +262,24 @@ async fn migrate_blob(State(state): State<AppState>, headers: HeaderMap, body: B
         Err(crate::storage::StorageError::Store { source, .. }) if matches!(*source, object_store::Error::NotFound { .. }) => {
             return Ok(success(format!("{uri}: no longer exists"), json!({"missing": uri})).into_response())
         }
-        Err(e) => return Err(InvocationError::Lake(e.into())),
+        Err(e) => return Err(Refusal::Retry(InvocationError::Lake(e.into()))),
     };
     let mapping = crate::migrate::layout::Mapping::default();
+    let retry = |e: InvocationError| Refusal::Retry(e);
     match crate::migrate::migrate_file(&state.lake, &state.pipeline, opened.store.clone(), &opened.location.url(), &meta, &mapping).await {
         Ok(report) => {
             // Committed and retired here rather than by the next tick: a file is one large batch, and a
             // retired file keeps its record in the migration ledger instead of the table's watermarks.
             state.committer.record_staged((report.staged + report.dead_lettered) as usize);
-            state.committer.commit_now().await?;
-            let retired = crate::migrate::retire_files(&state.lake, std::slice::from_ref(&report)).await?;
+            state.committer.commit_now().await.map_err(|e| retry(e.into()))?;
+            let retired = crate::migrate::retire_files(&state.lake, std::slice::from_ref(&report)).await.map_err(|e| retry(e.into()))?;
             let summary = format!("{}: {} rows, {} staged, {} dead-lettered", report.source, report.rows, report.staged, report.dead_lettered);
             let mut value = serde_json::to_value(&report).unwrap_or_default();
             value["retirement"] = serde_json::to_value(&retired).unwrap_or_default();
             Ok(success(summary, value).into_response())
         }
-        Err(e) if e.is_retryable() => Err(e.into()),
-        Err(e) => refuse(e.to_string(), body).await,
+        Err(e) if e.is_retryable() => Err(retry(e.into())),
+        Err(e) => Err(Refusal::Permanent(e.to_string())),
     }
 }
 
@@ -318,6 +374,33 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
             json!({"status": if healthy { "ok" } else { "degraded" }, "tables": tables, "quarantine": quarantine, "commits": commits, "query": query}),
         ),
     )
+}
+
+/// How long `doctor` may take in the app (its checks each have their own, shorter, timeouts).
+const DOCTOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `doctor` in the deployed app, with the app's own settings and identity: what a team checks first after
+/// a deployment (an admin-level function: the master key). Plain text, as the CLI prints it; 503 when a
+/// check failed.
+async fn doctor(State(state): State<AppState>) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let text = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    let Some(binary) = &state.doctor else {
+        return (StatusCode::SERVICE_UNAVAILABLE, text, "doctor runs in the deployed app (sentiment-lake serve)\n").into_response();
+    };
+    let run = tokio::process::Command::new(binary).arg("doctor").env("RUST_LOG", "error").kill_on_drop(true).output();
+    match tokio::time::timeout(DOCTOR_TIMEOUT, run).await {
+        Ok(Ok(output)) => {
+            let status = if output.status.success() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            let mut body = output.stdout;
+            if !output.status.success() {
+                body.extend_from_slice(&output.stderr);
+            }
+            (status, text, body).into_response()
+        }
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, text, format!("doctor could not be started: {e}\n")).into_response(),
+        Err(_) => (StatusCode::GATEWAY_TIMEOUT, text, format!("doctor did not finish within {} s\n", DOCTOR_TIMEOUT.as_secs())).into_response(),
+    }
 }
 
 async fn metrics() -> impl IntoResponse {

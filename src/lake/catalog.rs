@@ -2,7 +2,7 @@
 //! both signed in the same way and renewed together; or (`--catalog-type rest`) iceberg's REST catalog,
 //! the committer that posts to it ([`super::rest`]), and the SQL database the leases live in.
 //!
-//! With `--catalog-auth entra` the password is an Entra access token of the app's managed identity (what
+//! With `--catalog-auth entra` the password is an Entra access token of the process's identity (what
 //! Azure Database for PostgreSQL accepts for an Entra role). The server checks it only when a connection
 //! opens, and both pools open connections all the time (iceberg's closes idle ones after 10 s), so a
 //! connection must never be opened with an expired token: [`RenewingCatalog`] reconnects with a fresh one
@@ -24,12 +24,8 @@ use tokio::sync::RwLock;
 use super::rest::{self, RestSettings};
 use super::swap::{CatalogSwap, Publisher};
 use super::LakeError;
-use crate::storage::{managed_identity_token, AzureSettings};
-
-/// Entra's resource id for Azure Database for PostgreSQL (and MySQL) tokens.
-pub const OSSRDBMS_RESOURCE: &str = "https://ossrdbms-aad.database.windows.net";
-/// Reconnect this long before the token expires, so no connection opens with an expired one.
-const RENEW_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
+use crate::identity::POSTGRES_SCOPE;
+use crate::storage::AzureSettings;
 
 /// Which kind of catalog holds the tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -138,13 +134,13 @@ async fn connect(settings: &CatalogSettings) -> Result<Connected, LakeError> {
     let (uri, renew_at) = match settings.auth {
         CatalogAuth::Uri => (settings.uri.clone(), None),
         CatalogAuth::Entra => {
-            let token = managed_identity_token(&settings.identity, OSSRDBMS_RESOURCE).await?;
+            let token = settings.identity.entra_identity()?.token(POSTGRES_SCOPE).await?;
             let mut url = url::Url::parse(&settings.uri).map_err(|e| LakeError::Config(format!("catalog URI: {e}")))?;
             if url.username().is_empty() {
                 return Err(LakeError::Config("--catalog-auth entra needs the Entra role name as the catalog URI's user".into()));
             }
             url.set_password(Some(&token.token)).map_err(|()| LakeError::Config("the catalog URI cannot carry a password".into()))?;
-            (url.to_string(), Some(token.expires_at - RENEW_MARGIN))
+            (url.to_string(), Some(token.renew_at()))
         }
     };
     let swap = CatalogSwap::connect(&uri, &settings.catalog_name).await?;

@@ -44,9 +44,9 @@ pub enum LakeError {
     /// The table exists but the writer cannot fill it (checked when the lake opens).
     #[error("table {table} is incompatible: {detail}")]
     IncompatibleTable { table: String, detail: String },
-    /// No access token for the catalog database (Entra sign-in).
-    #[error("identity: {detail}")]
-    Identity { detail: String, retryable: bool },
+    /// No Entra token (for storage or the catalog database).
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
     /// A blocking task of the committer panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),
@@ -63,7 +63,7 @@ impl From<crate::storage::StorageError> for LakeError {
     fn from(error: crate::storage::StorageError) -> Self {
         match error {
             crate::storage::StorageError::Config(detail) => LakeError::Config(detail),
-            crate::storage::StorageError::Token { detail, retryable } => LakeError::Identity { detail, retryable },
+            crate::storage::StorageError::Identity(e) => LakeError::Identity(e),
             crate::storage::StorageError::Store { op, path, source } => LakeError::Storage { op, path, source },
         }
     }
@@ -86,7 +86,8 @@ impl LakeError {
             LakeError::Storage { source, .. } => crate::storage::store_error_is_retryable(source),
             LakeError::Iceberg { source, .. } => iceberg_error_is_retryable(source),
             LakeError::Conflict { .. } | LakeError::CommitExhausted { .. } | LakeError::Task(_) => true,
-            LakeError::Identity { retryable, .. } | LakeError::RestCatalog { retryable, .. } => *retryable,
+            LakeError::Identity(e) => e.is_retryable(),
+            LakeError::RestCatalog { retryable, .. } => *retryable,
             LakeError::Dremio(e) => e.is_retryable(),
             LakeError::Config(_) | LakeError::Arrow(_) | LakeError::Parquet(_) | LakeError::Ledger { .. } | LakeError::IncompatibleTable { .. } => {
                 false

@@ -6,6 +6,7 @@
 //! ordered sequence numbers.
 
 mod catalog;
+pub mod catalog_tls;
 mod commit;
 mod committer;
 pub mod compat;
@@ -33,7 +34,7 @@ use iceberg::spec::{Schema, UnboundPartitionSpec};
 use iceberg::table::Table;
 use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 
-pub use self::catalog::{CatalogAuth, CatalogType, MetadataPointer, RenewingCatalog, OSSRDBMS_RESOURCE};
+pub use self::catalog::{CatalogAuth, CatalogType, MetadataPointer, RenewingCatalog};
 use self::catalog::{CatalogSettings, RestEndpoint};
 pub use self::commit::{CommitPolicy, CommitReport};
 pub use self::committer::{Committer, OnCommit};

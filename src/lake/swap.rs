@@ -56,7 +56,7 @@ fn sql_error(context: &str) -> impl FnOnce(sqlx::Error) -> LakeError + '_ {
 impl CatalogSwap {
     pub async fn connect(uri: &str, catalog_name: &str) -> Result<Self, LakeError> {
         install_default_drivers();
-        let pool = AnyPoolOptions::new().max_connections(4).connect(uri).await.map_err(sql_error("connecting to the catalog database"))?;
+        let pool = AnyPoolOptions::new().max_connections(4).connect(uri).await.map_err(|e| super::catalog_tls::connect_error(uri, e))?;
         Ok(Self { pool, catalog_name: catalog_name.to_string(), dollar_placeholders: uri.starts_with("postgres") })
     }
 

@@ -116,6 +116,12 @@ pub fn source_id(location_url: &str, meta: &ObjectMeta) -> String {
     format!("{MIGRATION_SOURCE_PREFIX}{}/{}#{}", location_url.trim_end_matches('/'), meta.location, version)
 }
 
+/// The lease one migration of the file at `file_url` holds (whatever its version), so that two deliveries
+/// of the same upload never read it at once. Hashed: lease names are bounded, URLs are not.
+pub fn lease_name(file_url: &str) -> String {
+    format!("migrate/{}", hex(&Sha256::digest(file_url.as_bytes())))
+}
+
 /// One legacy file version, opened: its footer read, its layout resolved, the values its rows default to.
 pub struct LegacyFile {
     pub source: String,

@@ -4,9 +4,9 @@ pub enum StorageError {
     /// Wrong or missing configuration (a location, a credential): fixing it needs a person.
     #[error("storage configuration: {0}")]
     Config(String),
-    /// An access token could not be obtained from the identity endpoint.
-    #[error("identity: {detail}")]
-    Token { detail: String, retryable: bool },
+    /// No Entra credential could be built or it gave no token.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
     /// The store refused or failed an operation.
     #[error("storage: {op} {path}: {source}")]
     Store {
@@ -25,7 +25,7 @@ impl StorageError {
     pub fn is_retryable(&self) -> bool {
         match self {
             StorageError::Config(_) => false,
-            StorageError::Token { retryable, .. } => *retryable,
+            StorageError::Identity(e) => e.is_retryable(),
             StorageError::Store { source, .. } => store_error_is_retryable(source),
         }
     }

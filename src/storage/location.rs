@@ -123,7 +123,8 @@ impl AzureLocation {
             (segments.remove(0), "core.windows.net".to_string())
         } else {
             let (account, rest) = host.split_once('.').ok_or_else(|| bad("no account in the host"))?;
-            (account.to_string(), rest.strip_prefix("blob.").unwrap_or(rest).to_string())
+            let suffix = rest.strip_prefix("blob.").or_else(|| rest.strip_prefix("dfs.")).unwrap_or(rest);
+            (account.to_string(), suffix.to_string())
         };
         if segments.len() < 2 {
             return Err(bad("expected /<container>/<path>"));
@@ -136,6 +137,12 @@ impl AzureLocation {
     /// The root of the container this location is in.
     pub fn container_root(&self) -> Self {
         Self { path: Path::default(), ..self.clone() }
+    }
+
+    /// True when `other` is this location or under it, in the same container of the same account (whatever
+    /// scheme), matching whole path segments.
+    pub fn contains(&self, other: &AzureLocation) -> bool {
+        self.same_container(other) && other.path.prefix_matches(&self.path)
     }
 
     /// True when `other` names an object of the same container of the same account (whatever scheme).
@@ -184,9 +191,26 @@ mod tests {
         assert_eq!(azurite.url(), "abfss://legacy@devstoreaccount1.dfs.core.windows.net/x.parquet");
         let china = AzureLocation::from_blob_url("https://acct.blob.core.chinacloudapi.cn/legacy/x.parquet").unwrap();
         assert_eq!(china.host, "acct.dfs.core.chinacloudapi.cn");
+        // Events of a hierarchical-namespace account name the file by its Data Lake endpoint.
+        let dfs = AzureLocation::from_blob_url("https://acct.dfs.core.windows.net/legacy/2019/x.parquet").unwrap();
+        assert_eq!(dfs.url(), "abfss://legacy@acct.dfs.core.windows.net/2019/x.parquet");
         for bad in ["https://acct.blob.core.windows.net/legacy", "https://acct.blob.core.windows.net/legacy/a%2F..%2Fb", "not a url"] {
             assert!(AzureLocation::from_blob_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_location_contains_what_is_under_it_by_whole_segments() {
+        let legacy = AzureLocation::parse("abfss://legacy@acct.dfs.core.windows.net/exports").unwrap().unwrap();
+        let inside = AzureLocation::from_blob_url("https://acct.blob.core.windows.net/legacy/exports/2019/a.parquet").unwrap();
+        assert!(legacy.contains(&inside));
+        assert!(legacy.container_root().contains(&inside));
+        let sibling = AzureLocation::from_blob_url("https://acct.blob.core.windows.net/legacy/exports-old/a.parquet").unwrap();
+        assert!(!legacy.contains(&sibling), "a prefix of a segment is not inside");
+        let other_account = AzureLocation::from_blob_url("https://evil.blob.core.windows.net/legacy/exports/a.parquet").unwrap();
+        assert!(!legacy.contains(&other_account));
+        let other_container = AzureLocation::from_blob_url("https://acct.blob.core.windows.net/lake/exports/a.parquet").unwrap();
+        assert!(!legacy.contains(&other_container));
     }
 
     #[test]

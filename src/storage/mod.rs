@@ -22,7 +22,7 @@ use iceberg::io::StorageFactory;
 use object_store::prefix::PrefixStore;
 use object_store::ObjectStore;
 
-pub use self::azure::{managed_identity_token, AccessToken, AzureAccount, AzureAuth, AzureSettings};
+pub use self::azure::{AzureAccount, AzureAuth, AzureSettings};
 pub use self::error::{store_error_is_retryable, StorageError};
 pub use self::faults::StoreLayer;
 pub use self::iceberg_io::{ObjectStorage, ObjectStorageFactory};

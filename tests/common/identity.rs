@@ -12,11 +12,15 @@ use base64::Engine;
 use chrono::Utc;
 use serde_json::Value;
 
-/// One request: its query and the secret header it carried.
+/// The object id of the identity every token is issued to.
+pub const OBJECT_ID: &str = "11111111-1111-1111-1111-111111111111";
+
+/// One request: its query, the secret header it carried and the token it was given (if any).
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
     pub query: HashMap<String, String>,
     pub header: Option<String>,
+    pub token: Option<String>,
 }
 
 #[derive(Default)]
@@ -30,16 +34,26 @@ impl TokenRequests {
     }
 }
 
-type Shared = (&'static str, i64, Arc<Mutex<TokenRequests>>);
+/// Called with the resource and the token before the token is handed out (a test server learns to accept it).
+pub type OnIssue = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+#[derive(Clone)]
+struct Shared {
+    secret: &'static str,
+    lifetime_secs: i64,
+    seen: Arc<Mutex<TokenRequests>>,
+    on_issue: Option<OnIssue>,
+}
 
 async fn issue(
-    State((secret, lifetime_secs, seen)): State<Shared>,
+    State(shared): State<Shared>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<axum::Json<Value>, StatusCode> {
+    let Shared { secret, lifetime_secs, seen, on_issue } = shared;
     let header = headers.get("x-identity-header").and_then(|v| v.to_str().ok()).map(str::to_string);
-    seen.lock().unwrap().seen.push(TokenRequest { query: query.clone(), header: header.clone() });
     if header.as_deref() != Some(secret) {
+        seen.lock().unwrap().seen.push(TokenRequest { query: query.clone(), header: header.clone(), token: None });
         return Err(StatusCode::UNAUTHORIZED);
     }
     let now = Utc::now().timestamp();
@@ -48,9 +62,16 @@ async fn issue(
         "aud": query.get("resource").cloned().unwrap_or_default(),
         "iss": "https://sts.windows.net/00000000-0000-0000-0000-000000000001/",
         "iat": now - 60, "nbf": now - 60, "exp": now + lifetime_secs,
-        "oid": "11111111-1111-1111-1111-111111111111",
+        "oid": OBJECT_ID,
+        // Distinct tokens even within one second.
+        "jti": uuid::Uuid::new_v4().to_string(),
     });
     let token = format!("{}.{}.c2lnbmF0dXJl", b64(serde_json::json!({"alg": "RS256", "typ": "JWT"})), b64(claims));
+    let resource = query.get("resource").cloned().unwrap_or_default();
+    if let Some(on_issue) = &on_issue {
+        on_issue(&resource, &token);
+    }
+    seen.lock().unwrap().seen.push(TokenRequest { query: query.clone(), header, token: Some(token.clone()) });
     Ok(axum::Json(serde_json::json!({
         "access_token": token,
         "expires_on": (now + lifetime_secs).to_string(),
@@ -61,8 +82,14 @@ async fn issue(
 
 /// Serves on a free loopback port; returns the endpoint URL and what it saw. Tokens live `lifetime_secs`.
 pub async fn token_endpoint(secret: &'static str, lifetime_secs: i64) -> (String, Arc<Mutex<TokenRequests>>) {
+    token_endpoint_with(secret, lifetime_secs, None).await
+}
+
+/// [`token_endpoint`], calling `on_issue` with each token before handing it out.
+pub async fn token_endpoint_with(secret: &'static str, lifetime_secs: i64, on_issue: Option<OnIssue>) -> (String, Arc<Mutex<TokenRequests>>) {
     let seen = Arc::new(Mutex::new(TokenRequests::default()));
-    let app = axum::Router::new().route("/msi/token", axum::routing::get(issue)).with_state((secret, lifetime_secs, seen.clone()));
+    let shared = Shared { secret, lifetime_secs, seen: seen.clone(), on_issue };
+    let app = axum::Router::new().route("/msi/token", axum::routing::get(issue)).with_state(shared);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/msi/token", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

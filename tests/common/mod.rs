@@ -98,11 +98,27 @@ pub async fn serve_full(lake: Lake, policy: IncompletePolicy, query: QueryOption
 
 /// [`serve_full`] with a given limit on invocation bodies held in memory.
 pub async fn serve_limited(lake: Lake, policy: IncompletePolicy, query: QueryOptions, api: ApiConfig, max_invocation_bytes: usize) -> Server {
+    serve_configured(lake, policy, query, api, max_invocation_bytes, |_| {}).await
+}
+
+/// The default server with its state changed by `configure` first.
+pub async fn serve_state(lake: Lake, configure: impl FnOnce(&mut AppState)) -> Server {
+    serve_configured(lake, IncompletePolicy::Enrich, QueryOptions::default(), ApiConfig::default(), DEFAULT_MAX_INVOCATION_BYTES, configure).await
+}
+
+async fn serve_configured(
+    lake: Lake,
+    policy: IncompletePolicy,
+    query: QueryOptions,
+    api: ApiConfig,
+    max_invocation_bytes: usize,
+    configure: impl FnOnce(&mut AppState),
+) -> Server {
     // Installed before anything is recorded, as `serve` does at start-up.
     sentiment_lake::observability::metrics_handle();
     let query = query_service(&lake, &query).unwrap();
     let committer = Committer::new(lake.clone(), usize::MAX, Some(warm_after_commit(&lake, query.clone())));
-    let state = AppState {
+    let mut state = AppState {
         lake,
         pipeline: Pipeline::new(policy),
         binding: Arc::new(EventHubBinding::default()),
@@ -115,7 +131,10 @@ pub async fn serve_limited(lake: Lake, policy: IncompletePolicy, query: QueryOpt
             ..Default::default()
         },
         maintenance_backend: Default::default(),
+        legacy_location: None,
+        doctor: None,
     };
+    configure(&mut state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = app(state, &api).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -257,19 +276,23 @@ pub fn host_envelope(partition: &str, first_sequence: i64, bodies: &[String], en
     .to_string()
 }
 
-/// A blob trigger invocation as the host sends it (`dataType: binary`, Event Grid source) for the blob at
-/// `uri`; `content` is what the host inlines (the handler reads the file from storage instead).
-pub fn blob_invocation(uri: &str, name: &str, content: &[u8]) -> String {
-    use base64::Engine;
+/// An Event Grid trigger invocation as the host sends it for a blob created at `url` (the event only, wrapped
+/// in a JSON string as the host encodes trigger values), announcing the operation `api` (`PutBlob`,
+/// `FlushWithClose`, `CreateFile`, ...).
+pub fn eventgrid_invocation(url: &str, etag: Option<&str>, api: &str) -> String {
+    let event = serde_json::json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "topic": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/devstoreaccount1",
+        "subject": "/blobServices/default/containers/legacy/blobs/upload.parquet",
+        "eventType": "Microsoft.Storage.BlobCreated",
+        "eventTime": chrono::Utc::now().to_rfc3339(),
+        "data": {"api": api, "url": url, "eTag": etag.map(|e| format!("\"{}\"", e.trim_matches('"'))), "blobType": "BlockBlob"},
+        "dataVersion": "",
+        "metadataVersion": "1"
+    });
     serde_json::json!({
-        "Data": {"blob": base64::engine::general_purpose::STANDARD.encode(content)},
-        "Metadata": {
-            "name": Value::String(name.to_string()).to_string(),
-            "Uri": Value::String(uri.to_string()).to_string(),
-            "Properties": {"ContentLength": content.len(), "ContentType": "application/octet-stream", "ETag": "\"0x8DC000000000000\""},
-            "Metadata": {},
-            "sys": {"MethodName": "MigrateBlob", "UtcNow": chrono::Utc::now().to_rfc3339(), "RandGuid": uuid::Uuid::new_v4().to_string()}
-        }
+        "Data": {"event": event.to_string()},
+        "Metadata": {"sys": {"MethodName": "MigrateBlob", "UtcNow": chrono::Utc::now().to_rfc3339(), "RandGuid": uuid::Uuid::new_v4().to_string()}}
     })
     .to_string()
 }

@@ -1,12 +1,12 @@
 //! Wire types of the Azure Functions custom-handler protocol: the invocation envelope and the payloads of
-//! the Event Hubs, blob, timer and HTTP triggers. Serde and tolerant decoding only; no behaviour.
+//! the Event Hubs, Event Grid, timer and HTTP triggers. Serde and tolerant decoding only; no behaviour.
 //!
 //! The host encodes values inconsistently (see `shared/reference/azure-functions.md` §1.4): strings and
 //! arrays arrive as *strings containing JSON*, byte arrays as base64, `DateTime`s without offset or
 //! fractional seconds. [`lenient`] undoes that; each trigger type accepts both the wrapped and the plain
 //! form, because the host's behaviour differs between versions and cardinalities.
 
-pub mod blob;
+pub mod eventgrid;
 pub mod eventhub;
 pub mod http;
 pub mod lenient;

@@ -1,8 +1,7 @@
 """The MigrateBlob function route, end to end, for scripts/uat.sh: starts Azurite (npm) and the real
 handler (`sentiment-lake serve`) on free loopback ports, uploads a legacy file to the `legacy` container,
-delivers the Event Grid blob-trigger invocation twice (as Event Grid may), and prints what each delivery
-answered and what the table holds, as JSON. Usage: blob_route.py <azurite-blob> <sentiment-lake> <file> <workdir>"""
-import base64
+delivers the Event Grid BlobCreated invocation twice (as Event Grid may), and prints what each delivery
+answered and what the table holds, as JSON. Usage: migrate_route.py <azurite-blob> <sentiment-lake> <file> <workdir>"""
 import json
 import os
 import socket
@@ -58,7 +57,7 @@ def main(azurite_bin, binary, legacy_file, work):
                 time.sleep(0.3)
         content = open(legacy_file, "rb").read()
         name = "exports/" + os.path.basename(legacy_file)
-        service.get_blob_client("legacy", name).upload_blob(content)
+        etag = service.get_blob_client("legacy", name).upload_blob(content)["etag"]
         env = dict(os.environ, AZURE_STORAGE_CONNECTION_STRING=connection, RUST_LOG="warn")
         procs.append(subprocess.Popen(
             [binary, "--warehouse", os.path.join(work, "warehouse-blob"), "serve", "--port", str(http_port)],
@@ -68,14 +67,16 @@ def main(azurite_bin, binary, legacy_file, work):
         uri = f"{endpoint}/legacy/{name}"
         deliveries = []
         for _ in range(2):
+            # The event only (eventGridTrigger), wrapped in a JSON string as the host encodes trigger values.
+            event = {
+                "id": str(uuid.uuid4()), "eventType": "Microsoft.Storage.BlobCreated",
+                "subject": f"/blobServices/default/containers/legacy/blobs/{name}",
+                "eventTime": datetime.now(timezone.utc).isoformat(), "dataVersion": "", "metadataVersion": "1",
+                "data": {"api": "PutBlob", "url": uri, "eTag": etag, "contentLength": len(content), "blobType": "BlockBlob"},
+            }
             invocation = {
-                "Data": {"blob": base64.b64encode(content).decode()},
-                "Metadata": {
-                    "name": json.dumps(name), "Uri": json.dumps(uri),
-                    "Properties": {"ContentLength": len(content), "ContentType": "application/octet-stream"},
-                    "Metadata": {},
-                    "sys": {"MethodName": "MigrateBlob", "UtcNow": datetime.now(timezone.utc).isoformat(), "RandGuid": str(uuid.uuid4())},
-                },
+                "Data": {"event": json.dumps(event)},
+                "Metadata": {"sys": {"MethodName": "MigrateBlob", "UtcNow": datetime.now(timezone.utc).isoformat(), "RandGuid": str(uuid.uuid4())}},
             }
             request = urllib.request.Request(base + "/MigrateBlob", data=json.dumps(invocation).encode(),
                                              headers={"Content-Type": "application/json"}, method="POST")
