@@ -2,6 +2,9 @@
 # Checks terraform/ offline with tools from PyPI: python-hcl2 parses every file (syntax), checkov scans the
 # configuration (--skip-download: no calls to Prisma Cloud, so no severities; every failed check fails the
 # run). A finding may be skipped only inline, `#checkov:skip=<ID>:<justification>`, and every skip must say why.
+# Then the deployment pre-flight (scripts/preflight.py): Terraform, host.json and every function.json against
+# each other and against what makes the app start in Azure, and its self-test (each rule fails on a copy
+# broken the way it guards against; the configuration before issue #29 fails as reported).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 venv="$PWD/.cache/checkov-venv"
@@ -21,3 +24,5 @@ if grep -nE '#checkov:skip=[A-Z0-9_]+(:\s*)?$' terraform/*.tf; then
   exit 1
 fi
 "$venv/bin/checkov" -d terraform --framework terraform --quiet --compact --skip-download
+"$venv/bin/python" scripts/preflight.py
+"$venv/bin/python" scripts/preflight.py --self-test

@@ -33,3 +33,8 @@ output "key_vault_uri" {
 output "deployment_container" {
   value = "${azurerm_storage_account.host.primary_blob_endpoint}${azurerm_storage_container.deployments.name}"
 }
+
+output "redis_url" {
+  description = "The answer cache (Entra sign-in: the app's token as password; no access keys)."
+  value       = local.redis_url
+}

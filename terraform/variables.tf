@@ -49,21 +49,59 @@ variable "catalog_sku" {
   default     = "B_Standard_B1ms"
 }
 
-variable "catalog_admin_principal_name" {
-  description = "Display name (UPN or group name) of the Entra administrator of the catalog server: the deploying principal."
-  type        = string
+variable "catalog_admin" {
+  description = "The Entra administrator of the catalog server for people (a group is best): its object id, its display name (a UPN or the group's name) and its type. All three must name the same principal."
+  type = object({
+    object_id      = string
+    principal_name = string
+    principal_type = optional(string, "Group")
+  })
+  validation {
+    condition     = contains(["User", "Group", "ServicePrincipal"], var.catalog_admin.principal_type)
+    error_message = "catalog_admin.principal_type: User, Group or ServicePrincipal."
+  }
+  validation {
+    condition     = can(regex("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", var.catalog_admin.object_id))
+    error_message = "catalog_admin.object_id: the principal's object id (a GUID), e.g. from `az ad group show --group <name> --query id -o tsv`."
+  }
 }
 
-variable "catalog_admin_principal_type" {
-  description = "User, Group or ServicePrincipal."
+variable "cache_product" {
+  description = "The answer cache: managed-redis (Azure Managed Redis, the default) or cache-for-redis (Azure Cache for Redis Standard, which Azure retires on 2028-09-30). Both with Entra sign-in only."
   type        = string
-  default     = "User"
+  default     = "managed-redis"
+  validation {
+    condition     = contains(["managed-redis", "cache-for-redis"], var.cache_product)
+    error_message = "cache_product: managed-redis or cache-for-redis."
+  }
+}
+
+variable "managed_redis_sku" {
+  description = "Azure Managed Redis SKU (Balanced_B0 is the smallest; answers are small JSON documents with a TTL)."
+  type        = string
+  default     = "Balanced_B0"
 }
 
 variable "redis_capacity" {
-  description = "Azure Cache for Redis size in the Standard C family (0 = 250 MB, 1 = 1 GB, ...)."
+  description = "With cache_product = cache-for-redis: the size in the Standard C family (0 = 250 MB, 1 = 1 GB, ...)."
   type        = number
   default     = 0
+}
+
+variable "instance_memory_mb" {
+  description = "Flex Consumption instance memory (512, 2048 or 4096). host.json's Event Hubs limits are sized for 2048 with partition_count partitions of events up to max_event_kb (docs/deploy.md, Sizing; checked by scripts/preflight.py and doctor)."
+  type        = number
+  default     = 2048
+  validation {
+    condition     = contains([512, 2048, 4096], var.instance_memory_mb)
+    error_message = "instance_memory_mb: 512, 2048 or 4096."
+  }
+}
+
+variable "max_event_kb" {
+  description = "The largest event producers send, in KB: part of the memory budget of host.json (docs/deploy.md, Sizing)."
+  type        = number
+  default     = 64
 }
 
 variable "cors_origins" {
