@@ -228,7 +228,8 @@ impl Server {
             if let Some(status) = server.child.try_wait().unwrap() {
                 panic!("serve ({name}) exited with {status}; see {}", logs.join(format!("{name}.log")).display());
             }
-            if matches!(http.get(format!("{}/", server.base)).send().await, Ok(r) if r.status().is_success()) {
+            // The port answers at once; the functions once the lake is open.
+            if matches!(http.get(format!("{}/api/health", server.base)).send().await, Ok(r) if r.status().is_success()) {
                 return server;
             }
             assert!(started.elapsed() < Duration::from_secs(120), "serve ({name}) not ready");

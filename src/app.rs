@@ -38,7 +38,7 @@ pub fn warm_after_commit(lake: &Lake, query: Arc<QueryService>) -> OnCommit {
 }
 
 /// Options of the `serve` mode.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     pub addr: SocketAddr,
     pub commit_interval: Duration,
@@ -54,6 +54,8 @@ pub struct ServeOptions {
     pub maintenance_backend: crate::maintain::MaintenanceBackend,
     /// Where `MigrateBlob` accepts legacy uploads from (`None`: any blob the identity can read).
     pub legacy_location: Option<crate::storage::AzureLocation>,
+    /// `doctor` with the app's settings, for `GET /api/doctor`.
+    pub doctor: Option<crate::functions::routes::Doctor>,
 }
 
 /// Dremio, as the query engine, the records writer or the maintainer uses it.
@@ -125,23 +127,46 @@ pub fn query_service(lake: &Lake, options: &QueryOptions) -> anyhow::Result<Arc<
     Ok(Arc::new(QueryService::new(engine, cache, options.service.clone())))
 }
 
-/// Serves the custom-handler protocol until SIGINT/SIGTERM, then commits what is staged and exits.
-pub async fn serve(lake: Lake, options: ServeOptions) -> anyhow::Result<()> {
+/// The app once its lake is open.
+struct Running {
+    router: axum::Router,
+    committer: Committer,
+    loop_task: tokio::task::JoinHandle<()>,
+}
+
+fn start(lake: Lake, options: &ServeOptions) -> anyhow::Result<Running> {
     let query = query_service(&lake, &options.query)?;
     let committer = Committer::new(lake.clone(), options.commit_threshold_rows, Some(warm_after_commit(&lake, query.clone())));
     let loop_task = committer.spawn(options.commit_interval);
     let state = AppState {
         lake,
-        pipeline: options.pipeline,
-        binding: Arc::new(options.binding),
+        pipeline: options.pipeline.clone(),
+        binding: Arc::new(options.binding.clone()),
         committer: committer.clone(),
         query,
         max_invocation_bytes: options.max_invocation_bytes,
         maintenance: options.maintenance,
-        maintenance_backend: options.maintenance_backend,
-        legacy_location: options.legacy_location,
-        doctor: std::env::current_exe().ok(),
+        maintenance_backend: options.maintenance_backend.clone(),
+        legacy_location: options.legacy_location.clone(),
+        doctor: options.doctor.clone(),
     };
+    Ok(Running { router: app(state, &options.api), committer, loop_task })
+}
+
+/// Longest wait between two attempts to open the lake.
+const OPEN_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Serves the custom-handler protocol until SIGINT/SIGTERM, then commits what is staged and exits.
+///
+/// The port is bound before the lake is opened: the host waits a limited time for it (30 s on Flex
+/// Consumption), and a catalog that cannot be reached yet (a firewall, roles still propagating, a refused
+/// sign-in) must not leave every function without an answer. Until `open` succeeds (tried again with a
+/// growing pause), [`starting`](crate::functions::routes::starting) answers with the reason.
+pub async fn serve<F, Fut>(open: F, options: ServeOptions) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<Lake>> + Send,
+{
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     tracing::info!(
         addr = %listener.local_addr()?,
@@ -149,11 +174,52 @@ pub async fn serve(lake: Lake, options: ServeOptions) -> anyhow::Result<()> {
         cache = ?options.query.redis,
         "Custom handler listening."
     );
-    let router = app(state, &options.api).into_make_service_with_connect_info::<SocketAddr>();
+    let running: Arc<std::sync::OnceLock<Running>> = Arc::default();
+    let reason = Arc::new(std::sync::Mutex::new("opening the lake".to_string()));
+    let opener = {
+        let (running, reason, options) = (running.clone(), reason.clone(), options.clone());
+        tokio::spawn(async move {
+            let mut pause = Duration::from_secs(1);
+            loop {
+                match open().await.and_then(|lake| start(lake, &options)) {
+                    Ok(app) => {
+                        let _ = running.set(app);
+                        tracing::info!("Lake open; every function answers.");
+                        return;
+                    }
+                    Err(e) => {
+                        let why = format!("{e:#}");
+                        tracing::error!(error = %why, retry_in_s = pause.as_secs(), "The lake cannot be opened; functions answer 503 until it can.");
+                        *reason.lock().unwrap_or_else(|e| e.into_inner()) = why;
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(OPEN_RETRY_MAX);
+                    }
+                }
+            }
+        })
+    };
+    let waiting = crate::functions::routes::starting(options.doctor.clone(), reason);
+    let dispatch = {
+        let running = running.clone();
+        move |request: axum::extract::Request| {
+            let router = running.get().map_or_else(|| waiting.clone(), |app| app.router.clone());
+            async move {
+                use tower::ServiceExt;
+                match router.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        }
+    };
+    let router = axum::Router::new().fallback(dispatch).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
-    loop_task.abort();
-    let reports = committer.commit_now().await?;
-    tracing::info!(rows = reports.iter().map(|r| r.rows_committed).sum::<usize>(), "Final commit on shutdown done.");
+    opener.abort();
+    if let Some(app) = running.get() {
+        app.loop_task.abort();
+        let reports = app.committer.commit_now().await?;
+        tracing::info!(rows = reports.iter().map(|r| r.rows_committed).sum::<usize>(), "Final commit on shutdown done.");
+    }
     Ok(())
 }
 

@@ -56,3 +56,60 @@ fn doctor_reports_a_healthy_lake_and_explains_a_broken_one() {
     assert!(!broken.status.success());
     assert!(text.contains("[FAIL] warehouse") && text.contains("hint:"), "{text}");
 }
+
+/// `serve` answers the host at once, even while its catalog cannot be opened (in Azure: a firewall, roles
+/// still propagating, a refused sign-in): every function says why with a 503 so the host retries, `doctor`
+/// works, and the lake is opened as soon as it can be, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_before_its_catalog_can_be_opened_and_opens_it_when_it_can() {
+    use sqlx::Connection;
+    let database = format!("sl_start_{}", uuid::Uuid::new_v4().simple());
+    let catalog = format!("postgres://postgres@127.0.0.1:5432/{database}");
+    let dir = warehouse();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_sentiment-lake"))
+        .arg("--warehouse")
+        .arg(dir.path())
+        .args(["--catalog-uri", &catalog, "serve", "--port", &port.to_string()])
+        .env("RUST_LOG", "error")
+        .env_remove("SENTIMENT_LAKE_REDIS_URL")
+        .spawn()
+        .unwrap();
+    let _serve = Killed(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while client().get(format!("{base}/")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "serve did not bind its port");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // The database does not exist yet: the host's probe is answered, everything else says why.
+    let (status, health) = get(&base, "/api/health").await;
+    assert_eq!(status, 503, "{health}");
+    assert!(health["error"].as_str().unwrap().contains("does not exist"), "the reason is the catalog's: {health}");
+    let batch = host_envelope("0", 1, &events(chrono::Utc::now(), 0, 10).iter().map(|e| e.to_string()).collect::<Vec<_>>(), chrono::Utc::now());
+    let (status, reply) = post(&base, "IngestEvents", batch.clone()).await;
+    assert_eq!(status, 503, "not acknowledged, so the host delivers the batch again: {reply}");
+    let doctor = client().get(format!("{base}/api/doctor")).send().await.unwrap();
+    assert_eq!(doctor.status().as_u16(), 503);
+    assert!(doctor.text().await.unwrap().contains("[FAIL] catalog"), "doctor runs and says what is wrong");
+
+    // The database appears: the lake opens without a restart and the same batch lands.
+    let mut admin = sqlx::postgres::PgConnection::connect(common::postgres::SERVER).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {database}")).execute(&mut admin).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(45);
+    while get(&base, "/api/health").await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "the lake was not opened once it could be");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let (status, reply) = post(&base, "IngestEvents", batch).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(post(&base, "CommitStaged", fixture("timer.json")).await.0, 200);
+    let mut config = config(dir.path());
+    config.catalog_uri = Some(catalog);
+    let lake = sentiment_lake::lake::Lake::open(&config).await.unwrap();
+    assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), 10);
+    drop(lake);
+    drop(_serve);
+    let _ = sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)")).execute(&mut admin).await;
+}

@@ -31,15 +31,15 @@ fn command(env: &[(&str, &str)], args: &[&str]) -> Command {
     command
 }
 
-/// `serve` on a free port, stopped when the returned guard drops.
+/// `serve` on a free port once its lake is open, stopped when the returned guard drops.
 async fn serve_process(env: &[(&str, &str)]) -> (Killed, String) {
     let port = free_port();
     let child = command(env, &["serve", "--port", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap();
     let guard = Killed(child);
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while client().get(format!("{base}/")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "serve did not start");
+    while client().get(format!("{base}/api/health")).send().await.map_or(true, |r| r.status() != 200) {
+        assert!(Instant::now() < deadline, "serve did not open its lake");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     (guard, base)

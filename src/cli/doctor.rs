@@ -11,25 +11,51 @@ use crate::lake::{Lake, LakeConfig, TableKind};
 use crate::query::{Query, QueryKind};
 use crate::storage::{Location, Warehouse};
 
-struct Report {
-    failures: usize,
+/// The checks' lines, printed as they come (the CLI) or only kept (the app's `GET /api/doctor`).
+pub struct Report {
+    pub failures: usize,
+    pub text: String,
+    echo: bool,
 }
 
 impl Report {
-    fn ok(&self, what: &str, detail: impl std::fmt::Display) {
-        println!("[ok]   {what}: {detail}");
+    fn new(echo: bool) -> Self {
+        Self { failures: 0, text: String::new(), echo }
     }
-    fn warn(&self, what: &str, detail: impl std::fmt::Display, hint: &str) {
-        println!("[WARN] {what}: {detail}\n       hint: {hint}");
+    fn line(&mut self, line: String) {
+        if self.echo {
+            println!("{line}");
+        }
+        self.text.push_str(&line);
+        self.text.push('\n');
+    }
+    fn ok(&mut self, what: &str, detail: impl std::fmt::Display) {
+        self.line(format!("[ok]   {what}: {detail}"));
+    }
+    fn warn(&mut self, what: &str, detail: impl std::fmt::Display, hint: &str) {
+        self.line(format!("[WARN] {what}: {detail}\n       hint: {hint}"));
     }
     fn fail(&mut self, what: &str, detail: impl std::fmt::Display, hint: &str) {
         self.failures += 1;
-        println!("[FAIL] {what}: {detail}\n       hint: {hint}");
+        self.line(format!("[FAIL] {what}: {detail}\n       hint: {hint}"));
+    }
+    fn skipped(&mut self, what: &str, why: impl std::fmt::Display) {
+        self.line(format!("[--]   {what}: {why}"));
     }
 }
 
+/// The checks, printed as they run; fails when one failed.
 pub async fn run(config: &LakeConfig, query: &QueryOptions, sizing: anyhow::Result<crate::functions::sizing::Budget>) -> anyhow::Result<()> {
-    let mut report = Report { failures: 0 };
+    let report = check(config, query, sizing, true).await;
+    if report.failures > 0 {
+        bail!("{} check(s) failed", report.failures);
+    }
+    Ok(())
+}
+
+/// The checks, one line (or a few) each: what `doctor` prints.
+pub async fn check(config: &LakeConfig, query: &QueryOptions, sizing: anyhow::Result<crate::functions::sizing::Budget>, echo: bool) -> Report {
+    let mut report = Report::new(echo);
     match sizing {
         Ok(budget) if budget.fits() => report.ok("instance memory", format!("the Event Hubs limits fit:\n{}", budget.render().trim_end())),
         Ok(budget) => report.warn(
@@ -37,7 +63,7 @@ pub async fn run(config: &LakeConfig, query: &QueryOptions, sizing: anyhow::Resu
             format!("the Event Hubs limits can exceed the instance's memory:\n{}", budget.render().trim_end()),
             "lower prefetchCount or maxEventBatchSize in host.json (docs/deploy.md, Sizing), or choose a larger instance",
         ),
-        Err(e) => println!("[--]   instance memory: not checked ({e})"),
+        Err(e) => report.skipped("instance memory", format!("not checked ({e})")),
     }
     match Location::parse(&config.warehouse).and_then(|l| Warehouse::open(l, &config.storage)) {
         Ok(warehouse) => {
@@ -110,7 +136,7 @@ pub async fn run(config: &LakeConfig, query: &QueryOptions, sizing: anyhow::Resu
                 Ok(items) if items.is_empty() => report.ok("quarantine", "empty"),
                 Ok(items) => {
                     for (path, record) in items.iter().take(5) {
-                        println!("       {path}: {} ({} bytes, {})", record.reason, record.bytes, record.quarantined_at);
+                        report.line(format!("       {path}: {} ({} bytes, {})", record.reason, record.bytes, record.quarantined_at));
                     }
                     report.warn(
                         "quarantine",
@@ -137,11 +163,8 @@ pub async fn run(config: &LakeConfig, query: &QueryOptions, sizing: anyhow::Resu
             ),
         }
     }
-    println!("[--]   Dremio: run `sentiment-lake doctor --engine dremio --dremio-url ...` to check one");
-    if report.failures > 0 {
-        bail!("{} check(s) failed", report.failures);
-    }
-    Ok(())
+    report.skipped("Dremio", "run `sentiment-lake doctor --engine dremio --dremio-url ...` to check one");
+    report
 }
 
 /// The catalog database's TLS: the mode the URI asks for and the certificate the server presents, verified
@@ -177,7 +200,7 @@ async fn check_queries(report: &mut Report, lake: &Lake, options: &QueryOptions)
         Err(e) => return report.fail("query service", e, "check --redis-url"),
     };
     match service.cache() {
-        None => println!("[--]   cache: none configured (pass --redis-url to check one)"),
+        None => report.skipped("cache", "none configured (pass --redis-url to check one)"),
         Some(cache) => match cache.ping().await {
             Ok(rtt) => report.ok("cache", format!("{} answered PING in {:.1} ms", cache.describe(), rtt.as_secs_f64() * 1e3)),
             Err(e) => report.fail(
@@ -274,9 +297,9 @@ pub fn contract_differences(seed: &arrow_schema::Schema, got: &arrow_schema::Sch
 
 /// `doctor --engine dremio`: the conformance check of a Dremio for this service.
 pub async fn dremio(setup: &DremioSetup) -> anyhow::Result<()> {
-    let mut report = Report { failures: 0 };
+    let mut report = Report::new(true);
     let client = &setup.client;
-    println!("Dremio at {} ({:?}), table {}", client.config().url, client.config().auth, setup.table);
+    report.line(format!("Dremio at {} ({:?}), table {}", client.config().url, client.config().auth, setup.table));
     let started = std::time::Instant::now();
     match client.execute("SELECT 1 AS ok", StatementKind::Read).await {
         Ok(_) => report.ok("connection and sign-in", format!("a query ran in {:.1} ms", started.elapsed().as_secs_f64() * 1e3)),

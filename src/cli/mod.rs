@@ -198,7 +198,7 @@ impl AzureArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the custom-handler protocol (what the Functions host starts), committing on an interval.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Ingest an NDJSON file or JSON array through the Event Hubs pipeline, then commit.
     Ingest {
         file: PathBuf,
@@ -304,10 +304,17 @@ pub enum Command {
         cache: CacheArgs,
         #[command(flatten)]
         sizing: SizingArgs,
+        #[command(flatten)]
+        limit: InvocationLimit,
     },
     /// What one Functions instance holds in memory at worst (every partition on one instance) with
     /// host.json's Event Hubs limits, against the instance's memory; exits non-zero when it does not fit.
-    Sizing(SizingArgs),
+    Sizing {
+        #[command(flatten)]
+        sizing: SizingArgs,
+        #[command(flatten)]
+        limit: InvocationLimit,
+    },
 }
 
 /// The figures of the memory budget ([`crate::functions::sizing`]) that host.json does not hold.
@@ -326,8 +333,13 @@ pub struct SizingArgs {
     /// The largest event producers send, KB.
     #[arg(long, env = "SENTIMENT_LAKE_MAX_EVENT_KB", default_value_t = 64)]
     pub max_event_kb: u64,
-    /// As `serve --max-invocation-mb`.
-    #[arg(long = "sizing-max-invocation-mb", env = "SENTIMENT_LAKE_MAX_INVOCATION_MB", default_value_t = DEFAULT_MAX_INVOCATION_BYTES / MIB)]
+}
+
+/// `serve --max-invocation-mb`, for the commands that check the memory budget without serving.
+#[derive(Debug, Clone, Args)]
+pub struct InvocationLimit {
+    /// Largest invocation body (MiB) the handler reads into memory (as `serve --max-invocation-mb`).
+    #[arg(long, env = "SENTIMENT_LAKE_MAX_INVOCATION_MB", default_value_t = DEFAULT_MAX_INVOCATION_BYTES / MIB)]
     pub max_invocation_mb: usize,
 }
 
@@ -340,7 +352,7 @@ impl SizingArgs {
     }
 
     /// The budget, or why it cannot be worked out (no host.json, no partition count, no memory limit).
-    pub fn budget(&self, commit_pass_mb: u64) -> anyhow::Result<crate::functions::sizing::Budget> {
+    pub fn budget(&self, commit_pass_mb: u64, max_invocation_mb: usize) -> anyhow::Result<crate::functions::sizing::Budget> {
         use crate::functions::sizing::{cgroup_memory_limit, Budget, Deployment, EventHubLimits};
         let path = self.host_json().context("no host.json: pass --host-json")?;
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -357,7 +369,7 @@ impl SizingArgs {
                 instance_memory_mb,
                 max_event_kb: self.max_event_kb,
                 commit_pass_mb,
-                max_invocation_mb: self.max_invocation_mb.max(1) as u64,
+                max_invocation_mb: max_invocation_mb.max(1) as u64,
             },
         ))
     }
@@ -521,6 +533,9 @@ pub struct ServeArgs {
     /// an Event Grid event naming any other blob is quarantined. Without it, any blob the identity can read.
     #[arg(long, env = "SENTIMENT_LAKE_LEGACY_LOCATION")]
     pub legacy_location: Option<String>,
+    /// What `GET /api/doctor` checks the memory budget with.
+    #[command(flatten)]
+    pub sizing: SizingArgs,
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
@@ -611,12 +626,12 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     };
     match opts.command {
         // `doctor --engine dremio` is the conformance check of the user's own Dremio.
-        Command::Doctor { cache, sizing } => match &backends.dremio {
+        Command::Doctor { cache, sizing, limit } => match &backends.dremio {
             Some(dremio) if backends.engine == backends::EngineKind::Dremio => doctor::dremio(dremio).await,
-            _ => doctor::run(&config, &query_options(&cache)?, sizing.budget(opts.lake.commit_pass_mb)).await,
+            _ => doctor::run(&config, &query_options(&cache)?, sizing.budget(opts.lake.commit_pass_mb, limit.max_invocation_mb)).await,
         },
-        Command::Sizing(sizing) => {
-            let budget = sizing.budget(opts.lake.commit_pass_mb)?;
+        Command::Sizing { sizing, limit } => {
+            let budget = sizing.budget(opts.lake.commit_pass_mb, limit.max_invocation_mb)?;
             print!("{}", budget.render());
             anyhow::ensure!(
                 budget.fits(),
@@ -637,7 +652,17 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => {
-            let lake = open(&config, &backends).await?;
+            let doctor: crate::functions::routes::Doctor = {
+                let (config, query, sizing) = (config.clone(), query_options(&args.cache)?, args.sizing.clone());
+                let (pass_mb, invocation_mb) = (opts.lake.commit_pass_mb, args.max_invocation_mb);
+                std::sync::Arc::new(move || {
+                    let (config, query, sizing) = (config.clone(), query.clone(), sizing.clone());
+                    Box::pin(async move {
+                        let report = doctor::check(&config, &query, sizing.budget(pass_mb, invocation_mb), false).await;
+                        (report.failures == 0, report.text)
+                    })
+                })
+            };
             let options = ServeOptions {
                 addr: SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)),
                 commit_interval: Duration::from_secs(args.commit_interval_secs.max(1)),
@@ -661,8 +686,10 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
                     ),
                     None => None,
                 },
+                doctor: Some(doctor),
             };
-            serve(lake, options).await
+            let (config, backends) = (config.clone(), backends.clone());
+            serve(move || open_owned(config.clone(), backends.clone()), options).await
         }
         Command::Ingest { file, no_commit } => {
             let lake = open(&config, &backends).await?;
@@ -768,6 +795,10 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn open_owned(config: LakeConfig, backends: backends::Backends) -> anyhow::Result<Lake> {
+    open(&config, &backends).await
 }
 
 async fn open(config: &LakeConfig, backends: &backends::Backends) -> anyhow::Result<Lake> {

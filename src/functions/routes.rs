@@ -62,9 +62,12 @@ pub struct AppState {
     pub maintenance_backend: crate::maintain::MaintenanceBackend,
     /// Where legacy uploads may come from: an Event Grid event naming a blob elsewhere is refused.
     pub legacy_location: Option<crate::storage::AzureLocation>,
-    /// The executable `GET /api/doctor` runs as `<it> doctor` with the app's settings (`serve` sets its own).
-    pub doctor: Option<std::path::PathBuf>,
+    /// What `GET /api/doctor` runs: the `doctor` checks with the app's own settings (`serve` sets them).
+    pub doctor: Option<Doctor>,
 }
+
+/// `doctor`'s checks as the app runs them: whether every one passed, and their report.
+pub type Doctor = Arc<dyn Fn() -> futures::future::BoxFuture<'static, (bool, String)> + Send + Sync>;
 
 pub fn app(state: AppState, api_config: &ApiConfig) -> Router {
     let query_api = api::router(state.query.clone(), api_config);
@@ -383,24 +386,37 @@ const DOCTOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// a deployment (an admin-level function: the master key). Plain text, as the CLI prints it; 503 when a
 /// check failed.
 async fn doctor(State(state): State<AppState>) -> axum::response::Response {
+    run_doctor(state.doctor.as_ref()).await
+}
+
+async fn run_doctor(doctor: Option<&Doctor>) -> axum::response::Response {
     use axum::http::StatusCode;
     let text = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
-    let Some(binary) = &state.doctor else {
-        return (StatusCode::SERVICE_UNAVAILABLE, text, "doctor runs in the deployed app (sentiment-lake serve)\n").into_response();
+    let Some(doctor) = doctor else {
+        return (StatusCode::SERVICE_UNAVAILABLE, text, "doctor runs in the deployed app (sentiment-lake serve)\n".to_string()).into_response();
     };
-    let run = tokio::process::Command::new(binary).arg("doctor").env("RUST_LOG", "error").kill_on_drop(true).output();
-    match tokio::time::timeout(DOCTOR_TIMEOUT, run).await {
-        Ok(Ok(output)) => {
-            let status = if output.status.success() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-            let mut body = output.stdout;
-            if !output.status.success() {
-                body.extend_from_slice(&output.stderr);
-            }
-            (status, text, body).into_response()
-        }
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, text, format!("doctor could not be started: {e}\n")).into_response(),
+    match tokio::time::timeout(DOCTOR_TIMEOUT, doctor()).await {
+        Ok((passed, report)) => (if passed { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, text, report).into_response(),
         Err(_) => (StatusCode::GATEWAY_TIMEOUT, text, format!("doctor did not finish within {} s\n", DOCTOR_TIMEOUT.as_secs())).into_response(),
     }
+}
+
+/// How long a client is told to wait before asking a starting app again.
+const STARTING_RETRY_AFTER_SECS: u64 = 5;
+
+/// What the app answers while its lake cannot be opened yet (a catalog not reachable or refusing the
+/// sign-in, storage roles still propagating): the host's probe (`GET /`) and `GET /api/doctor` as always,
+/// and everything else 503 with the reason, so the host retries invocations (Event Hubs holds its
+/// checkpoints) and `/api/health` says what is wrong. `reason` is updated by whoever keeps trying to open it.
+pub fn starting(doctor: Option<Doctor>, reason: Arc<std::sync::Mutex<String>>) -> Router {
+    Router::new().route("/", get(ready)).route("/api/doctor", get(move || async move { run_doctor(doctor.as_ref()).await })).fallback(move || {
+        let reason = reason.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        crate::observability::InvocationFailed { cause: "starting" }.emit();
+        async move {
+            let body = json!({"status": "starting", "error": format!("the lake is not open yet: {reason}"), "Logs": [reason]});
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, STARTING_RETRY_AFTER_SECS.to_string())], Json(body))
+        }
+    })
 }
 
 async fn metrics() -> impl IntoResponse {
