@@ -359,3 +359,65 @@ async fn dead_letters_the_migration_ledger_and_refused_updates() {
     assert_eq!(after.metadata().snapshots().count(), 2);
     assert_eq!(after.metadata_location(), table.metadata_location());
 }
+
+/// A gateway in front of the catalog: forwards every request and answers with the catalog's reply, except
+/// that while `fail` holds a count it answers a forwarded table commit with 503, as a gateway does when the
+/// catalog behind it committed and the reply was lost on the way back.
+async fn gateway(upstream: String, fail: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use std::sync::atomic::Ordering;
+    let client = reqwest::Client::new();
+    let forward = move |method: Method, uri: Uri, headers: HeaderMap, body: bytes::Bytes| {
+        let (client, upstream, fail) = (client.clone(), upstream.clone(), fail.clone());
+        async move {
+            let url = format!("{upstream}{}", uri.path_and_query().map_or("", |p| p.as_str()));
+            let mut request = client.request(reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(), url).body(body);
+            for (name, value) in &headers {
+                if name != axum::http::header::HOST && name != axum::http::header::CONTENT_LENGTH {
+                    request = request.header(name.as_str(), value.as_bytes());
+                }
+            }
+            let reply = request.send().await.unwrap();
+            let status = StatusCode::from_u16(reply.status().as_u16()).unwrap();
+            let content_type = reply.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_string();
+            let body = reply.bytes().await.unwrap();
+            // POST .../namespaces/<ns>/tables/<table> commits to a table (POST .../tables creates one).
+            let commit = method == Method::POST && uri.path().rsplit_once("/tables/").is_some_and(|(_, table)| !table.contains('/'));
+            if commit && status.is_success() && fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [("content-type", "text/plain".to_string())],
+                    bytes::Bytes::from_static(b"upstream timed out"),
+                );
+            }
+            (status, [("content-type", content_type)], body)
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { axum::serve(listener, axum::Router::new().fallback(forward)).await.unwrap() });
+    (uri, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_answered_503_after_it_landed_keeps_its_files_and_lands_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Some(lakana) = Lakana::start().await else { return };
+    let fail = std::sync::Arc::new(AtomicUsize::new(0));
+    let (uri, _gateway) = gateway(lakana.uri.clone(), fail.clone()).await;
+    let mut config = lakana.config(&lakana.root);
+    config.catalog_uri = Some(uri);
+    let lake = Lake::open(&config).await.unwrap();
+    assert_eq!(stage(&lake, &batch("source-gw", 0, 40)).await.staged_rows, 40);
+    fail.store(1, Ordering::SeqCst);
+    let report = lake.commit().await.unwrap().remove(0);
+    assert_eq!(fail.load(Ordering::SeqCst), 0, "the gateway answered the landed commit with 503");
+    assert_eq!(report.rows_committed, 40, "{report:?}");
+    assert!(lake.pending(TableKind::Records).await.unwrap().is_empty(), "the committer found its commit and cleared the staged entries");
+    // The snapshot's manifests are still there: the table reads, every row once.
+    assert_once(&sorted(&scan(&lake, TableKind::Records).await, "message_id"), 40);
+    // And the next commit builds on it.
+    assert_eq!(stage(&lake, &batch_from("source-gw", 40, 10, 41)).await.staged_rows, 10);
+    assert_eq!(lake.commit().await.unwrap().remove(0).rows_committed, 10);
+    assert_once(&sorted(&scan(&lake, TableKind::Records).await, "message_id"), 50);
+}

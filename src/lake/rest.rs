@@ -273,11 +273,14 @@ pub(crate) enum Published {
     Landed,
     /// 409: a requirement failed (another commit moved `main`); nothing of this commit is referenced.
     Conflict,
-    /// The server answered that it did not apply the commit (a 4xx other than 409, or 503): the files
-    /// written for it are referenced by nothing.
-    Refused(LakeError),
-    /// No answer, or one that leaves the outcome open (500, 502, 504, timeouts): the commit may have
-    /// landed, so its files stay; the committer re-reads the table and looks for its commit id.
+    /// The request provably never reached the server (no connection was made, or it could not be built):
+    /// the files written for it are referenced by nothing.
+    NotSent(LakeError),
+    /// Anything else: every 5xx (gateways answer 502, 503 or 504 after the catalog behind them committed),
+    /// 429, an unexpected 4xx (Polaris answered 400 for an unknown commit state), a lost reply. The commit
+    /// may have landed, so its files stay and the committer decides by looking for its commit id, as
+    /// Iceberg's own client does (`CommitStateUnknownException`). Retryable unless the server refused the
+    /// request itself (a bad update, a forbidden action).
     Unknown(LakeError),
 }
 
@@ -327,12 +330,12 @@ impl RestCommitter {
         let context = format!("committing to {ident}");
         let url = match self.table_url(ident) {
             Ok(url) => url,
-            Err(e) => return Published::Refused(e),
+            Err(e) => return Published::NotSent(e),
         };
         let response = match self.client.post(url).json(request).send().await {
             Ok(response) => response,
             // Never connected: the request was not sent, so nothing can have landed.
-            Err(e) if e.is_connect() => return Published::Refused(transport_error(&context, e)),
+            Err(e) if e.is_connect() => return Published::NotSent(transport_error(&context, e)),
             Err(e) => return Published::Unknown(transport_error(&context, e)),
         };
         let status = response.status();
@@ -345,18 +348,14 @@ impl RestCommitter {
             return Published::Conflict;
         }
         let detail = error_detail(response).await;
-        match status {
-            // The spec's "service unavailable" and throttling: not applied, worth another try later.
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => Published::Refused(rest_error(&context, Some(status), detail, true)),
+        let retryable = match status {
             StatusCode::UNAUTHORIZED if self.renewable => {
                 self.refused_sign_in.store(true, Ordering::Relaxed);
-                Published::Refused(rest_error(&context, Some(status), detail, true))
+                true
             }
-            // 500, 502, 504 and anything else from the server side: "the commit state is unknown".
-            s if s.is_server_error() => Published::Unknown(rest_error(&context, Some(status), detail, true)),
-            // The request itself was refused (bad update, forbidden action, unknown table): not retryable.
-            _ => Published::Refused(rest_error(&context, Some(status), detail, false)),
-        }
+            s => s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::REQUEST_TIMEOUT,
+        };
+        Published::Unknown(rest_error(&context, Some(status), format!("{detail}; whether the commit landed is unknown"), retryable))
     }
 }
 
@@ -507,18 +506,19 @@ mod tests {
             committer.publish(&ident, &request)
         };
         assert!(matches!(outcome(200).await, Published::Landed));
-        assert!(matches!(outcome(409).await, Published::Conflict));
-        assert!(matches!(outcome(503).await, Published::Refused(e) if e.is_retryable()));
-        assert!(matches!(outcome(500).await, Published::Unknown(e) if e.is_retryable()));
-        assert!(matches!(outcome(504).await, Published::Unknown(e) if e.is_retryable()));
-        match outcome(403).await {
-            Published::Refused(e @ LakeError::RestCatalog { status: Some(403), .. }) => {
+        assert!(matches!(outcome(409).await, Published::Conflict), "only a failed requirement says the commit did not land");
+        for status in [500, 502, 503, 504, 429] {
+            assert!(matches!(outcome(status).await, Published::Unknown(e) if e.is_retryable()), "{status}");
+        }
+        match outcome(400).await {
+            Published::Unknown(e @ LakeError::RestCatalog { status: Some(400), .. }) => {
                 assert!(!e.is_retryable() && e.to_string().contains("TestError: said no"), "{e}")
             }
             other => panic!("{other:?}"),
         }
+        assert!(matches!(outcome(403).await, Published::Unknown(e) if !e.is_retryable()));
         assert!(!committer.sign_in_refused());
-        assert!(matches!(outcome(401).await, Published::Refused(e) if e.is_retryable()));
+        assert!(matches!(outcome(401).await, Published::Unknown(e) if e.is_retryable()));
         assert!(committer.sign_in_refused(), "a refused fetched token makes the catalog reconnect");
         assert!(server.seen.lock().unwrap().iter().all(|h| h.as_deref() == Some("Bearer fetched")), "{:?}", server.seen.lock().unwrap());
         assert!(!format!("{committer:?}").contains("fetched"));

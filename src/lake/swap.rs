@@ -278,7 +278,7 @@ pub async fn commit(publisher: &Publisher, table: &Table, change: Change) -> Res
 }
 
 /// Sends the commit to the REST catalog. The server writes the metadata file; what was written here stays
-/// unless the server said it did not apply the commit.
+/// unless the commit provably did not land (a 409, or a request never sent).
 async fn publish_rest(
     committer: &RestCommitter,
     table: &Table,
@@ -302,7 +302,7 @@ async fn publish_rest(
             remove(table, written).await;
             Ok(Outcome::Conflict)
         }
-        Published::Refused(e) => {
+        Published::NotSent(e) => {
             remove(table, written).await;
             Err(e)
         }
