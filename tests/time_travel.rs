@@ -140,3 +140,44 @@ async fn rollback_restores_rows_and_ledger_so_replays_land_once() {
     let e = lake.rollback(TableKind::Records, second).await.unwrap_err();
     assert!(e.to_string().contains("not an ancestor"), "{e}");
 }
+
+/// An instant when a snapshot that has since expired was current is a 404, never the answer of an older
+/// snapshot that happens to be kept: here the rolled-back snapshot expires while the one before it stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instant_that_fell_on_an_expired_snapshot_is_unknown() {
+    use sentiment_lake::lake::Change;
+    let dir = warehouse();
+    let lake = open(dir.path()).await;
+    let end = instant("2026-11-20T00:00:00Z");
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(20));
+    ingest(&lake, &events(end, 0, 100)).await;
+    let first = lake.load(TableKind::Records).await.unwrap().metadata().current_snapshot_id().unwrap();
+    pause().await;
+    let before_second = chrono::Utc::now();
+    pause().await;
+    ingest(&lake, &events(end, 100, 100)).await;
+    let second = lake.load(TableKind::Records).await.unwrap().metadata().current_snapshot_id().unwrap();
+    pause().await;
+    let during_second = chrono::Utc::now();
+    pause().await;
+    lake.rollback(TableKind::Records, first).await.unwrap();
+    pause().await;
+    ingest(&lake, &events(end, 200, 100)).await;
+    // The rolled-back snapshot is off the lineage: expiry may take it while the older one stays.
+    let table = lake.load(TableKind::Records).await.unwrap();
+    let landed = lake.commit_change(&table, Change { expire: vec![second], ..Change::default() }).await.unwrap();
+    assert_eq!(landed, sentiment_lake::lake::Outcome::Landed { snapshot_id: None });
+
+    let server = serve(lake.clone()).await;
+    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (status, body) = get(&server.base, &format!("/api/sentiment/tickers?days=30&as_of={}", at(during_second))).await;
+    assert_eq!(status, 404, "the expired snapshot was current then, not the first: {body}");
+    // What the log still vouches for is answered; it begins after the expired snapshot's entry.
+    let (status, body) = get(&server.base, &format!("/api/sentiment/tickers?days=30&as_of={}", at(before_second))).await;
+    assert_eq!(status, 404, "the log no longer reaches back before the expired entry: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("history begins at"), "{body}");
+    let now = get_ok(&server.base, &format!("/api/sentiment/tickers?days=30&as_of={}", at(chrono::Utc::now()))).await;
+    assert_ne!(now["meta"]["snapshot_id"].as_i64(), Some(first));
+    let history = get_ok(&server.base, "/api/sentiment/snapshots").await;
+    assert!(history["meta"]["history_begins_at"].is_string(), "the listing says where it begins: {history}");
+}

@@ -87,18 +87,43 @@ pub struct SnapshotInfo {
 }
 
 /// The snapshot `as_of` names in `metadata`: the id itself if the table still has it, or for an instant the
-/// snapshot the main branch pointed at then (its snapshot log, which records rollbacks too).
+/// snapshot the main branch pointed at then (its snapshot log, which records rollbacks too). An instant the
+/// log cannot vouch for is unknown, never answered from a neighbour: one before the log's first entry, one
+/// whose entry names an expired snapshot, and one followed by an entry whose parent expired (a log written
+/// by an expiry that took entries out of its middle: the expired snapshot may have been current then).
 pub fn resolve_as_of(metadata: &iceberg::spec::TableMetadata, as_of: AsOf) -> Result<i64, EngineError> {
     match as_of {
         AsOf::Snapshot(id) if metadata.snapshot_by_id(id).is_some() => Ok(id),
         AsOf::Snapshot(id) => Err(EngineError::UnknownSnapshot(format!("the table has no snapshot {id} (unknown or expired)"))),
-        AsOf::Time(at) => metadata
-            .history()
-            .iter()
-            .rev()
-            .find(|entry| entry.timestamp_ms <= at.timestamp_millis() && metadata.snapshot_by_id(entry.snapshot_id).is_some())
-            .map(|entry| entry.snapshot_id)
-            .ok_or_else(|| EngineError::UnknownSnapshot(format!("the table had no snapshot at {at} (before its first commit, or expired)"))),
+        AsOf::Time(at) => {
+            let log = metadata.history();
+            let at_ms = at.timestamp_millis();
+            let begins = log.first().and_then(|e| DateTime::from_timestamp_millis(e.timestamp_ms));
+            let unknown = |why: String| EngineError::UnknownSnapshot(why);
+            let Some(index) = log.iter().rposition(|entry| entry.timestamp_ms <= at_ms) else {
+                return Err(unknown(match begins {
+                    Some(begins) => format!("the table's history begins at {begins}; it cannot say what it held at {at}"),
+                    None => format!("the table had no snapshot at {at} (before its first commit)"),
+                }));
+            };
+            let entry = &log[index];
+            if metadata.snapshot_by_id(entry.snapshot_id).is_none() {
+                return Err(unknown(format!("snapshot {} was current at {at} and has expired", entry.snapshot_id)));
+            }
+            // A newer commit follows whose parent is neither this snapshot nor still known: that parent was
+            // committed in between and was current for part of the time (a move back by a rollback is not a
+            // new commit and says nothing of the kind).
+            let next_parent_expired = log
+                .get(index + 1)
+                .and_then(|next| metadata.snapshot_by_id(next.snapshot_id))
+                .filter(|next| next.timestamp_ms() > entry.timestamp_ms)
+                .and_then(|next| next.parent_snapshot_id())
+                .is_some_and(|parent| parent != entry.snapshot_id && metadata.snapshot_by_id(parent).is_none());
+            if next_parent_expired {
+                return Err(unknown(format!("a snapshot current around {at} has expired; the table's history cannot say which it was")));
+            }
+            Ok(entry.snapshot_id)
+        }
     }
 }
 

@@ -546,9 +546,18 @@ fn next_metadata(
             return Err(invalid(format!("snapshot {id} is the target of a branch or tag and cannot be expired")));
         }
         let gone = |entry: &Value| entry.get("snapshot-id").and_then(Value::as_i64).is_some_and(|id| expired.contains(&id));
-        for key in ["snapshots", "snapshot-log", "statistics", "partition-statistics"] {
+        for key in ["snapshots", "statistics", "partition-statistics"] {
             if let Some(Value::Array(items)) = object.get_mut(key) {
                 items.retain(|entry| !gone(entry));
+            }
+        }
+        // The snapshot log says which snapshot was current when. With an expired entry taken out of its
+        // middle, the entry before would seem current for the expired one's time too, so the log keeps only
+        // what follows its last expired entry (as Iceberg's Java library does): it then begins where the
+        // table's knowledge of its past begins.
+        if let Some(Value::Array(log)) = object.get_mut("snapshot-log") {
+            if let Some(last_gone) = log.iter().rposition(gone) {
+                log.drain(..=last_gone);
             }
         }
     }

@@ -80,8 +80,8 @@ pub async fn expire(lake: &Lake, kind: TableKind, policy: &ExpiryPolicy, now: Da
             Outcome::Landed { .. } => {
                 report.expired = expired.len();
                 // Only what the kept snapshots do not reach, and only inside the table's own location.
-                let location = table.metadata().location().trim_end_matches('/').to_string();
-                let doomed: Vec<String> = reached.all().filter(|p| !keep.contains(p) && p.starts_with(&location)).cloned().collect();
+                let location = table.metadata().location();
+                let doomed: Vec<String> = reached.all().filter(|p| !keep.contains(p) && inside(location, p)).cloned().collect();
                 for path in &doomed {
                     match table.file_io().delete(path).await {
                         Ok(()) => report.files_deleted += 1,
@@ -97,4 +97,25 @@ pub async fn expire(lake: &Lake, kind: TableKind, policy: &ExpiryPolicy, now: Da
         }
     }
     Err(MaintainError::Lake(LakeError::Conflict { table: lake.target(kind).name.clone() }))
+}
+
+/// Whether `path` lies under the table location `location`, by whole path segments (a sibling table's
+/// `sentiment_records_v2/...` is not under `sentiment_records`).
+fn inside(location: &str, path: &str) -> bool {
+    path.starts_with(&format!("{}/", location.trim_end_matches('/')))
+}
+
+#[cfg(test)]
+mod location_tests {
+    use super::inside;
+
+    #[test]
+    fn only_files_under_the_table_location_by_whole_segments() {
+        let location = "abfss://lake@acct.dfs.core.windows.net/warehouse/sentiment/sentiment_records";
+        assert!(inside(location, &format!("{location}/data/day=2026-12-01/a.parquet")));
+        assert!(inside(&format!("{location}/"), &format!("{location}/metadata/snap-1.avro")));
+        assert!(!inside(location, &format!("{location}_v2/data/a.parquet")), "a sibling table's files are not ours");
+        assert!(!inside(location, location), "the location itself is not a file in it");
+        assert!(!inside(location, "file:///elsewhere/a.parquet"));
+    }
 }

@@ -110,10 +110,13 @@ async fn snapshots(service: Arc<QueryService>, raw_query: Option<String>) -> Res
     let mut history = service.history().await?;
     let total = history.len();
     let current = history.iter().find(|s| s.current).map(|s| s.snapshot_id);
+    // Where the table's knowledge of its past begins: the oldest snapshot it still keeps (older ones expired;
+    // `as_of` before it is a 404).
+    let begins_at = history.iter().map(|s| s.committed_at).min();
     history.truncate(limit);
     let body = serde_json::json!({
         "data": history,
-        "meta": {"query": "snapshots", "engine": service.engine().name(), "current_snapshot_id": current, "snapshots": total, "elapsed_ms": started.elapsed().as_secs_f64() * 1e3},
+        "meta": {"query": "snapshots", "engine": service.engine().name(), "current_snapshot_id": current, "snapshots": total, "history_begins_at": begins_at, "elapsed_ms": started.elapsed().as_secs_f64() * 1e3},
     });
     Ok(Json(body).into_response())
 }
