@@ -133,7 +133,8 @@ async fn damaged_and_foreign_staged_files_are_quarantined_and_hold_nothing_back(
         writer.write(&batch).unwrap();
         writer.close().unwrap();
     }
-    std::fs::write(dir.path().join("_staging/sentiment_records/stray.txt"), b"hello").unwrap();
+    let area = dir.path().join("_staging").join(&lake.target(TableKind::Records).staging.dir);
+    std::fs::write(area.join("stray.txt"), b"hello").unwrap();
 
     let report = lake.commit().await.unwrap().remove(0);
     assert_eq!(report.quarantined, 4, "{report:?}");

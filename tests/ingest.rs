@@ -198,7 +198,7 @@ async fn a_crash_after_commit_but_before_cleanup_adds_nothing_on_recovery() {
     let recovered = open(dir.path()).await.commit().await.unwrap();
     assert_eq!((recovered[0].rows_committed, recovered[0].obsolete_deleted), (0, 1));
     assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), 3);
-    assert!(files_under(&dir.path().join("_staging/sentiment_records"), ".arrow").is_empty());
+    assert!(files_under(&dir.path().join("_staging"), ".arrow").is_empty());
     assert!(lake.pending(TableKind::Records).await.unwrap().is_empty());
 }
 

@@ -137,3 +137,47 @@ async fn range_markers_are_merged_then_folded_into_the_ledger() {
     assert_eq!(idle.committed_state(TableKind::DeadLetters).await.unwrap().watermarks.get("source-m"), Some(30));
     assert!(idle.load(TableKind::DeadLetters).await.unwrap().metadata().current_snapshot().is_none(), "no empty snapshot");
 }
+
+/// `count` events of one source from sequence number `first`, staged in `lake`.
+async fn stage_source(lake: &Lake, source: &str, first: i64, count: u64) {
+    let events = events(chrono::Utc::now(), first as u64, count)
+        .iter()
+        .enumerate()
+        .map(|(i, e)| sentiment_lake::ingest::SourceEvent::new(first + i as i64, bytes::Bytes::from(e.to_string())))
+        .collect();
+    let batch = sentiment_lake::ingest::SourceBatch { source: source.into(), invocation_id: None, events };
+    Pipeline::new(IncompletePolicy::DeadLetter).ingest(lake, &batch).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_table_identities_in_one_warehouse_never_take_each_others_entries() {
+    let dir = warehouse();
+    let open_in = |namespace: &str| {
+        let mut config = config(dir.path());
+        config.namespace = namespace.into();
+        async move { Lake::open(&config).await.unwrap() }
+    };
+    let (alpha, beta) = (open_in("alpha").await, open_in("beta").await);
+    // The same table names and the same source: only the identity tells their entries apart.
+    stage_source(&alpha, "eventhubs://ns/hub/$Default/0", 1, 30).await;
+    stage_source(&beta, "eventhubs://ns/hub/$Default/0", 1, 50).await;
+    assert_eq!(alpha.commit().await.unwrap()[0].rows_committed, 30);
+    assert_eq!(beta.commit().await.unwrap()[0].rows_committed, 50);
+    assert_eq!(scan(&alpha, TableKind::Records).await.num_rows(), 30);
+    assert_eq!(scan(&beta, TableKind::Records).await.num_rows(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_staged_by_an_earlier_version_still_commit() {
+    let dir = warehouse();
+    let lake = open(dir.path()).await;
+    stage_source(&lake, "eventhubs://ns/hub/$Default/0", 1, 40).await;
+    // Where versions without the identity in the path staged them: `_staging/<table name>/`.
+    let area = &lake.target(TableKind::Records).staging;
+    let staging = dir.path().join("_staging");
+    std::fs::rename(staging.join(&area.dir), staging.join("sentiment_records")).unwrap();
+    let report = lake.commit().await.unwrap().remove(0);
+    assert_eq!(report.rows_committed, 40, "{report:?}");
+    assert!(lake.pending(TableKind::Records).await.unwrap().is_empty());
+    assert_eq!(sorted(&scan(&lake, TableKind::Records).await, "message_id").len(), 40);
+}

@@ -185,7 +185,7 @@ async fn load(cx: &CommitContext<'_>) -> Result<Table, LakeError> {
 /// older versions rewritten under today's names.
 pub(super) async fn tidy_listing(cx: &CommitContext<'_>, report: &mut CommitReport) -> Result<super::staging::Listing, LakeError> {
     loop {
-        let listing = cx.staging.list(&cx.target.name).await?;
+        let listing = cx.staging.list(&cx.target.staging).await?;
         for entry in &listing.unrecognised {
             report.quarantined += quarantine(cx, entry, "not an entry this crate stages (unrecognised name)").await?;
         }
@@ -216,7 +216,7 @@ async fn upgrade_legacy(cx: &CommitContext<'_>, legacy: &[StagedEntry]) -> Resul
         };
         match staging::decode(bytes, &cx.target.arrow_schema) {
             Ok(segment) => {
-                cx.staging.write(&cx.target.name, &segment).await?;
+                cx.staging.write(&cx.target.staging, &segment).await?;
                 cx.staging.delete(std::slice::from_ref(&entry.path)).await?;
             }
             Err(reason) => quarantined += quarantine(cx, entry, &reason).await?,
@@ -460,7 +460,7 @@ async fn merge_markers(cx: &CommitContext<'_>, plan: &PassPlan, committed: &Wate
             continue;
         }
         // The marker is durable before its parts go, so a crash leaves overlap (harmless), never a hole.
-        cx.staging.write_marker(&cx.target.name, &source.key, (from, source.through)).await?;
+        cx.staging.write_marker(&cx.target.staging, &source.key, (from, source.through)).await?;
         cx.staging.delete(&paths).await?;
         merged += 1;
     }

@@ -50,7 +50,7 @@ pub use self::quarantine::{Quarantine, QuarantineRecord, StoredEnvelope};
 pub use self::rest::{RestSettings, Secret};
 pub use self::retired::{RetireReport, RetiredSource};
 pub use self::rollback::{RollbackReport, SourceReset};
-pub use self::staging::{EntryKind, Listing, Segment, StagedEntry, Staging, SEQUENCE_COLUMN};
+pub use self::staging::{EntryKind, Listing, Segment, StagedEntry, Staging, StagingArea, SEQUENCE_COLUMN};
 pub use self::swap::{Change, Outcome};
 use crate::schema::{self, dead_letter};
 use crate::storage::{Location, StorageSettings, Warehouse};
@@ -72,6 +72,8 @@ pub struct TableTarget {
     pub partition_spec: UnboundPartitionSpec,
     /// Rows are sorted by these columns within each data file (prunes time and ticker filters well).
     pub sort_columns: &'static [&'static str],
+    /// Where its entries are staged: its own area, whoever else shares the warehouse.
+    pub staging: StagingArea,
 }
 
 /// How to open the lake.
@@ -287,6 +289,7 @@ impl Lake {
             arrow_schema,
             partition_spec: spec,
             sort_columns,
+            staging: StagingArea::of(&config.catalog_name, &namespace.clone().inner(), name),
         };
         let records =
             target(&config.table, schema::sentiment_schema(), schema::sentiment_arrow_schema(), config.layout.partition_spec(), RECORD_SORT);
@@ -412,12 +415,12 @@ impl Lake {
 
     /// Durably stages a segment for a table (a range marker when it has no rows); returns its path.
     pub async fn stage(&self, kind: TableKind, segment: &Segment) -> Result<String, LakeError> {
-        self.staging.write(&self.target(kind).name, segment).await
+        self.staging.write(&self.target(kind).staging, segment).await
     }
 
     /// What is staged for a table and not yet committed.
     pub async fn pending(&self, kind: TableKind) -> Result<Listing, LakeError> {
-        self.staging.list(&self.target(kind).name).await
+        self.staging.list(&self.target(kind).staging).await
     }
 
     /// Commits everything committable, records first, then dead letters.

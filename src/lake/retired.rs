@@ -174,7 +174,7 @@ pub async fn retire(
     let records_state = CommittedState::read(&records.name, records_table.metadata())?.watermarks;
     let (letters_target, staging) = dead_letters;
     let letters_state = CommittedState::read(&letters_target.name, load(catalog, letters_target).await?.metadata())?.watermarks;
-    let letters_staged = staging.list(&letters_target.name).await?;
+    let letters_staged = staging.list(&letters_target.staging).await?;
     let with_staged_letters: HashSet<&str> = letters_staged
         .by_key
         .iter()

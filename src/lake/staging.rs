@@ -8,11 +8,16 @@
 //! [`super::plan`]). An entry is deleted only after the table's watermark covers it, so a crash at any point
 //! leaves either the entry or the committed rows, never neither.
 //!
-//! Layout, under the warehouse:
-//! - `_staging/<table>/<source key>/source.json`: the source id the key stands for (written once);
-//! - `_staging/<table>/<source key>/<first>_<last>_<UUIDv7>.arrow`: a segment (`.parquet` when an earlier
+//! Layout, under the warehouse, per table identity (`<area>` = the table's name and a hash of its catalog,
+//! namespace and name, [`StagingArea`], so deployments that share a warehouse and a table name never take
+//! each other's entries):
+//! - `_staging/<area>/<source key>/source.json`: the source id the key stands for (written once);
+//! - `_staging/<area>/<source key>/<first>_<last>_<UUIDv7>.arrow`: a segment (`.parquet` when an earlier
 //!   version staged it: both are read);
-//! - `_staging/<table>/<source key>/<first>_<last>_<UUIDv7>.empty`: a range marker (zero bytes).
+//! - `_staging/<area>/<source key>/<first>_<last>_<UUIDv7>.empty`: a range marker (zero bytes).
+//!
+//! Versions before the identity was in the path staged under `_staging/<table name>/`; that directory is
+//! still listed, so what they staged commits after an upgrade.
 //!
 //! The source key is a hash of the source id (a path-safe, bounded name). Every write is atomic (a
 //! temporary object renamed into place, or one PUT), so a listed entry is always complete; entries that are
@@ -140,7 +145,33 @@ impl Listing {
     }
 }
 
-/// Reads and writes entries under `_staging/<table>/` of the warehouse.
+/// Where one table identity's entries are staged: `_staging/<dir>/`, and the directory earlier versions
+/// used for a table of that name, still read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagingArea {
+    pub dir: String,
+    pub legacy_dir: Option<String>,
+}
+
+impl StagingArea {
+    /// The area of table `table` in namespace `namespace` of catalog `catalog`: `<table>.<16 hex digits>`,
+    /// the name kept readable (characters other than letters, digits, `_` and `-` replaced, nothing a store
+    /// would escape) and the hash of the whole identity making it unique.
+    pub fn of(catalog: &str, namespace: &[String], table: &str) -> Self {
+        let identity = format!("{catalog}\u{1f}{}\u{1f}{table}", namespace.join("\u{1e}"));
+        let digest = Sha256::digest(identity.as_bytes());
+        let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let readable: String = table.chars().take(64).map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') { c } else { '-' }).collect();
+        let legacy = (!table.is_empty() && !table.contains('/') && table != "." && table != "..").then(|| table.to_string());
+        Self { dir: format!("{readable}.{hash}"), legacy_dir: legacy }
+    }
+
+    fn dirs(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.dir.as_str()).chain(self.legacy_dir.as_deref().filter(|d| *d != self.dir))
+    }
+}
+
+/// Reads and writes entries under `_staging/<area>/` of the warehouse.
 #[derive(Clone)]
 pub struct Staging {
     store: Arc<dyn ObjectStore>,
@@ -153,8 +184,8 @@ impl Staging {
         Self { store, descriptors: Arc::default() }
     }
 
-    fn dir(table: &str) -> String {
-        format!("{STAGING_DIR}/{table}")
+    fn dir(area_dir: &str) -> String {
+        format!("{STAGING_DIR}/{area_dir}")
     }
 
     /// The directory name standing for `source`: 16 hex digits of its SHA-256.
@@ -190,7 +221,8 @@ impl Staging {
     }
 
     /// Durably stages a segment (a range marker when it has no rows); returns its path.
-    pub async fn write(&self, table: &str, segment: &Segment) -> Result<String, LakeError> {
+    pub async fn write(&self, area: &StagingArea, segment: &Segment) -> Result<String, LakeError> {
+        let table = area.dir.as_str();
         let key = self.ensure_descriptor(table, &segment.source).await?;
         let (first, last) = segment.range;
         let stem = format!("{}/{key}/{first}_{last}_{}", Self::dir(table), uuid::Uuid::now_v7());
@@ -209,43 +241,52 @@ impl Staging {
 
     /// Writes one marker for `range` of the source behind `key` (the merge of several entries whose rows
     /// are all committed or absent).
-    pub async fn write_marker(&self, table: &str, key: &str, range: (i64, i64)) -> Result<String, LakeError> {
-        let path = format!("{}/{key}/{}_{}_{}.empty", Self::dir(table), range.0, range.1, uuid::Uuid::now_v7());
+    pub async fn write_marker(&self, area: &StagingArea, key: &str, range: (i64, i64)) -> Result<String, LakeError> {
+        // Its source's descriptor may sit in the earlier versions' directory only: the marker joins it there.
+        let known = |dir: &str| self.known_source(dir, key).is_some();
+        let dir = area.dirs().find(|dir| known(dir)).unwrap_or(area.dir.as_str());
+        let path = format!("{}/{key}/{}_{}_{}.empty", Self::dir(dir), range.0, range.1, uuid::Uuid::now_v7());
         self.put(&path, Bytes::new()).await?;
         Ok(path)
     }
 
-    /// Every entry staged for `table`, with the sources of their keys.
-    pub async fn list(&self, table: &str) -> Result<Listing, LakeError> {
-        let dir = Self::dir(table);
-        let prefix = Path::from(dir.as_str());
-        let objects: Vec<object_store::ObjectMeta> =
-            self.store.list(Some(&prefix)).try_collect().await.map_err(|e| LakeError::storage("list", dir.clone(), e))?;
+    /// Every entry staged in `area` (and in the earlier versions' directory), with the sources of their keys.
+    pub async fn list(&self, area: &StagingArea) -> Result<Listing, LakeError> {
         let mut listing = Listing::default();
-        let mut descriptor_keys = HashSet::new();
-        for object in objects {
-            let path = object.location.to_string();
-            if let Some(key) = path.strip_suffix(&format!("/{DESCRIPTOR}")).and_then(|p| p.rsplit_once('/')).map(|(_, k)| k.to_string()) {
-                descriptor_keys.insert(key);
-                continue;
+        for table in area.dirs() {
+            let dir = Self::dir(table);
+            let prefix = Path::from(dir.as_str());
+            let objects: Vec<object_store::ObjectMeta> =
+                self.store.list(Some(&prefix)).try_collect().await.map_err(|e| LakeError::storage("list", dir.clone(), e))?;
+            let mut descriptor_keys = HashSet::new();
+            let mut keys = HashSet::new();
+            for object in objects {
+                let path = object.location.to_string();
+                if let Some(key) = path.strip_suffix(&format!("/{DESCRIPTOR}")).and_then(|p| p.rsplit_once('/')).map(|(_, k)| k.to_string()) {
+                    descriptor_keys.insert(key);
+                    continue;
+                }
+                let Some(entry) = StagedEntry::classify(&path, object.size, object.last_modified) else {
+                    continue;
+                };
+                keys.insert(entry.key.clone());
+                match entry.kind {
+                    EntryKind::Rows | EntryKind::Marker => listing.by_key.entry(entry.key.clone()).or_default().push(entry),
+                    EntryKind::Legacy => listing.legacy.push(entry),
+                    EntryKind::Unrecognised => listing.unrecognised.push(entry),
+                }
             }
-            let Some(entry) = StagedEntry::classify(&path, object.size, object.last_modified) else {
-                continue;
-            };
-            match entry.kind {
-                EntryKind::Rows | EntryKind::Marker => listing.by_key.entry(entry.key.clone()).or_default().push(entry),
-                EntryKind::Legacy => listing.legacy.push(entry),
-                EntryKind::Unrecognised => listing.unrecognised.push(entry),
-            }
-        }
-        let keys: Vec<String> = listing.by_key.keys().chain(listing.legacy.iter().map(|e| &e.key)).cloned().collect();
-        for key in keys {
-            if let Some(source) = self.known_source(table, &key) {
-                listing.sources.insert(key, source);
-            } else if descriptor_keys.contains(&key) {
-                if let Some(source) = self.read_descriptor(table, &key).await? {
-                    self.remember_source(table, &key, &source);
+            for key in keys {
+                if listing.sources.contains_key(&key) {
+                    continue;
+                }
+                if let Some(source) = self.known_source(table, &key) {
                     listing.sources.insert(key, source);
+                } else if descriptor_keys.contains(&key) {
+                    if let Some(source) = self.read_descriptor(table, &key).await? {
+                        self.remember_source(table, &key, &source);
+                        listing.sources.insert(key, source);
+                    }
                 }
             }
         }
