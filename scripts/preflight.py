@@ -5,7 +5,10 @@ trigger fire in Azure (docs/deploy.md, "First apply"). Nothing here reaches Azur
 decided from the files.
 
 Usage:
-  preflight.py [--root DIR] [--binary PATH]   check DIR (default: the repository); exit 1 on any failure
+  preflight.py [--root DIR] [--var-file FILE]... [--binary PATH]
+                                              check DIR (default: the repository) with the variables of the
+                                              tfvars files given (your my.tfvars), defaults otherwise; exit 1
+                                              on any failure
   preflight.py --self-test [--binary PATH]    every rule fails on a copy broken the way it guards against,
                                               and the configuration before issue #29 fails as reported
 
@@ -36,9 +39,13 @@ def first(value):
 
 
 class Config:
-    def __init__(self, root):
+    def __init__(self, root, var_files=()):
         self.root = root
         self.resources, self.data, self.locals, self.variables = {}, {}, {}, {}
+        self.values = {}
+        for path in var_files:
+            with open(path) as f:
+                self.values.update({k: first(v) for k, v in hcl2.load(f).items()})
         for path in sorted(glob.glob(os.path.join(root, "terraform", "*.tf"))):
             with open(path) as f:
                 parsed = hcl2.load(f)
@@ -88,6 +95,9 @@ class Config:
         return {m.group(1): m.group(2) for m in re.finditer(r"'([A-Za-z_][A-Za-z0-9_]*)': '((?:[^'\\]|\\.)*)'", text)}
 
     def default(self, variable):
+        """The variable's value: from a tfvars file given, else its default."""
+        if variable in self.values:
+            return self.values[variable]
         attrs = self.variables.get(variable)
         return first(attrs["default"]) if attrs and "default" in attrs else None
 
@@ -140,9 +150,17 @@ def host_storage_is_identity_based(config):
         problems.append("azurerm injects AzureWebJobsStorage=...AccountKey=; no azapi_update_resource rewrites the app's settings without it")
     for update in updates:
         body = first(update.get("body", {}))
-        properties = body.get("properties") if isinstance(body, dict) else None
-        if str(config.resolve(properties)) != config.app_settings_expression():
+        properties = str(body.get("properties") if isinstance(body, dict) else None)
+        expression = str(first(app.get("app_settings", "")))
+        reference = expression[2:-1] if expression.startswith("${") and expression.endswith("}") else expression
+        if reference not in properties and str(config.resolve(properties)) != config.app_settings_expression():
             problems.append("the azapi_update_resource writes other settings than the app's")
+        # azurerm keeps this one in site_config; the rewrite must carry it or Application Insights goes dark.
+        insights = first(app.get("site_config", [{}])).get("application_insights_connection_string")
+        if insights and "APPLICATIONINSIGHTS_CONNECTION_STRING" not in properties:
+            problems.append("the azapi_update_resource drops APPLICATIONINSIGHTS_CONNECTION_STRING, which azurerm keeps in site_config")
+        if "APPLICATIONINSIGHTS_CONNECTION_STRING" in config.app_settings():
+            problems.append("APPLICATIONINSIGHTS_CONNECTION_STRING in app_settings: azurerm reads it back into site_config, a diff on every plan that re-injects the key")
         triggered = json.dumps(update.get("lifecycle", []))
         if f"{APP}.{app_name}" not in triggered:
             problems.append("the azapi_update_resource is not replace_triggered_by the app (every app update re-injects the key)")
@@ -328,7 +346,7 @@ def memory_fits(config, binary):
         return problems + ["the instance memory or the partition count cannot be read from the Terraform"]
     command = [binary, "sizing", "--host-json", os.path.join(config.root, "host.json"), "--partitions", str(partitions),
                "--instance-memory-mb", str(memory), "--max-event-kb", str(event_kb)]
-    result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, RUST_LOG="error"))
+    result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, RUST_LOG="error", RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0"))
     if result.returncode != 0:
         problems.append(f"host.json's Event Hubs limits can exceed a {memory} MiB instance holding {partitions} partitions of {event_kb} KB events:\n"
                         + result.stdout.rstrip() + ("\n" + result.stderr.strip() if result.stderr.strip() else ""))
@@ -349,8 +367,8 @@ RULES = [
 ]
 
 
-def check(root, binary, quiet=False):
-    config = Config(root)
+def check(root, binary, quiet=False, var_files=()):
+    config = Config(root, var_files)
     failed = set()
     for rule, description, function in RULES:
         problems = memory_fits(config, binary) if rule == "memory" else function(config)
@@ -368,6 +386,7 @@ MUTATIONS = [
     ("host-storage", "terraform/main.tf", "    AzureWebJobsStorage__accountName ", "    AzureWebJobsStorage = \"DefaultEndpointsProtocol=https;AccountKey=;\"\n    AzureWebJobsStorage__accountName "),
     ("host-storage", "terraform/main.tf", '  name      = "appsettings"', '  name      = "web"'),
     ("host-storage", "terraform/main.tf", "    replace_triggered_by = [azurerm_function_app_flex_consumption.this]", "    replace_triggered_by = []"),
+    ("host-storage", "terraform/main.tf", "    AzureWebJobsStorage__accountName ", "    APPLICATIONINSIGHTS_CONNECTION_STRING = azurerm_application_insights.this.connection_string\n    AzureWebJobsStorage__accountName "),
     ("connections", "terraform/main.tf", "    EVENTHUB_NAME ", "    EventHubConnection = \"Endpoint=sb://x/;SharedAccessKey=\"\n    EVENTHUB_NAME "),
     ("settings", "functions/IngestEvents/function.json", '"%EVENTHUB_NAME%"', '"%EVENTHUB_NAME_TYPO%"'),
     ("roles", "terraform/main.tf", 'role_definition_name = "Azure Event Hubs Data Receiver"', 'role_definition_name = "Reader"'),
@@ -427,6 +446,7 @@ def self_test(binary):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=REPO)
+    parser.add_argument("--var-file", action="append", default=[], help="a tfvars file whose values override the variables' defaults")
     parser.add_argument("--binary", default=os.path.join(REPO, "target", "debug", "sentiment-lake"))
     parser.add_argument("--self-test", action="store_true")
     args = parser.parse_args()
@@ -434,7 +454,7 @@ def main():
         subprocess.run(["cargo", "build", "--locked", "--quiet", "--bin", "sentiment-lake"], cwd=REPO, check=True)
     if args.self_test:
         sys.exit(0 if self_test(args.binary) else 1)
-    failed = check(args.root, args.binary)
+    failed = check(args.root, args.binary, var_files=args.var_file)
     print(f"pre-flight: {'FAILED: ' + ', '.join(sorted(failed)) if failed else 'every rule passes'}")
     sys.exit(1 if failed else 0)
 

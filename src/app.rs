@@ -153,6 +153,26 @@ fn start(lake: Lake, options: &ServeOptions) -> anyhow::Result<Running> {
     Ok(Running { router: app(state, &options.api), committer, loop_task })
 }
 
+impl ServeOptions {
+    /// What a server needs that only says what is wrong (its configuration could not be used).
+    pub fn waiting(addr: SocketAddr, doctor: Option<crate::functions::routes::Doctor>) -> Self {
+        Self {
+            addr,
+            commit_interval: Duration::from_secs(30),
+            commit_threshold_rows: usize::MAX,
+            binding: EventHubBinding::default(),
+            pipeline: Pipeline::default(),
+            query: QueryOptions::default(),
+            api: ApiConfig::default(),
+            max_invocation_bytes: crate::functions::routes::DEFAULT_MAX_INVOCATION_BYTES,
+            maintenance: Default::default(),
+            maintenance_backend: Default::default(),
+            legacy_location: None,
+            doctor,
+        }
+    }
+}
+
 /// Longest wait between two attempts to open the lake.
 const OPEN_RETRY_MAX: Duration = Duration::from_secs(30);
 
@@ -181,20 +201,31 @@ where
         tokio::spawn(async move {
             let mut pause = Duration::from_secs(1);
             loop {
-                match open().await.and_then(|lake| start(lake, &options)) {
-                    Ok(app) => {
-                        let _ = running.set(app);
-                        tracing::info!("Lake open; every function answers.");
-                        return;
-                    }
+                let lake = match open().await {
+                    Ok(lake) => lake,
                     Err(e) => {
                         let why = format!("{e:#}");
                         tracing::error!(error = %why, retry_in_s = pause.as_secs(), "The lake cannot be opened; functions answer 503 until it can.");
                         *reason.lock().unwrap_or_else(|e| e.into_inner()) = why;
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(OPEN_RETRY_MAX);
+                        continue;
+                    }
+                };
+                // Opened: what fails now is configuration (the cache's URL, the engine), which retrying
+                // cannot mend; it is said until the app is restarted with settings that work.
+                match start(lake, &options) {
+                    Ok(app) => {
+                        let _ = running.set(app);
+                        tracing::info!("Lake open; every function answers.");
+                    }
+                    Err(e) => {
+                        let why = format!("the configuration cannot be used: {e:#}");
+                        tracing::error!(error = %why, "The app cannot start; functions answer 503 with the reason.");
+                        *reason.lock().unwrap_or_else(|e| e.into_inner()) = why;
                     }
                 }
+                return;
             }
         })
     };

@@ -357,7 +357,6 @@ locals {
   # account has no keys, so the host would have no timers, no keys and no Event Hubs checkpoints. The
   # settings are therefore written once more by azapi_update_resource.app_settings below, without it.
   app_settings = merge({
-    APPLICATIONINSIGHTS_CONNECTION_STRING       = azurerm_application_insights.this.connection_string
     AzureWebJobsStorage__accountName            = azurerm_storage_account.host.name
     AzureWebJobsStorage__credential             = "managedidentity"
     EventHubConnection__fullyQualifiedNamespace = "${azurerm_eventhub_namespace.this.name}.servicebus.windows.net"
@@ -418,7 +417,8 @@ resource "azurerm_function_app_flex_consumption" "this" {
   }
 
   site_config {
-    minimum_tls_version = "1.2"
+    minimum_tls_version                    = "1.2"
+    application_insights_connection_string = azurerm_application_insights.this.connection_string
     cors {
       allowed_origins = var.cors_origins
     }
@@ -432,15 +432,18 @@ resource "azurerm_function_app_flex_consumption" "this" {
   }
 }
 
-# The app's settings exactly as local.app_settings says, replacing what azurerm wrote (the workaround
-# documented on hashicorp/terraform-provider-azurerm#29693). Written again whenever the app is updated, since
-# every update of the app by azurerm injects the key-based setting anew.
+# The app's settings exactly as local.app_settings says (plus the Application Insights setting azurerm keeps
+# in site_config), replacing what azurerm wrote: the workaround documented on
+# hashicorp/terraform-provider-azurerm#29693. Written again whenever the app is updated, since every update
+# of the app by azurerm injects the key-based setting anew.
 resource "azapi_update_resource" "app_settings" {
   type      = "Microsoft.Web/sites/config@2023-12-01"
   name      = "appsettings"
   parent_id = azurerm_function_app_flex_consumption.this.id
   body = {
-    properties = local.app_settings
+    properties = merge(local.app_settings, {
+      APPLICATIONINSIGHTS_CONNECTION_STRING = azurerm_application_insights.this.connection_string
+    })
   }
 
   lifecycle {
@@ -499,7 +502,7 @@ resource "azurerm_eventgrid_system_topic" "lake" {
   name                   = "${var.name}-lake-events"
   resource_group_name    = azurerm_resource_group.this.name
   location               = azurerm_resource_group.this.location
-  source_arm_resource_id = azurerm_storage_account.lake.id
+  source_resource_id     = azurerm_storage_account.lake.id
   topic_type             = "Microsoft.Storage.StorageAccounts"
 
   identity {

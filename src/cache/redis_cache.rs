@@ -106,8 +106,25 @@ impl RedisCache {
             .set_response_timeout(Some(config.op_timeout))
             .set_number_of_retries(1);
         if let RedisSignIn::Entra(identity) = &config.sign_in {
-            let user = url::Url::parse(&config.url).ok().map(|u| u.username().to_string()).filter(|u| !u.is_empty());
+            let url = url::Url::parse(&config.url).map_err(|e| CacheError::Unavailable(format!("{}: {e}", redacted(&config.url))))?;
+            let loopback = url.host_str().is_some_and(|h| h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()));
+            if url.scheme() != "rediss" && !loopback {
+                return Err(CacheError::Unavailable(format!(
+                    "{}: an Entra token is a credential and is sent only over TLS: use rediss://",
+                    redacted(&config.url)
+                )));
+            }
+            let user = Some(url.username().to_string()).filter(|u| !u.is_empty());
             manager_config = manager_config.set_credentials_provider(EntraCredentials { identity: identity.clone(), user });
+            // Fetched now, so the first connection finds it cached and signs in within its short deadline.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let identity = identity.clone();
+                runtime.spawn(async move {
+                    if let Err(e) = identity.token(REDIS_SCOPE).await {
+                        tracing::warn!(error = %e, "No Entra token for Redis yet; the cache is bypassed until one comes.");
+                    }
+                });
+            }
         }
         let manager = ConnectionManager::new_lazy_with_config(client, manager_config).map_err(|e| CacheError::Unavailable(e.to_string()))?;
         Ok(Self { manager, config, skip_until: Mutex::new(None) })
@@ -158,10 +175,16 @@ impl StreamingCredentialsProvider for EntraCredentials {
     fn subscribe(&self) -> std::pin::Pin<Box<dyn Stream<Item = redis::RedisResult<BasicAuth>> + Send + 'static>> {
         let state = (self.identity.clone(), self.user.clone(), None::<std::time::Duration>);
         Box::pin(futures::stream::unfold(state, |(identity, user, wait)| async move {
-            if let Some(wait) = wait {
-                tokio::time::sleep(wait).await;
-            }
-            match identity.token(REDIS_SCOPE).await {
+            // The first item signs a connection in, within the connection's deadline: the current token if it
+            // is still accepted, not a wait for the token endpoint. The next ones are the renewals.
+            let token = match wait {
+                None => identity.token_for_sign_in(REDIS_SCOPE).await,
+                Some(wait) => {
+                    tokio::time::sleep(wait).await;
+                    identity.token(REDIS_SCOPE).await
+                }
+            };
+            match token {
                 Ok(token) => {
                     let next = (token.renew_at() - chrono::Utc::now()).to_std().unwrap_or_default().max(Duration::from_secs(1));
                     let name = user.clone().or_else(|| token.object_id());

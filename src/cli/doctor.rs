@@ -46,7 +46,7 @@ impl Report {
 
 /// The checks, printed as they run; fails when one failed.
 pub async fn run(config: &LakeConfig, query: &QueryOptions, sizing: anyhow::Result<crate::functions::sizing::Budget>) -> anyhow::Result<()> {
-    let report = check(config, query, sizing, true).await;
+    let report = check(config, Ok(query.clone()), sizing, true).await;
     if report.failures > 0 {
         bail!("{} check(s) failed", report.failures);
     }
@@ -54,7 +54,12 @@ pub async fn run(config: &LakeConfig, query: &QueryOptions, sizing: anyhow::Resu
 }
 
 /// The checks, one line (or a few) each: what `doctor` prints.
-pub async fn check(config: &LakeConfig, query: &QueryOptions, sizing: anyhow::Result<crate::functions::sizing::Budget>, echo: bool) -> Report {
+pub async fn check(
+    config: &LakeConfig,
+    query: anyhow::Result<QueryOptions>,
+    sizing: anyhow::Result<crate::functions::sizing::Budget>,
+    echo: bool,
+) -> Report {
     let mut report = Report::new(echo);
     match sizing {
         Ok(budget) if budget.fits() => report.ok("instance memory", format!("the Event Hubs limits fit:\n{}", budget.render().trim_end())),
@@ -146,7 +151,10 @@ pub async fn check(config: &LakeConfig, query: &QueryOptions, sizing: anyhow::Re
                 }
                 Err(e) => report.fail("quarantine", e, "check storage permissions (list, read)"),
             }
-            check_queries(&mut report, &lake, query).await;
+            match &query {
+                Ok(query) => check_queries(&mut report, &lake, query).await,
+                Err(e) => report.fail("query service", format!("{e:#}"), "fix the cache and engine settings (--redis-url, --redis-auth, --engine)"),
+            }
         }
         Err(e) => report.fail("catalog", e, "check --catalog-uri; an incompatible table must be migrated or renamed with --table"),
     }

@@ -205,14 +205,25 @@ async fn migrate_upload(State(state): State<AppState>, headers: HeaderMap, body:
         }
         Err(reason) => return refuse(format!("not an Event Grid invocation: {reason}"), body).await,
     };
+    tracing::info!(url = %upload.url, api = %upload.api, event = ?upload.event_id, event_time = ?upload.event_time, "Legacy upload announced.");
     let location = match crate::storage::AzureLocation::from_blob_url(&upload.url) {
         Ok(location) => location,
         Err(e) => return refuse(e.to_string(), body).await,
     };
-    if let Some(legacy) = &state.legacy_location {
-        if !legacy.contains(&location) {
+    match (&state.legacy_location, state.lake.warehouse().location()) {
+        (Some(legacy), _) if !legacy.contains(&location) => {
             return refuse(format!("{} is outside the legacy location {} (--legacy-location)", location.url(), legacy.url()), body).await;
         }
+        // Without an allow-list, the lake's own container is still never a legacy source: its data files
+        // would come back as rows.
+        (None, crate::storage::Location::Azure(warehouse)) if warehouse.same_container(&location) => {
+            return refuse(
+                format!("{} is in the lake's own container; legacy uploads come from elsewhere (--legacy-location)", location.url()),
+                body,
+            )
+            .await;
+        }
+        _ => {}
     }
     let lease = crate::migrate::lease_name(&location.url());
     let holder = invocation.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -222,26 +233,68 @@ async fn migrate_upload(State(state): State<AppState>, headers: HeaderMap, body:
             location.url()
         )));
     }
-    let renewal = {
-        let (lake, lease, holder) = (state.lake.clone(), lease.clone(), holder.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(MIGRATION_LEASE / 4).await;
-                if let Err(e) = lake.try_lease(&lease, &holder, MIGRATION_LEASE).await {
-                    tracing::warn!(error = %e, lease, "The migration lease could not be renewed; it lapses if this goes on.");
-                }
-            }
-        })
-    };
+    let held = HeldLease::renewed(state.lake.clone(), lease, holder);
     let outcome = migrate_located(&state, &location).await;
-    renewal.abort();
-    if let Err(e) = state.lake.release_lease(&lease, &holder).await {
-        tracing::warn!(error = %e, lease, "The migration lease was not released; it lapses by itself.");
-    }
+    held.release().await;
     match outcome {
         Ok(response) => Ok(response),
         Err(Refusal::Permanent(reason)) => refuse(reason, body).await,
         Err(Refusal::Retry(e)) => Err(e),
+    }
+}
+
+/// A lease renewed in the background while its holder works. Dropped without [`HeldLease::release`] (the
+/// request was cancelled: the host gave up on it, the connection broke), it stops renewing and gives the
+/// lease back, so the next delivery is not refused for as long as the process lives.
+struct HeldLease {
+    lake: Lake,
+    name: String,
+    holder: String,
+    renewal: tokio::task::JoinHandle<()>,
+    released: bool,
+}
+
+impl HeldLease {
+    fn renewed(lake: Lake, name: String, holder: String) -> Self {
+        let renewal = {
+            let (lake, name, holder) = (lake.clone(), name.clone(), holder.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(MIGRATION_LEASE / 4).await;
+                    match lake.try_lease(&name, &holder, MIGRATION_LEASE).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(lease = %name, "The migration lease was taken over (it lapsed); another delivery migrates the file too. Nothing lands twice; the work is repeated.");
+                            return;
+                        }
+                        Err(e) => tracing::warn!(error = %e, lease = %name, "The migration lease could not be renewed; it lapses if this goes on."),
+                    }
+                }
+            })
+        };
+        Self { lake, name, holder, renewal, released: false }
+    }
+
+    async fn release(mut self) {
+        self.renewal.abort();
+        self.released = true;
+        if let Err(e) = self.lake.release_lease(&self.name, &self.holder).await {
+            tracing::warn!(error = %e, lease = %self.name, "The migration lease was not released; it lapses by itself.");
+        }
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        self.renewal.abort();
+        if !self.released {
+            let (lake, name, holder) = (self.lake.clone(), self.name.clone(), self.holder.clone());
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = lake.release_lease(&name, &holder).await;
+                });
+            }
+        }
     }
 }
 
@@ -409,16 +462,42 @@ const STARTING_RETRY_AFTER_SECS: u64 = 5;
 /// and everything else 503 with the reason, so the host retries invocations (Event Hubs holds its
 /// checkpoints) and `/api/health` says what is wrong. `reason` is updated by whoever keeps trying to open it.
 pub fn starting(doctor: Option<Doctor>, reason: Arc<std::sync::Mutex<String>>) -> Router {
-    Router::new().route("/", get(ready)).route("/api/doctor", get(move || async move { run_doctor(doctor.as_ref()).await })).fallback(move || {
-        let reason = reason.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        crate::observability::InvocationFailed { cause: "starting" }.emit();
-        async move {
-            let body = json!({"status": "starting", "error": format!("the lake is not open yet: {reason}"), "Logs": [reason]});
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, STARTING_RETRY_AFTER_SECS.to_string())], Json(body))
-        }
-    })
+    Router::new().route("/", get(ready)).route("/api/doctor", get(move || async move { run_doctor(doctor.as_ref()).await })).fallback(
+        move |uri: axum::http::Uri| {
+            let reason = reason.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            crate::observability::InvocationFailed { cause: "starting" }.emit();
+            // The reason names hosts, roles and the catalog's own words: for the host (the functions' routes)
+            // and /api/health (a function key), not for the API's anonymous callers.
+            let public = uri.path().starts_with("/api/") && uri.path() != "/api/health";
+            let error = if public { "the service is starting; try again shortly".to_string() } else { format!("the lake is not open yet: {reason}") };
+            async move {
+                let logs = if public { Vec::new() } else { vec![reason] };
+                let body = json!({"status": "starting", "error": error, "Logs": logs});
+                (axum::http::StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, STARTING_RETRY_AFTER_SECS.to_string())], Json(body))
+            }
+        },
+    )
 }
 
 async fn metrics() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::observability::metrics_handle().render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_holder_dropped_mid_migration_gives_its_lease_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&crate::lake::LakeConfig::local(dir.path().display().to_string())).await.unwrap();
+        assert!(lake.try_lease("migrate/x", "first", MIGRATION_LEASE).await.unwrap());
+        // The request holding it is cancelled (the host gave up on it) before it could release the lease.
+        drop(HeldLease::renewed(lake.clone(), "migrate/x".into(), "first".into()));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !lake.try_lease("migrate/x", "second", MIGRATION_LEASE).await.unwrap() {
+            assert!(std::time::Instant::now() < deadline, "the next delivery is still refused");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 }

@@ -85,11 +85,12 @@ impl IdentityError {
     }
 }
 
-/// An Entra access token and when it stops being accepted.
+/// An Entra access token, when it was obtained and when it stops being accepted.
 #[derive(Clone)]
 pub struct AccessToken {
     pub token: String,
     pub expires_at: DateTime<Utc>,
+    pub obtained_at: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for AccessToken {
@@ -100,12 +101,25 @@ impl std::fmt::Debug for AccessToken {
 
 impl AccessToken {
     fn fresh(&self, now: DateTime<Utc>) -> bool {
-        self.expires_at - RENEW_MARGIN > now
+        now < self.renew_at()
     }
 
-    /// When to fetch the next one: [`RENEW_MARGIN`] before this one expires.
+    /// Whether it is still accepted for a little while: good enough to sign in with now, while its
+    /// successor is fetched in the background.
+    fn usable(&self, now: DateTime<Utc>) -> bool {
+        now + chrono::Duration::seconds(30) < self.expires_at
+    }
+
+    /// When to fetch the next one: [`RENEW_MARGIN`] before this one expires, or, for a token that came with
+    /// less time than that left (an endpoint handing out what it had cached), halfway through what it had
+    /// left: never sooner, so renewal cannot spin.
     pub fn renew_at(&self) -> DateTime<Utc> {
-        self.expires_at - RENEW_MARGIN
+        let margin = self.expires_at - RENEW_MARGIN;
+        if margin > self.obtained_at {
+            margin
+        } else {
+            self.obtained_at + (self.expires_at - self.obtained_at).max(chrono::Duration::seconds(2)) / 2
+        }
     }
 
     /// The object id (`oid` claim) of the principal the token was issued to: the user name Azure Managed
@@ -130,7 +144,13 @@ struct Inner {
     /// Which candidate answered first; later requests go to it alone.
     answered: OnceLock<usize>,
     cache: Mutex<HashMap<String, AccessToken>>,
+    /// When every candidate of a chain failed, and how: asked again only after [`CHAIN_RETRY`], so a laptop
+    /// with no identity does not run the CLI and probe the metadata service on every request.
+    failed: Mutex<Option<(std::time::Instant, IdentityError)>>,
 }
+
+/// How long a chain that found no credential is not asked again.
+const CHAIN_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The process's Entra credential: cheap to clone, tokens cached per scope and renewed [`RENEW_MARGIN`]
 /// before they expire.
@@ -227,7 +247,7 @@ impl AzureIdentity {
                 _ => vec![azure_cli()?, managed_identity()?],
             },
         };
-        Ok(Self { inner: Arc::new(Inner { candidates, answered: OnceLock::new(), cache: Mutex::new(HashMap::new()) }) })
+        Ok(Self { inner: Arc::new(Inner { candidates, answered: OnceLock::new(), cache: Mutex::new(HashMap::new()), failed: Mutex::new(None) }) })
     }
 
     /// Which credential this is (or, before one answered, which are tried), without any secret.
@@ -246,37 +266,62 @@ impl AzureIdentity {
         self.inner.answered.get().map(|&i| self.inner.candidates[i].description.clone())
     }
 
-    /// A token for `scope` (e.g. [`STORAGE_SCOPE`]), from the cache while it has more than [`RENEW_MARGIN`]
-    /// left.
+    /// A token for `scope` (e.g. [`STORAGE_SCOPE`]), from the cache until it is due for renewal
+    /// ([`AccessToken::renew_at`]).
     pub async fn token(&self, scope: &str) -> Result<AccessToken, IdentityError> {
-        if let Some(token) = self.cached(scope) {
+        if let Some(token) = self.cached(scope, AccessToken::fresh) {
             return Ok(token);
+        }
+        self.fetch(scope).await
+    }
+
+    /// A token to sign in with right now: the cached one while it is still accepted for a little while,
+    /// even if its renewal is due (a connection attempt has a deadline of its own and must not wait for a
+    /// token endpoint), else a new one.
+    pub async fn token_for_sign_in(&self, scope: &str) -> Result<AccessToken, IdentityError> {
+        if let Some(token) = self.cached(scope, AccessToken::usable) {
+            return Ok(token);
+        }
+        self.fetch(scope).await
+    }
+
+    async fn fetch(&self, scope: &str) -> Result<AccessToken, IdentityError> {
+        let chain = self.inner.answered.get().is_none() && self.inner.candidates.len() > 1;
+        if chain {
+            if let Some((at, error)) = self.inner.failed.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                if at.elapsed() < CHAIN_RETRY {
+                    return Err(error.clone());
+                }
+            }
         }
         let order: Vec<usize> = match self.inner.answered.get() {
             Some(&i) => vec![i],
             None => (0..self.inner.candidates.len()).collect(),
         };
         let mut failures = Vec::new();
-        let mut retryable = false;
         for i in order {
             let candidate = &self.inner.candidates[i];
             match candidate.credential.get_token(&[scope], None).await {
                 Ok(token) => {
                     let expires_at = DateTime::from_timestamp(token.expires_on.unix_timestamp(), 0).unwrap_or_else(Utc::now);
-                    let token = AccessToken { token: token.token.secret().to_string(), expires_at };
+                    let token = AccessToken { token: token.token.secret().to_string(), expires_at, obtained_at: Utc::now() };
                     let _ = self.inner.answered.set(i);
                     self.inner.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(scope.to_string(), token.clone());
                     return Ok(token);
                 }
-                Err(e) => {
-                    retryable |= sdk_error_is_retryable(&e);
-                    failures.push((candidate.description.clone(), e.to_string()));
-                }
+                Err(e) => failures.push((candidate.description.clone(), e.to_string(), sdk_error_is_retryable(&e))),
             }
         }
-        let credential = failures.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join(", then ");
-        let detail = failures.into_iter().map(|(_, e)| e).collect::<Vec<_>>().join("; ");
-        Err(IdentityError::Token { credential, scope: scope.to_string(), detail, retryable })
+        // Worth retrying only if every candidate failed for a passing reason: a chain in which the CLI has no
+        // sign-in and the metadata service is absent has no credential, however often it is asked.
+        let retryable = failures.iter().all(|(_, _, retryable)| *retryable);
+        let credential = failures.iter().map(|(c, _, _)| c.as_str()).collect::<Vec<_>>().join(", then ");
+        let detail = failures.into_iter().map(|(_, e, _)| e).collect::<Vec<_>>().join("; ");
+        let error = IdentityError::Token { credential, scope: scope.to_string(), detail, retryable };
+        if chain {
+            *self.inner.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), error.clone()));
+        }
+        Err(error)
     }
 
     /// Whether two handles are the same credential (and share its token cache).
@@ -284,9 +329,9 @@ impl AzureIdentity {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    fn cached(&self, scope: &str) -> Option<AccessToken> {
+    fn cached(&self, scope: &str, good: fn(&AccessToken, DateTime<Utc>) -> bool) -> Option<AccessToken> {
         let cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get(scope).filter(|token| token.fresh(Utc::now())).cloned()
+        cache.get(scope).filter(|token| good(token, Utc::now())).cloned()
     }
 }
 
@@ -318,23 +363,32 @@ mod tests {
     fn token_with(claims: serde_json::Value) -> AccessToken {
         use base64::Engine;
         let b64 = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-        AccessToken { token: format!("{}.{}.sig", b64(serde_json::json!({"alg": "RS256"})), b64(claims)), expires_at: Utc::now() }
+        AccessToken {
+            token: format!("{}.{}.sig", b64(serde_json::json!({"alg": "RS256"})), b64(claims)),
+            expires_at: Utc::now(),
+            obtained_at: Utc::now(),
+        }
     }
 
     #[test]
     fn the_object_id_is_read_from_the_token() {
         assert_eq!(token_with(serde_json::json!({"oid": "abc-1"})).object_id().as_deref(), Some("abc-1"));
         assert_eq!(token_with(serde_json::json!({"sub": "x"})).object_id(), None);
-        assert_eq!(AccessToken { token: "not-a-jwt".into(), expires_at: Utc::now() }.object_id(), None);
+        assert_eq!(AccessToken { token: "not-a-jwt".into(), expires_at: Utc::now(), obtained_at: Utc::now() }.object_id(), None);
     }
 
     #[test]
-    fn a_token_is_renewed_before_it_expires() {
+    fn a_token_is_renewed_before_it_expires_and_never_in_a_spin() {
         let now = Utc::now();
-        let token = |minutes| AccessToken { token: String::new(), expires_at: now + chrono::Duration::minutes(minutes) };
-        assert!(token(60).fresh(now));
-        assert!(!token(5).fresh(now), "five minutes left is renewal time");
-        assert!(!token(-1).fresh(now));
+        let token = |seconds: i64| AccessToken { token: String::new(), expires_at: now + chrono::Duration::seconds(seconds), obtained_at: now };
+        assert!(token(3600).fresh(now));
+        assert_eq!(token(3600).renew_at(), now + chrono::Duration::seconds(3300), "five minutes before it expires");
+        assert_eq!(token(302).renew_at(), now + chrono::Duration::seconds(2));
+        // Handed out with less than the margin left: renewed halfway, not at once and again and again.
+        assert_eq!(token(240).renew_at(), now + chrono::Duration::seconds(120));
+        assert!(token(240).fresh(now) && !token(240).fresh(now + chrono::Duration::seconds(121)));
+        assert!(token(0).renew_at() > now, "even an expired one is not asked for again in the same instant");
+        assert!(token(240).usable(now) && !token(20).usable(now));
     }
 
     #[test]

@@ -134,6 +134,7 @@ async fn connect(settings: &CatalogSettings) -> Result<Connected, LakeError> {
     let (uri, renew_at) = match settings.auth {
         CatalogAuth::Uri => (settings.uri.clone(), None),
         CatalogAuth::Entra => {
+            super::catalog_tls::check_fit_for_a_token(&settings.uri)?;
             let token = settings.identity.entra_identity()?.token(POSTGRES_SCOPE).await?;
             let mut url = url::Url::parse(&settings.uri).map_err(|e| LakeError::Config(format!("catalog URI: {e}")))?;
             if url.username().is_empty() {

@@ -306,6 +306,20 @@ fn describe_certificate(der: &[u8], problem: Option<String>) -> ServerCertificat
     }
 }
 
+/// Refuses to send an Entra token (a credential good for every database the identity may use) over a
+/// connection that does not check whom it talks to, unless the server is on this machine.
+pub(crate) fn check_fit_for_a_token(uri: &str) -> Result<(), LakeError> {
+    let Some(tls) = TlsSettings::from_uri(uri)? else { return Ok(()) };
+    let loopback = tls.host == "localhost" || tls.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback || tls.mode.verifies() {
+        return Ok(());
+    }
+    Err(LakeError::Config(format!(
+        "--catalog-auth entra sends a token as the password; sslmode={} does not check the server's certificate: use sslmode=verify-full",
+        tls.mode.name()
+    )))
+}
+
 /// A failed connection to the catalog database, said so a person can act on it. TLS refusals and
 /// certificates that do not verify are configuration (retrying cannot help); the rest may pass.
 pub(crate) fn connect_error(uri: &str, error: sqlx::Error) -> LakeError {
@@ -360,6 +374,15 @@ mod tests {
         assert!(TlsSettings::from_uri("postgres://u@localhost/db?host=/var/run/postgresql").unwrap().is_none(), "a Unix socket has no TLS");
         let error = TlsSettings::from_uri("postgres://u@h/db?sslmode=strict").unwrap_err();
         assert!(error.to_string().contains("sslmode=strict"), "{error}");
+    }
+
+    #[test]
+    fn a_token_goes_only_where_the_certificate_is_checked() {
+        assert!(check_fit_for_a_token("postgres://app@db.example.com/cat?sslmode=verify-full").is_ok());
+        let error = check_fit_for_a_token("postgres://app@db.example.com/cat?sslmode=require").unwrap_err();
+        assert!(error.to_string().contains("sslmode=require") && !error.is_retryable(), "{error}");
+        assert!(check_fit_for_a_token("postgres://app@db.example.com/cat").is_err(), "prefer is the default");
+        assert!(check_fit_for_a_token("postgres://app@127.0.0.1:5432/test").is_ok(), "a server on this machine");
     }
 
     #[test]

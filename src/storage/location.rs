@@ -142,7 +142,14 @@ impl AzureLocation {
     /// True when `other` is this location or under it, in the same container of the same account (whatever
     /// scheme), matching whole path segments.
     pub fn contains(&self, other: &AzureLocation) -> bool {
-        self.same_container(other) && other.path.prefix_matches(&self.path)
+        self.same_container(other) && self.cloud() == other.cloud() && other.path.prefix_matches(&self.path)
+    }
+
+    /// The endpoint suffix the account lives under (`core.windows.net`, a sovereign cloud's), whatever
+    /// service (`blob`, `dfs`) the host names.
+    fn cloud(&self) -> &str {
+        let rest = self.host.split_once('.').map_or("", |(_, rest)| rest);
+        rest.strip_prefix("blob.").or_else(|| rest.strip_prefix("dfs.")).unwrap_or(rest)
     }
 
     /// True when `other` names an object of the same container of the same account (whatever scheme).
@@ -211,6 +218,10 @@ mod tests {
         assert!(!legacy.contains(&other_account));
         let other_container = AzureLocation::from_blob_url("https://acct.blob.core.windows.net/lake/exports/a.parquet").unwrap();
         assert!(!legacy.contains(&other_container));
+        let other_cloud = AzureLocation::from_blob_url("https://acct.blob.core.chinacloudapi.cn/legacy/exports/a.parquet").unwrap();
+        assert!(!legacy.contains(&other_cloud), "the same account name in another cloud is another account");
+        let wasbs = AzureLocation::parse("wasbs://legacy@acct.blob.core.windows.net/exports").unwrap().unwrap();
+        assert!(wasbs.contains(&inside), "blob and dfs spellings of one account are one account");
     }
 
     #[test]

@@ -43,6 +43,8 @@ struct Shared {
     lifetime_secs: i64,
     seen: Arc<Mutex<TokenRequests>>,
     on_issue: Option<OnIssue>,
+    /// How long each answer takes (a cold platform endpoint is not instant).
+    delay: std::time::Duration,
 }
 
 async fn issue(
@@ -50,7 +52,8 @@ async fn issue(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<axum::Json<Value>, StatusCode> {
-    let Shared { secret, lifetime_secs, seen, on_issue } = shared;
+    let Shared { secret, lifetime_secs, seen, on_issue, delay } = shared;
+    tokio::time::sleep(delay).await;
     let header = headers.get("x-identity-header").and_then(|v| v.to_str().ok()).map(str::to_string);
     if header.as_deref() != Some(secret) {
         seen.lock().unwrap().seen.push(TokenRequest { query: query.clone(), header: header.clone(), token: None });
@@ -82,13 +85,18 @@ async fn issue(
 
 /// Serves on a free loopback port; returns the endpoint URL and what it saw. Tokens live `lifetime_secs`.
 pub async fn token_endpoint(secret: &'static str, lifetime_secs: i64) -> (String, Arc<Mutex<TokenRequests>>) {
-    token_endpoint_with(secret, lifetime_secs, None).await
+    token_endpoint_with(secret, lifetime_secs, None, std::time::Duration::ZERO).await
 }
 
-/// [`token_endpoint`], calling `on_issue` with each token before handing it out.
-pub async fn token_endpoint_with(secret: &'static str, lifetime_secs: i64, on_issue: Option<OnIssue>) -> (String, Arc<Mutex<TokenRequests>>) {
+/// [`token_endpoint`], calling `on_issue` with each token before handing it out, each answer `delay` late.
+pub async fn token_endpoint_with(
+    secret: &'static str,
+    lifetime_secs: i64,
+    on_issue: Option<OnIssue>,
+    delay: std::time::Duration,
+) -> (String, Arc<Mutex<TokenRequests>>) {
     let seen = Arc::new(Mutex::new(TokenRequests::default()));
-    let shared = Shared { secret, lifetime_secs, seen: seen.clone(), on_issue };
+    let shared = Shared { secret, lifetime_secs, seen: seen.clone(), on_issue, delay };
     let app = axum::Router::new().route("/msi/token", axum::routing::get(issue)).with_state(shared);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/msi/token", listener.local_addr().unwrap());

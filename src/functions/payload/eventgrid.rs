@@ -24,11 +24,10 @@ const BLOB_CREATED: &str = "Microsoft.Storage.BlobCreated";
 pub struct BlobCreated {
     pub event_id: Option<String>,
     /// The blob's URL (`https://<account>.blob.core.windows.net/...` or, through the Data Lake API,
-    /// `https://<account>.dfs.core.windows.net/...`).
+    /// `https://<account>.dfs.core.windows.net/...`). The version migrated is the one the store holds when
+    /// it is read, not the one the event describes (a newer version has its own event; identical content is
+    /// migrated once), so the event's ETag and size are not kept.
     pub url: String,
-    /// Without its quotes.
-    pub etag: Option<String>,
-    pub content_length: Option<i64>,
     pub api: String,
     pub event_time: Option<DateTime<Utc>>,
 }
@@ -85,8 +84,6 @@ impl GridEvent {
         Ok(GridEvent::Created(BlobCreated {
             event_id: text("id"),
             url,
-            etag: field("eTag").and_then(lenient::string).map(|e| e.trim_matches('"').to_string()),
-            content_length: field("contentLength").and_then(lenient::i64),
             api,
             event_time: event.get("eventTime").or_else(|| event.get("time")).and_then(lenient::timestamp),
         }))
@@ -103,8 +100,7 @@ mod tests {
         let request = fixtures::load("eventgrid-blob-created.json");
         let GridEvent::Created(blob) = GridEvent::from_invocation(&request, "event").unwrap() else { panic!("a complete upload") };
         assert_eq!(blob.url, "https://contosolake.dfs.core.windows.net/legacy/2019/legacy-0001.parquet");
-        assert_eq!(blob.etag.as_deref(), Some("0x8DC1A2B3C4D5E6F"));
-        assert_eq!((blob.api.as_str(), blob.content_length), ("FlushWithClose", Some(104857600)));
+        assert_eq!((blob.api.as_str(), blob.event_id.as_deref()), ("FlushWithClose", Some("831e1650-001e-001b-66ab-eeb76e069631")));
         assert!(blob.event_time.is_some());
     }
 
@@ -122,7 +118,7 @@ mod tests {
             "data": {"api": "PutBlockList", "url": "https://acct.blob.core.windows.net/legacy/a.parquet", "eTag": "\"0x1\"", "contentLength": 12}
         });
         let GridEvent::Created(blob) = GridEvent::from_invocation(&invocation(event), "event").unwrap() else { panic!() };
-        assert_eq!((blob.etag.as_deref(), blob.event_id.as_deref()), (Some("0x1"), Some("9aeb0fdf")));
+        assert_eq!((blob.url.as_str(), blob.event_id.as_deref()), ("https://acct.blob.core.windows.net/legacy/a.parquet", Some("9aeb0fdf")));
     }
 
     #[test]
