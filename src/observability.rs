@@ -343,6 +343,30 @@ impl SequenceGap<'_> {
     }
 }
 
+/// Ranges a rollback took out of a table, still awaited from a replay (each commit tick says so).
+pub struct ReplayAwaited<'a> {
+    pub table: &'a str,
+    pub awaiting: &'a crate::lake::Awaiting,
+}
+
+impl ReplayAwaited<'_> {
+    pub fn emit(self) {
+        let mut events = 0u64;
+        for (source, awaited) in self.awaiting.iter() {
+            events += awaited.events();
+            tracing::warn!(
+                table = self.table,
+                source,
+                after = ?awaited.after,
+                through = awaited.through,
+                rolled_back_at = %awaited.at,
+                "Waiting for the replay of a rolled-back range; the source's newer entries wait too (release with `rollback --release`)."
+            );
+        }
+        gauge!("sentiment_lake_replay_awaited_events", "table" => self.table.to_string()).set(events as f64);
+    }
+}
+
 /// Peak resident memory of this process (Linux `VmHWM`), for commit reports and the memory benchmark.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

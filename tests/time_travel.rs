@@ -181,3 +181,146 @@ async fn an_instant_that_fell_on_an_expired_snapshot_is_unknown() {
     let history = get_ok(&server.base, "/api/sentiment/snapshots").await;
     assert!(history["meta"]["history_begins_at"].is_string(), "the listing says where it begins: {history}");
 }
+
+/// Events `first..=last` of one Event Hubs partition as the pipeline stages them, their content built with
+/// `end` (different `end`s: the same events processed again, distinguishable in the table).
+async fn stage_range(lake: &sentiment_lake::lake::Lake, first: i64, last: i64, end: chrono::DateTime<chrono::Utc>) {
+    use sentiment_lake::ingest::{Pipeline, SourceBatch, SourceEvent};
+    let events = events(end, (first - 1) as u64, (last - first + 1) as u64)
+        .iter()
+        .enumerate()
+        .map(|(i, e)| SourceEvent::new(first + i as i64, bytes::Bytes::from(e.to_string())))
+        .collect();
+    let batch = SourceBatch { source: "eventhubs://ns/hub/$Default/0".into(), invocation_id: None, events };
+    Pipeline::new(sentiment_lake::enrich::IncompletePolicy::DeadLetter).ingest(lake, &batch).await.unwrap();
+}
+
+fn lake_config_with_grace(dir: &std::path::Path, grace: std::time::Duration) -> sentiment_lake::lake::LakeConfig {
+    let mut config = config(dir);
+    config.commit_policy.pass.gap_grace = grace;
+    config
+}
+
+/// The live rollback of the report: 1-100 committed, 101-200 committed, rolled back to the first snapshot,
+/// the stream goes on with 201-300 (and a redelivery staged before the rollback lingers), and the replay of
+/// 101-200 arrives long after the gap grace. Every event once, the replay's version of the rolled-back ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_on_a_live_source_waits_for_the_replay_however_long_it_takes() {
+    let dir = warehouse();
+    let grace = std::time::Duration::from_millis(300);
+    let lake = sentiment_lake::lake::Lake::open(&lake_config_with_grace(dir.path(), grace)).await.unwrap();
+    let (first_run, replay_run) = (instant("2026-11-20T00:00:00Z"), instant("2026-11-20T06:00:00Z"));
+    stage_range(&lake, 1, 100, first_run).await;
+    lake.commit().await.unwrap();
+    let s1 = lake.load(TableKind::Records).await.unwrap().metadata().current_snapshot_id().unwrap();
+    stage_range(&lake, 101, 200, first_run).await;
+    lake.commit().await.unwrap();
+    // Staged before the rollback, not yet committed: a redelivery inside the range, and a batch reaching past it.
+    stage_range(&lake, 150, 160, first_run).await;
+    stage_range(&lake, 190, 210, first_run).await;
+    let report = lake.rollback(TableKind::Records, s1).await.unwrap().unwrap();
+    assert_eq!(report.awaiting.get("eventhubs://ns/hub/$Default/0").map(|a| (a.after, a.through)), Some((Some(100), 200)));
+
+    // The live stream goes on; the replay takes far longer than the gap grace.
+    stage_range(&lake, 211, 300, first_run).await;
+    for _ in 0..3 {
+        tokio::time::sleep(grace * 2).await;
+        let report = lake.commit().await.unwrap().remove(0);
+        assert_eq!(report.rows_committed, 0, "nothing is committed over the rolled-back range: {report:?}");
+        assert!(report.awaiting_replay > 0, "{report:?}");
+    }
+    let state = lake.committed_state(TableKind::Records).await.unwrap();
+    assert_eq!(state.watermarks.get("eventhubs://ns/hub/$Default/0"), Some(100));
+
+    stage_range(&lake, 101, 200, replay_run).await;
+    let report = lake.commit().await.unwrap().remove(0);
+    assert_eq!(report.rows_committed, 200, "{report:?}");
+    let state = lake.committed_state(TableKind::Records).await.unwrap();
+    assert_eq!(state.watermarks.get("eventhubs://ns/hub/$Default/0"), Some(300));
+    assert!(state.awaiting.is_empty(), "the replay released the range");
+    let table = scan(&lake, TableKind::Records).await;
+    let ids = sorted(&table, "message_id");
+    assert_eq!(ids.len(), 300);
+    assert!(ids.windows(2).all(|w| w[0] != w[1]), "every event once");
+    // The rolled-back events are the replay's, not the copies staged before the rollback.
+    let committed = event_times(&table);
+    for event in events(replay_run, 100, 100) {
+        let (id, at) =
+            (event["message_id"].as_str().unwrap(), chrono::DateTime::parse_from_rfc3339(event["event_timestamp"].as_str().unwrap()).unwrap());
+        assert_eq!(committed[id], at.timestamp_micros(), "{id}: the replay's version");
+    }
+}
+
+/// `message_id -> event_timestamp` (microseconds) of each row.
+fn event_times(batch: &arrow_array::RecordBatch) -> HashMap<String, i64> {
+    use arrow_array::Array;
+    let ids = strings(batch, "message_id");
+    let column = batch.column_by_name("event_timestamp").unwrap();
+    let micros = arrow_cast::cast(column, &arrow_schema::DataType::Int64).unwrap();
+    let micros = micros.as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+    ids.into_iter().enumerate().map(|(i, id)| (id.unwrap(), micros.value(i))).collect()
+}
+
+/// A pass planned on the old watermarks and committed after a rollback lowered them re-plans instead of
+/// advancing past the rolled-back range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pass_planned_before_a_rollback_is_planned_again() {
+    use sentiment_lake::storage::faults::{Fault, FaultPlan, FaultRule, Op};
+    let dir = warehouse();
+    let faults = FaultPlan::new(7);
+    let mut config = lake_config_with_grace(dir.path(), std::time::Duration::from_millis(100));
+    config.storage.layer = Some(sentiment_lake::storage::StoreLayer::faults(faults.clone()));
+    let lake = sentiment_lake::lake::Lake::open(&config).await.unwrap();
+    let run = instant("2026-11-20T00:00:00Z");
+    stage_range(&lake, 1, 100, run).await;
+    lake.commit().await.unwrap();
+    let s1 = lake.load(TableKind::Records).await.unwrap().metadata().current_snapshot_id().unwrap();
+    stage_range(&lake, 101, 200, run).await;
+    lake.commit().await.unwrap();
+    stage_range(&lake, 201, 230, run).await;
+    // The pass reads its staged segment slowly: the rollback lands between its plan and its commit.
+    faults.add(FaultRule::new(Op::Get, Fault::Slow(std::time::Duration::from_millis(1500)), 1.0).on_paths("_staging").at_most(1));
+    let committer = {
+        let lake = lake.clone();
+        tokio::spawn(async move { lake.commit().await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    lake.rollback(TableKind::Records, s1).await.unwrap().unwrap();
+    committer.await.unwrap().unwrap();
+    let state = lake.committed_state(TableKind::Records).await.unwrap();
+    assert_eq!(state.watermarks.get("eventhubs://ns/hub/$Default/0"), Some(100), "the planned pass did not land over the rolled-back range");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(lake.commit().await.unwrap()[0].rows_committed, 0, "still waiting for the replay");
+    stage_range(&lake, 101, 200, run).await;
+    assert_eq!(lake.commit().await.unwrap()[0].rows_committed, 130);
+    let ids = sorted(&scan(&lake, TableKind::Records).await, "message_id");
+    assert_eq!(ids.len(), 230);
+    assert!(ids.windows(2).all(|w| w[0] != w[1]));
+}
+
+/// An operator gives up on a replay: the range is released and the source moves on after the gap grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_lets_the_source_move_on() {
+    let dir = warehouse();
+    let grace = std::time::Duration::from_millis(200);
+    let lake = sentiment_lake::lake::Lake::open(&lake_config_with_grace(dir.path(), grace)).await.unwrap();
+    let run = instant("2026-11-20T00:00:00Z");
+    stage_range(&lake, 1, 50, run).await;
+    lake.commit().await.unwrap();
+    let s1 = lake.load(TableKind::Records).await.unwrap().metadata().current_snapshot_id().unwrap();
+    stage_range(&lake, 51, 100, run).await;
+    lake.commit().await.unwrap();
+    lake.rollback(TableKind::Records, s1).await.unwrap().unwrap();
+    stage_range(&lake, 101, 120, run).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sentiment-lake"))
+        .arg("--warehouse")
+        .arg(dir.path())
+        .args(["rollback", "--release", "eventhubs://ns/hub/$Default/0"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("\"through\": 100"), "{}", String::from_utf8_lossy(&output.stdout));
+    tokio::time::sleep(grace * 2).await;
+    let report = lake.commit().await.unwrap().remove(0);
+    assert_eq!((report.rows_committed, report.gap_events), (20, 50), "{report:?}");
+}

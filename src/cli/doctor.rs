@@ -92,6 +92,17 @@ pub async fn check(
                 let target = lake.target(kind);
                 match (lake.load(kind).await, lake.pending(kind).await, lake.committed_state(kind).await) {
                     (Ok(table), Ok(pending), Ok(state)) => {
+                        for (source, awaited) in state.awaiting.iter() {
+                            let from = awaited.after.map_or("its start".to_string(), |after| (after + 1).to_string());
+                            report.warn(
+                                &format!("table {}", target.ident),
+                                format!(
+                                    "awaiting the replay of {source} from {from} through {} (rolled back to snapshot {} at {}); its newer entries wait too",
+                                    awaited.through, awaited.to_snapshot, awaited.at
+                                ),
+                                "replay the source from its checkpoint (docs/time-travel.md), or `sentiment-lake rollback --release <source>` if those events are gone",
+                            );
+                        }
                         let m = table.metadata();
                         let spec: Vec<String> = m.default_partition_spec().fields().iter().map(|f| format!("{}({})", f.transform, f.name)).collect();
                         report.ok(

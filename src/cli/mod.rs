@@ -282,10 +282,17 @@ pub enum Command {
     /// Point the records table back at an earlier snapshot of its lineage (an id, or the snapshot current at
     /// an instant), with the ingestion ledger as it was then: events replayed afterwards are committed again.
     /// See docs/time-travel.md.
+    ///
+    /// The ranges it takes out are awaited from a replay: newer entries of those sources wait until the
+    /// replay is committed (docs/time-travel.md says how to replay). `--release <source>` stops awaiting one,
+    /// when its events are gone for good.
     Rollback {
         /// A snapshot id (see `/api/sentiment/snapshots`) or an instant (RFC 3339 or YYYY-MM-DD).
+        #[arg(long, required_unless_present = "release", conflicts_with = "release")]
+        to: Option<String>,
+        /// A source id (as `health` lists it under `awaiting_replay`) whose rolled-back range is no longer awaited.
         #[arg(long)]
-        to: String,
+        release: Option<String>,
     },
     /// Evolve the records table's schema.
     Schema {
@@ -776,8 +783,17 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Rollback { to } => {
+        Command::Rollback { release: Some(source), .. } => {
             let lake = open(&config, &backends).await?;
+            match lake.release_awaited(TableKind::Records, &source).await? {
+                Some(released) => println!("{}", serde_json::to_string_pretty(&serde_json::json!({"released": source, "range": released}))?),
+                None => anyhow::bail!("nothing is awaited for {source} (see `sentiment-lake health`)"),
+            }
+            Ok(())
+        }
+        Command::Rollback { to, release: None } => {
+            let lake = open(&config, &backends).await?;
+            let to = to.context("--to is required")?;
             let as_of = crate::query::params::parse_as_of("--to", &to)?;
             let table = lake.load(TableKind::Records).await?;
             let target = crate::engine::resolve_as_of(table.metadata(), as_of)?;

@@ -393,6 +393,8 @@ async fn table_health(lake: &Lake, kind: TableKind) -> Result<serde_json::Value,
         "pending_entries": pending.len(),
         "pending_bytes": pending.bytes(),
         "sources": state.watermarks.len(),
+        // Ranges a rollback took out and a replay has not brought back yet (`rollback --release` gives up on one).
+        "awaiting_replay": state.awaiting,
     }))
 }
 

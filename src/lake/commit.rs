@@ -30,7 +30,8 @@ use iceberg::Catalog;
 use super::catalog::RenewingCatalog;
 use super::compat::conform;
 use super::ledger::{
-    CommittedState, Watermarks, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
+    Awaiting, CommittedState, Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY,
+    WATERMARKS_PROPERTY,
 };
 use super::plan::{next_pass, PassBounds, PassPlan};
 use super::quarantine::Quarantine;
@@ -102,6 +103,8 @@ pub struct CommitReport {
     pub gap_events: u64,
     /// Entries left staged behind a gap still within its grace period.
     pub waiting: usize,
+    /// Entries held back until a replay brings back what a rollback took out.
+    pub awaiting_replay: usize,
     /// Range markers written to replace several entries without rows.
     pub markers_merged: usize,
     #[serde(skip)]
@@ -121,6 +124,7 @@ impl CommitReport {
         self.quarantined += pass.quarantined;
         self.gap_events += pass.gap_events;
         self.markers_merged += pass.markers_merged;
+        self.awaiting_replay = self.awaiting_replay.max(pass.awaiting_replay);
         if pass.commit_id.is_some() {
             self.snapshot_id = pass.snapshot_id;
             self.commit_id = pass.commit_id.clone();
@@ -155,8 +159,10 @@ pub async fn commit_staged(cx: &CommitContext<'_>) -> Result<CommitReport, LakeE
             // Finished and retired: whatever of it is staged now is a late duplicate, obsolete unread.
             watermarks.advance(&source, i64::MAX);
         }
-        let plan = next_pass(&listing, &watermarks, cx.policy.pass, Utc::now());
+        let plan = next_pass(&listing, &watermarks, &state.awaiting, cx.policy.pass, Utc::now());
         report.waiting = plan.waiting;
+        report.awaiting_replay = plan.awaiting_replay;
+        crate::observability::ReplayAwaited { table: &cx.target.name, awaiting: &state.awaiting }.emit();
         if plan.unnamed > 0 {
             tracing::warn!(table = %cx.target.name, entries = plan.unnamed, "Staged entries whose source descriptor is missing are left for a later pass.");
         }
@@ -167,7 +173,7 @@ pub async fn commit_staged(cx: &CommitContext<'_>) -> Result<CommitReport, LakeE
             break;
         }
         let more = plan.deferred > 0;
-        let pass = commit_pass(cx, plan).await?;
+        let pass = commit_pass(cx, plan, &state.awaiting).await?;
         report.absorb(&pass);
         if pass.commit_id.is_none() || !more {
             break;
@@ -225,9 +231,10 @@ async fn upgrade_legacy(cx: &CommitContext<'_>, legacy: &[StagedEntry]) -> Resul
     Ok(quarantined)
 }
 
-/// A decoded segment and the source (index into the plan) it belongs to.
+/// A decoded segment, the source (index into the plan) it belongs to, and where it was staged.
 pub(super) struct Loaded {
     pub(super) source: usize,
+    pub(super) path: String,
     pub(super) segment: Segment,
 }
 
@@ -249,7 +256,7 @@ pub(super) async fn load_pass(cx: &CommitContext<'_>, plan: &PassPlan) -> Result
                 .await
                 .map_err(|e| LakeError::Task(e.to_string()))?;
             match decoded {
-                Ok(segment) => loaded.push(Loaded { source: index, segment }),
+                Ok(segment) => loaded.push(Loaded { source: index, path: entry.path.clone(), segment }),
                 Err(reason) => quarantined += quarantine(cx, entry, &reason).await?,
             }
         }
@@ -276,10 +283,13 @@ fn select(plan: &PassPlan, loaded: &[Loaded], committed: &Watermarks) -> Result<
     let mut parts = Vec::with_capacity(loaded.len());
     let (mut rows, mut duplicates) = (0, 0);
     for item in loaded {
-        let source = &plan.sources[item.source].source;
+        let pass = &plan.sources[item.source];
+        let source = &pass.source;
+        // Rows a rollback took out, in an entry staged before it: the replay brings them, not this entry.
+        let floor = pass.floors.get(&item.path).copied().unwrap_or(i64::MIN);
         let source_seen = seen.entry(item.source).or_default();
         let mask: BooleanArray =
-            item.segment.sequence_numbers.iter().map(|&seq| Some(!committed.covers(source, seq) && source_seen.insert(seq))).collect();
+            item.segment.sequence_numbers.iter().map(|&seq| Some(seq > floor && !committed.covers(source, seq) && source_seen.insert(seq))).collect();
         duplicates += mask.false_count();
         rows += mask.true_count();
         parts.push(arrow_select::filter::filter_record_batch(&item.segment.rows, &mask)?);
@@ -309,7 +319,7 @@ where
 
 /// One pass: reads the planned entries, selects, writes and commits them (or, when nothing in them needs a
 /// snapshot yet, folds their ranges into one marker per source).
-async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan) -> Result<CommitReport, LakeError> {
+async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &Awaiting) -> Result<CommitReport, LakeError> {
     let target = cx.target;
     let mut report = CommitReport { table: target.name.clone(), segments: plan.entries(), staged_bytes: plan.bytes(), ..CommitReport::default() };
     report.gap_events = plan.sources.iter().flat_map(|s| &s.gaps).map(|(a, b)| (b - a + 1) as u64).sum();
@@ -336,6 +346,21 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan) -> Result<CommitRep
             // An earlier attempt landed although its reply said otherwise.
             report.snapshot_id = table.metadata().current_snapshot_id();
             break;
+        }
+        // Moved back since the pass was planned (a rollback landed in between): the pass was planned on
+        // watermarks that no longer hold, and committing it could advance past the rolled-back range.
+        let moved_back = plan.sources.iter().any(|s| match (s.committed, state.watermarks.get(&s.source)) {
+            (Some(planned), Some(now)) => now < planned,
+            (Some(_), None) => true,
+            _ => false,
+        }) || state.awaiting != *planned_awaiting;
+        if moved_back {
+            tracing::info!(table = %target.name, "The ledger moved back under a planned pass (a rollback); planning again.");
+            if let Some(stale) = written.take() {
+                delete(&table, &stale.files).await;
+            }
+            report.rows_committed = 0;
+            return Ok(report);
         }
         let unknown: Vec<&str> = plan.sources.iter().map(|s| s.source.as_str()).filter(|s| state.watermarks.get(s).is_none()).collect();
         if !retired::retired_among(cx.catalog, cx.retired, &unknown).await?.is_empty() {
@@ -393,10 +418,21 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan) -> Result<CommitRep
                 (LEDGER_FORMAT_PROPERTY.to_string(), PARTIAL_SUMMARY.to_string()),
                 (COMMIT_ID_PROPERTY.to_string(), commit_id.clone()),
             ]),
-            properties: vec![
-                (WATERMARKS_PROPERTY.to_string(), selection.watermarks.to_property()),
-                (RECENT_COMMITS_PROPERTY.to_string(), state.recent_commits_with(table.metadata().properties(), &commit_id)),
-            ],
+            properties: {
+                let mut properties = vec![
+                    (WATERMARKS_PROPERTY.to_string(), selection.watermarks.to_property()),
+                    (RECENT_COMMITS_PROPERTY.to_string(), state.recent_commits_with(table.metadata().properties(), &commit_id)),
+                ];
+                // A replay committed through a rolled-back range releases it, in the same swap.
+                if !state.awaiting.is_empty() {
+                    let mut awaiting = state.awaiting.clone();
+                    for source in awaiting.settle(&selection.watermarks) {
+                        tracing::info!(table = %target.name, source, "The replay of a rolled-back range is committed; the range is released.");
+                    }
+                    properties.push((AWAITING_PROPERTY.to_string(), awaiting.to_property()));
+                }
+                properties
+            },
             ..Change::default()
         };
         let (_, catalog_swap) = cx.catalog.current().await?;
@@ -482,11 +518,23 @@ mod tests {
         let values: Vec<i32> = seqs.iter().map(|&s| s as i32).collect();
         let rows = RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(values))]).unwrap();
         let range = (*seqs.iter().min().unwrap(), *seqs.iter().max().unwrap());
-        Loaded { source, segment: Segment { source: format!("p{source}"), invocation_id: None, range, rows, sequence_numbers: seqs.to_vec() } }
+        Loaded {
+            source,
+            path: format!("p{source}/{}", seqs[0]),
+            segment: Segment { source: format!("p{source}"), invocation_id: None, range, rows, sequence_numbers: seqs.to_vec() },
+        }
     }
 
     fn source(name: &str, through: i64) -> SourcePass {
-        SourcePass { source: name.into(), key: name.into(), committed: None, through, entries: Vec::new(), gaps: Vec::new() }
+        SourcePass {
+            source: name.into(),
+            key: name.into(),
+            committed: None,
+            through,
+            entries: Vec::new(),
+            gaps: Vec::new(),
+            floors: Default::default(),
+        }
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub(super) async fn commit_staged(cx: &CommitContext<'_>, store: &Arc<dyn Object
         let listing = tidy_listing(cx, &mut report).await?;
         // No watermarks: the key decides what is new. The planner still orders each source's ranges and
         // holds entries behind a gap for its grace period.
-        let plan = next_pass(&listing, &Watermarks::default(), cx.policy.pass, Utc::now());
+        let plan = next_pass(&listing, &Watermarks::default(), &super::ledger::Awaiting::default(), cx.policy.pass, Utc::now());
         report.waiting = plan.waiting;
         if plan.sources.is_empty() {
             break;

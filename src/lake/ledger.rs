@@ -15,6 +15,11 @@
 //! (expired), or a summary holding only this format's partial watermarks, means the watermarks cannot be
 //! known, and committing anyway could duplicate rows.
 //!
+//! A rollback also records, per source it moved back, the range it took out of the table and awaits from a
+//! replay ([`AWAITING_PROPERTY`], [`Awaiting`]): the planner never bridges a gap inside it, whatever its age,
+//! and entries staged before the rollback count for nothing inside it. The range is released when the replay
+//! has been committed through it, or by an operator (`rollback --release <source>`).
+//!
 //! A legacy file fully migrated leaves the watermarks ([`super::migration_ledger`] keeps it instead), so
 //! the property holds the live sources and the files in flight, not every file ever migrated.
 
@@ -26,6 +31,8 @@ use super::LakeError;
 
 pub const WATERMARKS_PROPERTY: &str = "sentiment-lake.watermarks";
 pub const RECENT_COMMITS_PROPERTY: &str = "sentiment-lake.recent-commits";
+/// Table property: the ranges rollbacks took out and a replay must bring back (JSON map source -> [`Awaited`]).
+pub const AWAITING_PROPERTY: &str = "sentiment-lake.awaiting-replay";
 pub const COMMIT_ID_PROPERTY: &str = "sentiment-lake.commit-id";
 /// In a snapshot summary: its watermarks are only the sources that snapshot advanced (value `partial`).
 pub const LEDGER_FORMAT_PROPERTY: &str = "sentiment-lake.ledger-format";
@@ -94,12 +101,100 @@ impl Watermarks {
     }
 }
 
+/// Sequence numbers of one source a rollback took out of the table: those above `after` (all of them when
+/// `after` is `None`, a source the target snapshot had never seen) through `through`, the watermark before
+/// the rollback. Only what was staged after `rolled_back_at` can bring them back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Awaited {
+    pub after: Option<i64>,
+    pub through: i64,
+    /// A UUIDv7 made at the rollback: staged entries are named with UUIDv7s, so those that sort before it
+    /// were staged before the rollback (clocks of the machines staging and rolling back compared; they are
+    /// kept in sync by the platform).
+    pub rolled_back_at: String,
+    /// The snapshot rolled back to, and when, for people reading it.
+    pub to_snapshot: i64,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Awaited {
+    /// Whether sequence number `seq` is inside the awaited range.
+    pub fn covers(&self, seq: i64) -> bool {
+        self.after.is_none_or(|after| seq > after) && seq <= self.through
+    }
+
+    /// Whether the entry named with `id` was staged before the rollback.
+    pub fn staged_before(&self, id: &uuid::Uuid) -> bool {
+        uuid::Uuid::parse_str(&self.rolled_back_at).is_ok_and(|at| *id < at)
+    }
+
+    /// Sequence numbers awaited (for metrics; an unknown start counts from `through` alone).
+    pub fn events(&self) -> u64 {
+        self.after.map_or(1, |after| (self.through - after).max(0) as u64)
+    }
+}
+
+/// `source -> Awaited`: what rollbacks took out and replays have not yet brought back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Awaiting(BTreeMap<String, Awaited>);
+
+impl Awaiting {
+    pub fn get(&self, source: &str) -> Option<&Awaited> {
+        self.0.get(source)
+    }
+
+    /// Adds what a rollback of `source` from watermark `through` back to `after` takes out, merged with a
+    /// range an earlier rollback still awaits (the union: everything either took out).
+    pub fn record(&mut self, source: &str, awaited: Awaited) {
+        let merged = match self.0.remove(source) {
+            Some(earlier) => Awaited {
+                after: match (earlier.after, awaited.after) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    _ => None,
+                },
+                through: earlier.through.max(awaited.through),
+                ..awaited
+            },
+            None => awaited,
+        };
+        self.0.insert(source.to_string(), merged);
+    }
+
+    /// Drops what `watermarks` show has been committed again through its end; returns the sources released.
+    pub fn settle(&mut self, watermarks: &Watermarks) -> Vec<String> {
+        let done: Vec<String> = self.0.iter().filter(|(s, a)| watermarks.get(s).is_some_and(|w| w >= a.through)).map(|(s, _)| s.clone()).collect();
+        for source in &done {
+            self.0.remove(source);
+        }
+        done
+    }
+
+    pub fn remove(&mut self, source: &str) -> Option<Awaited> {
+        self.0.remove(source)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Awaited)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn to_property(&self) -> String {
+        serde_json::to_string(&self.0).expect("awaited ranges always serialise")
+    }
+}
+
 /// What the table says has been committed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommittedState {
     pub watermarks: Watermarks,
     /// Ids of recent commits (table properties) and of those whose snapshots are still in the lineage.
     pub commit_ids: Vec<String>,
+    /// Ranges rolled back and awaited from a replay.
+    pub awaiting: Awaiting,
 }
 
 impl CommittedState {
@@ -107,6 +202,10 @@ impl CommittedState {
         let unreadable = |detail: String| LakeError::Ledger { table: table.to_string(), detail };
         let mut state = CommittedState::default();
         let properties = metadata.properties();
+        if let Some(raw) = properties.get(AWAITING_PROPERTY) {
+            // Failing closed: without it, a rolled-back range could be bridged as a gap and lost.
+            state.awaiting = serde_json::from_str(raw).map_err(|e| unreadable(format!("{AWAITING_PROPERTY}: {e}")))?;
+        }
         if let Some(raw) = properties.get(RECENT_COMMITS_PROPERTY) {
             state.commit_ids = serde_json::from_str(raw).map_err(|e| unreadable(format!("{RECENT_COMMITS_PROPERTY}: {e}")))?;
         }

@@ -42,8 +42,8 @@ pub use self::dremio_commit::{rows_inserted, DremioWriter, DREMIO_STAGING_DIR};
 pub use self::error::LakeError;
 pub use self::evolve::EXTRA_COLUMNS_TTL;
 pub use self::ledger::{
-    summary_watermarks, CommittedState, Watermarks, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY,
-    WATERMARKS_PROPERTY,
+    summary_watermarks, Awaited, Awaiting, CommittedState, Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY,
+    PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
 };
 pub use self::plan::PassBounds;
 pub use self::quarantine::{Quarantine, QuarantineRecord, StoredEnvelope};

@@ -10,6 +10,10 @@
 //!   stalls forever.
 //! - Entries wholly at or below the watermark are obsolete (redeliveries of committed batches, or left
 //!   behind by a crash after the commit) and are deleted unread.
+//! - A range a rollback took out ([`Awaiting`]) is never bridged, however old the gap: only a replay brings
+//!   it back. Entries staged before the rollback count for nothing inside it (obsolete when they lie wholly
+//!   inside, their rows inside it dropped otherwise), and for a source the rollback target had never seen, the
+//!   source starts only where the replay does.
 //! - A pass is bounded by bytes and entries; the oldest data goes first, and a source with more than one
 //!   pass' worth is split oldest-first (its later ranges follow in the next pass, still contiguous).
 
@@ -17,7 +21,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::ledger::Watermarks;
+use std::collections::BTreeMap;
+
+use super::ledger::{Awaiting, Watermarks};
 use super::staging::{Listing, StagedEntry};
 
 /// Bounds of one pass.
@@ -43,6 +49,9 @@ pub struct SourcePass {
     pub entries: Vec<StagedEntry>,
     /// Gaps bridged on the way (inclusive ranges of sequence numbers nobody staged).
     pub gaps: Vec<(i64, i64)>,
+    /// Entries staged before a rollback that reach past its range: path -> the sequence number at or
+    /// below which their rows were rolled back (dropped when they are read).
+    pub floors: BTreeMap<String, i64>,
 }
 
 /// What one pass does.
@@ -57,6 +66,8 @@ pub struct PassPlan {
     pub waiting: usize,
     /// Entries in directories whose source is unknown (no descriptor yet).
     pub unnamed: usize,
+    /// Entries held back until a replay brings a rolled-back range (see [`Awaiting`]).
+    pub awaiting_replay: usize,
 }
 
 impl PassPlan {
@@ -70,7 +81,7 @@ impl PassPlan {
 }
 
 /// Plans the next pass over `listing`.
-pub fn next_pass(listing: &Listing, committed: &Watermarks, bounds: PassBounds, now: DateTime<Utc>) -> PassPlan {
+pub fn next_pass(listing: &Listing, committed: &Watermarks, awaiting: &Awaiting, bounds: PassBounds, now: DateTime<Utc>) -> PassPlan {
     let mut plan = PassPlan::default();
     let grace = chrono::Duration::from_std(bounds.gap_grace).unwrap_or(chrono::Duration::MAX);
     // Oldest data first: sources ordered by their oldest entry.
@@ -83,35 +94,70 @@ pub fn next_pass(listing: &Listing, committed: &Watermarks, bounds: PassBounds, 
             continue;
         };
         let watermark = committed.get(source);
-        let mut ranged: Vec<&StagedEntry> = Vec::with_capacity(entries.len());
+        let awaited = awaiting.get(source);
+        // (entry, the first sequence number it brings: past a rollback's range when staged before it)
+        let mut ranged: Vec<(&StagedEntry, i64)> = Vec::with_capacity(entries.len());
+        let mut floors = BTreeMap::new();
         for entry in entries {
-            let Some((_, last)) = entry.range else {
+            let Some((first, last)) = entry.range else {
                 continue;
+            };
+            let stale = awaited.filter(|a| entry.staged_id().is_some_and(|id| a.staged_before(&id)));
+            let useful_from = match stale {
+                Some(a) if last <= a.through => {
+                    plan.obsolete.push(entry.clone());
+                    continue;
+                }
+                Some(a) if first <= a.through => {
+                    floors.insert(entry.path.clone(), a.through);
+                    a.through + 1
+                }
+                _ => first,
             };
             if watermark.is_some_and(|w| last <= w) {
                 plan.obsolete.push(entry.clone());
             } else {
-                ranged.push(entry);
+                ranged.push((entry, useful_from));
             }
         }
-        ranged.sort_by(|a, b| (a.range, &a.path).cmp(&(b.range, &b.path)));
-        let mut pass =
-            SourcePass { source: source.clone(), key: key.clone(), committed: watermark, through: i64::MIN, entries: Vec::new(), gaps: Vec::new() };
+        ranged.sort_by(|(a, fa), (b, fb)| (fa, a.range, &a.path).cmp(&(fb, b.range, &b.path)));
+        let mut pass = SourcePass {
+            source: source.clone(),
+            key: key.clone(),
+            committed: watermark,
+            through: i64::MIN,
+            entries: Vec::new(),
+            gaps: Vec::new(),
+            floors: BTreeMap::new(),
+        };
         let mut reached = watermark;
-        for (i, entry) in ranged.iter().enumerate() {
-            let (first, last) = entry.range.expect("ranged entries only");
+        for (i, (entry, first)) in ranged.iter().enumerate() {
+            let (_, last) = entry.range.expect("ranged entries only");
+            let first = *first;
             if full {
                 plan.deferred += ranged.len() - i;
                 break;
             }
-            if let Some(end) = reached {
-                if first > end.saturating_add(1) {
+            match (reached, awaited) {
+                (Some(end), _) if first > end.saturating_add(1) => {
+                    let gap = (end + 1, first - 1);
+                    let rolled_back = awaited.is_some_and(|a| gap.0 <= a.through && a.after.is_none_or(|after| gap.1 > after));
+                    if rolled_back {
+                        plan.awaiting_replay += ranged.len() - i;
+                        break;
+                    }
                     if now - entry.staged_at < grace {
                         plan.waiting += ranged.len() - i;
                         break;
                     }
-                    pass.gaps.push((end + 1, first - 1));
+                    pass.gaps.push(gap);
                 }
+                // A source the rollback target never saw starts where its replay does, not above it.
+                (None, Some(a)) if first > a.through => {
+                    plan.awaiting_replay += ranged.len() - i;
+                    break;
+                }
+                _ => {}
             }
             let taken_any = count > 0;
             if taken_any && (bytes + entry.size > bounds.max_bytes || count + 1 > bounds.max_entries) {
@@ -122,6 +168,9 @@ pub fn next_pass(listing: &Listing, committed: &Watermarks, bounds: PassBounds, 
             bytes += entry.size;
             count += 1;
             reached = Some(reached.map_or(last, |end| end.max(last)));
+            if let Some(floor) = floors.get(&entry.path) {
+                pass.floors.insert(entry.path.clone(), *floor);
+            }
             pass.entries.push((*entry).clone());
         }
         if let Some(end) = reached.filter(|_| !pass.entries.is_empty()) {
@@ -180,12 +229,12 @@ mod tests {
         let mut w = Watermarks::default();
         w.advance("src-a", 100);
         let l = listing(vec![entry("a", 201, 300, 10, 10), entry("a", 101, 150, 10, 10)]);
-        let plan = next_pass(&l, &w, bounds(), now());
+        let plan = next_pass(&l, &w, &Awaiting::default(), bounds(), now());
         assert_eq!(ranges(&plan.sources[0]), vec![(101, 150)], "151..=200 is not listed: 201.. waits");
         assert_eq!((plan.sources[0].through, plan.waiting), (150, 1));
 
         let l = listing(vec![entry("a", 201, 300, 10, 301), entry("a", 101, 150, 10, 400)]);
-        let plan = next_pass(&l, &w, bounds(), now());
+        let plan = next_pass(&l, &w, &Awaiting::default(), bounds(), now());
         assert_eq!(ranges(&plan.sources[0]), vec![(101, 150), (201, 300)], "a gap older than the grace is bridged");
         assert_eq!(plan.sources[0].gaps, vec![(151, 200)]);
         assert_eq!(plan.sources[0].through, 300);
@@ -196,7 +245,7 @@ mod tests {
         let mut w = Watermarks::default();
         w.advance("src-a", 100);
         let l = listing(vec![entry("a", 1, 100, 10, 5), entry("a", 51, 150, 10, 5), entry("a", 120, 180, 10, 5), entry("a", 181, 181, 10, 5)]);
-        let plan = next_pass(&l, &w, bounds(), now());
+        let plan = next_pass(&l, &w, &Awaiting::default(), bounds(), now());
         assert_eq!(plan.obsolete.iter().map(|e| e.range.unwrap()).collect::<Vec<_>>(), vec![(1, 100)]);
         assert_eq!(ranges(&plan.sources[0]), vec![(51, 150), (120, 180), (181, 181)]);
         assert_eq!(plan.sources[0].through, 181);
@@ -205,26 +254,30 @@ mod tests {
     #[test]
     fn a_new_source_starts_at_its_first_listed_range() {
         let l = listing(vec![entry("b", 7, 9, 10, 1), entry("b", 10, 12, 10, 1)]);
-        let plan = next_pass(&l, &Watermarks::default(), bounds(), now());
+        let plan = next_pass(&l, &Watermarks::default(), &Awaiting::default(), bounds(), now());
         assert_eq!((plan.sources[0].committed, plan.sources[0].through), (None, 12));
     }
 
     #[test]
     fn bounds_split_oldest_first_and_always_take_one_entry() {
         let l = listing(vec![entry("old", 1, 10, 600, 100), entry("old", 11, 20, 600, 90), entry("new", 1, 5, 10, 1)]);
-        let plan = next_pass(&l, &Watermarks::default(), bounds(), now());
+        let plan = next_pass(&l, &Watermarks::default(), &Awaiting::default(), bounds(), now());
         assert_eq!(plan.sources.len(), 1);
         assert_eq!(ranges(&plan.sources[0]), vec![(1, 10)], "the oldest source's oldest range first");
         assert_eq!(plan.deferred, 2);
         let huge = listing(vec![entry("x", 1, 10, 50_000, 1)]);
-        assert_eq!(next_pass(&huge, &Watermarks::default(), bounds(), now()).entries(), 1, "larger than the bound, still progress");
+        assert_eq!(
+            next_pass(&huge, &Watermarks::default(), &Awaiting::default(), bounds(), now()).entries(),
+            1,
+            "larger than the bound, still progress"
+        );
     }
 
     #[test]
     fn keys_without_a_known_source_are_left_alone() {
         let mut l = listing(vec![entry("a", 1, 2, 1, 1)]);
         l.sources.clear();
-        let plan = next_pass(&l, &Watermarks::default(), bounds(), now());
+        let plan = next_pass(&l, &Watermarks::default(), &Awaiting::default(), bounds(), now());
         assert!(plan.sources.is_empty());
         assert_eq!(plan.unnamed, 1);
     }
@@ -249,9 +302,9 @@ mod tests {
             let mut w = Watermarks::default();
             if let Some(wm) = watermark { w.advance("src-s", wm); }
             let b = PassBounds { max_bytes, max_entries: 1000, gap_grace: Duration::from_secs(300) };
-            let plan = next_pass(&listing(shown.clone()), &w, b, now());
+            let plan = next_pass(&listing(shown.clone()), &w, &Awaiting::default(), b, now());
             let taken: Vec<(i64, i64)> = plan.sources.iter().flat_map(ranges).collect();
-            prop_assert_eq!(taken.len() + plan.obsolete.len() + plan.waiting + plan.deferred, shown.len());
+            prop_assert_eq!(taken.len() + plan.obsolete.len() + plan.waiting + plan.deferred + plan.awaiting_replay, shown.len());
             let mut reached = watermark;
             for &(a, last) in &taken {
                 if let Some(end) = reached { prop_assert!(a <= end + 1, "{:?} after {:?}", (a, last), reached); }

@@ -8,6 +8,12 @@
 //! cannot be known (a snapshot of its lineage expired), the rollback is refused: guessing could duplicate or
 //! drop rows.
 //!
+//! The rolled-back ranges are then awaited ([`super::ledger::Awaiting`], in the same commit): the planner
+//! never bridges them as gaps, however long the replay takes, and entries staged before the rollback do not
+//! count as the replay. What is awaited shows in metrics, `health` and `doctor` until the replay is
+//! committed through it, or an operator releases it ([`Lake::release_awaited`], `rollback --release`) when
+//! the events are gone for good.
+//!
 //! Not undone: dead letters and the migration ledger (a migrated file retired after the target keeps its
 //! ledger row, so its rows do not come back by migrating it again; `docs/time-travel.md`).
 
@@ -15,7 +21,7 @@ use std::collections::BTreeSet;
 
 use iceberg::spec::TableMetadata;
 
-use super::ledger::{CommittedState, Watermarks, WATERMARKS_PROPERTY};
+use super::ledger::{Awaited, Awaiting, CommittedState, Watermarks, AWAITING_PROPERTY, WATERMARKS_PROPERTY};
 use super::{Change, Lake, LakeError, Outcome, TableKind};
 
 /// A source's watermark before and after the rollback.
@@ -37,6 +43,8 @@ pub struct RollbackReport {
     pub rows_before: Option<i64>,
     pub rows_after: Option<i64>,
     pub sources: Vec<SourceReset>,
+    /// What is now awaited from a replay, per source.
+    pub awaiting: Awaiting,
 }
 
 fn summary_watermarks(metadata: &TableMetadata, id: i64) -> Option<Watermarks> {
@@ -49,6 +57,7 @@ fn total_rows(metadata: &TableMetadata, id: i64) -> Option<i64> {
 
 /// What the rollback to `to` commits on top of `metadata`, and its report (`None`: `to` is already current).
 fn plan(table: &str, metadata: &TableMetadata, to: i64) -> Result<Option<(Watermarks, RollbackReport)>, LakeError> {
+    let now = chrono::Utc::now();
     let refuse = |detail: String| LakeError::Config(format!("rollback of {table} to {to}: {detail}"));
     let current = metadata.current_snapshot_id().ok_or_else(|| refuse("the table has no snapshot".into()))?;
     if metadata.snapshot_by_id(to).is_none() {
@@ -72,7 +81,9 @@ fn plan(table: &str, metadata: &TableMetadata, to: i64) -> Result<Option<(Waterm
         .filter_map(|id| summary_watermarks(metadata, *id))
         .flat_map(|w| w.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>())
         .collect();
-    let mut watermarks = CommittedState::read(table, metadata)?.watermarks;
+    let committed = CommittedState::read(table, metadata)?;
+    let (mut watermarks, mut awaiting) = (committed.watermarks, committed.awaiting);
+    let rolled_back_at = uuid::Uuid::now_v7().to_string();
     let mut sources = Vec::with_capacity(advanced.len());
     for source in advanced {
         // The newest summary at or before the target that advanced the source holds its watermark then.
@@ -95,6 +106,10 @@ fn plan(table: &str, metadata: &TableMetadata, to: i64) -> Result<Option<(Waterm
                 watermarks.remove(&source);
             }
         }
+        if let Some(through) = before.filter(|b| at_target.is_none_or(|after| after < *b)) {
+            let awaited = Awaited { after: at_target, through, rolled_back_at: rolled_back_at.clone(), to_snapshot: to, at: now };
+            awaiting.record(&source, awaited);
+        }
         sources.push(SourceReset { source, before, after: at_target });
     }
     let report = RollbackReport {
@@ -105,6 +120,7 @@ fn plan(table: &str, metadata: &TableMetadata, to: i64) -> Result<Option<(Waterm
         rows_before: total_rows(metadata, current),
         rows_after: total_rows(metadata, to),
         sources,
+        awaiting,
     };
     Ok(Some((watermarks, report)))
 }
@@ -117,12 +133,34 @@ impl Lake {
         for _attempt in 0..self.policy().max_attempts {
             let table = self.load(kind).await?;
             let Some((watermarks, report)) = plan(&name, table.metadata(), to)? else { return Ok(None) };
-            let change =
-                Change { set_current: Some(to), properties: vec![(WATERMARKS_PROPERTY.to_string(), watermarks.to_property())], ..Change::default() };
+            let properties =
+                vec![(WATERMARKS_PROPERTY.to_string(), watermarks.to_property()), (AWAITING_PROPERTY.to_string(), report.awaiting.to_property())];
+            let change = Change { set_current: Some(to), properties, ..Change::default() };
             match self.commit_change(&table, change).await? {
                 Outcome::Landed { .. } => {
                     tracing::info!(table = %name, from = report.from, to, rolled_back = report.rolled_back, "Rolled back.");
                     return Ok(Some(report));
+                }
+                Outcome::Conflict => continue,
+            }
+        }
+        Err(LakeError::Conflict { table: name })
+    }
+
+    /// Stops awaiting the replay of what a rollback took out of `source` (the events are gone for good, or
+    /// were committed another way): its gaps are then bridged after the grace period like any other. `None`:
+    /// nothing was awaited for it.
+    pub async fn release_awaited(&self, kind: TableKind, source: &str) -> Result<Option<Awaited>, LakeError> {
+        let name = self.target(kind).name.clone();
+        for _attempt in 0..self.policy().max_attempts {
+            let table = self.load(kind).await?;
+            let mut awaiting = CommittedState::read(&name, table.metadata())?.awaiting;
+            let Some(released) = awaiting.remove(source) else { return Ok(None) };
+            let change = Change { properties: vec![(AWAITING_PROPERTY.to_string(), awaiting.to_property())], ..Change::default() };
+            match self.commit_change(&table, change).await? {
+                Outcome::Landed { .. } => {
+                    tracing::warn!(table = %name, source, after = ?released.after, through = released.through, "Released a rolled-back range: it is no longer awaited.");
+                    return Ok(Some(released));
                 }
                 Outcome::Conflict => continue,
             }

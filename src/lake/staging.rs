@@ -87,6 +87,13 @@ pub struct StagedEntry {
 }
 
 impl StagedEntry {
+    /// The UUIDv7 in its name: when (by the staging machine's clock) it was staged.
+    pub fn staged_id(&self) -> Option<uuid::Uuid> {
+        let name = self.path.rsplit('/').next()?;
+        let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+        uuid::Uuid::parse_str(stem.rsplit('_').next()?).ok()
+    }
+
     /// Names `<first>_<last>_<uuid>.<arrow|parquet|empty>` are ranged entries; `<uuid>.parquet` legacy ones.
     fn classify(path: &str, size: u64, staged_at: DateTime<Utc>) -> Option<Self> {
         let relative = path.strip_prefix(STAGING_DIR)?.trim_start_matches('/');
