@@ -282,6 +282,88 @@ mod tests {
         assert_eq!(plan.unnamed, 1);
     }
 
+    fn awaiting(after: Option<i64>, through: i64, rolled_back_at: uuid::Uuid) -> Awaiting {
+        let mut awaiting = Awaiting::default();
+        let awaited = crate::lake::Awaited { after, through, rolled_back_at: rolled_back_at.to_string(), to_snapshot: 1, at: now() };
+        awaiting.record("src-a", awaited);
+        awaiting
+    }
+
+    /// An entry named with a UUIDv7 of `millis` (its staging time).
+    fn named(key: &str, first: i64, last: i64, millis: u64) -> StagedEntry {
+        let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, millis / 1000, (millis % 1000) as u32 * 1_000_000));
+        StagedEntry { path: format!("_staging/t/{key}/{first}_{last}_{id}.arrow"), ..entry(key, first, last, 10, 10_000) }
+    }
+
+    fn rollback_at(millis: u64) -> uuid::Uuid {
+        uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, millis / 1000, (millis % 1000) as u32 * 1_000_000))
+    }
+
+    #[test]
+    fn a_rolled_back_range_is_never_bridged_and_stale_entries_count_for_nothing_in_it() {
+        let mut w = Watermarks::default();
+        w.advance("src-a", 100);
+        let awaited = awaiting(Some(100), 200, rollback_at(5_000));
+        // Staged long ago (far past the grace), after the rollback: the live stream above the range.
+        let live = listing(vec![named("a", 201, 300, 6_000)]);
+        let plan = next_pass(&live, &w, &awaited, bounds(), now());
+        assert!(plan.sources.is_empty(), "201.. waits for the replay");
+        assert_eq!(plan.awaiting_replay, 1);
+        // Before the rollback: a redelivery inside the range (obsolete), a batch straddling its end (kept, from 201).
+        let stale = listing(vec![named("a", 150, 160, 4_000), named("a", 190, 210, 4_000), named("a", 101, 200, 6_000)]);
+        let plan = next_pass(&stale, &w, &awaited, bounds(), now());
+        assert_eq!(plan.obsolete.iter().map(|e| e.range.unwrap()).collect::<Vec<_>>(), vec![(150, 160)]);
+        let pass = &plan.sources[0];
+        assert_eq!(ranges(pass), vec![(101, 200), (190, 210)]);
+        assert_eq!(pass.floors.values().copied().collect::<Vec<_>>(), vec![200], "the straddling batch's rows up to 200 are the rollback's");
+        assert_eq!(pass.through, 210);
+    }
+
+    #[test]
+    fn a_source_the_target_never_saw_starts_where_its_replay_does() {
+        let awaited = awaiting(None, 200, rollback_at(5_000));
+        let plan = next_pass(&listing(vec![named("a", 201, 300, 6_000)]), &Watermarks::default(), &awaited, bounds(), now());
+        assert!(plan.sources.is_empty() && plan.awaiting_replay == 1);
+        let plan =
+            next_pass(&listing(vec![named("a", 1, 200, 6_000), named("a", 201, 300, 6_000)]), &Watermarks::default(), &awaited, bounds(), now());
+        assert_eq!(plan.sources[0].through, 300);
+    }
+
+    proptest! {
+        /// Whatever is staged before and after a rollback, in any order and age: the watermark reaches past
+        /// the awaited range only through entries staged after the rollback that cover it without a gap, and
+        /// no row inside the range comes from an entry staged before it.
+        #[test]
+        fn an_awaited_range_is_crossed_only_by_its_replay(
+            entries in prop::collection::vec((1i64..300, 0i64..40, any::<bool>()), 1..12),
+            after in 0i64..100,
+            span in 1i64..100,
+        ) {
+            let through = after + span;
+            let awaited = awaiting(Some(after), through, rollback_at(5_000));
+            let shown: Vec<StagedEntry> = entries.iter().map(|&(first, len, late)| named("a", first, first + len, if late { 6_000 } else { 4_000 })).collect();
+            let mut w = Watermarks::default();
+            w.advance("src-a", after);
+            let plan = next_pass(&listing(shown), &w, &awaited, PassBounds { gap_grace: Duration::ZERO, ..bounds() }, now());
+            for pass in &plan.sources {
+                let mut reached = after;
+                for e in &pass.entries {
+                    let (first, last) = e.range.unwrap();
+                    let late = e.staged_id().unwrap() > rollback_at(5_000);
+                    let from = if late { first } else { through + 1 };
+                    if reached < through {
+                        prop_assert!(late || from > through, "a stale entry counted inside the range: {:?}", e.range);
+                        prop_assert!(from <= reached + 1, "the range was bridged at {} by {:?}", reached, e.range);
+                    }
+                    if !late {
+                        prop_assert!(pass.floors.get(&e.path).is_none_or(|f| *f == through) && (last <= through || pass.floors.contains_key(&e.path) || first > through));
+                    }
+                    reached = reached.max(last);
+                }
+            }
+        }
+    }
+
     proptest! {
         /// Whatever subset of a source's ranges is listed, in any order: the pass takes a contiguous run
         /// starting right after the watermark, never passes a missing range that is within its grace, and
