@@ -198,7 +198,7 @@ fn the_legacy_reader_refuses_or_transforms_every_file() {
             let path = object_store::path::Path::from("exports/AAPL/fuzz.parquet");
             store.put(&path, Bytes::from(input).into()).await.unwrap();
             let meta = store.head(&path).await.unwrap();
-            let Ok(file) = LegacyFile::open(store.clone(), "memory:///exports", &meta, &mapping).await else {
+            let Ok(file) = LegacyFile::open(store.clone(), "memory:///exports", &meta, &mapping, false).await else {
                 return;
             };
             let Ok(mut stream) = file.opened.stream(0) else {

@@ -84,7 +84,7 @@ async fn legacy_layouts_migrate_once_and_unreadable_files_are_refused_whole() {
     assert_eq!(report["verification"]["verified"], true, "{report}");
     assert_eq!(report["verification"]["reconciliation"]["dead_lettered"], 1, "the row without text, found in the dead letters");
     assert_eq!(report["retirement"]["retired"].as_array().unwrap().len(), 3, "{report}");
-    let seed_file = files.iter().find(|f| f["source"].as_str().unwrap().contains("seed_layout")).unwrap();
+    let seed_file = files.iter().find(|f| f["file"].as_str().unwrap().contains("seed_layout")).unwrap();
     assert_eq!(seed_file["checksums"]["MSFT/2023-01-02"], serde_json::json!({"rows": 50, "scored": 50, "score_sum": 12.5}), "{seed_file}");
     for kind in [TableKind::Records, TableKind::DeadLetters] {
         let watermarks = lake.committed_state(kind).await.unwrap().watermarks;
@@ -92,7 +92,7 @@ async fn legacy_layouts_migrate_once_and_unreadable_files_are_refused_whole() {
     }
     let retired = lake.retired_sources().await.unwrap();
     assert_eq!(retired.len(), 3);
-    let old_writer = retired.iter().find(|r| r.source.contains("old_writer")).unwrap();
+    let old_writer = retired.iter().find(|r| r.report.as_ref().unwrap()["file"].as_str().unwrap().contains("old_writer")).unwrap();
     assert_eq!(old_writer.through, 300);
     assert_eq!(old_writer.report.as_ref().unwrap()["dead_lettered"], 1, "{old_writer:?}");
 
@@ -160,7 +160,9 @@ async fn legacy_files_are_read_from_blob_storage() {
         migrate(dir.path(), &[("AZURE_STORAGE_CONNECTION_STRING", &connection)], &[&Azurite::url("legacy", "exports/old_writer.parquet")]);
     assert!(ok, "{report}");
     assert_eq!(report["files"][0]["rows"], 300);
-    assert!(report["files"][0]["source"].as_str().unwrap().starts_with("legacy+abfss://legacy@devstoreaccount1"), "{report}");
+    assert!(report["files"][0]["source"].as_str().unwrap().starts_with("legacy+sha256:"), "named by content: {report}");
+    assert_eq!(report["files"][0]["file"], Azurite::url("legacy", "exports/old_writer.parquet"), "{report}");
+    assert!(report["files"][0]["version"].is_string(), "the ETag read: {report}");
     assert_eq!(report["committed"][0]["rows_committed"], 299);
 }
 
@@ -273,6 +275,29 @@ async fn an_event_grid_upload_is_migrated_once_however_often_it_is_delivered() {
     assert!(reply["ReturnValue"]["reason"].as_str().unwrap().contains("not a readable Parquet file"), "{reply}");
     let quarantined = lake.quarantine().list().await.unwrap();
     assert!(quarantined.iter().any(|(_, r)| r.reason.contains("broken.parquet")), "{quarantined:?}");
+    // The lake's own dual-write output, landing in the store the trigger watches: acknowledged, not migrated.
+    let dual_written = tempfile::tempdir().unwrap();
+    let dual = sentiment_lake::ingest::dual_write::DualWrite::open(dual_written.path().to_str().unwrap(), &StorageSettings::default()).unwrap();
+    let live = sentiment_lake::ingest::SourceBatch {
+        source: "eventhubs://ns/hub/$Default/0".into(),
+        invocation_id: None,
+        events: events(chrono::Utc::now(), 0, 5)
+            .iter()
+            .enumerate()
+            .map(|(i, e)| sentiment_lake::ingest::SourceEvent::new(i as i64 + 1, bytes::Bytes::from(e.to_string())))
+            .collect(),
+    };
+    let rows = sentiment_lake::ingest::Pipeline::default().validate_batch(&live, chrono::Utc::now()).records;
+    let written = dual.write(&live.source, (1, 5), &rows).await.unwrap();
+    let content = std::fs::read(dual_written.path().join(&written[0])).unwrap();
+    let put = uploads.store.put(&object_store::path::Path::from("dual/AAPL.parquet"), bytes::Bytes::from(content).into()).await.unwrap();
+    let dual_url = format!("{}/legacy/dual/AAPL.parquet", azurite.endpoint);
+    let (status, reply) = post(&server.base, "MigrateBlob", eventgrid_invocation(&dual_url, put.e_tag.as_deref(), "PutBlob")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply["ReturnValue"]["reason"].as_str().unwrap().contains("dual-write"), "{reply}");
+    assert!(lake.pending(TableKind::Records).await.unwrap().is_empty(), "nothing staged");
+    assert_eq!(lake.quarantine().list().await.unwrap().len(), 1, "not quarantined: only broken.parquet is");
+
     let gone = format!("{}/legacy/deleted.parquet", azurite.endpoint);
     let (status, reply) = post(&server.base, "MigrateBlob", eventgrid_invocation(&gone, Some("0x1"), "PutBlob")).await;
     assert_eq!(status, 200, "{reply}");
@@ -298,10 +323,11 @@ async fn an_interrupted_file_resumes_after_its_committed_rows() {
     write_legacy(legacy.path());
     let dir = warehouse();
     let lake = open(dir.path()).await;
-    // What an interrupted run left: the file's first 100 rows committed under its source id.
+    // What an interrupted run of an earlier version left: the file's first 100 rows committed under the
+    // source id it gave files (their location and ETag). The file goes on under that id after an upgrade.
     let folder = OpenedLocation::open(Location::parse(legacy.path().to_str().unwrap()).unwrap(), &StorageSettings::default()).unwrap();
     let meta = folder.head(&object_store::path::Path::from("old_writer.parquet")).await.unwrap();
-    let source = sentiment_lake::migrate::source_id(&folder.location.url(), &meta);
+    let source = sentiment_lake::migrate::located_source_id(&folder.location.url(), &meta);
     let first: Vec<SourceEvent> = events(chrono::Utc::now(), 0, 100)
         .iter()
         .enumerate()
@@ -421,6 +447,21 @@ async fn dual_write_keeps_the_legacy_store_in_step_and_reconciles_with_the_table
     assert_eq!(report["report"]["dead_lettered"], 0);
     assert!(report["report"]["groups_compared"].as_u64().unwrap() > 0, "{report}");
 
+    // The dual-written files are refused by `migrate` (their rows are in the table), not failed; told to
+    // take them, it finds every row in the table by id.
+    let folder = legacy.path().to_str().unwrap();
+    let (ok, report) = migrate(dir.path(), &[], &[folder]);
+    assert!(ok, "refusals are not failures: {report}");
+    assert_eq!(report["refused"].as_array().unwrap().len(), written[0].len(), "{report}");
+    assert!(report["refused"][0]["reason"].as_str().unwrap().contains("dual-write"), "{report}");
+    assert_eq!(rows_committed(&report), 0, "{report}");
+    let (ok, report) = migrate(dir.path(), &[], &["--include-dual-write", "--dedup-ids", folder]);
+    assert!(ok, "{report}");
+    let skipped: u64 = report["files"].as_array().unwrap().iter().map(|f| f["already_in_table"].as_u64().unwrap()).sum();
+    assert_eq!((skipped, rows_committed(&report)), (200, 0), "{report}");
+    let lake = open(dir.path()).await;
+    assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), 200);
+
     // Migrations are not written back to the legacy store, even with dual-write on.
     let old = tempfile::tempdir().unwrap();
     write_legacy(old.path());
@@ -428,4 +469,172 @@ async fn dual_write_keeps_the_legacy_store_in_step_and_reconciles_with_the_table
         migrate(dir.path(), &[("SENTIMENT_LAKE_DUAL_WRITE", legacy.path().to_str().unwrap())], &[old.path().join("TSLA.parquet").to_str().unwrap()]);
     assert!(ok, "{report}");
     assert_eq!(parquet_files(legacy.path()), written[0]);
+}
+
+/// A lake on local disk that reads Azurite, and Azurite's `legacy` container.
+async fn lake_beside(azurite: &Azurite) -> (tempfile::TempDir, sentiment_lake::lake::Lake, OpenedLocation) {
+    let dir = warehouse();
+    let mut config = config(dir.path());
+    config.storage.azure.connection_string = Some(azurite.connection_string());
+    let lake = sentiment_lake::lake::Lake::open(&config).await.unwrap();
+    let container = OpenedLocation::open(Location::parse(&Azurite::url("legacy", "")).unwrap(), &config.storage).unwrap();
+    (dir, lake, container)
+}
+
+/// Rows committed by a run, over every commit it made.
+fn rows_committed(report: &Value) -> u64 {
+    report["committed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["table"] != "sentiment_dead_letter")
+        .map(|c| c["rows_committed"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_migrates_once_wherever_it_lies_and_however_its_url_is_spelt() {
+    // TSLA.parquet has no ids: migration makes them, so a second migration of the same rows would not even
+    // show as duplicated ids. Each step below migrated its 100 rows again before files were named by content.
+    let (legacy, azurite) = legacy_files_and_azurite().await;
+    let (dir, lake, container) = lake_beside(&azurite).await;
+    let content = bytes::Bytes::from(std::fs::read(legacy.path().join("TSLA.parquet")).unwrap());
+    let original = object_store::path::Path::from("exports/TSLA.parquet");
+    let put = container.store.put(&original, content.clone().into()).await.unwrap();
+    let connection = azurite.connection_string();
+    let env = [("AZURE_STORAGE_CONNECTION_STRING", connection.as_str())];
+
+    // The blob trigger: Event Grid names the upload by its blob URL.
+    let server = serve(lake.clone()).await;
+    let url = format!("{}/legacy/exports/TSLA.parquet", azurite.endpoint);
+    let (status, reply) = post(&server.base, "MigrateBlob", eventgrid_invocation(&url, put.e_tag.as_deref(), "PutBlob")).await;
+    assert_eq!((status, reply["ReturnValue"]["staged"].as_u64()), (200, Some(100)), "{reply}");
+
+    // A CLI sweep spells the account wasbs://...blob.
+    let wasbs = Azurite::url("legacy", "exports").replace("abfss://", "wasbs://").replace(".dfs.", ".blob.");
+    let (ok, report) = migrate(dir.path(), &env, &[&wasbs]);
+    assert!(ok, "{report}");
+    assert_eq!((rows_committed(&report), report["files"][0]["staged"].as_u64()), (0, Some(0)), "{report}");
+    assert_eq!(report["files"][0]["retired"], true, "found in the migration ledger by its content: {report}");
+
+    // Re-uploaded (identical bytes, a new ETag) and copied elsewhere in the container: one content, read once.
+    let reuploaded = container.store.put(&original, content.clone().into()).await.unwrap();
+    assert_ne!(reuploaded.e_tag, put.e_tag, "a re-upload is a new version to the store");
+    container.store.copy(&original, &object_store::path::Path::from("copies/2023/TSLA.parquet")).await.unwrap();
+    let (ok, report) = migrate(dir.path(), &env, &[&Azurite::url("legacy", "")]);
+    assert!(ok, "{report}");
+    assert_eq!(rows_committed(&report), 0, "{report}");
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{report}");
+    assert!(files.iter().all(|f| f["staged"] == 0), "{report}");
+    assert_eq!(files[0]["source"], files[1]["source"], "one content, one source: {report}");
+    assert!(files.iter().any(|f| f["same_as"].is_string()), "the second copy is named after the first: {report}");
+
+    // Downloaded, then touched and copied on disk.
+    let local = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(local.path().join("a")).unwrap();
+    std::fs::create_dir_all(local.path().join("b")).unwrap();
+    std::fs::write(local.path().join("a/TSLA.parquet"), &content).unwrap();
+    let (ok, report) = migrate(dir.path(), &env, &[local.path().join("a").to_str().unwrap()]);
+    assert!(ok && rows_committed(&report) == 0, "{report}");
+    let touched = std::fs::File::options().write(true).open(local.path().join("a/TSLA.parquet")).unwrap();
+    touched.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60)).unwrap();
+    std::fs::copy(local.path().join("a/TSLA.parquet"), local.path().join("b/TSLA.parquet")).unwrap();
+    let (ok, report) = migrate(dir.path(), &env, &[local.path().to_str().unwrap()]);
+    assert!(ok, "{report}");
+    assert_eq!(rows_committed(&report), 0, "{report}");
+    assert!(report["verification"]["verified"] == true, "the table agrees with every copy: {report}");
+
+    let table = scan(&lake, TableKind::Records).await;
+    let ids = sorted(&table, "message_id");
+    assert_eq!(ids.len(), 100, "the file's 100 rows, once");
+    assert!(counts(&ids).values().all(|&n| n == 1));
+    assert_eq!(lake.retired_sources().await.unwrap().len(), 1, "one content, one record in the migration ledger");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_replaced_while_it_is_read_fails_the_read_instead_of_mixing_versions() {
+    use sentiment_lake::migrate::{layout::Mapping, LegacyFile, MigrateError, MigrateOptions, Migration};
+    let (legacy, azurite) = legacy_files_and_azurite().await;
+    let (_dir, lake, container) = lake_beside(&azurite).await;
+    let bytes_of = |name: &str| bytes::Bytes::from(std::fs::read(legacy.path().join(name)).unwrap());
+    let migration = Migration::new(Mapping::default(), MigrateOptions::default());
+    let pipeline = sentiment_lake::ingest::Pipeline::default();
+
+    // Blob storage: the read carries If-Match with the listed ETag.
+    let path = object_store::path::Path::from("exports/AAPL.parquet");
+    container.store.put(&path, bytes_of("old_writer.parquet").into()).await.unwrap();
+    let listed = container.head(&path).await.unwrap();
+    container.store.put(&path, bytes_of("seed_layout.parquet").into()).await.unwrap();
+    let error = migration.file(&lake, &pipeline, container.store.clone(), &container.location.url(), &listed).await.err().unwrap();
+    assert!(matches!(error, MigrateError::Changed { .. }) && error.is_retryable(), "{error}");
+
+    // A local file: its size, time and inode are its version. Replaced after its footer was read, the next
+    // range read fails.
+    let local = tempfile::tempdir().unwrap();
+    let folder = OpenedLocation::open(Location::parse(local.path().to_str().unwrap()).unwrap(), &StorageSettings::default()).unwrap();
+    let file = local.path().join("AAPL.parquet");
+    std::fs::write(&file, bytes_of("old_writer.parquet")).unwrap();
+    let listed = folder.head(&object_store::path::Path::from("AAPL.parquet")).await.unwrap();
+    let opened = LegacyFile::open(folder.store.clone(), &folder.location.url(), &listed, &Mapping::default(), false).await.unwrap();
+    std::fs::write(&file, bytes_of("seed_layout.parquet")).unwrap();
+    let mut stream = opened.opened.stream(0).unwrap();
+    use futures::TryStreamExt;
+    let read = stream.try_next().await;
+    assert!(read.is_err(), "a row group of another version is never decoded: {read:?}");
+    let error = migration.file(&lake, &pipeline, folder.store.clone(), &folder.location.url(), &listed).await.err().unwrap();
+    assert!(matches!(error, MigrateError::Changed { .. }), "{error}");
+    assert!(lake.pending(TableKind::Records).await.unwrap().is_empty(), "nothing of either version staged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_exports_add_no_id_twice_with_dedup_ids() {
+    let legacy = tempfile::tempdir().unwrap();
+    // Two re-exports of the same feed that overlap by 20 rows (ids 40..59), as pyarrow writes them.
+    let script = r#"
+import sys, pyarrow as pa, pyarrow.parquet as pq
+from datetime import datetime, timedelta, timezone
+start = datetime(2023, 4, 3, 14, 0, tzinfo=timezone.utc)
+def export(name, ids):
+    pq.write_table(pa.table({
+        "message_id": pa.array([f"feed-{i}" for i in ids]),
+        "event_timestamp": pa.array([start + timedelta(minutes=i) for i in ids], pa.timestamp("us", tz="UTC")),
+        "text_content": pa.array([f"Nvidia supply update {i}" for i in ids]),
+        "ticker": pa.array(["NVDA"] * len(ids)),
+        "source_system": pa.array(["newsapi"] * len(ids)),
+        "sentiment_score": pa.array([0.5] * len(ids), pa.float32()),
+    }), sys.argv[1] + "/" + name)
+export("export-a.parquet", range(0, 60))
+export("export-b.parquet", range(40, 100))
+"#;
+    let written = Command::new(python_with("pyarrow")).args(["-c", script]).arg(legacy.path()).output().unwrap();
+    assert!(written.status.success(), "{}", String::from_utf8_lossy(&written.stderr));
+    let folder = legacy.path().to_str().unwrap();
+
+    // Without the option the overlap lands twice, and the verification says so.
+    let plain = warehouse();
+    let (ok, report) = migrate(plain.path(), &[], &[folder]);
+    assert!(!ok, "{report}");
+    assert_eq!(report["verification"]["reconciliation"]["duplicated_in_table"], 20, "{report}");
+
+    let dir = warehouse();
+    let (ok, report) = migrate(dir.path(), &[], &["--dedup-ids", folder]);
+    assert!(ok, "{report}");
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files[0]["already_in_table"], 0, "{report}");
+    assert_eq!((files[1]["already_in_table"].as_u64(), files[1]["staged"].as_u64()), (Some(20), Some(40)), "{report}");
+    assert_eq!(rows_committed(&report), 100, "{report}");
+    let lake = open(dir.path()).await;
+    let ids = sorted(&scan(&lake, TableKind::Records).await, "message_id");
+    assert_eq!(ids.len(), 100);
+    assert!(counts(&ids).values().all(|&n| n == 1));
+
+    // The check would miss rows staged but not committed: it refuses to run without committing.
+    let output = Command::new(env!("CARGO_BIN_EXE_sentiment-lake"))
+        .arg("--warehouse")
+        .arg(dir.path())
+        .args(["migrate", "--dedup-ids", "--no-commit", folder])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
 }

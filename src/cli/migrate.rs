@@ -8,7 +8,7 @@ use crate::ingest::Pipeline;
 use crate::lake::Lake;
 use crate::migrate::layout::Mapping;
 use crate::migrate::reconcile::{LegacyRows, Reconciliation};
-use crate::migrate::{list_parquet, migrate_file, retire_files, FileReport};
+use crate::migrate::{list_parquet, retire_files, FileReport, MigrateError, MigrateOptions, Migration};
 use crate::storage::{Location, OpenedLocation, StorageSettings};
 
 fn read_mapping(file: Option<&std::path::Path>) -> anyhow::Result<Mapping> {
@@ -44,7 +44,7 @@ pub async fn reconcile(lake: &Lake, settings: &StorageSettings, paths: &[String]
     let mapping = read_mapping(mapping)?;
     let mut legacy = LegacyRows::default();
     for (opened, meta) in legacy_files(paths, settings).await? {
-        legacy.add_file(opened.store.clone(), &opened.location.url(), &meta, &mapping).await?;
+        legacy.add_file(lake, opened.store.clone(), &opened.location.url(), &meta, &mapping).await?;
     }
     let report = crate::migrate::reconcile::reconcile(lake, &legacy).await?;
     println!("{}", serde_json::to_string_pretty(&serde_json::json!({"agrees": report.agrees(), "report": report}))?);
@@ -73,6 +73,7 @@ pub struct MigrateArgs<'a> {
     pub verify: bool,
     /// A location for the JSON reports.
     pub report: Option<&'a str>,
+    pub options: MigrateOptions,
 }
 
 /// The run's verification: every file's rows accounted for, and the table against the files.
@@ -86,7 +87,12 @@ struct Verification {
 
 pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, args: MigrateArgs<'_>) -> anyhow::Result<()> {
     use futures::StreamExt;
-    let mapping = read_mapping(args.mapping)?;
+    // Each file's id check must see the rows of the files before it: one at a time, each committed.
+    let commit_each = args.options.dedup_ids;
+    if commit_each && !args.commit {
+        anyhow::bail!("--dedup-ids commits after each file, so that the next file's check sees its rows: it cannot be used with --no-commit");
+    }
+    let migration = Migration::new(read_mapping(args.mapping)?, args.options);
     let work = legacy_files(args.paths, settings).await?;
     let run_id = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let reports_to = match args.report {
@@ -100,44 +106,58 @@ pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, a
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    let mapping = &mapping;
+    let migration = &migration;
     let mut results = futures::stream::iter(work)
         .map(|(opened, meta)| async move {
-            let result = migrate_file(lake, pipeline, opened.store.clone(), &opened.location.url(), &meta, mapping).await;
+            let result = async {
+                let report = migration.file(lake, pipeline, opened.store.clone(), &opened.location.url(), &meta).await?;
+                let commits = if commit_each { lake.commit().await? } else { Vec::new() };
+                Ok::<_, MigrateError>((report, commits))
+            }
+            .await;
             (opened, meta, result)
         })
-        .buffer_unordered(args.workers.max(1));
-    let (mut reports, mut migrated, mut failures, mut rows) = (Vec::new(), Vec::new(), Vec::new(), 0u64);
+        .buffer_unordered(if commit_each { 1 } else { args.workers.max(1) });
+    let (mut reports, mut migrated, mut failures, mut refused, mut committed, mut rows) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0u64);
     while let Some((opened, meta, result)) = results.next().await {
+        let file = format!("{}/{}", opened.location.url(), meta.location);
         match result {
-            Ok(report) => {
+            Ok((report, commits)) => {
                 rows += report.rows;
                 reports.push(report);
+                committed.extend(commits);
                 migrated.push((opened, meta.clone()));
             }
-            Err(e) => {
-                failures.push(serde_json::json!({"file": format!("{}/{}", opened.location.url(), meta.location), "error": e.to_string()}));
-            }
+            // Refused by design, not failed: the run goes on and says so.
+            Err(e @ MigrateError::DualWrite { .. }) => refused.push(serde_json::json!({"file": file, "reason": e.to_string()})),
+            Err(e) => failures.push(serde_json::json!({"file": file, "error": e.to_string()})),
         }
         progress.inc(meta.size);
         progress.set_message(format!("{rows} rows, {:.0} rows/s", rows as f64 / started.elapsed().as_secs_f64().max(1e-3)));
     }
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    eprintln!("{:<60} {:>10} {:>10} {:>14}", "file", "rows", "staged", "dead-lettered");
+    eprintln!("{:<60} {:>10} {:>10} {:>14} {:>16}", "file", "rows", "staged", "dead-lettered", "already in table");
     for r in &reports {
-        eprintln!("{:<60} {:>10} {:>10} {:>14}", r.source, r.rows, r.staged, r.dead_lettered);
+        eprintln!("{:<60} {:>10} {:>10} {:>14} {:>16}", r.file, r.rows, r.staged, r.dead_lettered, r.already_in_table);
+        if let Some(first) = &r.same_as {
+            eprintln!("{:<60} the same content as {first}: migrated once, there", "");
+        }
     }
     for f in &failures {
         eprintln!("{:<60} failed: {}", f["file"].as_str().unwrap_or_default(), f["error"].as_str().unwrap_or_default());
     }
-    eprintln!("{} files, {rows} rows in {seconds:.1} s; {} failed", reports.len(), failures.len());
-    let (mut committed, mut retirement, mut verification) = (Vec::new(), None, None);
+    for f in &refused {
+        eprintln!("{:<60} refused: {}", f["file"].as_str().unwrap_or_default(), f["reason"].as_str().unwrap_or_default());
+    }
+    eprintln!("{} files, {rows} rows in {seconds:.1} s; {} failed, {} refused", reports.len(), failures.len(), refused.len());
+    let (mut retirement, mut verification) = (None, None);
     if args.commit {
-        committed = lake.commit().await?;
+        committed.extend(lake.commit().await?);
         retirement = Some(retire_files(lake, &reports).await?);
         if args.verify {
-            let verified = verify(lake, &migrated, mapping, &reports).await?;
+            let verified = verify(lake, &migrated, &migration.mapping, &reports).await?;
             eprintln!("verification: {}", if verified.verified { "every row accounted for, the table agrees with the files" } else { "FAILED" });
             verification = Some(verified);
         }
@@ -148,6 +168,7 @@ pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, a
         "rows": rows,
         "files": reports,
         "failed": failures,
+        "refused": refused,
         "committed": committed,
         "retirement": retirement,
         "verification": verification,
@@ -170,7 +191,7 @@ pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, a
 async fn verify(lake: &Lake, files: &[(OpenedLocation, ObjectMeta)], mapping: &Mapping, reports: &[FileReport]) -> anyhow::Result<Verification> {
     let mut legacy = LegacyRows::default();
     for (opened, meta) in files {
-        legacy.add_file(opened.store.clone(), &opened.location.url(), meta, mapping).await?;
+        legacy.add_file(lake, opened.store.clone(), &opened.location.url(), meta, mapping).await?;
     }
     let reconciliation = crate::migrate::reconcile::reconcile(lake, &legacy).await?;
     let unaccounted_files: Vec<String> = reports.iter().filter(|r| !r.accounted()).map(|r| r.source.clone()).collect();
@@ -185,10 +206,14 @@ async fn write_reports(to: &OpenedLocation, run_id: &str, reports: &[FileReport]
         to.store.put(&Path::from(name.as_str()), bytes::Bytes::from(body).into()).await.with_context(|| format!("writing the report {name}"))
     };
     for (n, report) in reports.iter().enumerate() {
-        // The source id holds a URL and an ETag: only its file name goes into the report's own name.
-        let file = report.source.rsplit_once('#').map_or(report.source.as_str(), |(path, _)| path);
-        let name: String =
-            file.rsplit('/').next().unwrap_or("file").chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+        let name: String = report
+            .file
+            .rsplit('/')
+            .next()
+            .unwrap_or("file")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+            .collect();
         put(format!("{run_id}/files/{n:05}-{name}.json"), serde_json::to_value(report)?).await?;
     }
     put(format!("{run_id}/run.json"), run.clone()).await?;

@@ -244,6 +244,14 @@ pub enum Command {
         /// directory or an `abfss://` location.
         #[arg(long)]
         report: Option<String>,
+        /// Skip (and count) rows whose (source_system, message_id) the table already holds for their
+        /// ticker and day: for overlapping re-exports, or files holding rows the live writer also sent.
+        /// Files go one at a time, each committed before the next is checked.
+        #[arg(long, conflicts_with = "no_commit")]
+        dedup_ids: bool,
+        /// Migrate files this lake's dual-write wrote (refused otherwise: their rows are in the table).
+        #[arg(long)]
+        include_dual_write: bool,
     },
     /// Run the main job on generated data: synthetic events through the Event Hubs pipeline in host-sized
     /// batches across partitions, one commit, then a summary read back from the table.
@@ -744,7 +752,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             println!("wrote {events} events to {}", out.display());
             Ok(())
         }
-        Command::Migrate { paths, mapping, workers, no_commit, no_verify, report } => {
+        Command::Migrate { paths, mapping, workers, no_commit, no_verify, report, dedup_ids, include_dual_write } => {
             let lake = open(&config, &backends).await?;
             let args = migrate::MigrateArgs {
                 paths: &paths,
@@ -753,6 +761,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
                 commit: !no_commit,
                 verify: !no_verify,
                 report: report.as_deref(),
+                options: crate::migrate::MigrateOptions { dedup_ids, include_dual_write },
             };
             migrate::run(&lake, &pipeline()?, &config.storage, args).await
         }

@@ -8,6 +8,8 @@
 //! rewrites the same files instead of adding copies. The ticker is data: it is escaped as one path segment.
 //!
 //! Rows of migration sources are never written back: the legacy store would offer them for migration again.
+//! Every file carries [`DUAL_WRITE_MARKER`] in its footer, so that the migrator (which reads this very
+//! store, by blob trigger or at cutover) knows its rows are in the table already.
 
 use std::sync::Arc;
 
@@ -17,6 +19,8 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use object_store::path::{Path, PathPart};
 use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
 use super::file::hex;
@@ -24,8 +28,12 @@ use crate::lake::LakeError;
 use crate::schema::column;
 use crate::storage::{Location, OpenedLocation, StorageError, StorageSettings};
 
-/// Sources that are migrations of the legacy store (`legacy+<file>#<version>`).
+/// Sources that are migrations of the legacy store (`legacy+sha256:<content hash>`, and
+/// `legacy+<file>#<version>` from earlier versions).
 pub const MIGRATION_SOURCE_PREFIX: &str = "legacy+";
+/// The footer key every dual-written file carries (its value: the batch's source and range): its rows
+/// are in the table already, so `migrate` refuses the file unless told otherwise.
+pub const DUAL_WRITE_MARKER: &str = "sentiment-lake.dual-write";
 /// The folder of rows without a ticker.
 const NO_TICKER: &str = "_no_ticker";
 
@@ -75,11 +83,14 @@ impl DualWrite {
             groups.entry(ticker).or_default().push(row as u32);
         }
         let stem = format!("{}-{}-{}.parquet", hex(&Sha256::digest(source.as_bytes())[..8]), range.0, range.1);
+        let marker = KeyValue::new(DUAL_WRITE_MARKER.to_string(), format!("{source}#{}-{}", range.0, range.1));
+        let properties = WriterProperties::builder().set_key_value_metadata(Some(vec![marker])).build();
         let mut written = Vec::with_capacity(groups.len());
         for (ticker, rows) in groups {
             let part = arrow_select::take::take_record_batch(&legacy, &UInt32Array::from(rows))?;
             let mut body = Vec::new();
-            let mut writer = ArrowWriter::try_new(&mut body, part.schema(), None).map_err(|e| LakeError::Config(format!("dual-write: {e}")))?;
+            let mut writer = ArrowWriter::try_new(&mut body, part.schema(), Some(properties.clone()))
+                .map_err(|e| LakeError::Config(format!("dual-write: {e}")))?;
             writer.write(&part).and_then(|_| writer.close()).map_err(|e| LakeError::Config(format!("dual-write: {e}")))?;
             let path = Path::from_iter([PathPart::from(ticker), PathPart::from(stem.as_str())]);
             self.root.store.put(&path, bytes::Bytes::from(body).into()).await.map_err(|e| LakeError::storage("put", path.to_string(), e))?;

@@ -140,13 +140,33 @@ impl Pipeline {
     /// enrich), so they run on the blocking pool: the server keeps answering the host's probes and other
     /// partitions' invocations meanwhile.
     pub async fn ingest_at(&self, lake: &Lake, batch: &SourceBatch, now: DateTime<Utc>) -> Result<IngestReport, LakeError> {
+        self.ingest_over(lake, batch, batch.sequence_range(), now).await
+    }
+
+    /// [`Pipeline::ingest`] of a batch that stands for all of `range`: sequence numbers in it without an
+    /// event were left out on purpose (migration's rows the table already holds), and the ledger advances
+    /// over them as over the batch's own. A batch without events still stages `range`, so the range is never
+    /// taken for a gap.
+    pub async fn ingest_covering(&self, lake: &Lake, batch: &SourceBatch, range: (i64, i64)) -> Result<IngestReport, LakeError> {
+        if let Some((first, last)) = batch.sequence_range() {
+            if first < range.0 || last > range.1 {
+                return Err(LakeError::Config(format!(
+                    "events {first}..={last} of {} lie outside the range {range:?} staged for them",
+                    batch.source
+                )));
+            }
+        }
+        self.ingest_over(lake, batch, Some(range), Utc::now()).await
+    }
+
+    async fn ingest_over(&self, lake: &Lake, batch: &SourceBatch, range: Option<(i64, i64)>, now: DateTime<Utc>) -> Result<IngestReport, LakeError> {
         let (pipeline, owned) = (self.clone(), batch.clone());
         // Columns added to the table since the seed's are filled from records that carry them.
         let extras = lake.extra_columns().await?;
         let validated = tokio::task::spawn_blocking(move || validate_events(&owned, now, pipeline.enricher.as_ref(), extras))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        ingest_validated(lake, batch, validated, self.dual_write.as_ref()).await
+        ingest_validated(lake, batch, range, validated, self.dual_write.as_ref()).await
     }
 }
 
@@ -234,6 +254,7 @@ pub struct IngestReport {
 async fn ingest_validated(
     lake: &Lake,
     batch: &SourceBatch,
+    range: Option<(i64, i64)>,
     validated: ValidatedBatch,
     dual_write: Option<&dual_write::DualWrite>,
 ) -> Result<IngestReport, LakeError> {
@@ -256,7 +277,7 @@ async fn ingest_validated(
         segments: Vec::new(),
         dual_written: Vec::new(),
     };
-    let Some(range) = batch.sequence_range() else {
+    let Some(range) = range else {
         return Ok(report);
     };
     // Both tables get a segment for the batch's whole range, even one without rows: a table's ledger

@@ -520,7 +520,13 @@ impl Lake {
 
     /// The retired source `source`, if it is.
     pub async fn retired_source(&self, source: &str) -> Result<Option<RetiredSource>, LakeError> {
-        Ok(retired::read_all(&self.catalog, &self.retired).await?.remove(source))
+        self.retired_among(&[source]).await
+    }
+
+    /// The first of `sources` that is retired, read in one pass over the migration ledger.
+    pub async fn retired_among(&self, sources: &[&str]) -> Result<Option<RetiredSource>, LakeError> {
+        let mut all = retired::read_all(&self.catalog, &self.retired).await?;
+        Ok(sources.iter().find_map(|source| all.remove(*source)))
     }
 
     /// Every retired source.

@@ -1,22 +1,33 @@
 //! Legacy Parquet migration (the seed's Phase 4): files written by the old Python system move into the
 //! Iceberg table through the same path as live events.
 //!
-//! A file version is one ordered source, `legacy+<location>/<path>#<etag>`, whose sequence numbers are
-//! its row numbers: its rows are detected ([`layout`]), enriched where analysis is missing, validated
-//! (rows that fail go to the dead-letter table with the file, the row number and the reason), staged in
-//! chunks and committed by the ledger that already makes ingestion exactly once. Migrating a file again,
-//! or after a crash, commits nothing twice; a changed file (a new ETag) is a new version.
+//! A file is one ordered source named by what it holds, `legacy+sha256:<hash of its size and footer>`
+//! ([`reader::Opened::identity`]), whose sequence numbers are its row numbers: the same bytes are one
+//! source wherever they lie and however their URL is spelt (a copy, a re-upload, `abfss://` or
+//! `wasbs://`), and their location and ETag appear only in reports. Its rows are detected ([`layout`]),
+//! enriched where analysis is missing, validated (rows that fail go to the dead-letter table with the
+//! file, the row number and the reason), staged in chunks and committed by the ledger that already makes
+//! ingestion exactly once. Migrating a file again, or after a crash, commits nothing twice; a changed file
+//! is another source. Every read is pinned to the version hashed, so a file replaced while it is read
+//! fails the read ([`MigrateError::Changed`]) instead of mixing versions.
+//!
+//! Files this lake dual-wrote are refused ([`MigrateError::DualWrite`]): their rows are in the table
+//! already. With [`MigrateOptions::dedup_ids`], rows whose id the table holds are skipped ([`dedup`]).
 //!
 //! A finished file is retired ([`retire_files`]): its record moves from the watermarks to the migration
 //! ledger table ([`crate::lake::retired`]), with its report, so thousands of files do not weigh on every
 //! commit's metadata.
+//!
+//! Uses [`crate::ingest`] (the pipeline every row goes through), [`crate::lake`] and [`crate::storage`];
+//! the CLI and the `MigrateBlob` route call it, never the other way round.
 
+pub mod dedup;
 pub mod layout;
 pub mod reader;
 pub mod reconcile;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -24,13 +35,14 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
 use sha2::{Digest, Sha256};
 
-use crate::ingest::dual_write::MIGRATION_SOURCE_PREFIX;
+use crate::ingest::dual_write::{DUAL_WRITE_MARKER, MIGRATION_SOURCE_PREFIX};
 use crate::ingest::file::hex;
 use crate::ingest::{Pipeline, SourceBatch, SourceEvent};
 use crate::lake::{Lake, LakeError, RetireReport, RetiredSource, TableKind};
 use crate::observability::{FileMigrated, FileMigrationFailed, MigrationProgress};
 use crate::storage::StorageError;
 
+use self::dedup::RowKey;
 use self::layout::{records, ticker_from_path, FileDefaults, Layout, Mapping};
 
 /// Rows staged per segment: bounded so that a segment of long texts stays tens of MB.
@@ -39,13 +51,22 @@ const ROWS_PER_SEGMENT: usize = 20_000;
 /// What migrating one file did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FileReport {
-    /// The file's source id (location, path and version).
+    /// The file's source id: what it holds (or, for a file an earlier version began, where it was).
     pub source: String,
+    /// Where the file was read: its location's URL and path.
+    pub file: String,
+    /// The version read (its ETag).
+    pub version: Option<String>,
+    /// Another file of the same run with the same content, whose migration migrated this one's rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<String>,
     pub rows: u64,
     /// Rows an earlier run already committed (not read again).
     pub already_committed: u64,
     pub staged: u64,
     pub dead_lettered: u64,
+    /// Rows whose id the table already held: counted, not staged (`--dedup-ids`).
+    pub already_in_table: u64,
     /// Found in the migration ledger: every row was committed by an earlier run and the file retired.
     pub retired: bool,
     /// Of the rows read by this run, per `TICKER/YYYY-MM-DD` (UTC): rows and the sum of legacy scores.
@@ -66,7 +87,7 @@ impl Eq for GroupChecksum {}
 impl FileReport {
     /// Every row read is staged, dead-lettered, or was committed before: nothing is lost in between.
     pub fn accounted(&self) -> bool {
-        self.rows == self.already_committed + self.staged + self.dead_lettered
+        self.rows == self.already_committed + self.staged + self.dead_lettered + self.already_in_table
     }
 
     fn add(&mut self, record: &serde_json::Value) {
@@ -93,6 +114,14 @@ pub enum MigrateError {
     Unmapped { file: String, field: &'static str, columns: String },
     #[error("{file}: {detail}")]
     Mapping { file: String, detail: String },
+    /// The file changed (replaced, deleted) while it was read: nothing of the old version is mixed with
+    /// the new; the next attempt reads the new one.
+    #[error("{file}: changed while it was read; migrate it again")]
+    Changed { file: String },
+    #[error(
+        "{file}: written by this lake's dual-write ({marker}); its rows are in the table already (migrate --include-dual-write to migrate it anyway)"
+    )]
+    DualWrite { file: String, marker: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -103,15 +132,40 @@ impl MigrateError {
     /// Storage and catalog outages pass; a file that cannot be read or mapped stays so until it is replaced.
     pub fn is_retryable(&self) -> bool {
         match self {
-            MigrateError::Unreadable { .. } | MigrateError::Unmapped { .. } | MigrateError::Mapping { .. } => false,
+            MigrateError::Unreadable { .. } | MigrateError::Unmapped { .. } | MigrateError::Mapping { .. } | MigrateError::DualWrite { .. } => false,
+            MigrateError::Changed { .. } => true,
             MigrateError::Storage(e) => e.is_retryable(),
             MigrateError::Lake(e) => e.is_retryable(),
         }
     }
+
+    /// A read that failed: the store's own failures are storage errors (retryable as they are), a version
+    /// gone is a change, anything else the file's own fault.
+    fn of_read(file: &str, error: parquet::errors::ParquetError) -> Self {
+        use object_store::Error as E;
+        let error = match error {
+            parquet::errors::ParquetError::External(inner) => match inner.downcast::<object_store::Error>() {
+                Ok(store) => match *store {
+                    E::Precondition { .. } | E::NotModified { .. } | E::NotFound { .. } => return MigrateError::Changed { file: file.to_string() },
+                    store => return MigrateError::Storage(StorageError::store("read", file, store)),
+                },
+                Err(other) => parquet::errors::ParquetError::External(other),
+            },
+            other => other,
+        };
+        MigrateError::Unreadable { file: file.to_string(), source: error }
+    }
 }
 
-/// The source id of one version of a file.
-pub fn source_id(location_url: &str, meta: &ObjectMeta) -> String {
+/// The source id of the content `identity` names.
+pub fn content_source_id(identity: &[u8; 32]) -> String {
+    format!("{MIGRATION_SOURCE_PREFIX}sha256:{}", hex(identity))
+}
+
+/// The source id versions before content identity gave a file (its location as typed, its path and its
+/// ETag): a file they began goes on under it, so that an upgrade in the middle of a migration doubles
+/// nothing.
+pub fn located_source_id(location_url: &str, meta: &ObjectMeta) -> String {
     let version = meta.e_tag.clone().unwrap_or_else(|| format!("{}-{}", meta.size, meta.last_modified.timestamp_micros()));
     format!("{MIGRATION_SOURCE_PREFIX}{}/{}#{}", location_url.trim_end_matches('/'), meta.location, version)
 }
@@ -122,9 +176,21 @@ pub fn lease_name(file_url: &str) -> String {
     format!("migrate/{}", hex(&Sha256::digest(file_url.as_bytes())))
 }
 
+/// How a migration treats what it finds beyond the rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MigrateOptions {
+    /// Skip rows whose (source_system, message_id) the table already holds for their ticker and day.
+    pub dedup_ids: bool,
+    /// Migrate files this lake dual-wrote (refused otherwise: their rows are in the table).
+    pub include_dual_write: bool,
+}
+
 /// One legacy file version, opened: its footer read, its layout resolved, the values its rows default to.
 pub struct LegacyFile {
+    /// Its content source id.
     pub source: String,
+    /// The id an earlier version would have given it.
+    pub located_source: String,
     pub opened: reader::Opened,
     pub layout: Layout,
     pub defaults: FileDefaults,
@@ -132,13 +198,21 @@ pub struct LegacyFile {
 
 impl LegacyFile {
     /// Opens `meta` (a file of the location `location_url`) and maps it; refuses a file whose time or text
-    /// no column holds.
-    pub async fn open(store: Arc<dyn ObjectStore>, location_url: &str, meta: &ObjectMeta, mapping: &Mapping) -> Result<Self, MigrateError> {
+    /// no column holds, and (unless `include_dual_write`) one this lake dual-wrote.
+    pub async fn open(
+        store: Arc<dyn ObjectStore>,
+        location_url: &str,
+        meta: &ObjectMeta,
+        mapping: &Mapping,
+        include_dual_write: bool,
+    ) -> Result<Self, MigrateError> {
         let file = meta.location.to_string();
-        let source = source_id(location_url, meta);
-        let opened = reader::Opened::new(reader::ObjectFile::new(store, meta.location.clone(), meta.size))
+        let opened = reader::Opened::new(reader::ObjectFile::new(store, meta.location.clone(), meta.size, meta.e_tag.clone()))
             .await
-            .map_err(|source| MigrateError::Unreadable { file: file.clone(), source })?;
+            .map_err(|e| MigrateError::of_read(&file, e))?;
+        if let (Some(marker), false) = (opened.footer_value(DUAL_WRITE_MARKER), include_dual_write) {
+            return Err(MigrateError::DualWrite { file, marker: marker.to_string() });
+        }
         let schema = opened.schema().clone();
         let layout = Layout::resolve(&schema, mapping).map_err(|detail| MigrateError::Mapping { file: file.clone(), detail })?;
         for (field, index) in [("an event time", layout.timestamp), ("the text", layout.text)] {
@@ -147,84 +221,220 @@ impl LegacyFile {
                 return Err(MigrateError::Unmapped { file, field, columns });
             }
         }
+        let source = content_source_id(&opened.identity());
         let defaults = FileDefaults {
             ticker: mapping.defaults.ticker.clone().or_else(|| ticker_from_path(meta.location.as_ref())),
             source_system: mapping.defaults.source_system.clone(),
-            id_prefix: format!("legacy-{}", hex(&Sha256::digest(source.as_bytes())[..8])),
+            id_prefix: id_prefix(&source),
         };
-        Ok(Self { source, opened, layout, defaults })
+        Ok(Self { source, located_source: located_source_id(location_url, meta), opened, layout, defaults })
+    }
+
+    /// How far the table has the file: rows up to its watermark are committed (the records table's ledger
+    /// covers every row of a staged range, dead letters included), and a retired file is committed whole.
+    /// The watermarks first, then the migration ledger: a retirement moves a file from the one to the
+    /// other. A file an earlier version began under its located id goes on under that id, synthetic ids
+    /// included, so rows read again get the ids they were committed with.
+    pub async fn resume(&mut self, lake: &Lake) -> Result<Committed, LakeError> {
+        let watermarks = lake.committed_state(TableKind::Records).await?.watermarks;
+        let found = match (watermarks.get(&self.source), watermarks.get(&self.located_source)) {
+            (Some(through), _) => Some((None, through)),
+            (None, Some(through)) => Some((Some(self.located_source.clone()), through)),
+            (None, None) => None,
+        };
+        let committed = match found {
+            Some((begun_as, through)) => {
+                begun_as.into_iter().for_each(|source| self.continue_as(source));
+                Committed::Through(through.max(0) as u64)
+            }
+            None => match lake.retired_among(&[&self.source, &self.located_source]).await? {
+                Some(retired) => {
+                    self.continue_as(retired.source);
+                    Committed::Retired
+                }
+                None => Committed::Through(0),
+            },
+        };
+        Ok(committed)
+    }
+
+    fn continue_as(&mut self, source: String) {
+        self.defaults.id_prefix = id_prefix(&source);
+        self.source = source;
     }
 }
 
-/// Stages every row of one file (committing is the caller's, once for many files).
-pub async fn migrate_file(
-    lake: &Lake,
-    pipeline: &Pipeline,
-    store: Arc<dyn ObjectStore>,
-    location_url: &str,
-    meta: &ObjectMeta,
-    mapping: &Mapping,
-) -> Result<FileReport, MigrateError> {
-    let result = stage_file(lake, pipeline, store, location_url, meta, mapping).await;
-    match &result {
-        Ok(r) => {
-            FileMigrated { source: &r.source, rows: r.rows, already_committed: r.already_committed, staged: r.staged, dead_lettered: r.dead_lettered }
-                .emit()
+/// How much of a file the table has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// Rows `1..=n`.
+    Through(u64),
+    /// Every row: the file was retired.
+    Retired,
+}
+
+/// The prefix of the message ids of rows without one: the same content gets the same ids.
+fn id_prefix(source: &str) -> String {
+    format!("legacy-{}", hex(&Sha256::digest(source.as_bytes())[..8]))
+}
+
+/// One migration run: its mapping and options, and the contents its files have taken up, so that two
+/// copies of one file in the same run are read once.
+pub struct Migration {
+    pub mapping: Mapping,
+    pub options: MigrateOptions,
+    taken: Mutex<HashMap<String, String>>,
+}
+
+impl Migration {
+    pub fn new(mapping: Mapping, options: MigrateOptions) -> Self {
+        Self { mapping, options, taken: Mutex::new(HashMap::new()) }
+    }
+
+    /// Stages every row of one file (committing is the caller's, once for many files).
+    pub async fn file(
+        &self,
+        lake: &Lake,
+        pipeline: &Pipeline,
+        store: Arc<dyn ObjectStore>,
+        location_url: &str,
+        meta: &ObjectMeta,
+    ) -> Result<FileReport, MigrateError> {
+        let file = format!("{}/{}", location_url.trim_end_matches('/'), meta.location);
+        let result = match LegacyFile::open(store, location_url, meta, &self.mapping, self.options.include_dual_write).await {
+            Ok(legacy) => self.stage_file(lake, pipeline, legacy, file, meta.e_tag.clone()).await,
+            Err(e) => Err(e),
+        };
+        match &result {
+            Ok(r) => FileMigrated {
+                source: &r.source,
+                rows: r.rows,
+                already_committed: r.already_committed,
+                staged: r.staged,
+                dead_lettered: r.dead_lettered,
+            }
+            .emit(),
+            Err(e) => FileMigrationFailed { file: meta.location.as_ref(), error: e, retryable: e.is_retryable() }.emit(),
         }
-        Err(e) => FileMigrationFailed { file: meta.location.as_ref(), error: e, retryable: e.is_retryable() }.emit(),
+        result
     }
-    result
-}
 
-async fn stage_file(
-    lake: &Lake,
-    pipeline: &Pipeline,
-    store: Arc<dyn ObjectStore>,
-    location_url: &str,
-    meta: &ObjectMeta,
-    mapping: &Mapping,
-) -> Result<FileReport, MigrateError> {
-    let LegacyFile { source, opened, layout, defaults } = LegacyFile::open(store, location_url, meta, mapping).await?;
-    let unreadable = |source_error| MigrateError::Unreadable { file: meta.location.to_string(), source: source_error };
-    // Resuming: rows up to the file's watermark are committed (the records table's ledger covers every row
-    // of a staged range, dead letters included), so reading starts after them.
-    // The watermarks first, then the ledger: a retirement moves a file from the one to the other.
-    let watermark = lake.committed_state(TableKind::Records).await?.watermarks.get(&source);
-    let total = opened.rows();
-    let retired = watermark.is_none() && lake.retired_source(&source).await?.is_some();
-    let committed = if retired { total } else { watermark.unwrap_or(0).max(0) as u64 };
-    let skip = committed.min(total);
-    let mut report =
-        FileReport { source: source.clone(), rows: skip, already_committed: skip, staged: 0, dead_lettered: 0, retired, checksums: BTreeMap::new() };
-    if skip == total {
-        return Ok(report);
-    }
-    let mut stream = opened.stream(skip).map_err(unreadable)?;
-    let mut pending: Vec<SourceEvent> = Vec::with_capacity(ROWS_PER_SEGMENT);
-    while let Some(batch) = stream.try_next().await.map_err(unreadable)? {
-        for record in records(&batch, &layout, &defaults, report.rows) {
-            report.rows += 1;
-            report.add(&record);
-            let body = serde_json::to_vec(&record).expect("JSON values serialise");
-            pending.push(SourceEvent::new(report.rows as i64, Bytes::from(body)));
-            if pending.len() == ROWS_PER_SEGMENT {
-                stage(lake, pipeline, &source, &mut pending, &mut report).await?;
+    /// The file of this run that took up `source` first, if another did.
+    fn take(&self, source: &str, file: &str) -> Option<String> {
+        let mut taken = self.taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match taken.get(source) {
+            Some(first) if first != file => Some(first.clone()),
+            Some(_) => None,
+            None => {
+                taken.insert(source.to_string(), file.to_string());
+                None
             }
         }
     }
-    if !pending.is_empty() {
-        stage(lake, pipeline, &source, &mut pending, &mut report).await?;
+
+    /// Stages the rows of `legacy` (read at `file`, its version `version`) the table does not have yet.
+    async fn stage_file(
+        &self,
+        lake: &Lake,
+        pipeline: &Pipeline,
+        mut legacy: LegacyFile,
+        file: String,
+        version: Option<String>,
+    ) -> Result<FileReport, MigrateError> {
+        let mut report = FileReport {
+            source: legacy.source.clone(),
+            file: file.clone(),
+            version,
+            same_as: None,
+            rows: 0,
+            already_committed: 0,
+            staged: 0,
+            dead_lettered: 0,
+            already_in_table: 0,
+            retired: false,
+            checksums: BTreeMap::new(),
+        };
+        let committed = legacy.resume(lake).await?;
+        report.source = legacy.source.clone();
+        if let Some(first) = self.take(&legacy.source, &file) {
+            report.same_as = Some(first);
+            return Ok(report);
+        }
+        let LegacyFile { source, opened, layout, defaults, .. } = legacy;
+        let total = opened.rows();
+        let skip = match committed {
+            Committed::Through(rows) => rows.min(total),
+            Committed::Retired => total,
+        };
+        (report.rows, report.already_committed, report.retired) = (skip, skip, committed == Committed::Retired);
+        if skip == total {
+            return Ok(report);
+        }
+        let mut stream = opened.stream(skip).map_err(|e| MigrateError::of_read(&file, e))?;
+        let mut segment = Segment::new(skip, self.options.dedup_ids);
+        while let Some(batch) = stream.try_next().await.map_err(|e| MigrateError::of_read(&file, e))? {
+            for record in records(&batch, &layout, &defaults, report.rows) {
+                report.rows += 1;
+                report.add(&record);
+                segment.push(report.rows as i64, &record);
+                if segment.events.len() == ROWS_PER_SEGMENT {
+                    segment.stage(lake, pipeline, &source, &mut report).await?;
+                }
+            }
+        }
+        if segment.covers_rows() {
+            segment.stage(lake, pipeline, &source, &mut report).await?;
+        }
+        Ok(report)
     }
-    Ok(report)
 }
 
-async fn stage(lake: &Lake, pipeline: &Pipeline, source: &str, pending: &mut Vec<SourceEvent>, report: &mut FileReport) -> Result<(), MigrateError> {
-    let batch = SourceBatch { source: source.to_string(), invocation_id: None, events: std::mem::take(pending) };
-    let staged = pipeline.ingest(lake, &batch).await?;
-    report.staged += staged.staged_rows as u64;
-    report.dead_lettered += staged.dead_lettered as u64;
-    MigrationProgress { staged: staged.staged_rows as u64, dead_lettered: staged.dead_lettered as u64 }.emit();
-    Ok(())
+/// Rows read and not yet staged: `after+1..=last` of the file.
+struct Segment {
+    after: i64,
+    last: i64,
+    events: Vec<SourceEvent>,
+    /// With `--dedup-ids`: each event's key.
+    keys: Option<Vec<Option<RowKey>>>,
+}
+
+impl Segment {
+    fn new(after: u64, dedup_ids: bool) -> Self {
+        Self { after: after as i64, last: after as i64, events: Vec::with_capacity(ROWS_PER_SEGMENT), keys: dedup_ids.then(Default::default) }
+    }
+
+    fn push(&mut self, row: i64, record: &serde_json::Value) {
+        let body = serde_json::to_vec(record).expect("JSON values serialise");
+        self.events.push(SourceEvent::new(row, Bytes::from(body)));
+        self.last = row;
+        if let Some(keys) = &mut self.keys {
+            keys.push(RowKey::of(record));
+        }
+    }
+
+    fn covers_rows(&self) -> bool {
+        self.last > self.after
+    }
+
+    /// Stages the rows for `after+1..=last` (without those the table holds, with `--dedup-ids`: the
+    /// segment still covers their rows, so the ledger advances over them).
+    async fn stage(&mut self, lake: &Lake, pipeline: &Pipeline, source: &str, report: &mut FileReport) -> Result<(), MigrateError> {
+        let range = (self.after + 1, self.last);
+        let mut events = std::mem::take(&mut self.events);
+        if let Some(keys) = &mut self.keys {
+            let held = dedup::held(lake, keys).await?;
+            keys.clear();
+            report.already_in_table += held.len() as u64;
+            events = events.into_iter().enumerate().filter(|(position, _)| !held.contains(position)).map(|(_, event)| event).collect();
+        }
+        let batch = SourceBatch { source: source.to_string(), invocation_id: None, events };
+        let staged = pipeline.ingest_covering(lake, &batch, range).await?;
+        report.staged += staged.staged_rows as u64;
+        report.dead_lettered += staged.dead_lettered as u64;
+        MigrationProgress { staged: staged.staged_rows as u64, dead_lettered: staged.dead_lettered as u64 }.emit();
+        self.after = self.last;
+        Ok(())
+    }
 }
 
 /// Retires the files of `reports` whose rows are all committed (the caller commits first); the others stay

@@ -1,5 +1,11 @@
 //! Legacy Parquet files read from any location of the storage layer, row group by row group: only the
 //! footer and the byte ranges of the row group being decoded are ever in memory, never the whole file.
+//!
+//! Every read is pinned to the version listed (`If-Match` on its ETag: blob storage refuses a read of a
+//! blob replaced since, and the local store compares the file's size, time and inode the same way), so a
+//! file replaced during a migration fails the read instead of mixing two versions. The file's identity is a
+//! hash of what it holds ([`Opened::identity`]): its size and its footer, which describes every row group,
+//! column chunk and statistic, read anyway.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -8,31 +14,45 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use object_store::{GetOptions, GetRange, ObjectStore};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{FooterTail, ParquetMetaData, ParquetMetaDataReader};
+use sha2::{Digest, Sha256};
+
+/// The 8 bytes that end a Parquet file: the footer's length and `PAR1`.
+const TAIL: u64 = 8;
+/// A footer longer than this is not one a writer of sentiment records makes: refused before it is read.
+const MAX_FOOTER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Rows per decoded batch: small enough that a batch of article-length texts stays a few MB.
 pub const BATCH_ROWS: usize = 4_096;
 
-/// One object, read in ranges.
+/// One object, read in ranges, every range of the same version.
 pub struct ObjectFile {
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
+    /// The ETag of the version being read; a read of any other version fails.
+    version: Option<String>,
 }
 
 impl ObjectFile {
-    pub fn new(store: Arc<dyn ObjectStore>, path: Path, size: u64) -> Self {
-        Self { store, path, size }
+    pub fn new(store: Arc<dyn ObjectStore>, path: Path, size: u64, version: Option<String>) -> Self {
+        Self { store, path, size, version }
+    }
+
+    async fn read(&self, range: Range<u64>) -> parquet::errors::Result<Bytes> {
+        let options = GetOptions { range: Some(GetRange::Bounded(range)), if_match: self.version.clone(), ..GetOptions::default() };
+        let got = self.store.get_opts(&self.path, options).await.map_err(|e| ParquetError::External(Box::new(e)))?;
+        got.bytes().await.map_err(|e| ParquetError::External(Box::new(e)))
     }
 }
 
 impl AsyncFileReader for ObjectFile {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        async move { self.store.get_range(&self.path, range).await.map_err(|e| ParquetError::External(Box::new(e))) }.boxed()
+        async move { self.read(range).await }.boxed()
     }
 
     fn get_metadata<'a>(&'a mut self, _options: Option<&'a ArrowReaderOptions>) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
@@ -45,22 +65,49 @@ impl AsyncFileReader for ObjectFile {
     }
 }
 
-/// An opened file: its row count (from the footer) and a way to stream its rows.
+/// An opened file: its identity, its row count (from the footer) and a way to stream its rows.
 pub struct Opened {
     builder: ParquetRecordBatchStreamBuilder<ObjectFile>,
+    identity: [u8; 32],
 }
 
 impl Opened {
-    /// Types come from the Parquet schema alone, never from the Arrow schema a writer may embed in the
-    /// footer: arrow-ipc 58 panics (`unimplemented!`) on a type id it does not know in that flatbuffer
-    /// (found by tests/fuzz.rs), and a legacy file's Parquet types say all the layout needs.
+    /// Reads the footer once: it gives the file's identity and its metadata. Types come from the Parquet
+    /// schema alone, never from the Arrow schema a writer may embed in the footer: arrow-ipc 58 panics
+    /// (`unimplemented!`) on a type id it does not know in that flatbuffer (found by tests/fuzz.rs), and a
+    /// legacy file's Parquet types say all the layout needs.
     pub async fn new(file: ObjectFile) -> parquet::errors::Result<Self> {
         let size = file.size;
+        if size < TAIL + 4 {
+            return Err(ParquetError::General(format!("{size} bytes are too few for a Parquet file")));
+        }
+        let tail: [u8; TAIL as usize] =
+            file.read(size - TAIL..size).await?.as_ref().try_into().map_err(|_| ParquetError::General("a short read of the file's end".into()))?;
+        let length = FooterTail::try_new(&tail)?.metadata_length() as u64;
+        if length > MAX_FOOTER_BYTES || length + TAIL + 4 > size {
+            return Err(ParquetError::General(format!("the footer declares {length} bytes in a file of {size}")));
+        }
+        let footer = file.read(size - TAIL - length..size - TAIL).await?;
+        let identity = identity(size, &footer, &tail);
+        let decoding = std::panic::AssertUnwindSafe(async { ParquetMetaDataReader::decode_metadata(&footer) }).catch_unwind();
+        let metadata = decoding.await.map_err(decoder_panicked)??;
+        check_column_chunks(&metadata, size)?;
         let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-        let opening = std::panic::AssertUnwindSafe(ParquetRecordBatchStreamBuilder::new_with_options(file, options)).catch_unwind();
-        let builder = opening.await.map_err(decoder_panicked)??;
-        check_column_chunks(builder.metadata(), size)?;
-        Ok(Self { builder })
+        let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), options)?;
+        Ok(Self { builder: ParquetRecordBatchStreamBuilder::new_with_metadata(file, metadata), identity })
+    }
+
+    /// SHA-256 of the file's size and footer: the same bytes have the same identity wherever they lie and
+    /// however their URL is spelt, and a file changed anywhere has another footer (its chunks' sizes,
+    /// offsets or statistics change).
+    pub fn identity(&self) -> [u8; 32] {
+        self.identity
+    }
+
+    /// The value the writer put under `key` in the footer's key-value metadata.
+    pub fn footer_value(&self, key: &str) -> Option<&str> {
+        let pairs = self.builder.metadata().file_metadata().key_value_metadata()?;
+        pairs.iter().find(|pair| pair.key == key).map(|pair| pair.value.as_deref().unwrap_or_default())
     }
 
     pub fn rows(&self) -> u64 {
@@ -106,6 +153,15 @@ impl futures::Stream for Decoded {
 fn decoder_panicked(panic: Box<dyn std::any::Any + Send>) -> ParquetError {
     let message = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
     ParquetError::General(format!("the Parquet decoder failed on this file: {message}"))
+}
+
+fn identity(size: u64, footer: &[u8], tail: &[u8]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(b"sentiment-lake legacy file v1\0");
+    hash.update(size.to_le_bytes());
+    hash.update(footer);
+    hash.update(tail);
+    hash.finalize().into()
 }
 
 /// Refuses a footer whose column chunks lie outside the file: parquet 58 asserts on a negative offset or

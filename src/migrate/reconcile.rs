@@ -76,17 +76,21 @@ impl LegacyRows {
 }
 
 impl LegacyRows {
-    /// Adds every row of one file (as migration would map it).
+    /// Adds every row of one file (as migration would map it, under the source `lake` knows it by: the
+    /// same synthetic ids). Dual-written files are legacy files here: reconciliation compares both stores.
     pub async fn add_file(
         &mut self,
+        lake: &Lake,
         store: Arc<dyn ObjectStore>,
         location_url: &str,
         meta: &ObjectMeta,
         mapping: &Mapping,
     ) -> Result<(), MigrateError> {
-        let LegacyFile { source, opened, layout, defaults } = LegacyFile::open(store, location_url, meta, mapping).await?;
+        let mut legacy = LegacyFile::open(store, location_url, meta, mapping, true).await?;
+        legacy.resume(lake).await?;
+        let LegacyFile { source, opened, layout, defaults, .. } = legacy;
         self.sources.insert(source);
-        let unreadable = |source| MigrateError::Unreadable { file: meta.location.to_string(), source };
+        let unreadable = |e| MigrateError::of_read(meta.location.as_ref(), e);
         let mut stream = opened.stream(0).map_err(unreadable)?;
         let mut row = 0u64;
         while let Some(batch) = stream.try_next().await.map_err(unreadable)? {
