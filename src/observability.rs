@@ -346,23 +346,31 @@ impl SequenceGap<'_> {
 /// Ranges a rollback took out of a table, still awaited from a replay (each commit tick says so).
 pub struct ReplayAwaited<'a> {
     pub table: &'a str,
-    pub awaiting: &'a crate::lake::Awaiting,
+    pub ranges: Vec<AwaitedRange<'a>>,
+}
+
+/// One source's range awaited from its replay: sequence numbers `after+1..=through`.
+pub struct AwaitedRange<'a> {
+    pub source: &'a str,
+    pub after: Option<i64>,
+    pub through: i64,
+    pub rolled_back_at: chrono::DateTime<chrono::Utc>,
+    pub events: u64,
 }
 
 impl ReplayAwaited<'_> {
     pub fn emit(self) {
-        let mut events = 0u64;
-        for (source, awaited) in self.awaiting.iter() {
-            events += awaited.events();
+        for range in &self.ranges {
             tracing::warn!(
                 table = self.table,
-                source,
-                after = ?awaited.after,
-                through = awaited.through,
-                rolled_back_at = %awaited.at,
+                source = range.source,
+                after = ?range.after,
+                through = range.through,
+                rolled_back_at = %range.rolled_back_at,
                 "Waiting for the replay of a rolled-back range; the source's newer entries wait too (release with `rollback --release`)."
             );
         }
+        let events: u64 = self.ranges.iter().map(|range| range.events).sum();
         gauge!("sentiment_lake_replay_awaited_events", "table" => self.table.to_string()).set(events as f64);
     }
 }

@@ -19,7 +19,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::auth::{BasicAuth, StreamingCredentialsProvider};
 use redis::AsyncCommands;
 
-use super::{CacheError, QueryCache};
+use super::query_cache::{CacheError, QueryCache};
 use crate::identity::{AzureIdentity, REDIS_SCOPE};
 
 /// How the cache signs in.

@@ -19,7 +19,9 @@ use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
-use super::{BreakerState, CircuitBreaker, DremioAuth, DremioConfig, DremioError};
+use super::breaker::{BreakerState, CircuitBreaker};
+use super::config::{DremioAuth, DremioConfig};
+use super::error::DremioError;
 
 /// Whether a statement may be sent again after it may have run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

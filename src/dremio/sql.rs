@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use iceberg::spec::{PrimitiveType, Schema, Transform, Type, UnboundPartitionSpec};
 
-use super::DremioError;
+use super::error::DremioError;
 
 /// A dotted Dremio path (`source.folder.table`); a part containing dots or quotes is written in double
 /// quotes in the settings (`lake."my.folder".t`).

@@ -13,7 +13,9 @@ use arrow_array::{Array, RecordBatch};
 use async_trait::async_trait;
 use iceberg::{Catalog, TableIdent};
 
-use super::{history_of, resolve_as_of, AsOf, Dialect, EngineError, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot};
+use super::query_engine::{
+    history_of, resolve_as_of, AsOf, Dialect, EngineError, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot,
+};
 use crate::dremio::sql::{self, Literal, TablePath};
 use crate::dremio::{DremioError, FlightSqlClient, StatementKind};
 

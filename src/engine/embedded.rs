@@ -28,7 +28,9 @@ use tokio::sync::Mutex;
 
 use crate::lake::MetadataPointer;
 
-use super::{history_of, resolve_as_of, AsOf, Dialect, EngineError, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot};
+use super::query_engine::{
+    history_of, resolve_as_of, AsOf, Dialect, EngineError, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot,
+};
 
 /// The name the table is registered under inside each DataFusion session.
 const TABLE_NAME: &str = "sentiment_records";

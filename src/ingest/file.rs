@@ -8,7 +8,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{SourceBatch, SourceEvent};
+use super::batch::{SourceBatch, SourceEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileSourceError {

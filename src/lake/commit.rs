@@ -162,7 +162,18 @@ pub async fn commit_staged(cx: &CommitContext<'_>) -> Result<CommitReport, LakeE
         let plan = next_pass(&listing, &watermarks, &state.awaiting, cx.policy.pass, Utc::now());
         report.waiting = plan.waiting;
         report.awaiting_replay = plan.awaiting_replay;
-        crate::observability::ReplayAwaited { table: &cx.target.name, awaiting: &state.awaiting }.emit();
+        let ranges = state
+            .awaiting
+            .iter()
+            .map(|(source, awaited)| crate::observability::AwaitedRange {
+                source,
+                after: awaited.after,
+                through: awaited.through,
+                rolled_back_at: awaited.at,
+                events: awaited.events(),
+            })
+            .collect();
+        crate::observability::ReplayAwaited { table: &cx.target.name, ranges }.emit();
         if plan.unnamed > 0 {
             tracing::warn!(table = %cx.target.name, entries = plan.unnamed, "Staged entries whose source descriptor is missing are left for a later pass.");
         }

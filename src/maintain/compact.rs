@@ -25,8 +25,8 @@ use iceberg::scan::FileScanTask;
 use iceberg::spec::DataFile;
 use iceberg::table::Table;
 
+use super::error::MaintainError;
 use super::files::{live_data_files, LiveFile};
-use super::MaintainError;
 use crate::lake::compat::conform;
 use crate::lake::{Change, Lake, LakeError, Outcome, TableKind, COMMIT_ID_PROPERTY};
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use chrono::{DateTime, Utc};
 
-use super::MaintenancePolicy;
+use super::policy::MaintenancePolicy;
 use crate::dremio::sql::{self, DremioMaintenance, TablePath};
 use crate::dremio::{DremioError, FlightSqlClient, StatementKind};
 use crate::schema::column as c;

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use iceberg::spec::SnapshotRef;
 use iceberg::table::Table;
 
+use super::error::MaintainError;
 use super::files::{ref_targets, Reachable};
-use super::MaintainError;
 use crate::lake::{Change, Lake, LakeError, Outcome, TableKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

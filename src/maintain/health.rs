@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use super::compact::CompactionPolicy;
+use super::error::MaintainError;
 use super::files::{current_manifests, live_data_files};
-use super::MaintainError;
 use crate::lake::{Lake, TableKind};
 
 /// When `doctor` warns.

@@ -10,66 +10,25 @@
 
 pub mod compact;
 pub mod dremio;
+mod error;
 pub mod expire;
 pub mod files;
 pub mod health;
 pub mod orphans;
+mod policy;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use self::compact::{CompactionPolicy, CompactionReport, MAINTENANCE_PROPERTY};
-use self::expire::{ExpiryPolicy, ExpiryReport};
+use self::compact::{CompactionReport, MAINTENANCE_PROPERTY};
+pub use self::error::MaintainError;
+use self::expire::ExpiryReport;
 use self::health::TableHealth;
-use self::orphans::{OrphanPolicy, OrphanReport};
+use self::orphans::OrphanReport;
+pub use self::policy::MaintenancePolicy;
 use crate::lake::{Change, Lake, LakeError, Outcome, TableKind, COMMIT_ID_PROPERTY};
-
-#[derive(Debug, thiserror::Error)]
-pub enum MaintainError {
-    #[error(transparent)]
-    Lake(#[from] LakeError),
-    #[error("maintenance through Dremio: {0}")]
-    Dremio(#[from] crate::dremio::DremioError),
-    /// Something does not add up (rows read vs listed, paths vs listing): nothing is changed.
-    #[error("maintenance stopped to keep the table safe: {0}")]
-    Unsafe(String),
-}
-
-impl MaintainError {
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            MaintainError::Lake(e) => e.is_retryable(),
-            MaintainError::Dremio(e) => e.is_retryable(),
-            MaintainError::Unsafe(_) => false,
-        }
-    }
-}
-
-/// What a run does; each step can be turned off.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct MaintenancePolicy {
-    pub compaction: Option<CompactionPolicy>,
-    /// Rewrite the current snapshot's data manifests into one per spec once there are more than this many.
-    pub rewrite_manifests_above: Option<usize>,
-    pub expiry: Option<ExpiryPolicy>,
-    pub orphans: Option<OrphanPolicy>,
-    /// How long a run may hold the lease (a crashed run's lease lapses after it).
-    pub lease: Duration,
-}
-
-impl Default for MaintenancePolicy {
-    fn default() -> Self {
-        Self {
-            compaction: Some(CompactionPolicy::default()),
-            rewrite_manifests_above: Some(100),
-            expiry: Some(ExpiryPolicy::default()),
-            orphans: Some(OrphanPolicy::default()),
-            lease: Duration::from_secs(15 * 60),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct MaintenanceReport {

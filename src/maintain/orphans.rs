@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
+use super::error::MaintainError;
 use super::files::Reachable;
-use super::MaintainError;
 use crate::lake::{Lake, LakeError, TableKind};
 use crate::storage::{Location, OpenedLocation};
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::answer::*;
 use super::params::{Ticker, Window};
-use super::Query;
+use super::question::Query;
 use crate::engine::{Dialect, EngineError, QueryEngine, SqlParam, SqlQuery, TableSnapshot};
 use crate::schema::column as c;
 
@@ -240,7 +240,7 @@ async fn summary(engine: &dyn QueryEngine, snapshot: &TableSnapshot, ticker: &Ti
     let text = format!(
         "SELECT emotion, AVG(CAST(intensity AS DOUBLE)) AS average_intensity, CAST(COUNT(*) AS BIGINT) AS records \
          FROM {entries} exploded GROUP BY emotion ORDER BY average_intensity DESC, emotion ASC LIMIT {limit}",
-        limit = super::limits::MAX_EMOTIONS,
+        limit = super::question::limits::MAX_EMOTIONS,
         entries = s.dialect.map_entries(c::EMOTION_INTENSITY_VECTOR, "emotion", "intensity", &s.table, &scope),
     );
     let emotions = each(rows(engine, snapshot, s.finish(text)).await?, |r, i| {
@@ -252,7 +252,7 @@ async fn summary(engine: &dyn QueryEngine, snapshot: &TableSnapshot, ticker: &Ti
     let text = format!(
         "SELECT {primary} AS emotion, CAST(COUNT(*) AS BIGINT) AS emotion_count FROM {table} WHERE {scope} AND {primary} IS NOT NULL \
          GROUP BY {primary} ORDER BY emotion_count DESC, emotion ASC LIMIT {limit}",
-        limit = super::limits::MAX_EMOTIONS,
+        limit = super::question::limits::MAX_EMOTIONS,
         primary = c::PRIMARY_EMOTION,
         table = s.table,
     );

@@ -14,7 +14,8 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use super::{plan, Query, QueryKind};
+use super::plan;
+use super::question::{Query, QueryKind};
 use crate::cache::{CacheError, QueryCache};
 use crate::engine::{AsOf, EngineError, QueryEngine, SnapshotInfo, TableSnapshot};
 use crate::observability::{CacheLookup, QueryAnswered};

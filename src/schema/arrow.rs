@@ -13,10 +13,8 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, FieldRef, Fields, SchemaRef};
 
 use super::record::{Entity, FloatMap, SentimentRecord};
-use super::sentiment_arrow_schema;
+use super::table::sentiment_arrow_schema;
 
-pub const ENTITY_TEXT: &str = "text";
-pub const ENTITY_TYPE: &str = "type";
 const UTC: &str = "+00:00";
 
 type FloatMapBuilder = MapBuilder<StringBuilder, Float32Builder>;

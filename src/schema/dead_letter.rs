@@ -74,7 +74,7 @@ pub fn dead_letter_schema() -> Schema {
 }
 
 pub fn dead_letter_partition_spec() -> UnboundPartitionSpec {
-    super::partition_spec(&[(10, "dead_lettered_at_day", Transform::Day)])
+    super::table::partition_spec(&[(10, "dead_lettered_at_day", Transform::Day)])
 }
 
 pub fn dead_letter_arrow_schema() -> SchemaRef {

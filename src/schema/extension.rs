@@ -9,7 +9,7 @@ use arrow_array::ArrayRef;
 use arrow_schema::{DataType, Field, TimeUnit};
 use serde_json::Value;
 
-use super::sentiment_schema;
+use super::table::sentiment_schema;
 
 /// The types an added column may have (the seed's own primitive types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use object_store::azure::{AzureConfigKey, AzureCredential, MicrosoftAzureBuilder};
 use object_store::{ClientOptions, CredentialProvider, ObjectStore};
 
-use super::StorageError;
+use super::error::StorageError;
 use crate::identity::{AzureIdentity, EntraAuth, IdentityError, IdentitySettings, STORAGE_SCOPE};
 
 /// Azurite's (and the old emulator's) published development account and key.

@@ -9,7 +9,7 @@ use std::path::{Path as FsPath, PathBuf};
 
 use object_store::path::Path;
 
-use super::StorageError;
+use super::error::StorageError;
 
 /// Azure URL schemes Iceberg engines write: ADLS Gen2 (`abfs[s]`, Hadoop ABFS, PyIceberg, Dremio) and the
 /// older blob form (`wasb[s]`). All address the same objects of a hierarchical-namespace account.
