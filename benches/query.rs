@@ -17,12 +17,13 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use sentiment_lake::app::{query_service, QueryOptions};
 use sentiment_lake::cache::RedisCacheConfig;
+use sentiment_lake::committer::Committer;
 use sentiment_lake::enrich::IncompletePolicy;
 use sentiment_lake::functions::api::ApiConfig;
 use sentiment_lake::functions::routes::{app, AppState, EventHubBinding, DEFAULT_MAX_INVOCATION_BYTES};
 use sentiment_lake::ingest::file::batch_from_file;
 use sentiment_lake::ingest::Pipeline;
-use sentiment_lake::lake::{Committer, Lake, LakeConfig, TableKind};
+use sentiment_lake::lake::{Lake, LakeConfig, TableKind};
 use sentiment_lake::query::{Query, QueryKind};
 use sentiment_lake::synthetic::EventGenerator;
 

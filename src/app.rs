@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::{QueryCache, RedisCache, RedisCacheConfig};
+use crate::committer::{Committer, OnCommit};
 use crate::dremio::sql::TablePath;
 use crate::dremio::FlightSqlClient;
 use crate::engine::{DremioEngine, EmbeddedEngine, QueryEngine, SnapshotSource, DEFAULT_MEMORY_LIMIT};
 use crate::functions::api::ApiConfig;
 use crate::functions::routes::{app, AppState, EventHubBinding};
 use crate::ingest::Pipeline;
-use crate::lake::{CommitReport, Committer, Lake, OnCommit, TableKind};
+use crate::lake::{CommitReport, Lake, TableKind};
 use crate::query::{QueryService, QueryServiceConfig};
 
 /// After a commit that added rows, precomputes popular answers in the background: the commit is done and

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod cache;
 pub mod cli;
+pub mod committer;
 pub mod dremio;
 pub mod engine;
 pub mod enrich;

@@ -22,8 +22,9 @@ use datafusion_flight_sql_server::service::FlightSqlService;
 use datafusion_flight_sql_server::session::SessionStateProvider;
 use sentiment_lake::app::{query_service, DremioSetup, QueryEngineChoice, QueryOptions};
 use sentiment_lake::dremio::sql::TablePath;
+use sentiment_lake::dremio::DremioWriter;
 use sentiment_lake::dremio::{BreakerState, DremioAuth, DremioConfig, DremioError, FlightSqlClient, StatementKind};
-use sentiment_lake::lake::{DremioWriter, Lake, TableKind};
+use sentiment_lake::lake::{Lake, TableKind};
 use sentiment_lake::maintain::dremio::DremioCatalog;
 use sentiment_lake::query::{Query, QueryKind};
 
@@ -326,7 +327,7 @@ async fn a_refused_merge_keeps_everything_staged() {
         table: TablePath::parse("datafusion.public.sentiment_records").unwrap(),
         warehouse: TablePath::parse("lake").unwrap(),
     };
-    let lake = lake.with_dremio_writer(writer);
+    let lake = lake.with_records_writer(std::sync::Arc::new(writer));
     let ndjson: Vec<u8> = events(instant("2026-11-20T00:00:00Z"), 0, 30).iter().flat_map(|e| format!("{e}\n").into_bytes()).collect();
     let batch = sentiment_lake::ingest::file::batch_from_file(&ndjson, "dremio-writer", None).unwrap();
     sentiment_lake::ingest::Pipeline::new(sentiment_lake::enrich::IncompletePolicy::DeadLetter).ingest(&lake, &batch).await.unwrap();
@@ -335,7 +336,7 @@ async fn a_refused_merge_keeps_everything_staged() {
     let error = lake.commit().await.unwrap_err();
     assert!(error.to_string().contains("dremio"), "{error}");
     assert_eq!(lake.pending(TableKind::Records).await.unwrap().len(), staged, "every staged entry is still there");
-    assert!(files_under(&dir.path().join(sentiment_lake::lake::DREMIO_STAGING_DIR), ".parquet").is_empty(), "the MERGE's input was removed");
+    assert!(files_under(&dir.path().join(sentiment_lake::dremio::DREMIO_STAGING_DIR), ".parquet").is_empty(), "the MERGE's input was removed");
 }
 
 /// `--maintenance dremio` runs its statements under the lake's lease and reports each one; a server that

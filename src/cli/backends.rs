@@ -9,8 +9,9 @@ use clap::Args;
 
 use crate::app::{DremioSetup, QueryEngineChoice};
 use crate::dremio::sql::TablePath;
+use crate::dremio::DremioWriter;
 use crate::dremio::{DremioAuth, DremioConfig, FlightSqlClient};
-use crate::lake::{DremioWriter, Lake, LakeConfig};
+use crate::lake::{Lake, LakeConfig};
 use crate::maintain::dremio::DremioCatalog;
 use crate::maintain::{DremioMaintainer, MaintenanceBackend};
 
@@ -180,7 +181,7 @@ impl Backends {
             WriterKind::Dremio => {
                 let dremio = self.dremio()?;
                 let warehouse = dremio.warehouse.clone().context("--writer dremio needs --dremio-warehouse")?;
-                lake.with_dremio_writer(DremioWriter { client: dremio.client.clone(), table: dremio.table.clone(), warehouse })
+                lake.with_records_writer(std::sync::Arc::new(DremioWriter { client: dremio.client.clone(), table: dremio.table.clone(), warehouse }))
             }
         })
     }

@@ -6,7 +6,7 @@ use crate::app::{query_service, DremioSetup, QueryOptions};
 use crate::dremio::sql::{self, Literal};
 use crate::dremio::{DremioError, StatementKind};
 use crate::engine::{DremioEngine, QueryEngine, SnapshotSource};
-use crate::lake::catalog_tls::{self, TlsSettings};
+use crate::lake::catalog::tls::{self as catalog_tls, TlsSettings};
 use crate::lake::{Lake, LakeConfig, TableKind};
 use crate::query::{Query, QueryKind};
 use crate::storage::{Location, Warehouse};
@@ -408,8 +408,8 @@ async fn check_merge(report: &mut Report, setup: &DremioSetup) {
         sql::values_source(&columns, &rows).and_then(|source| sql::merge_insert(&scratch, &source, &columns, "message_id", None, "event_timestamp"));
     let outcome = match merge {
         Ok(merge) => {
-            let first = client.execute(&merge, StatementKind::Idempotent).await.and_then(|b| crate::lake::rows_inserted(&b));
-            let second = client.execute(&merge, StatementKind::Idempotent).await.and_then(|b| crate::lake::rows_inserted(&b));
+            let first = client.execute(&merge, StatementKind::Idempotent).await.and_then(|b| crate::dremio::rows_inserted(&b));
+            let second = client.execute(&merge, StatementKind::Idempotent).await.and_then(|b| crate::dremio::rows_inserted(&b));
             match (first, second) {
                 (Ok(1), Ok(0)) => Ok("the same MERGE inserted 1 row, then 0".to_string()),
                 (Ok(a), Ok(b)) => Err(format!("the same MERGE inserted {a} row(s), then {b}: expected 1, then 0")),

@@ -18,8 +18,9 @@ use super::payload::eventgrid::GridEvent;
 use super::payload::eventhub::{EventDataType, EventHubBatch, Refused};
 use super::payload::timer::TimerInfo;
 use super::payload::InvokeRequest;
+use crate::committer::Committer;
 use crate::ingest::Pipeline;
-use crate::lake::{Committer, Lake, LakeError, TableKind};
+use crate::lake::{Lake, LakeError, TableKind};
 use crate::query::QueryService;
 
 /// Function names: the host POSTs to `/<name>`, and each has `functions/<name>/function.json`.

@@ -54,9 +54,14 @@ pub enum LakeError {
     /// status when there was an answer.
     #[error("REST catalog: {context}: {detail}")]
     RestCatalog { context: String, status: Option<u16>, detail: String, retryable: bool },
-    /// Committing through Dremio failed (`--writer dremio`).
-    #[error("dremio: {0}")]
-    Dremio(#[from] crate::dremio::DremioError),
+    /// Another writer of the table's staged entries failed (`--writer dremio`: Dremio's MERGE).
+    #[error("{writer}: {source}")]
+    Writer {
+        writer: &'static str,
+        retryable: bool,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl From<crate::storage::StorageError> for LakeError {
@@ -88,7 +93,7 @@ impl LakeError {
             LakeError::Conflict { .. } | LakeError::CommitExhausted { .. } | LakeError::Task(_) => true,
             LakeError::Identity(e) => e.is_retryable(),
             LakeError::RestCatalog { retryable, .. } => *retryable,
-            LakeError::Dremio(e) => e.is_retryable(),
+            LakeError::Writer { retryable, .. } => *retryable,
             LakeError::Config(_) | LakeError::Arrow(_) | LakeError::Parquet(_) | LakeError::Ledger { .. } | LakeError::IncompatibleTable { .. } => {
                 false
             }

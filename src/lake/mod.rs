@@ -4,77 +4,44 @@
 //! Data enters only as [`Segment`]s through [`Lake::stage`] and reaches the tables only through
 //! [`Lake::commit`]. This module knows nothing about Event Hubs or JSON: a source is an opaque id with
 //! ordered sequence numbers.
+//!
+//! Its folders, in the order data flows (each uses only those before it): [`stage`] (segments staged,
+//! the ledger, the next pass planned), [`files`] (rows written as data files), [`table`] (the next table
+//! state: snapshot, manifests), [`catalog`] (where tables live and how a state is published), then
+//! [`commit`] (passes that take staged entries to the table exactly once) and [`history`] (rollback,
+//! added columns). [`Lake`] here opens them and hands out their parts; none of them imports it.
 
-mod catalog;
-pub mod catalog_tls;
-mod commit;
-mod committer;
-pub mod compat;
-mod data_file;
-mod dremio_commit;
+pub mod catalog;
+pub mod commit;
 mod error;
-mod evolve;
-mod ledger;
-mod manifest;
-pub mod paths;
-pub mod plan;
-mod quarantine;
-mod rest;
-pub mod retired;
-mod rollback;
-mod staging;
-mod swap;
-mod writer;
+pub mod files;
+pub mod history;
+pub mod stage;
+pub mod table;
+mod target;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_schema::SchemaRef;
-use iceberg::spec::{Schema, UnboundPartitionSpec};
+use iceberg::spec::Schema;
 use iceberg::table::Table;
 use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 
-pub use self::catalog::{CatalogAuth, CatalogType, MetadataPointer, RenewingCatalog};
+pub use self::catalog::{CatalogAuth, CatalogType, MetadataPointer, Outcome, RenewingCatalog, RestSettings, Secret};
 use self::catalog::{CatalogSettings, RestEndpoint};
-pub use self::commit::{CommitPolicy, CommitReport};
-pub use self::committer::{Committer, OnCommit};
-pub use self::dremio_commit::{rows_inserted, DremioWriter, DREMIO_STAGING_DIR};
+use self::commit::retired;
+pub use self::commit::{CommitPolicy, CommitReport, RetireReport, RetiredSource, StagedWriter};
 pub use self::error::LakeError;
-pub use self::evolve::EXTRA_COLUMNS_TTL;
-pub use self::ledger::{
-    summary_watermarks, Awaited, Awaiting, CommittedState, Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY,
-    PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
+pub use self::history::{RollbackReport, SourceReset, EXTRA_COLUMNS_TTL};
+pub use self::stage::{
+    summary_watermarks, Awaited, Awaiting, CommittedState, EntryKind, Listing, PassBounds, Quarantine, QuarantineRecord, Segment, StagedEntry,
+    Staging, StagingArea, StoredEnvelope, Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY,
+    RECENT_COMMITS_PROPERTY, SEQUENCE_COLUMN, WATERMARKS_PROPERTY,
 };
-pub use self::plan::PassBounds;
-pub use self::quarantine::{Quarantine, QuarantineRecord, StoredEnvelope};
-pub use self::rest::{RestSettings, Secret};
-pub use self::retired::{RetireReport, RetiredSource};
-pub use self::rollback::{RollbackReport, SourceReset};
-pub use self::staging::{EntryKind, Listing, Segment, StagedEntry, Staging, StagingArea, SEQUENCE_COLUMN};
-pub use self::swap::{Change, Outcome};
+pub use self::table::Change;
+pub use self::target::{TableHandle, TableKind, TableTarget};
 use crate::schema::{self, dead_letter};
 use crate::storage::{Location, StorageSettings, Warehouse};
-
-/// Which of the lake's tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TableKind {
-    Records,
-    DeadLetters,
-}
-
-/// One table the lake writes: identity, the schema its rows are built in and the spec it is created with.
-#[derive(Debug, Clone)]
-pub struct TableTarget {
-    pub ident: TableIdent,
-    pub name: String,
-    pub schema: Schema,
-    pub arrow_schema: SchemaRef,
-    pub partition_spec: UnboundPartitionSpec,
-    /// Rows are sorted by these columns within each data file (prunes time and ticker filters well).
-    pub sort_columns: &'static [&'static str],
-    /// Where its entries are staged: its own area, whoever else shares the warehouse.
-    pub staging: StagingArea,
-}
 
 /// How to open the lake.
 #[derive(Clone)]
@@ -239,9 +206,9 @@ pub struct Lake {
     /// The tables are in a REST catalog (which creates them its own way, see [`Lake::ensure_table`]).
     rest_catalog: bool,
     /// `--writer dremio`: records are merged by Dremio instead of committed here.
-    records_writer: Option<Arc<DremioWriter>>,
+    records_writer: Option<Arc<dyn StagedWriter>>,
     /// The records table's added columns, as ingestion last looked them up.
-    extras: evolve::ExtraColumnsCache,
+    extras: history::ExtraColumnsCache,
 }
 
 impl std::fmt::Debug for Lake {
@@ -364,19 +331,19 @@ impl Lake {
         if table.metadata().format_version() != iceberg::spec::FormatVersion::V2 {
             return Err(incompatible(format!("format version {} (the writer commits v2 tables)", table.metadata().format_version())));
         }
-        compat::check(&target.schema, table.metadata().current_schema()).map_err(incompatible)
+        table::compat::check(&target.schema, table.metadata().current_schema()).map_err(incompatible)
     }
 
-    /// Hands the records table's commits to Dremio (`--writer dremio`); dead letters and the migration
-    /// ledger stay with this lake's catalog.
-    pub fn with_dremio_writer(mut self, writer: DremioWriter) -> Self {
-        self.records_writer = Some(Arc::new(writer));
+    /// Hands the records table's commits to another writer (`--writer dremio`: `crate::dremio::DremioWriter`);
+    /// dead letters and the migration ledger stay with this lake's catalog.
+    pub fn with_records_writer(mut self, writer: Arc<dyn StagedWriter>) -> Self {
+        self.records_writer = Some(writer);
         self
     }
 
-    /// Whether records are committed through Dremio.
-    pub fn dremio_writer(&self) -> Option<&DremioWriter> {
-        self.records_writer.as_deref()
+    /// One of the lake's tables in its catalog.
+    pub fn handle(&self, kind: TableKind) -> TableHandle<'_> {
+        TableHandle { catalog: &self.catalog, target: self.target(kind) }
     }
 
     pub fn target(&self, kind: TableKind) -> &TableTarget {
@@ -434,9 +401,10 @@ impl Lake {
                 target: self.target(kind),
                 retired: &self.retired,
                 policy: self.policy,
+                warehouse: self.warehouse.store(),
             };
             let committed = match (&self.records_writer, kind) {
-                (Some(writer), TableKind::Records) => dremio_commit::commit_staged(&cx, self.warehouse.store(), writer).await,
+                (Some(writer), TableKind::Records) => writer.commit_staged(&cx).await,
                 _ => commit::commit_staged(&cx).await,
             };
             let report = committed.inspect_err(|e| crate::observability::CommitFailed { retryable: e.is_retryable() }.emit())?;
@@ -472,8 +440,8 @@ impl Lake {
     /// compare-and-swap publishes it, or refuses it when another commit landed first
     /// ([`Outcome::Conflict`]). Table properties, and with them the ledger, are carried over.
     pub async fn commit_change(&self, table: &Table, change: Change) -> Result<Outcome, LakeError> {
-        let (_, catalog_swap) = self.catalog.current().await?;
-        swap::commit(&catalog_swap, table, change).await
+        let (_, publisher) = self.catalog.current().await?;
+        catalog::commit(&publisher, table, change).await
     }
 
     /// Writes rows (in `table`'s Arrow schema) as data files of `table`'s default spec, sorted by
@@ -486,12 +454,12 @@ impl Lake {
         file_prefix: &str,
         target_file_size: Option<usize>,
     ) -> Result<Vec<iceberg::spec::DataFile>, LakeError> {
-        writer::write_data_files(table, batches, sort_columns, file_prefix, target_file_size).await
+        files::write_data_files(table, batches, sort_columns, file_prefix, target_file_size).await
     }
 
     /// Deletes data files no commit references (best effort; orphan cleanup removes what this misses).
     pub async fn delete_unreferenced(&self, table: &Table, files: &[iceberg::spec::DataFile]) {
-        writer::delete(table, files).await
+        files::delete(table, files).await
     }
 
     /// Takes (or extends) the lease `name` for `holder` for `ttl`, if no one else holds it: one per catalog,
@@ -534,5 +502,26 @@ impl Lake {
         let mut all: Vec<RetiredSource> = retired::read_all(&self.catalog, &self.retired).await?.into_values().collect();
         all.sort_by(|a, b| a.source.cmp(&b.source));
         Ok(all)
+    }
+
+    /// Points `kind`'s `main` at `to`, an ancestor of its current snapshot, with the ledger as it was then
+    /// ([`history::rollback`]).
+    pub async fn rollback(&self, kind: TableKind, to: i64) -> Result<Option<RollbackReport>, LakeError> {
+        history::rollback(self.handle(kind), self.policy.max_attempts, to).await
+    }
+
+    /// Stops awaiting the replay of what a rollback took out of `source` ([`history::release_awaited`]).
+    pub async fn release_awaited(&self, kind: TableKind, source: &str) -> Result<Option<Awaited>, LakeError> {
+        history::release_awaited(self.handle(kind), self.policy.max_attempts, source).await
+    }
+
+    /// The records table's added columns (cached for [`EXTRA_COLUMNS_TTL`]).
+    pub async fn extra_columns(&self) -> Result<Vec<crate::schema::extension::ExtraColumn>, LakeError> {
+        history::extra_columns(self.handle(TableKind::Records), &self.extras).await
+    }
+
+    /// Adds the optional column `name` of `column_type` to the records table ([`history::add_column`]).
+    pub async fn add_column(&self, name: &str, column_type: crate::schema::extension::ColumnType, doc: Option<&str>) -> Result<Schema, LakeError> {
+        history::add_column(self.handle(TableKind::Records), &self.extras, self.policy.max_attempts, name, column_type, doc).await
     }
 }

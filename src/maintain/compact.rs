@@ -27,7 +27,7 @@ use iceberg::table::Table;
 
 use super::error::MaintainError;
 use super::files::{live_data_files, LiveFile};
-use crate::lake::compat::conform;
+use crate::lake::table::compat::conform;
 use crate::lake::{Change, Lake, LakeError, Outcome, TableKind, COMMIT_ID_PROPERTY};
 
 /// Summary key marking snapshots written by maintenance (`compaction`, `manifest-rewrite`).

@@ -17,11 +17,12 @@ use std::time::Duration;
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
 use sentiment_lake::app::{query_service, warm_after_commit, QueryOptions};
+use sentiment_lake::committer::Committer;
 use sentiment_lake::enrich::IncompletePolicy;
 use sentiment_lake::functions::api::ApiConfig;
 use sentiment_lake::functions::routes::{app, AppState, EventHubBinding, DEFAULT_MAX_INVOCATION_BYTES};
 use sentiment_lake::ingest::Pipeline;
-use sentiment_lake::lake::{Committer, Lake, LakeConfig, TableKind};
+use sentiment_lake::lake::{Lake, LakeConfig, TableKind};
 use serde_json::Value;
 
 /// The project's interpreter, checked to have `module`. Missing is a test failure with instructions, never a

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify};
 
-use super::{CommitReport, Lake, LakeError};
+use crate::lake::{CommitReport, Lake, LakeError};
 
 /// Called after every commit call with its reports (the query service warms its cache from it).
 pub type OnCommit = Arc<dyn Fn(&[CommitReport]) + Send + Sync>;

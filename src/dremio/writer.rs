@@ -24,12 +24,12 @@ use chrono::{DateTime, Utc};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use super::commit::{load_pass, tidy_listing, CommitContext, CommitReport};
-use super::ledger::Watermarks;
-use super::plan::{next_pass, PassPlan};
-use super::LakeError;
-use crate::dremio::sql::{self, TablePath, TimeRange};
-use crate::dremio::{DremioError, FlightSqlClient, StatementKind};
+use super::client::{FlightSqlClient, StatementKind};
+use super::error::DremioError;
+use super::sql::{self, TablePath, TimeRange};
+use crate::lake::commit::{load_pass, tidy_listing, CommitContext, CommitReport, StagedWriter};
+use crate::lake::stage::{next_pass, Awaiting, PassPlan, Watermarks};
+use crate::lake::LakeError;
 use crate::schema::column as c;
 
 /// Where the MERGE's input is staged, relative to the warehouse root.
@@ -51,15 +51,28 @@ impl std::fmt::Debug for DremioWriter {
     }
 }
 
+#[async_trait::async_trait]
+impl StagedWriter for DremioWriter {
+    async fn commit_staged(&self, cx: &CommitContext<'_>) -> Result<CommitReport, LakeError> {
+        commit_staged(cx, cx.warehouse, self).await
+    }
+}
+
+impl From<DremioError> for LakeError {
+    fn from(error: DremioError) -> Self {
+        LakeError::Writer { writer: "dremio", retryable: error.is_retryable(), source: Box::new(error) }
+    }
+}
+
 /// Commits everything staged for the records table through Dremio, in bounded passes.
-pub(super) async fn commit_staged(cx: &CommitContext<'_>, store: &Arc<dyn ObjectStore>, writer: &DremioWriter) -> Result<CommitReport, LakeError> {
+async fn commit_staged(cx: &CommitContext<'_>, store: &Arc<dyn ObjectStore>, writer: &DremioWriter) -> Result<CommitReport, LakeError> {
     let started = Instant::now();
     let mut report = CommitReport { table: cx.target.name.clone(), ..CommitReport::default() };
     loop {
         let listing = tidy_listing(cx, &mut report).await?;
         // No watermarks: the key decides what is new. The planner still orders each source's ranges and
         // holds entries behind a gap for its grace period.
-        let plan = next_pass(&listing, &Watermarks::default(), &super::ledger::Awaiting::default(), cx.policy.pass, Utc::now());
+        let plan = next_pass(&listing, &Watermarks::default(), &Awaiting::default(), cx.policy.pass, Utc::now());
         report.waiting = plan.waiting;
         if plan.sources.is_empty() {
             break;
@@ -148,7 +161,7 @@ async fn merge_pass(cx: &CommitContext<'_>, store: &Arc<dyn ObjectStore>, writer
     report.quarantined = quarantined;
     // Only the table's own columns are merged (columns added to it later are not listed in the MERGE).
     let parts: Vec<RecordBatch> =
-        loaded.into_iter().map(|l| super::compat::conform(&l.segment.rows, &target.arrow_schema)).collect::<Result<_, _>>()?;
+        loaded.into_iter().map(|l| crate::lake::table::compat::conform(&l.segment.rows, &target.arrow_schema)).collect::<Result<_, _>>()?;
     let schema = target.arrow_schema.clone();
     let (batch, in_pass_duplicates) =
         tokio::task::spawn_blocking(move || unique_by_message_id(&parts, &schema)).await.map_err(|e| LakeError::Task(e.to_string()))??;

@@ -30,12 +30,13 @@ use iceberg::spec::{NestedField, PrimitiveType, Schema, Type, UnboundPartitionSp
 use iceberg::table::Table;
 use iceberg::Catalog;
 
-use super::catalog::RenewingCatalog;
-use super::ledger::{CommittedState, Watermarks, WATERMARKS_PROPERTY};
-use super::staging::{EntryKind, Staging};
-use super::swap::{self, Change, Outcome};
-use super::writer::{delete, write_data_files};
-use super::{CommitPolicy, LakeError, TableTarget};
+use super::policy::CommitPolicy;
+use crate::lake::catalog::{self, Outcome, RenewingCatalog};
+use crate::lake::error::LakeError;
+use crate::lake::files::{delete, write_data_files};
+use crate::lake::stage::{CommittedState, EntryKind, Staging, Watermarks, WATERMARKS_PROPERTY};
+use crate::lake::table::Change;
+use crate::lake::target::TableTarget;
 
 pub const SOURCE: &str = "source";
 pub const THROUGH: &str = "through";
@@ -214,7 +215,7 @@ async fn append(catalog: &RenewingCatalog, ledger: &TableTarget, policy: CommitP
         let prefix = format!("retired-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let files = write_data_files(&table, std::slice::from_ref(&batch), &[SOURCE], &prefix, None).await?;
         let (_, catalog_swap) = catalog.current().await?;
-        match swap::commit(&catalog_swap, &table, Change { files: files.clone(), ..Change::default() }).await {
+        match catalog::commit(&catalog_swap, &table, Change { files: files.clone(), ..Change::default() }).await {
             Ok(Outcome::Landed { .. }) => return Ok(()),
             Ok(Outcome::Conflict) => delete(&table, &files).await,
             // Unknown outcome: appending again at worst records a source twice, which reading tolerates.
@@ -239,7 +240,7 @@ async fn remove_keys(catalog: &RenewingCatalog, records: &TableTarget, policy: C
         }
         let change = Change { properties: vec![(WATERMARKS_PROPERTY.to_string(), watermarks.to_property())], ..Change::default() };
         let (_, catalog_swap) = catalog.current().await?;
-        match swap::commit(&catalog_swap, &table, change).await {
+        match catalog::commit(&catalog_swap, &table, change).await {
             Ok(Outcome::Landed { .. }) => return Ok(removed),
             Ok(Outcome::Conflict) => {}
             // Unknown outcome: the next attempt re-reads the watermarks and removes what is still there.

@@ -29,7 +29,7 @@ use parquet::schema::types::ColumnPath;
 
 use super::data_file::DataFileSink;
 use super::paths::{partition_path, EscapedLocationGenerator};
-use super::LakeError;
+use crate::lake::error::LakeError;
 use crate::schema::column::UNIQUE_PER_ROW;
 
 /// Rows gathered into one Arrow batch at a time. With texts of at most 1 MiB, 1,024 rows stay far below

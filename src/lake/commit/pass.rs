@@ -2,10 +2,10 @@
 //!
 //! Exactly-once rests on four rules:
 //! 1. a row is committed only if its sequence number is above the table's watermark for its source, and
-//!    watermarks advance only through contiguous staged ranges ([`super::plan`]), in the same atomic swap
-//!    as the append, in table properties and the snapshot summary ([`super::ledger`]);
+//!    watermarks advance only through contiguous staged ranges ([`crate::lake::stage::plan`]), in the same atomic swap
+//!    as the append, in table properties and the snapshot summary ([`crate::lake::stage::ledger`]);
 //! 2. the commit is built on exactly the metadata the watermark was read from and published by the catalog's
-//!    compare-and-swap ([`super::swap`]), so a concurrent commit makes ours fail instead of duplicating;
+//!    compare-and-swap ([`crate::lake::catalog`]), so a concurrent commit makes ours fail instead of duplicating;
 //! 3. after a failed or unknown-outcome commit the table is re-read: if our commit id is there the commit
 //!    landed; a conflict is re-selected against the fresh watermark and retried with bounded, jittered
 //!    back-off; other retryable errors are retried the same way; anything else ends the pass;
@@ -27,53 +27,18 @@ use iceberg::spec::DataFile;
 use iceberg::table::Table;
 use iceberg::Catalog;
 
-use super::catalog::RenewingCatalog;
-use super::compat::conform;
-use super::ledger::{
-    Awaiting, CommittedState, Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY,
-    WATERMARKS_PROPERTY,
-};
-use super::plan::{next_pass, PassBounds, PassPlan};
-use super::quarantine::Quarantine;
+use super::policy::CommitPolicy;
 use super::retired;
-use super::staging::{self, EntryKind, Segment, StagedEntry, Staging};
-use super::swap::{self, Change, Outcome};
-use super::writer::{delete, write_data_files};
-use super::{LakeError, TableTarget};
-
-/// How hard a commit tries before giving up until the next tick, and how much one pass takes in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CommitPolicy {
-    pub max_attempts: u32,
-    pub min_backoff: Duration,
-    pub max_backoff: Duration,
-    pub pass: PassBounds,
-    /// Ranges without rows (markers) are folded into the ledger by a properties-only commit once the table
-    /// has not been committed for this long, so a table that rarely gets rows (the dead letters) does not
-    /// keep them staged forever; until then they are merged into one marker per source.
-    pub ledger_flush_after: Duration,
-}
-
-impl Default for CommitPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 10,
-            min_backoff: Duration::from_millis(25),
-            max_backoff: Duration::from_secs(5),
-            pass: PassBounds { max_bytes: 64 * 1024 * 1024, max_entries: 5_000, gap_grace: Duration::from_secs(300) },
-            ledger_flush_after: Duration::from_secs(600),
-        }
-    }
-}
-
-impl CommitPolicy {
-    pub(super) fn backoff(&self, attempt: u32) -> Duration {
-        let exponential = self.min_backoff.saturating_mul(1u32 << attempt.min(16)).min(self.max_backoff);
-        // Full jitter: concurrent committers that conflicted must not retry in lock-step.
-        let random = (uuid::Uuid::new_v4().as_u128() as u64) % (exponential.as_micros() as u64 + 1);
-        Duration::from_micros(random)
-    }
-}
+use crate::lake::catalog::{self, Outcome, RenewingCatalog};
+use crate::lake::error::LakeError;
+use crate::lake::files::{delete, write_data_files};
+use crate::lake::stage::{
+    self, next_pass, Awaiting, CommittedState, EntryKind, Listing, PassPlan, Quarantine, Segment, StagedEntry, Staging, Watermarks,
+    AWAITING_PROPERTY, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
+};
+use crate::lake::table::compat::conform;
+use crate::lake::table::Change;
+use crate::lake::target::TableTarget;
 
 /// What one commit call did for one table (over one or more passes).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -112,7 +77,7 @@ pub struct CommitReport {
 }
 
 impl CommitReport {
-    pub(super) fn absorb(&mut self, pass: &CommitReport) {
+    pub fn absorb(&mut self, pass: &CommitReport) {
         self.segments += pass.segments;
         self.staged_bytes += pass.staged_bytes;
         self.rows_committed += pass.rows_committed;
@@ -139,10 +104,19 @@ pub struct CommitContext<'a> {
     pub staging: &'a Staging,
     pub quarantine: &'a Quarantine,
     pub target: &'a TableTarget,
-    /// The retired sources ([`super::retired`]): consulted for any staged source the table has no
+    /// The retired sources ([`retired`]): consulted for any staged source the table has no
     /// watermark for, after the table is read, so a finished file staged again commits nothing.
     pub retired: &'a TableTarget,
     pub policy: CommitPolicy,
+    /// The warehouse's store, for writers that stage inputs of their own there.
+    pub warehouse: &'a Arc<dyn object_store::ObjectStore>,
+}
+
+/// Commits a table's staged entries another way than [`commit_staged`] does (the records table through
+/// Dremio, `crate::dremio::DremioWriter`), given the same context.
+#[async_trait::async_trait]
+pub trait StagedWriter: Send + Sync {
+    async fn commit_staged(&self, cx: &CommitContext<'_>) -> Result<CommitReport, LakeError>;
 }
 
 /// Commits everything staged for `target` that can be committed now, in bounded passes.
@@ -200,7 +174,7 @@ async fn load(cx: &CommitContext<'_>) -> Result<Table, LakeError> {
 
 /// What is staged for the table, once entries that are not this crate's are quarantined and entries of
 /// older versions rewritten under today's names.
-pub(super) async fn tidy_listing(cx: &CommitContext<'_>, report: &mut CommitReport) -> Result<super::staging::Listing, LakeError> {
+pub async fn tidy_listing(cx: &CommitContext<'_>, report: &mut CommitReport) -> Result<Listing, LakeError> {
     loop {
         let listing = cx.staging.list(&cx.target.staging).await?;
         for entry in &listing.unrecognised {
@@ -231,7 +205,7 @@ async fn upgrade_legacy(cx: &CommitContext<'_>, legacy: &[StagedEntry]) -> Resul
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         };
-        match staging::decode(bytes, &cx.target.arrow_schema) {
+        match stage::decode(bytes, &cx.target.arrow_schema) {
             Ok(segment) => {
                 cx.staging.write(&cx.target.staging, &segment).await?;
                 cx.staging.delete(std::slice::from_ref(&entry.path)).await?;
@@ -243,16 +217,16 @@ async fn upgrade_legacy(cx: &CommitContext<'_>, legacy: &[StagedEntry]) -> Resul
 }
 
 /// A decoded segment, the source (index into the plan) it belongs to, and where it was staged.
-pub(super) struct Loaded {
-    pub(super) source: usize,
-    pub(super) path: String,
-    pub(super) segment: Segment,
+pub struct Loaded {
+    pub source: usize,
+    pub path: String,
+    pub segment: Segment,
 }
 
 /// Reads and decodes the pass's staged segments, quarantining those that cannot be read; returns them and
 /// how many were quarantined. One entry at a time, decoded off the async workers: its bytes are gone before
 /// the next is read, so a pass holds its decoded rows and one encoded segment, not all of both.
-pub(super) async fn load_pass(cx: &CommitContext<'_>, plan: &PassPlan) -> Result<(Vec<Loaded>, usize), LakeError> {
+pub async fn load_pass(cx: &CommitContext<'_>, plan: &PassPlan) -> Result<(Vec<Loaded>, usize), LakeError> {
     let (mut loaded, mut quarantined) = (Vec::new(), 0);
     for (index, source) in plan.sources.iter().enumerate() {
         for entry in source.entries.iter().filter(|e| e.kind == EntryKind::Rows) {
@@ -447,7 +421,7 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
             ..Change::default()
         };
         let (_, catalog_swap) = cx.catalog.current().await?;
-        let failure = match swap::commit(&catalog_swap, &table, change).await {
+        let failure = match catalog::commit(&catalog_swap, &table, change).await {
             Ok(Outcome::Landed { snapshot_id }) => {
                 report.snapshot_id = snapshot_id.or(table.metadata().current_snapshot_id());
                 report.snapshots = usize::from(snapshot_id.is_some());
@@ -482,7 +456,7 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
 /// A staged segment read back and checked against where it was found: its own metadata must name the
 /// source and range its directory and name say.
 fn decode_checked(bytes: bytes::Bytes, schema: &SchemaRef, source: &str, range: Option<(i64, i64)>) -> Result<Segment, String> {
-    let segment = staging::decode(bytes, schema)?;
+    let segment = stage::decode(bytes, schema)?;
     if segment.source != source || Some(segment.range) != range {
         return Err(format!("file says source {:?} range {:?}, its place says {source:?} {range:?}", segment.source, segment.range));
     }
@@ -522,7 +496,7 @@ mod tests {
     use arrow_schema::{DataType, Field, Schema};
 
     use super::*;
-    use crate::lake::plan::SourcePass;
+    use crate::lake::stage::SourcePass;
 
     fn loaded(source: usize, seqs: &[i64]) -> Loaded {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int32, false)]));

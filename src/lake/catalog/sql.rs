@@ -21,10 +21,11 @@ use iceberg::{Catalog, CatalogBuilder, Namespace, NamespaceIdent, Result as Iceb
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder, SQL_CATALOG_PROP_BIND_STYLE, SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE};
 use tokio::sync::RwLock;
 
+use super::publish::Publisher;
 use super::rest::{self, RestSettings};
-use super::swap::{CatalogSwap, Publisher};
-use super::LakeError;
+use super::swap::CatalogSwap;
 use crate::identity::POSTGRES_SCOPE;
+use crate::lake::error::LakeError;
 use crate::storage::AzureSettings;
 
 /// Which kind of catalog holds the tables.
@@ -134,7 +135,7 @@ async fn connect(settings: &CatalogSettings) -> Result<Connected, LakeError> {
     let (uri, renew_at) = match settings.auth {
         CatalogAuth::Uri => (settings.uri.clone(), None),
         CatalogAuth::Entra => {
-            super::catalog_tls::check_fit_for_a_token(&settings.uri)?;
+            super::tls::check_fit_for_a_token(&settings.uri)?;
             let token = settings.identity.entra_identity()?.token(POSTGRES_SCOPE).await?;
             let mut url = url::Url::parse(&settings.uri).map_err(|e| LakeError::Config(format!("catalog URI: {e}")))?;
             if url.username().is_empty() {

@@ -31,7 +31,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
 
-use super::LakeError;
+use crate::lake::error::LakeError;
 
 /// Where and how a table's data files are written.
 #[derive(Clone)]

@@ -38,7 +38,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
 
-use super::LakeError;
+use crate::lake::error::LakeError;
 
 pub const SEQUENCE_COLUMN: &str = "_sequence_number";
 const STAGING_DIR: &str = "_staging";

@@ -16,7 +16,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::LakeError;
+use crate::lake::error::LakeError;
 
 /// libpq's `sslmode`, as sqlx implements it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

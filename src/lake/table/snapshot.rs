@@ -1,328 +1,28 @@
-//! Table commits made by this crate: an append or a replace snapshot (manifests, manifest list, snapshot),
-//! expired snapshots and table properties in one new metadata file, published by the SQL catalog's own
-//! compare-and-swap; or, with a REST catalog, the same manifests and manifest list sent as one commit
-//! request that the server applies only if `main` has not moved ([`super::rest`]). iceberg 0.10.1 has no
-//! public replace action; a replace is built here from its public writers: manifests holding a replaced
-//! file are rewritten with it as `deleted` and their other files as `existing` (sequence numbers kept),
-//! untouched manifests are carried over, and the new files get a manifest of their own.
-//!
-//! Why not iceberg-rust's `Transaction`: its metadata builder re-binds the default partition spec on every
-//! commit and refuses a spec with two time transforms of one column, which is exactly the seed's
-//! `year/month/day(event_timestamp)` (PyIceberg creates such tables; Phase 1 did). It also rebases an append
-//! onto newer metadata without asking, where the ledger needs a commit that is either exactly on top of the
-//! metadata it was planned against or refused. Here the new metadata is the current one plus the snapshot
-//! and properties (edited as the spec's JSON, so any spec the table has survives untouched), and the swap
-//! is the statement the catalog itself runs: `UPDATE iceberg_tables ... WHERE metadata_location = <the
-//! location this commit was built on>`. Zero rows updated means another commit won.
+//! The next table state built from a [`Change`]: its manifests, manifest list and snapshot written under
+//! the table, and the next metadata (the current one plus the snapshot, expired snapshots, properties and
+//! schema, edited as the spec's JSON so any spec the table has survives untouched).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::str::FromStr;
 
 use iceberg::spec::{
-    DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot,
-    SnapshotSummaryCollector, Summary, TableMetadata,
+    DataFile, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotSummaryCollector, Summary,
+    TableMetadata,
 };
 use iceberg::table::Table;
-use iceberg::{MetadataLocation, TableIdent};
 use serde_json::{json, Value};
-use sqlx::any::{install_default_drivers, AnyPoolOptions};
-use sqlx::AnyPool;
 
-use super::rest::{self, Published, RestCommitter};
-use super::LakeError;
+use super::change::Change;
+use super::manifest;
+use crate::lake::error::LakeError;
 
 /// Keeps how many earlier metadata files the metadata log lists (Iceberg's default).
 const PREVIOUS_VERSIONS_MAX: &str = "write.metadata.previous-versions-max";
 const DEFAULT_PREVIOUS_VERSIONS: usize = 100;
 
-/// The SQL catalog database, for the compare-and-swap of a table's metadata location.
-#[derive(Clone)]
-pub struct CatalogSwap {
-    pool: AnyPool,
-    catalog_name: String,
-    dollar_placeholders: bool,
-}
-
-impl std::fmt::Debug for CatalogSwap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CatalogSwap").field("catalog_name", &self.catalog_name).finish_non_exhaustive()
-    }
-}
-
-fn sql_error(context: &str) -> impl FnOnce(sqlx::Error) -> LakeError + '_ {
-    move |e| LakeError::iceberg(context)(iceberg::Error::new(iceberg::ErrorKind::Unexpected, format!("catalog database: {e}")).with_retryable(true))
-}
-
-impl CatalogSwap {
-    pub async fn connect(uri: &str, catalog_name: &str) -> Result<Self, LakeError> {
-        install_default_drivers();
-        let pool = AnyPoolOptions::new().max_connections(4).connect(uri).await.map_err(|e| super::catalog_tls::connect_error(uri, e))?;
-        Ok(Self { pool, catalog_name: catalog_name.to_string(), dollar_placeholders: uri.starts_with("postgres") })
-    }
-
-    /// `statement` with `?` placeholders numbered for PostgreSQL when the catalog is PostgreSQL.
-    fn placeholders(&self, statement: &str) -> String {
-        if !self.dollar_placeholders {
-            return statement.to_string();
-        }
-        let mut numbered = String::with_capacity(statement.len() + 8);
-        let mut n = 0;
-        for ch in statement.chars() {
-            if ch == '?' {
-                n += 1;
-                numbered.push_str(&format!("${n}"));
-            } else {
-                numbered.push(ch);
-            }
-        }
-        numbered
-    }
-
-    /// Points `table` at `to` if it still points at `from`. `Ok(false)`: another commit landed first.
-    pub async fn swap(&self, table: &TableIdent, from: &str, to: &str) -> Result<bool, LakeError> {
-        let statement = self.placeholders(
-            "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
-             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? \
-             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) AND metadata_location = ?",
-        );
-        let namespace = table.namespace().join(".");
-        let result = sqlx::query(&statement)
-            .bind(to)
-            .bind(from)
-            .bind(&self.catalog_name)
-            .bind(&namespace)
-            .bind(table.name())
-            .bind(from)
-            .execute(&self.pool)
-            .await
-            .map_err(sql_error("swapping the table's metadata location"))?;
-        Ok(result.rows_affected() == 1)
-    }
-
-    /// The metadata file `table` points at, read from its catalog row without opening the file: one indexed
-    /// row, so a reader can tell whether the table moved for the price of a round trip. `None`: no such table.
-    pub async fn metadata_location(&self, table: &TableIdent) -> Result<Option<String>, LakeError> {
-        let statement = self.placeholders(
-            "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? \
-             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)",
-        );
-        let namespace = table.namespace().join(".");
-        let row: Option<(Option<String>,)> = sqlx::query_as(&statement)
-            .bind(&self.catalog_name)
-            .bind(&namespace)
-            .bind(table.name())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(sql_error("reading the table's metadata location"))?;
-        Ok(row.and_then(|(location,)| location))
-    }
-
-    /// Takes (or extends) the lease `name` for `holder` until `expires_ms` if it is free, expired or already
-    /// `holder`'s. The lease table lives beside the catalog's own in the same database, so every instance
-    /// that shares the catalog sees one lease.
-    pub async fn try_lease(&self, name: &str, holder: &str, now_ms: i64, expires_ms: i64) -> Result<bool, LakeError> {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS sentiment_lake_leases (catalog_name VARCHAR(255) NOT NULL, name VARCHAR(255) NOT NULL, \
-             holder VARCHAR(255) NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (catalog_name, name))",
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(sql_error("creating the lease table"))?;
-        let statement = self.placeholders(
-            "INSERT INTO sentiment_lake_leases (catalog_name, name, holder, expires_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (catalog_name, name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-             WHERE sentiment_lake_leases.expires_at < ? OR sentiment_lake_leases.holder = ?",
-        );
-        let result = sqlx::query(&statement)
-            .bind(&self.catalog_name)
-            .bind(name)
-            .bind(holder)
-            .bind(expires_ms)
-            .bind(now_ms)
-            .bind(holder)
-            .execute(&self.pool)
-            .await
-            .map_err(sql_error("taking a lease"))?;
-        Ok(result.rows_affected() == 1)
-    }
-
-    /// Gives the lease back if `holder` still has it.
-    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), LakeError> {
-        let statement = self.placeholders("DELETE FROM sentiment_lake_leases WHERE catalog_name = ? AND name = ? AND holder = ?");
-        sqlx::query(&statement).bind(&self.catalog_name).bind(name).bind(holder).execute(&self.pool).await.map_err(sql_error("releasing a lease"))?;
-        Ok(())
-    }
-}
-
-/// Where commits are published: the SQL catalog's compare-and-swap, or a REST catalog's commit endpoint.
-/// Leases are rows in a SQL database either way: the SQL catalog's own, or the `--lease-uri` database
-/// beside a REST catalog (whose `swap` is then never used).
-#[derive(Debug, Clone)]
-pub enum Publisher {
-    Sql(CatalogSwap),
-    Rest { committer: RestCommitter, leases: CatalogSwap },
-}
-
-impl Publisher {
-    fn leases(&self) -> &CatalogSwap {
-        match self {
-            Publisher::Sql(swap) => swap,
-            Publisher::Rest { leases, .. } => leases,
-        }
-    }
-
-    /// [`CatalogSwap::try_lease`] on the lease database.
-    pub async fn try_lease(&self, name: &str, holder: &str, now_ms: i64, expires_ms: i64) -> Result<bool, LakeError> {
-        self.leases().try_lease(name, holder, now_ms, expires_ms).await
-    }
-
-    /// [`CatalogSwap::release_lease`] on the lease database.
-    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), LakeError> {
-        self.leases().release_lease(name, holder).await
-    }
-}
-
-/// What one commit changes.
-#[derive(Debug, Default, Clone)]
-pub struct Change {
-    /// Data files of a new append snapshot; none means no snapshot (a properties-only commit), unless
-    /// the change replaces files or rewrites manifests.
-    pub files: Vec<DataFile>,
-    /// Paths of data files the new snapshot removes (a `replace` snapshot adding `files` for them). Every
-    /// one must be live in the metadata the commit is built on, or the commit is refused as a conflict.
-    pub replaces: HashSet<String>,
-    /// Rewrite every data manifest into one per partition spec (a `replace` snapshot with no data change).
-    pub rewrite_manifests: bool,
-    /// Snapshots to remove from the metadata (expiry); none may be the target of a branch or tag.
-    pub expire: Vec<i64>,
-    /// Extra keys of the snapshot's summary.
-    pub summary: HashMap<String, String>,
-    /// Table properties to set.
-    pub properties: Vec<(String, String)>,
-    /// A new schema to add and make current (a column added); its id and field ids must be new.
-    pub schema: Option<iceberg::spec::Schema>,
-    /// Point `main` back at this existing snapshot (a rollback: no new snapshot, the snapshot log records
-    /// the move). Not combined with files, replaces or a manifest rewrite.
-    pub set_current: Option<i64>,
-}
-
-/// How a commit ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The table now points at the new metadata; the new snapshot when there is one.
-    Landed { snapshot_id: Option<i64> },
-    /// Another commit moved the table first; nothing of this one is referenced.
-    Conflict,
-}
-
-/// Commits `change` on top of exactly `table`'s metadata, through `publisher`.
-pub async fn commit(publisher: &Publisher, table: &Table, change: Change) -> Result<Outcome, LakeError> {
-    let metadata = table.metadata();
-    if metadata.format_version() != FormatVersion::V2 {
-        return Err(LakeError::IncompatibleTable {
-            table: table.identifier().to_string(),
-            detail: format!("format version {} tables are not written by this version (v2 only)", metadata.format_version()),
-        });
-    }
-    let from = table.metadata_location().ok_or_else(|| LakeError::Config(format!("{} has no metadata location", table.identifier())))?;
-    let now = chrono::Utc::now().timestamp_millis().max(metadata.last_updated_ms() + 1);
-    let commit_uuid = uuid::Uuid::new_v4();
-    let mut written = Vec::new();
-    let snapshot = if !change.replaces.is_empty() || change.rewrite_manifests {
-        match write_rewrite(table, &change, commit_uuid, &mut written).await {
-            Ok(snapshot) => Some(snapshot),
-            Err(e) => {
-                remove(table, &written).await;
-                return Err(e);
-            }
-        }
-    } else if change.files.is_empty() {
-        None
-    } else {
-        let snapshot = write_append(table, &change, commit_uuid, &mut written).await;
-        match snapshot {
-            Ok(snapshot) => Some(snapshot),
-            Err(e) => {
-                remove(table, &written).await;
-                return Err(e);
-            }
-        }
-    };
-    let swap = match publisher {
-        Publisher::Sql(swap) => swap,
-        Publisher::Rest { committer, .. } => return publish_rest(committer, table, snapshot, &change, now, &written).await,
-    };
-    let next = match next_metadata(metadata, from, snapshot.as_ref(), &change, now) {
-        Ok(next) => next,
-        Err(e) => {
-            remove(table, &written).await;
-            return Err(e);
-        }
-    };
-    let location = MetadataLocation::from_str(from)
-        .map_err(LakeError::iceberg(format!("metadata location {from}")))?
-        .with_next_version()
-        .with_new_metadata(&next);
-    next.write_to(table.file_io(), &location).await.map_err(LakeError::iceberg("writing table metadata"))?;
-    let to = location.to_string();
-    written.push(to.clone());
-    match swap.swap(table.identifier(), from, &to).await {
-        Ok(true) => Ok(Outcome::Landed { snapshot_id: snapshot.map(|s| s.id) }),
-        Ok(false) => {
-            remove(table, &written).await;
-            Ok(Outcome::Conflict)
-        }
-        // The outcome is unknown: the files may be referenced now, so they stay.
-        Err(e) => Err(e),
-    }
-}
-
-/// Sends the commit to the REST catalog. The server writes the metadata file; what was written here stays
-/// unless the commit provably did not land (a 409, or a request never sent).
-async fn publish_rest(
-    committer: &RestCommitter,
-    table: &Table,
-    snapshot: Option<NewSnapshot>,
-    change: &Change,
-    now: i64,
-    written: &[String],
-) -> Result<Outcome, LakeError> {
-    let snapshot_id = snapshot.as_ref().map(|s| s.id);
-    let snapshot = snapshot.map(|s| s.into_snapshot(table.metadata(), now));
-    let request = match rest::commit_request(table, snapshot, &change.properties, &change.expire, change.set_current, change.schema.clone()) {
-        Ok(request) => request,
-        Err(e) => {
-            remove(table, written).await;
-            return Err(e);
-        }
-    };
-    match committer.publish(table.identifier(), &request).await {
-        Published::Landed => Ok(Outcome::Landed { snapshot_id }),
-        Published::Conflict => {
-            remove(table, written).await;
-            Ok(Outcome::Conflict)
-        }
-        Published::NotSent(e) => {
-            remove(table, written).await;
-            Err(e)
-        }
-        // The outcome is unknown: the files may be referenced now, so they stay.
-        Published::Unknown(e) => Err(e),
-    }
-}
-
-async fn remove(table: &Table, paths: &[String]) {
-    for path in paths {
-        if let Err(e) = table.file_io().delete(path).await {
-            tracing::debug!(path, error = %e, "Could not delete a file of a commit that did not land; orphan cleanup will.");
-        }
-    }
-}
-
 /// The new snapshot, as the spec's JSON fields need it.
-struct NewSnapshot {
+pub struct NewSnapshot {
     operation: Operation,
-    id: i64,
+    pub id: i64,
     sequence_number: i64,
     manifest_list: String,
     summary: HashMap<String, String>,
@@ -330,7 +30,7 @@ struct NewSnapshot {
 
 impl NewSnapshot {
     /// The snapshot as iceberg's type (what the REST commit request carries), on top of `metadata`.
-    fn into_snapshot(self, metadata: &TableMetadata, now: i64) -> Snapshot {
+    pub fn into_snapshot(self, metadata: &TableMetadata, now: i64) -> Snapshot {
         Snapshot::builder()
             .with_snapshot_id(self.id)
             .with_parent_snapshot_id(metadata.current_snapshot_id())
@@ -340,6 +40,35 @@ impl NewSnapshot {
             .with_summary(Summary { operation: self.operation, additional_properties: self.summary })
             .with_schema_id(metadata.current_schema_id())
             .build()
+    }
+}
+
+/// Writes the manifests, manifest list and snapshot `change` needs (none for a change without one),
+/// listing every file written in `written`; on failure, the files written so far are removed.
+pub async fn write_snapshot(table: &Table, change: &Change, written: &mut Vec<String>) -> Result<Option<NewSnapshot>, LakeError> {
+    let commit_uuid = uuid::Uuid::new_v4();
+    let snapshot = if !change.replaces.is_empty() || change.rewrite_manifests {
+        write_rewrite(table, change, commit_uuid, written).await
+    } else if change.files.is_empty() {
+        return Ok(None);
+    } else {
+        write_append(table, change, commit_uuid, written).await
+    };
+    match snapshot {
+        Ok(snapshot) => Ok(Some(snapshot)),
+        Err(e) => {
+            remove(table, written).await;
+            Err(e)
+        }
+    }
+}
+
+/// Deletes the files of a commit that did not land (best effort: orphan cleanup removes what this misses).
+pub async fn remove(table: &Table, paths: &[String]) {
+    for path in paths {
+        if let Err(e) = table.file_io().delete(path).await {
+            tracing::debug!(path, error = %e, "Could not delete a file of a commit that did not land; orphan cleanup will.");
+        }
     }
 }
 
@@ -374,7 +103,7 @@ async fn write_added(
     }
     let output = table.file_io().new_output(&path).map_err(io("manifest output"))?;
     written.push(path.clone());
-    if let Some((bytes, mut manifest)) = super::manifest::encode(&schema, &spec, id, sequence_number, files)? {
+    if let Some((bytes, mut manifest)) = manifest::encode(&schema, &spec, id, sequence_number, files)? {
         output.write(bytes.into()).await.map_err(io("writing the manifest"))?;
         manifest.manifest_path = path;
         return Ok(manifest);
@@ -525,7 +254,7 @@ fn add_totals(summary: &mut HashMap<String, String>, previous: Option<&HashMap<S
 
 /// `metadata` with the snapshot made current on `main`, the expired snapshots gone and the properties set,
 /// as the next metadata file.
-fn next_metadata(
+pub fn next_metadata(
     metadata: &TableMetadata,
     location: &str,
     snapshot: Option<&NewSnapshot>,

@@ -19,7 +19,7 @@ use iceberg::spec::{
 };
 use serde_json::{json, Value};
 
-use super::LakeError;
+use crate::lake::error::LakeError;
 
 /// `status` of an entry the snapshot adds.
 const ADDED: i32 = 1;

@@ -8,10 +8,10 @@
 //! cannot be known (a snapshot of its lineage expired), the rollback is refused: guessing could duplicate or
 //! drop rows.
 //!
-//! The rolled-back ranges are then awaited ([`super::ledger::Awaiting`], in the same commit): the planner
+//! The rolled-back ranges are then awaited ([`Awaiting`], in the same commit): the planner
 //! never bridges them as gaps, however long the replay takes, and entries staged before the rollback do not
 //! count as the replay. What is awaited shows in metrics, `health` and `doctor` until the replay is
-//! committed through it, or an operator releases it ([`Lake::release_awaited`], `rollback --release`) when
+//! committed through it, or an operator releases it ([`release_awaited`], `rollback --release`) when
 //! the events are gone for good.
 //!
 //! Not undone: dead letters and the migration ledger (a migrated file retired after the target keeps its
@@ -21,8 +21,11 @@ use std::collections::BTreeSet;
 
 use iceberg::spec::TableMetadata;
 
-use super::ledger::{Awaited, Awaiting, CommittedState, Watermarks, AWAITING_PROPERTY, WATERMARKS_PROPERTY};
-use super::{Change, Lake, LakeError, Outcome, TableKind};
+use crate::lake::catalog::Outcome;
+use crate::lake::error::LakeError;
+use crate::lake::stage::{Awaited, Awaiting, CommittedState, Watermarks, AWAITING_PROPERTY, WATERMARKS_PROPERTY};
+use crate::lake::table::Change;
+use crate::lake::target::TableHandle;
 
 /// A source's watermark before and after the rollback.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -48,7 +51,7 @@ pub struct RollbackReport {
 }
 
 fn summary_watermarks(metadata: &TableMetadata, id: i64) -> Option<Watermarks> {
-    super::ledger::summary_watermarks(metadata.snapshot_by_id(id)?)
+    crate::lake::stage::summary_watermarks(metadata.snapshot_by_id(id)?)
 }
 
 fn total_rows(metadata: &TableMetadata, id: i64) -> Option<i64> {
@@ -125,46 +128,44 @@ fn plan(table: &str, metadata: &TableMetadata, to: i64) -> Result<Option<(Waterm
     Ok(Some((watermarks, report)))
 }
 
-impl Lake {
-    /// Points `kind`'s `main` at `to`, an ancestor of its current snapshot, with the ledger as it was then
-    /// (see the module). Retried on conflicts with concurrent commits, re-planned on the table they left.
-    pub async fn rollback(&self, kind: TableKind, to: i64) -> Result<Option<RollbackReport>, LakeError> {
-        let name = self.target(kind).name.clone();
-        for _attempt in 0..self.policy().max_attempts {
-            let table = self.load(kind).await?;
-            let Some((watermarks, report)) = plan(&name, table.metadata(), to)? else { return Ok(None) };
-            let properties =
-                vec![(WATERMARKS_PROPERTY.to_string(), watermarks.to_property()), (AWAITING_PROPERTY.to_string(), report.awaiting.to_property())];
-            let change = Change { set_current: Some(to), properties, ..Change::default() };
-            match self.commit_change(&table, change).await? {
-                Outcome::Landed { .. } => {
-                    tracing::info!(table = %name, from = report.from, to, rolled_back = report.rolled_back, "Rolled back.");
-                    return Ok(Some(report));
-                }
-                Outcome::Conflict => continue,
+/// Points the table's `main` at `to`, an ancestor of its current snapshot, with the ledger as it was then
+/// (see the module). Retried on conflicts with concurrent commits, re-planned on the table they left.
+pub async fn rollback(handle: TableHandle<'_>, max_attempts: u32, to: i64) -> Result<Option<RollbackReport>, LakeError> {
+    let name = handle.target.name.clone();
+    for _attempt in 0..max_attempts {
+        let table = handle.load().await?;
+        let Some((watermarks, report)) = plan(&name, table.metadata(), to)? else { return Ok(None) };
+        let properties =
+            vec![(WATERMARKS_PROPERTY.to_string(), watermarks.to_property()), (AWAITING_PROPERTY.to_string(), report.awaiting.to_property())];
+        let change = Change { set_current: Some(to), properties, ..Change::default() };
+        match handle.commit(&table, change).await? {
+            Outcome::Landed { .. } => {
+                tracing::info!(table = %name, from = report.from, to, rolled_back = report.rolled_back, "Rolled back.");
+                return Ok(Some(report));
             }
+            Outcome::Conflict => continue,
         }
-        Err(LakeError::Conflict { table: name })
     }
+    Err(LakeError::Conflict { table: name })
+}
 
-    /// Stops awaiting the replay of what a rollback took out of `source` (the events are gone for good, or
-    /// were committed another way): its gaps are then bridged after the grace period like any other. `None`:
-    /// nothing was awaited for it.
-    pub async fn release_awaited(&self, kind: TableKind, source: &str) -> Result<Option<Awaited>, LakeError> {
-        let name = self.target(kind).name.clone();
-        for _attempt in 0..self.policy().max_attempts {
-            let table = self.load(kind).await?;
-            let mut awaiting = CommittedState::read(&name, table.metadata())?.awaiting;
-            let Some(released) = awaiting.remove(source) else { return Ok(None) };
-            let change = Change { properties: vec![(AWAITING_PROPERTY.to_string(), awaiting.to_property())], ..Change::default() };
-            match self.commit_change(&table, change).await? {
-                Outcome::Landed { .. } => {
-                    tracing::warn!(table = %name, source, after = ?released.after, through = released.through, "Released a rolled-back range: it is no longer awaited.");
-                    return Ok(Some(released));
-                }
-                Outcome::Conflict => continue,
+/// Stops awaiting the replay of what a rollback took out of `source` (the events are gone for good, or
+/// were committed another way): its gaps are then bridged after the grace period like any other. `None`:
+/// nothing was awaited for it.
+pub async fn release_awaited(handle: TableHandle<'_>, max_attempts: u32, source: &str) -> Result<Option<Awaited>, LakeError> {
+    let name = handle.target.name.clone();
+    for _attempt in 0..max_attempts {
+        let table = handle.load().await?;
+        let mut awaiting = CommittedState::read(&name, table.metadata())?.awaiting;
+        let Some(released) = awaiting.remove(source) else { return Ok(None) };
+        let change = Change { properties: vec![(AWAITING_PROPERTY.to_string(), awaiting.to_property())], ..Change::default() };
+        match handle.commit(&table, change).await? {
+            Outcome::Landed { .. } => {
+                tracing::warn!(table = %name, source, after = ?released.after, through = released.through, "Released a rolled-back range: it is no longer awaited.");
+                return Ok(Some(released));
             }
+            Outcome::Conflict => continue,
         }
-        Err(LakeError::Conflict { table: name })
     }
+    Err(LakeError::Conflict { table: name })
 }

@@ -14,7 +14,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use super::staging::StagedEntry;
-use super::LakeError;
+use crate::lake::error::LakeError;
 
 const QUARANTINE_DIR: &str = "_quarantine";
 const STAGING_PREFIX: &str = "_staging/";

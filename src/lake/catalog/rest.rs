@@ -29,7 +29,7 @@ use iceberg_catalog_rest::{CommitTableRequest, RestCatalog, RestCatalogBuilder, 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::StatusCode;
 
-use super::LakeError;
+use crate::lake::error::LakeError;
 
 /// The branch every commit of this crate moves.
 pub const MAIN_BRANCH: &str = "main";

@@ -20,14 +20,14 @@
 //! and entries staged before the rollback count for nothing inside it. The range is released when the replay
 //! has been committed through it, or by an operator (`rollback --release <source>`).
 //!
-//! A legacy file fully migrated leaves the watermarks ([`super::migration_ledger`] keeps it instead), so
+//! A legacy file fully migrated leaves the watermarks (the migration ledger, `crate::lake::commit::retired`, keeps it instead), so
 //! the property holds the live sources and the files in flight, not every file ever migrated.
 
 use std::collections::BTreeMap;
 
 use iceberg::spec::TableMetadata;
 
-use super::LakeError;
+use crate::lake::error::LakeError;
 
 pub const WATERMARKS_PROPERTY: &str = "sentiment-lake.watermarks";
 pub const RECENT_COMMITS_PROPERTY: &str = "sentiment-lake.recent-commits";

@@ -186,7 +186,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::lake::staging::EntryKind;
+    use crate::lake::stage::EntryKind;
 
     fn t(seconds_ago: i64) -> DateTime<Utc> {
         now() - chrono::Duration::seconds(seconds_ago)

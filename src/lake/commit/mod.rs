@@ -1,0 +1,14 @@
+//! The committer: staged entries of a table committed in bounded passes, exactly once ([`pass`]), and
+//! finished migration sources retired into the migration ledger table ([`retired`]).
+//!
+//! Uses [`crate::lake::stage`] (what is staged and what the ledger says), [`crate::lake::files`] (rows
+//! written), [`crate::lake::table`] and [`crate::lake::catalog`] (the new state published); the lake's
+//! door and other writers of staged entries (the Dremio writer) use it.
+
+mod pass;
+mod policy;
+pub mod retired;
+
+pub use self::pass::{commit_staged, load_pass, tidy_listing, CommitContext, CommitReport, Loaded, StagedWriter};
+pub use self::policy::CommitPolicy;
+pub use self::retired::{RetireReport, RetiredSource};

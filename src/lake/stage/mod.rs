@@ -1,0 +1,20 @@
+//! Staging and the exactly-once ledger: segments staged durably per table identity ([`staging`]), the
+//! committed watermarks and awaited ranges kept in the table's properties ([`ledger`]), which staged
+//! entries the next pass commits ([`plan`]), and where entries that cannot be committed are kept
+//! ([`quarantine`]).
+//!
+//! Uses [`crate::lake::error`], storage and the schema; everything that commits uses it.
+
+pub mod ledger;
+pub mod plan;
+mod quarantine;
+mod staging;
+
+pub use self::ledger::{
+    summary_watermarks, Awaited, Awaiting, CommittedState, Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY,
+    PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
+};
+pub use self::plan::{next_pass, PassBounds, PassPlan, SourcePass};
+pub use self::quarantine::{Quarantine, QuarantineRecord, StoredEnvelope};
+pub(crate) use self::staging::decode;
+pub use self::staging::{EntryKind, Listing, Segment, StagedEntry, Staging, StagingArea, SEQUENCE_COLUMN};
