@@ -155,7 +155,7 @@ fn paths_in(code: &str, children: &[String]) -> Vec<String> {
         rest_of_code.push_str(&rest[..at]);
         let statement = &rest[at + 3..];
         let end = statement.find(';').unwrap_or(statement.len());
-        paths.extend(expand(statement[..end].trim()));
+        paths.extend(expand(statement[..end].trim()).into_iter().map(|p| p.trim_end_matches("::self").to_string()));
         rest = &statement[(end + 1).min(statement.len())..];
     }
     rest_of_code.push_str(rest);

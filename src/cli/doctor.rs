@@ -2,6 +2,9 @@
 
 use anyhow::bail;
 
+use super::backends::EngineKind;
+use super::opts::{CacheArgs, InvocationLimit, SizingArgs};
+use super::setup::Setup;
 use crate::app::{query_service, DremioSetup, QueryOptions};
 use crate::dremio::sql::{self, Literal};
 use crate::dremio::{DremioError, StatementKind};
@@ -425,4 +428,23 @@ async fn check_merge(report: &mut Report, setup: &DremioSetup) {
     if let Err(e) = client.execute(&sql::drop_table(&scratch), StatementKind::Idempotent).await {
         report.warn("scratch table", e, &format!("drop {scratch} by hand"));
     }
+}
+
+/// `doctor`: the deployment's checks; with `--engine dremio`, the conformance check of the user's own Dremio.
+pub async fn command(setup: &Setup, cache: &CacheArgs, sizing: &SizingArgs, limit: &InvocationLimit) -> anyhow::Result<()> {
+    match &setup.backends.dremio {
+        Some(setup_of_dremio) if setup.backends.engine == EngineKind::Dremio => dremio(setup_of_dremio).await,
+        _ => run(&setup.config, &setup.query_options(cache)?, sizing.budget(setup.commit_pass_mb, limit.max_invocation_mb)).await,
+    }
+}
+
+/// `sizing`: the memory arithmetic of the host's limits on the chosen instance; fails when they can exceed it.
+pub fn sizing(setup: &Setup, sizing: &SizingArgs, limit: &InvocationLimit) -> anyhow::Result<()> {
+    let budget = sizing.budget(setup.commit_pass_mb, limit.max_invocation_mb)?;
+    print!("{}", budget.render());
+    anyhow::ensure!(
+        budget.fits(),
+        "the limits can exceed the instance's memory: lower prefetchCount or maxEventBatchSize, or choose a larger instance"
+    );
+    Ok(())
 }

@@ -15,7 +15,7 @@
 //! already. With [`MigrateOptions::dedup_ids`], rows whose id the table holds are skipped ([`dedup`]).
 //!
 //! A finished file is retired ([`retire_files`]): its record moves from the watermarks to the migration
-//! ledger table ([`crate::lake::retired`]), with its report, so thousands of files do not weigh on every
+//! ledger table ([`crate::lake::commit::retired`]), with its report, so thousands of files do not weigh on every
 //! commit's metadata.
 //!
 //! Uses [`crate::ingest`] (the pipeline every row goes through), [`crate::lake`] and [`crate::storage`];

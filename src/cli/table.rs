@@ -1,0 +1,91 @@
+//! The table's own commands: `commit`, `health`, `maintain`, `rollback`, `schema add-column` and
+//! `create-table`.
+
+use anyhow::Context;
+
+use super::backends::WriterKind;
+use super::opts::MaintainArgs;
+use super::setup::Setup;
+use crate::lake::TableKind;
+use crate::schema::extension::ColumnType;
+
+pub async fn commit(setup: &Setup) -> anyhow::Result<()> {
+    let lake = setup.open().await?;
+    let committed = lake.commit().await?;
+    let peak_rss_bytes = crate::observability::peak_rss_bytes();
+    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"committed": committed, "peak_rss_bytes": peak_rss_bytes}))?);
+    Ok(())
+}
+
+pub async fn health(setup: &Setup) -> anyhow::Result<()> {
+    let lake = setup.open().await?;
+    let health = crate::maintain::health::health(&lake, TableKind::Records, &Default::default(), chrono::Utc::now()).await?;
+    println!("{}", serde_json::to_string_pretty(&health)?);
+    Ok(())
+}
+
+pub async fn maintain(setup: &Setup, args: &MaintainArgs) -> anyhow::Result<()> {
+    let lake = setup.open().await?;
+    let report = crate::maintain::run_with(&lake, &args.policy(), &setup.backends.maintenance_backend()?).await?;
+    let failed = report.dremio.as_ref().is_some_and(|d| d.failed());
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if !report.ran {
+        anyhow::bail!("another maintenance run holds the lease");
+    }
+    if failed {
+        anyhow::bail!("Dremio refused a maintenance statement (see the report)");
+    }
+    Ok(())
+}
+
+pub async fn add_column(setup: &Setup, name: &str, column_type: ColumnType, doc: Option<&str>) -> anyhow::Result<()> {
+    let lake = setup.open().await?;
+    let schema = lake.add_column(name, column_type, doc).await?;
+    let field = schema.field_by_name(name).context("the new column")?;
+    println!("{}", serde_json::json!({"column": name, "field_id": field.id, "type": field.field_type.to_string(), "schema_id": schema.schema_id()}));
+    Ok(())
+}
+
+/// `rollback --release <source>`.
+pub async fn release(setup: &Setup, source: &str) -> anyhow::Result<()> {
+    let lake = setup.open().await?;
+    match lake.release_awaited(TableKind::Records, source).await? {
+        Some(released) => println!("{}", serde_json::to_string_pretty(&serde_json::json!({"released": source, "range": released}))?),
+        None => anyhow::bail!("nothing is awaited for {source} (see `sentiment-lake health`)"),
+    }
+    Ok(())
+}
+
+/// `rollback --to <snapshot or instant>`.
+pub async fn rollback(setup: &Setup, to: Option<&str>) -> anyhow::Result<()> {
+    let lake = setup.open().await?;
+    let to = to.context("--to is required")?;
+    let as_of = crate::query::params::parse_as_of("--to", to)?;
+    let table = lake.load(TableKind::Records).await?;
+    let target = crate::engine::resolve_as_of(table.metadata(), as_of)?;
+    match lake.rollback(TableKind::Records, target).await? {
+        Some(report) => println!("{}", serde_json::to_string_pretty(&report)?),
+        None => println!("snapshot {target} is already current; nothing to do"),
+    }
+    Ok(())
+}
+
+pub async fn create(setup: &Setup) -> anyhow::Result<()> {
+    match (&setup.backends.dremio, setup.backends.writer) {
+        (Some(dremio), WriterKind::Dremio) => {
+            let statement =
+                crate::dremio::sql::create_table(&dremio.table, &crate::schema::sentiment_schema(), &setup.config.layout.partition_spec())?;
+            println!("{statement};");
+            let answer = dremio.client.execute(&statement, crate::dremio::StatementKind::Idempotent).await?;
+            let rows: usize = answer.iter().map(|b| b.num_rows()).sum();
+            println!("-- Dremio answered with {rows} row(s)");
+            Ok(())
+        }
+        _ => {
+            let lake = setup.open().await?;
+            let ident = &lake.target(TableKind::Records).ident;
+            println!("{ident} is in the catalog (snapshot {:?})", lake.load(TableKind::Records).await?.metadata().current_snapshot_id());
+            Ok(())
+        }
+    }
+}
