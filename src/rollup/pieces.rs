@@ -1,0 +1,108 @@
+//! Which rollup rows answer a window: the window cut into whole days, hours and minutes, coarsest in the
+//! middle, and the parts shorter than a minute at either end, which only raw rows can answer.
+//!
+//! No piece is coarser than the grain asked for: a time series by the hour reads whole hours and minutes
+//! at most, so each piece's rows fall into exactly one of its buckets (minutes, hours, days and
+//! Monday-started weeks all start on the boundaries of the finer grains).
+
+use super::partial::{Dimension, Grain};
+
+/// What an answer from rollups reads: its window (`[from, to)` in microseconds), the coarsest grain that
+/// may answer it (a time series by the hour cannot use whole days), the dimensions, and the ticker rows
+/// must have (none: every ticker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub window: (i64, i64),
+    pub coarsest: Grain,
+    pub dimensions: Vec<Dimension>,
+    pub ticker: Option<String>,
+}
+
+/// A part of a window and what answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    /// The rollup rows of this grain, or raw rows for `None`.
+    pub grain: Option<Grain>,
+    /// `[from, to)` in microseconds since the epoch; for a grain, both on its boundaries.
+    pub from: i64,
+    pub to: i64,
+}
+
+/// `[from, to)` cut into pieces that tile it exactly, in time order, none empty and none of a grain
+/// coarser than `coarsest`.
+pub fn pieces(from: i64, to: i64, coarsest: Grain) -> Vec<Piece> {
+    let mut out = Vec::new();
+    if from >= to {
+        return out;
+    }
+    let grains: Vec<Grain> = [Grain::Day, Grain::Hour, Grain::Minute].into_iter().filter(|g| *g <= coarsest).collect();
+    split(from, to, &grains, &mut out);
+    out
+}
+
+/// Cuts `[from, to)` into the whole periods of `grains[0]` it holds and recurses into what is left at
+/// either end with the finer grains; raw once none is left.
+fn split(from: i64, to: i64, grains: &[Grain], out: &mut Vec<Piece>) {
+    if from >= to {
+        return;
+    }
+    let Some((&grain, finer)) = grains.split_first() else {
+        out.push(Piece { grain: None, from, to });
+        return;
+    };
+    let (inner_from, inner_to) = (grain.ceil(from), grain.start(to));
+    if inner_from >= inner_to {
+        split(from, to, finer, out);
+        return;
+    }
+    split(from, inner_from, finer, out);
+    out.push(Piece { grain: Some(grain), from: inner_from, to: inner_to });
+    split(inner_to, to, finer, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const MINUTE: i64 = 60_000_000;
+    const DAY: i64 = 24 * 60 * MINUTE;
+
+    #[test]
+    fn a_month_of_whole_minutes_needs_no_raw_rows() {
+        let from = 20_000 * DAY + 13 * 60 * MINUTE + 7 * MINUTE;
+        let to = from + 30 * DAY;
+        let got = pieces(from, to, Grain::Day);
+        assert!(got.iter().all(|p| p.grain.is_some()), "{got:?}");
+        assert_eq!(got.iter().filter(|p| p.grain == Some(Grain::Day)).count(), 1);
+        assert_eq!(got.len(), 5, "minutes, hours, days, hours, minutes: {got:?}");
+        let hourly = pieces(from, to, Grain::Hour);
+        assert_eq!(hourly.len(), 3, "minutes, hours, minutes: {hourly:?}");
+        assert!(pieces(from, to, Grain::Minute).iter().all(|p| p.grain == Some(Grain::Minute)));
+    }
+
+    proptest! {
+        #[test]
+        fn pieces_tile_the_window_on_their_grains(from in -3 * DAY..40 * DAY, len in 0i64..35 * DAY, jitter in 0i64..MINUTE, coarsest in 0usize..3) {
+            let (from, to) = (from + jitter, from + len);
+            let coarsest = Grain::ALL[coarsest];
+            let got = pieces(from, to, coarsest);
+            let mut at = from;
+            for piece in &got {
+                prop_assert!(piece.from < piece.to, "empty piece {piece:?}");
+                prop_assert_eq!(piece.from, at, "pieces leave no gap and do not overlap");
+                if let Some(grain) = piece.grain {
+                    prop_assert!(grain <= coarsest);
+                    prop_assert_eq!(grain.start(piece.from), piece.from);
+                    prop_assert_eq!(grain.start(piece.to), piece.to);
+                } else {
+                    prop_assert!(piece.to - piece.from < 2 * MINUTE, "raw rows only at the edges: {piece:?}");
+                }
+                at = piece.to;
+            }
+            prop_assert_eq!(at, to.max(from));
+            prop_assert!(got.iter().filter(|p| p.grain.is_none()).count() <= 2);
+        }
+    }
+}
