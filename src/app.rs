@@ -113,7 +113,8 @@ pub fn query_service(lake: &Lake, options: &QueryOptions) -> anyhow::Result<Arc<
     let ident = lake.target(TableKind::Records).ident.clone();
     let engine: Arc<dyn QueryEngine> = match &options.engine {
         QueryEngineChoice::Embedded => {
-            Arc::new(EmbeddedEngine::new(lake.catalog(), ident, options.engine_memory_bytes)?.with_pointer(lake.metadata_pointer()))
+            let engine = EmbeddedEngine::new(lake.catalog(), ident, options.engine_memory_bytes)?.with_pointer(lake.metadata_pointer());
+            Arc::new(engine.with_rollups(lake.target(TableKind::Rollup).ident.clone()))
         }
         QueryEngineChoice::Dremio(dremio) => {
             let snapshots =

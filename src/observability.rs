@@ -287,6 +287,47 @@ impl BatchCommitted<'_> {
     }
 }
 
+/// The rollup table followed the records table after a commit or a rollback.
+pub struct RollupFollowed<'a> {
+    pub appends: usize,
+    pub rows: u64,
+    pub rollup_rows: usize,
+    pub rebuilt: bool,
+    pub moved_back_to: Option<i64>,
+    /// Why the rollup stays behind, when it does.
+    pub behind: Option<&'a str>,
+    pub elapsed: Duration,
+    pub error: Option<&'a dyn std::fmt::Display>,
+}
+
+impl RollupFollowed<'_> {
+    pub fn emit(self) {
+        if let Some(error) = self.error {
+            // Once per commit at most, and the next commit retries: a warning each time is not a flood.
+            tracing::warn!(error = %error, "The rollup did not follow this commit; it stays behind (answers take the rest from raw rows) until the next one.");
+            counter!("sentiment_lake_rollup_follow_failures_total").increment(1);
+            return;
+        }
+        if let Some(behind) = self.behind {
+            tracing::warn!(reason = behind, "The rollup table is behind the records table; answers come from raw rows.");
+            counter!("sentiment_lake_rollup_behind_total").increment(1);
+        }
+        if self.appends > 0 || self.rebuilt || self.moved_back_to.is_some() {
+            tracing::debug!(
+                appends = self.appends,
+                rows = self.rows,
+                rollup_rows = self.rollup_rows,
+                rebuilt = self.rebuilt,
+                moved_back_to = self.moved_back_to,
+                elapsed_ms = self.elapsed.as_millis() as u64,
+                "Rollup followed the records table."
+            );
+        }
+        counter!("sentiment_lake_rollup_rows_written_total").increment(self.rollup_rows as u64);
+        histogram!("sentiment_lake_rollup_follow_seconds").record(self.elapsed.as_secs_f64());
+    }
+}
+
 /// A staged entry could not be read and was moved to the quarantine.
 pub struct SegmentQuarantined<'a> {
     pub table: &'a str,

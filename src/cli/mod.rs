@@ -62,6 +62,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         Command::Rollback { to, release: None } => table::rollback(&setup, to.as_deref()).await,
         Command::CreateTable => table::create(&setup).await,
         Command::Health => table::health(&setup).await,
+        Command::Rollup { action } => table::rollup(&setup, &action).await,
         Command::Commit => table::commit(&setup).await,
     }
 }

@@ -104,6 +104,10 @@ pub struct LakeArgs {
     /// How long a gap in a source's sequence numbers may last before the watermark moves past it.
     #[arg(long, global = true, env = "SENTIMENT_LAKE_GAP_GRACE_SECS", default_value_t = 300)]
     pub gap_grace_secs: u64,
+    /// Commits leave the rollup table to another process (`rollup repair`, the maintenance timer) instead
+    /// of rolling up what they added themselves.
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_NO_ROLLUP_FOLLOW")]
+    pub no_rollup_follow: bool,
 }
 
 impl LakeArgs {
@@ -127,6 +131,7 @@ impl LakeArgs {
         config.dead_letter_table = self.dead_letter_table.clone();
         config.retired_table = self.retired_table.clone();
         config.layout = self.layout;
+        config.follow_rollups = !self.no_rollup_follow;
         config.storage.azure = self.azure.settings();
         config
     }
@@ -296,6 +301,11 @@ pub enum Command {
         #[arg(long)]
         release: Option<String>,
     },
+    /// The rollup table the aggregate endpoints answer from (docs/rollups.md).
+    Rollup {
+        #[command(subcommand)]
+        action: RollupAction,
+    },
     /// Evolve the records table's schema.
     Schema {
         #[command(subcommand)]
@@ -385,6 +395,23 @@ impl SizingArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum RollupAction {
+    /// Recompute the rollup rows from the raw rows and report every mismatch (exit code 1 if any).
+    Verify {
+        /// Only rows of periods inside `[from, to)` (RFC 3339); every row without.
+        #[arg(long, requires = "to")]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, requires = "from")]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Recreate the rollup from every live record (a table that had none, or one that cannot follow).
+    Rebuild,
+    /// Roll up the records commits not yet covered (what every commit does; after a crash between the
+    /// two commits, or to catch up a rollup left behind).
+    Repair,
+}
+
+#[derive(Debug, Clone, Subcommand)]
 pub enum SchemaAction {
     /// Add an optional column after the seed's 22: existing rows read it as null, records carrying a field
     /// of that name fill it (ingestion sees the new column within 30 s). See docs/time-travel.md.
@@ -439,6 +466,17 @@ pub struct CacheArgs {
     /// How long a query waits for an engine slot before it is answered 503 with Retry-After.
     #[arg(long, env = "SENTIMENT_LAKE_QUERY_QUEUE_WAIT_MS", default_value_t = 5000)]
     pub query_queue_wait_ms: u64,
+    /// Answer aggregates (tickers, timeseries, summary, aspects, intents, entities) from the rollup table
+    /// where it covers the table's snapshot (`auto`), or always from raw rows (`off`).
+    #[arg(long, env = "SENTIMENT_LAKE_ROLLUPS", value_enum, default_value_t = RollupsArg::Auto)]
+    pub rollups: RollupsArg,
+}
+
+/// See [`CacheArgs::rollups`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RollupsArg {
+    Auto,
+    Off,
 }
 
 /// See [`CacheArgs::redis_auth`].
@@ -470,6 +508,10 @@ impl CacheArgs {
                     historical_ttl: Duration::from_secs(self.cache_historical_ttl_secs.max(1)),
                     max_concurrent_queries: self.max_concurrent_queries.unwrap_or(defaults.max_concurrent_queries),
                     queue_wait: Duration::from_millis(self.query_queue_wait_ms),
+                    rollups: match self.rollups {
+                        RollupsArg::Auto => crate::query::RollupUse::Auto,
+                        RollupsArg::Off => crate::query::RollupUse::Off,
+                    },
                 }
             },
             engine_memory_bytes: self.query_memory_mb.max(1) * MIB,

@@ -1,10 +1,10 @@
-//! The table's own commands: `commit`, `health`, `maintain`, `rollback`, `schema add-column` and
+//! The table's own commands: `commit`, `health`, `maintain`, `rollback`, `rollup`, `schema add-column` and
 //! `create-table`.
 
 use anyhow::Context;
 
 use super::backends::WriterKind;
-use super::opts::MaintainArgs;
+use super::opts::{MaintainArgs, RollupAction};
 use super::setup::Setup;
 use crate::lake::TableKind;
 use crate::schema::extension::ColumnType;
@@ -21,6 +21,45 @@ pub async fn health(setup: &Setup) -> anyhow::Result<()> {
     let lake = setup.open().await?;
     let health = crate::maintain::health::health(&lake, TableKind::Records, &Default::default(), chrono::Utc::now()).await?;
     println!("{}", serde_json::to_string_pretty(&health)?);
+    Ok(())
+}
+
+pub async fn rollup(setup: &Setup, action: &RollupAction) -> anyhow::Result<()> {
+    let lake = setup.open().await?;
+    match action {
+        RollupAction::Verify { from, to } => {
+            let window = from.zip(*to).map(|(from, to)| (from.timestamp_micros(), to.timestamp_micros()));
+            let report = lake.verify_rollups(window).await?;
+            let mismatches: Vec<_> = report
+                .mismatches
+                .iter()
+                .map(|m| serde_json::json!({"key": format!("{:?}", m.key), "rollup": format!("{:?}", m.rollup), "raw": format!("{:?}", m.raw)}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "records_snapshot": report.records_snapshot,
+                    "rollup_snapshot": report.rollup_snapshot,
+                    "delta_snapshots": report.delta,
+                    "rows_compared": report.rows_compared,
+                    "mismatches": mismatches,
+                }))?
+            );
+            if !report.mismatches.is_empty() {
+                anyhow::bail!("{} rollup rows differ from their recomputation from raw rows", report.mismatches.len());
+            }
+        }
+        RollupAction::Rebuild => println!("{}", serde_json::to_string_pretty(&lake.rebuild_rollups().await?)?),
+        RollupAction::Repair => {
+            let options =
+                crate::lake::rollup::FollowOptions { max_appends: usize::MAX, rebuild_up_to_rows: 0, max_attempts: lake.policy().max_attempts };
+            let report = lake.follow_rollups(options).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if let Some(behind) = &report.behind {
+                anyhow::bail!("the rollup cannot follow: {behind}");
+            }
+        }
+    }
     Ok(())
 }
 

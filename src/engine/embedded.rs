@@ -29,7 +29,7 @@ use tokio::sync::Mutex;
 use crate::lake::MetadataPointer;
 
 use super::query_engine::{
-    history_of, resolve_as_of, AsOf, Dialect, EngineError, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot,
+    history_of, resolve_as_of, AsOf, Dialect, EngineError, Folded, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot,
 };
 
 /// The name the table is registered under inside each DataFusion session.
@@ -54,7 +54,15 @@ pub struct EmbeddedEngine {
     /// Tells whether the table moved since `latest` was loaded, without loading it again; `None`: every
     /// lookup of the current snapshot loads the table.
     pointer: Option<Arc<dyn MetadataPointer>>,
+    /// The rollup table answers aggregates when set ([`EmbeddedEngine::with_rollups`]), and the rollup
+    /// table as last loaded.
+    rollup: Option<TableIdent>,
+    rollup_latest: Mutex<Option<Table>>,
 }
+
+/// Answers read at most this many data files not yet rolled up; beyond it (the rollup far behind) the
+/// SQL answers instead.
+pub const MAX_DELTA_FILES: usize = 512;
 
 impl EmbeddedEngine {
     /// An engine whose queries together hold at most `memory_limit` bytes in DataFusion's pool; a query
@@ -64,7 +72,52 @@ impl EmbeddedEngine {
             .with_memory_limit(memory_limit, 1.0)
             .build_arc()
             .map_err(|e| EngineError::Query(format!("building the engine's runtime: {e}")))?;
-        Ok(Self { catalog, ident, runtime, memory_limit, session: Mutex::new(None), latest: Mutex::new(None), pointer: None })
+        Ok(Self {
+            catalog,
+            ident,
+            runtime,
+            memory_limit,
+            session: Mutex::new(None),
+            latest: Mutex::new(None),
+            pointer: None,
+            rollup: None,
+            rollup_latest: Mutex::new(None),
+        })
+    }
+
+    /// Answer aggregates from the rollup table `rollup` (kept by the lake beside the records table) where
+    /// it covers the snapshot asked, plus the raw rows it lacks.
+    pub fn with_rollups(mut self, rollup: TableIdent) -> Self {
+        self.rollup = Some(rollup);
+        self
+    }
+
+    /// The rollup table, loaded again only when the catalog points at a newer metadata file.
+    async fn rollup_table(&self, ident: &TableIdent) -> Result<Table, EngineError> {
+        let location = match &self.pointer {
+            Some(pointer) => {
+                pointer.metadata_location(ident).await.map_err(|e| EngineError::Unavailable(format!("reading {ident}'s metadata location: {e}")))?
+            }
+            None => None,
+        };
+        let mut latest = self.rollup_latest.lock().await;
+        if let (Some(location), Some(table)) = (location, latest.as_ref()) {
+            if table.metadata_location() == Some(location.as_str()) {
+                return Ok(table.clone());
+            }
+        }
+        let table = self.catalog.load_table(ident).await.map_err(|e| EngineError::Unavailable(format!("loading {ident}: {e}")))?;
+        *latest = Some(table.clone());
+        Ok(table)
+    }
+
+    /// The records table holding `snapshot_id`: the one last loaded if it does.
+    async fn records_table(&self, snapshot_id: i64) -> Result<Table, EngineError> {
+        let cached = self.latest.lock().await.clone();
+        match cached {
+            Some(table) if table.metadata().snapshot_by_id(snapshot_id).is_some() => Ok(table),
+            _ => self.load_table().await,
+        }
     }
 
     /// Learn of commits from the catalog's metadata pointer: while it still names the metadata file last
@@ -257,6 +310,24 @@ impl QueryEngine for EmbeddedEngine {
             frame.with_param_values(ParamValues::from(values)).map_err(|e| self.query_error(e))?
         };
         frame.collect().await.map_err(|e| self.query_error(e))
+    }
+
+    async fn partials(&self, snapshot: &TableSnapshot, scope: &crate::rollup::Scope) -> Result<Option<Folded>, EngineError> {
+        let (Some(rollup_ident), Some(at)) = (&self.rollup, snapshot.snapshot_id) else {
+            return Ok(None);
+        };
+        let (records, rollup) = (self.records_table(at).await?, self.rollup_table(rollup_ident).await?);
+        let answered = crate::lake::rollup::answer_partials(&records, &rollup, at, scope, MAX_DELTA_FILES).await.map_err(|e| {
+            if e.is_retryable() {
+                EngineError::Unavailable(e.to_string())
+            } else {
+                EngineError::Query(e.to_string())
+            }
+        })?;
+        Ok(answered.map(|(partials, from)| {
+            counter!("sentiment_lake_query_rollup_answers_total", "delta" => if from.delta_files > 0 { "yes" } else { "no" }).increment(1);
+            Folded { partials, path: if from.delta_files > 0 { "rollup+delta".to_string() } else { "rollup".to_string() } }
+        }))
     }
 }
 

@@ -4,14 +4,15 @@
 //!
 //! Every answer is computed at an explicit snapshot: [`QueryEngine::current_snapshot`] says which snapshot is
 //! current, and [`QueryEngine::execute`] reads exactly that one. The cache keys answers by that id, so an
-//! answer is never served for a table state it was not computed from.
+//! answer is never served for a table state it was not computed from. Aggregates may instead come as partials
+//! ([`QueryEngine::partials`]) from the rollup table where it covers the snapshot asked.
 
 mod dremio;
 mod embedded;
 mod query_engine;
 
 pub use self::dremio::{DremioDialect, DremioEngine, SnapshotSource};
-pub use self::embedded::{table_provider, EmbeddedEngine, DEFAULT_MEMORY_LIMIT};
+pub use self::embedded::{table_provider, EmbeddedEngine, DEFAULT_MEMORY_LIMIT, MAX_DELTA_FILES};
 pub use self::query_engine::{
-    history_of, resolve_as_of, AsOf, Dialect, EngineError, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot,
+    history_of, resolve_as_of, AsOf, Dialect, EngineError, Folded, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot,
 };

@@ -163,6 +163,14 @@ pub struct TableSnapshot {
     pub snapshot_id: Option<i64>,
 }
 
+/// Partial aggregates of a window, and which path produced them (`meta.path`: `rollup`, or
+/// `rollup+delta` when appends not yet rolled up were read from their files).
+#[derive(Debug, Clone)]
+pub struct Folded {
+    pub partials: crate::rollup::Partials,
+    pub path: String,
+}
+
 /// Where engines' SQL differs.
 pub trait Dialect: Send + Sync {
     /// The placeholder for the `index`-th parameter (1-based).
@@ -194,6 +202,11 @@ pub trait QueryEngine: Send + Sync {
     async fn history(&self) -> Result<Vec<SnapshotInfo>, EngineError>;
     /// Runs `query` against exactly `snapshot`.
     async fn execute(&self, snapshot: &TableSnapshot, query: &SqlQuery) -> Result<Vec<RecordBatch>, EngineError>;
+    /// The partial aggregates answering `scope` at exactly `snapshot`, from the rollup table and the
+    /// raw rows it lacks; `None` when this engine has no rollups for that snapshot (the SQL answers then).
+    async fn partials(&self, _snapshot: &TableSnapshot, _scope: &crate::rollup::Scope) -> Result<Option<Folded>, EngineError> {
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

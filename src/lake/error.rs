@@ -54,6 +54,9 @@ pub enum LakeError {
     /// status when there was an answer.
     #[error("REST catalog: {context}: {detail}")]
     RestCatalog { context: String, status: Option<u16>, detail: String, retryable: bool },
+    /// The rollup table cannot answer or follow the records table as asked (it says why).
+    #[error("rollup: {0}")]
+    Rollup(String),
     /// Another writer of the table's staged entries failed (`--writer dremio`: Dremio's MERGE).
     #[error("{writer}: {source}")]
     Writer {
@@ -94,9 +97,12 @@ impl LakeError {
             LakeError::Identity(e) => e.is_retryable(),
             LakeError::RestCatalog { retryable, .. } => *retryable,
             LakeError::Writer { retryable, .. } => *retryable,
-            LakeError::Config(_) | LakeError::Arrow(_) | LakeError::Parquet(_) | LakeError::Ledger { .. } | LakeError::IncompatibleTable { .. } => {
-                false
-            }
+            LakeError::Config(_)
+            | LakeError::Rollup(_)
+            | LakeError::Arrow(_)
+            | LakeError::Parquet(_)
+            | LakeError::Ledger { .. }
+            | LakeError::IncompatibleTable { .. } => false,
         }
     }
 

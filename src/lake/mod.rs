@@ -9,13 +9,14 @@
 //! the ledger, the next pass planned), [`files`] (rows written as data files), [`table`] (the next table
 //! state: snapshot, manifests), [`catalog`] (where tables live and how a state is published), then
 //! [`commit`] (passes that take staged entries to the table exactly once) and [`history`] (rollback,
-//! added columns). [`Lake`] here opens them and hands out their parts; none of them imports it.
+//! added columns), then [`rollup`] (the rollup table kept in step with each commit). [`Lake`] here opens them and hands out their parts; none of them imports it.
 
 pub mod catalog;
 pub mod commit;
 mod error;
 pub mod files;
 pub mod history;
+pub mod rollup;
 pub mod stage;
 pub mod table;
 mod target;
@@ -72,6 +73,9 @@ pub struct LakeConfig {
     pub commit_policy: CommitPolicy,
     /// How the records table is partitioned when this lake creates it.
     pub layout: schema::Layout,
+    /// Each records commit rolls up what it added ([`rollup::follow`]); off, the rollup table is left to
+    /// maintenance or `rollup repair` (answers take what it lacks from raw rows meanwhile).
+    pub follow_rollups: bool,
 }
 
 const RECORD_SORT: &[&str] = &[schema::column::TICKER, schema::column::EVENT_TIMESTAMP];
@@ -114,8 +118,14 @@ impl LakeConfig {
             storage: StorageSettings::default(),
             commit_policy: CommitPolicy::default(),
             layout: schema::Layout::default(),
+            follow_rollups: true,
         }
     }
+}
+
+/// The rollup table beside a records table: `<records>_rollup`.
+pub fn rollup_table_name(records: &str) -> String {
+    format!("{records}_rollup")
 }
 
 /// The SQL database the lake connects to (the catalog's, or with a REST catalog the leases'), and the REST
@@ -202,6 +212,7 @@ pub struct Lake {
     records: Arc<TableTarget>,
     dead_letters: Arc<TableTarget>,
     retired: Arc<TableTarget>,
+    rollup: Arc<TableTarget>,
     policy: CommitPolicy,
     /// The tables are in a REST catalog (which creates them its own way, see [`Lake::ensure_table`]).
     rest_catalog: bool,
@@ -209,6 +220,7 @@ pub struct Lake {
     records_writer: Option<Arc<dyn StagedWriter>>,
     /// The records table's added columns, as ingestion last looked them up.
     extras: history::ExtraColumnsCache,
+    follow_rollups: bool,
 }
 
 impl std::fmt::Debug for Lake {
@@ -269,6 +281,13 @@ impl Lake {
         );
         let retired =
             target(&config.retired_table, retired::retired_schema(), retired::retired_arrow_schema(), retired::retired_partition_spec(), &[]);
+        let rollup = target(
+            &rollup_table_name(&config.table),
+            crate::rollup::table::rollup_schema(),
+            crate::rollup::table::rollup_arrow_schema(),
+            crate::rollup::table::rollup_partition_spec(),
+            crate::rollup::table::SORT_COLUMNS,
+        );
         let lake = Self {
             rest_catalog: config.catalog_type == CatalogType::Rest,
             storage: Arc::new(config.storage.clone()),
@@ -279,11 +298,13 @@ impl Lake {
             records: Arc::new(records),
             dead_letters: Arc::new(dead_letters),
             retired: Arc::new(retired),
+            rollup: Arc::new(rollup),
             policy: config.commit_policy,
             records_writer: None,
             extras: Default::default(),
+            follow_rollups: config.follow_rollups,
         };
-        for target in [lake.target(TableKind::Records), lake.target(TableKind::DeadLetters), &lake.retired] {
+        for target in [lake.target(TableKind::Records), lake.target(TableKind::DeadLetters), &lake.retired, lake.target(TableKind::Rollup)] {
             lake.ensure_table(target).await?;
         }
         Ok(lake)
@@ -350,6 +371,7 @@ impl Lake {
         match kind {
             TableKind::Records => &self.records,
             TableKind::DeadLetters => &self.dead_letters,
+            TableKind::Rollup => &self.rollup,
         }
     }
 
@@ -422,9 +444,47 @@ impl Lake {
                 latency: r.latency,
             }
             .emit();
+            let records_landed = kind == TableKind::Records && report.snapshots > 0;
             reports.push(report);
+            if records_landed && self.follow_rollups {
+                self.follow_after_commit().await;
+            }
         }
         Ok(reports)
+    }
+
+    /// Rolls up what the records table's commit added. A failure here fails no commit: the rollup stays
+    /// behind (answers take what it lacks from raw rows) and the next follow catches up.
+    async fn follow_after_commit(&self) {
+        let started = std::time::Instant::now();
+        let followed = self.follow_rollups(rollup::FollowOptions { max_attempts: self.policy.max_attempts, ..Default::default() }).await;
+        let report = followed.as_ref().ok().cloned().unwrap_or_default();
+        crate::observability::RollupFollowed {
+            appends: report.appends,
+            rows: report.rows,
+            rollup_rows: report.rollup_rows,
+            rebuilt: report.rebuilt,
+            moved_back_to: report.moved_back_to,
+            behind: report.behind.as_deref(),
+            elapsed: started.elapsed(),
+            error: followed.as_ref().err().map(|e| e as &dyn std::fmt::Display),
+        }
+        .emit();
+    }
+
+    /// Brings the rollup table up to the records table ([`rollup::follow`]).
+    pub async fn follow_rollups(&self, options: rollup::FollowOptions) -> Result<rollup::FollowReport, LakeError> {
+        rollup::follow(self.handle(TableKind::Records), self.handle(TableKind::Rollup), options).await
+    }
+
+    /// Recomputes the rollup table from every live record ([`rollup::rebuild`]).
+    pub async fn rebuild_rollups(&self) -> Result<rollup::FollowReport, LakeError> {
+        rollup::rebuild(self.handle(TableKind::Records), self.handle(TableKind::Rollup), self.policy.max_attempts).await
+    }
+
+    /// Checks the rollup rows of `window` (all without one) against raw rows ([`rollup::verify`]).
+    pub async fn verify_rollups(&self, window: Option<(i64, i64)>) -> Result<rollup::VerifyReport, LakeError> {
+        rollup::verify(self.handle(TableKind::Records), self.handle(TableKind::Rollup), window).await
     }
 
     pub async fn load(&self, kind: TableKind) -> Result<Table, LakeError> {
@@ -507,7 +567,12 @@ impl Lake {
     /// Points `kind`'s `main` at `to`, an ancestor of its current snapshot, with the ledger as it was then
     /// ([`history::rollback`]).
     pub async fn rollback(&self, kind: TableKind, to: i64) -> Result<Option<RollbackReport>, LakeError> {
-        history::rollback(self.handle(kind), self.policy.max_attempts, to).await
+        let report = history::rollback(self.handle(kind), self.policy.max_attempts, to).await?;
+        if kind == TableKind::Records && report.is_some() && self.follow_rollups {
+            // The rollup follows the records table back (and answers stay right even before it does).
+            self.follow_after_commit().await;
+        }
+        Ok(report)
     }
 
     /// Stops awaiting the replay of what a rollback took out of `source` ([`history::release_awaited`]).

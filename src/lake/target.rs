@@ -16,6 +16,8 @@ use crate::lake::table::Change;
 pub enum TableKind {
     Records,
     DeadLetters,
+    /// The records' aggregates per minute, hour and day (`crate::rollup`), kept by [`crate::lake::rollup`].
+    Rollup,
 }
 
 /// One table the lake writes: identity, the schema its rows are built in and the spec it is created with.

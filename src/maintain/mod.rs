@@ -42,7 +42,18 @@ pub struct MaintenanceReport {
     pub health: Option<TableHealth>,
     /// `--maintenance dremio`: the statements Dremio ran and their answers.
     pub dremio: Option<dremio::DremioMaintenanceReport>,
+    /// The rollup table: caught up (rebuilt if it cannot follow), its partial rows re-aggregated, its old
+    /// snapshots expired and its orphans removed.
+    pub rollup: Option<RollupMaintenance>,
     pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RollupMaintenance {
+    pub follow: crate::lake::rollup::FollowReport,
+    pub compaction: Option<crate::lake::rollup::RollupCompactionReport>,
+    pub expiry: Option<ExpiryReport>,
+    pub orphans: Option<OrphanReport>,
 }
 
 /// Who carries out the policy.
@@ -130,9 +141,28 @@ async fn steps(lake: &Lake, kind: TableKind, policy: &MaintenancePolicy, report:
     if let Some(orphans) = &policy.orphans {
         report.orphans = Some(orphans::remove_orphans(lake, kind, orphans, Utc::now()).await?);
     }
+    report.rollup = Some(rollup_steps(lake, policy).await?);
     let compaction = policy.compaction.unwrap_or_default();
     report.health = Some(health::health(lake, kind, &compaction, Utc::now()).await?);
     Ok(())
+}
+
+/// The rollup table's share of a run: the records table is followed first (rebuilt from the live rows
+/// whatever its size when it cannot be followed: only maintenance and `rollup rebuild` take that on),
+/// then compacted, expired and cleaned like the records table.
+async fn rollup_steps(lake: &Lake, policy: &MaintenancePolicy) -> Result<RollupMaintenance, MaintainError> {
+    let options = crate::lake::rollup::FollowOptions { max_appends: 1024, rebuild_up_to_rows: u64::MAX, max_attempts: lake.policy().max_attempts };
+    let mut report = RollupMaintenance { follow: lake.follow_rollups(options).await?, ..RollupMaintenance::default() };
+    if policy.compaction.is_some() {
+        report.compaction = Some(crate::lake::rollup::compact(lake.handle(TableKind::Rollup), &Default::default()).await?);
+    }
+    if let Some(expiry) = &policy.expiry {
+        report.expiry = Some(expire::expire(lake, TableKind::Rollup, expiry, Utc::now()).await?);
+    }
+    if let Some(orphans) = &policy.orphans {
+        report.orphans = Some(orphans::remove_orphans(lake, TableKind::Rollup, orphans, Utc::now()).await?);
+    }
+    Ok(report)
 }
 
 /// Rewrites the current snapshot's data manifests into one per spec when there are more than `above`:

@@ -16,6 +16,8 @@ use crate::schema::column as c;
 pub struct Computed {
     pub data: Value,
     pub next_cursor: Option<String>,
+    /// Which path answered: `rollup`, `rollup+delta` or `raw` (`meta.path`).
+    pub path: String,
 }
 
 /// Accumulates placeholders and their values while a statement is written.
@@ -78,7 +80,35 @@ fn each<T>(cols: Option<Columns>, read: impl Fn(&Columns, usize) -> Result<T, En
     }
 }
 
-pub async fn compute(query: &Query, engine: &dyn QueryEngine, snapshot: &TableSnapshot) -> Result<Computed, EngineError> {
+/// Whether answers may come from the rollup table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RollupUse {
+    /// From rollups where they cover the snapshot asked, from raw rows otherwise.
+    #[default]
+    Auto,
+    /// Always from raw rows (`--rollups off`: comparisons, and the raw path's own benchmark).
+    Off,
+}
+
+pub async fn compute(query: &Query, engine: &dyn QueryEngine, snapshot: &TableSnapshot, rollups: RollupUse) -> Result<Computed, EngineError> {
+    if rollups == RollupUse::Auto && super::fold::foldable(query) {
+        let (dimensions, ticker) = super::fold::needs(query);
+        let window = query.window();
+        let scope = crate::rollup::Scope {
+            window: (window.from.timestamp_micros(), window.to.timestamp_micros()),
+            coarsest: super::fold::coarsest(query),
+            dimensions,
+            ticker,
+        };
+        if let Some(folded) = engine.partials(snapshot, &scope).await? {
+            return Ok(Computed { data: super::fold::fold(query, &folded.partials)?, next_cursor: None, path: folded.path });
+        }
+    }
+    raw(query, engine, snapshot).await
+}
+
+/// The answer from raw rows, by the engine's SQL.
+pub async fn raw(query: &Query, engine: &dyn QueryEngine, snapshot: &TableSnapshot) -> Result<Computed, EngineError> {
     let data = match query {
         Query::TimeSeries { ticker, interval, window } => {
             let mut s = Statement::new(engine, snapshot);
@@ -219,8 +249,10 @@ pub async fn compute(query: &Query, engine: &dyn QueryEngine, snapshot: &TableSn
         }
         Query::Records { .. } => return records(query, engine, snapshot).await,
     };
-    Ok(Computed { data, next_cursor: None })
+    Ok(Computed { data, next_cursor: None, path: RAW.to_string() })
 }
+
+const RAW: &str = "raw";
 
 async fn summary(engine: &dyn QueryEngine, snapshot: &TableSnapshot, ticker: &Ticker, window: &Window) -> Result<SentimentSummary, EngineError> {
     let mut s = Statement::new(engine, snapshot);
@@ -365,7 +397,7 @@ async fn records(query: &Query, engine: &dyn QueryEngine, snapshot: &TableSnapsh
     } else {
         None
     };
-    Ok(Computed { data: to_value(page)?, next_cursor })
+    Ok(Computed { data: to_value(page)?, next_cursor, path: RAW.to_string() })
 }
 
 fn record_row(r: &Columns, i: usize) -> Result<RecordRow, EngineError> {

@@ -79,6 +79,9 @@ pub struct StoredAnswer {
     pub computed_at: DateTime<Utc>,
     pub compute_ms: f64,
     pub next_cursor: Option<String>,
+    /// Which path answered (`rollup`, `rollup+delta`, `raw`); empty in answers cached by older versions.
+    #[serde(default)]
+    pub path: String,
     pub data: Box<RawValue>,
 }
 
@@ -104,6 +107,8 @@ pub struct QueryServiceConfig {
     /// How long a query waits for a slot before it is refused (503 with `Retry-After`), well inside the
     /// request deadline, so an overloaded instance answers quickly instead of timing out.
     pub queue_wait: Duration,
+    /// Whether aggregates may come from the rollup table.
+    pub rollups: super::plan::RollupUse,
 }
 
 impl Default for QueryServiceConfig {
@@ -115,6 +120,7 @@ impl Default for QueryServiceConfig {
             historical_ttl: Duration::from_secs(24 * 3600),
             max_concurrent_queries: 2 * cores,
             queue_wait: Duration::from_secs(5),
+            rollups: Default::default(),
         }
     }
 }
@@ -265,7 +271,7 @@ impl QueryService {
             return Err(QueryError::Overloaded { limit: self.config.max_concurrent_queries });
         };
         let started = Instant::now();
-        let computed = plan::compute(query, self.engine.as_ref(), snapshot).await;
+        let computed = plan::compute(query, self.engine.as_ref(), snapshot, self.config.rollups).await;
         // The slot bounds engine work only, not the cache write that follows.
         drop(slot);
         let computed = computed?;
@@ -275,6 +281,7 @@ impl QueryService {
             computed_at: Utc::now(),
             compute_ms: started.elapsed().as_secs_f64() * 1e3,
             next_cursor: computed.next_cursor,
+            path: computed.path,
             data,
         };
         if let (Some(ttl), Some(cache)) = (store, &self.cache) {

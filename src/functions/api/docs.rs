@@ -175,6 +175,7 @@ fn meta_schema() -> Value {
             "window": {"$ref": "#/components/schemas/Window"},
             "computed_at": {"type": "string", "format": "date-time"},
             "cache": {"type": "string", "enum": ["hit", "miss", "shared", "bypass"], "description": "bypass: no cache configured or the cache is unreachable (degraded mode)."},
+            "path": {"type": "string", "enum": ["rollup", "rollup+delta", "raw"], "description": "How the answer was computed: from the rollup table (whole minutes, hours and days; raw rows for the edges of a window not on minute boundaries), from it plus the files of commits not yet rolled up, or from raw rows (records, toxicity, rollups off or not covering the snapshot)."},
             "elapsed_ms": {"type": "number"},
             "next_cursor": {"type": ["string", "null"], "description": "Records only: cursor of the next page, null on the last page."},
             "score_definition": {"type": "string"},

@@ -1,0 +1,159 @@
+//! Rollups stay small: the partial rows of a partition (one day of minutes, one month of hours, one year
+//! of days), written by one follow after another, re-aggregated into one row per key and one file.
+//!
+//! A compaction changes no answer (partials of a key merge into the same numbers in any grouping), so
+//! its snapshot covers what its parent covered. It replaces exactly the files it read: a follow landing
+//! meanwhile only adds files, so the compaction is committed again on top of it; a rebuild or rollback
+//! that took the files away makes it give up until the next run.
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures::TryStreamExt;
+use iceberg::scan::FileScanTask;
+use iceberg::table::Table;
+
+use super::cover::{covered_by, COVERS_PROPERTY};
+use crate::lake::catalog::Outcome;
+use crate::lake::error::LakeError;
+use crate::lake::stage::COMMIT_ID_PROPERTY;
+use crate::lake::table::Change;
+use crate::lake::target::TableHandle;
+use crate::rollup::Partials;
+
+/// How much one rollup compaction takes on.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct RollupCompaction {
+    /// A partition is re-aggregated once it has this many files.
+    pub min_files: usize,
+    /// Bytes read in one run at most (whole partitions; the rest wait for the next run).
+    pub max_input_bytes: u64,
+    pub max_attempts: u32,
+}
+
+impl Default for RollupCompaction {
+    fn default() -> Self {
+        Self { min_files: 4, max_input_bytes: 512 * 1024 * 1024, max_attempts: 5 }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RollupCompactionReport {
+    pub partitions: usize,
+    pub files_read: usize,
+    pub rows_read: u64,
+    pub rows_written: usize,
+    pub files_written: usize,
+    pub conflicts: u32,
+    /// Why nothing was committed, when nothing was.
+    pub skipped: Option<String>,
+}
+
+/// Re-aggregates the rollup partitions with at least `policy.min_files` files.
+pub async fn compact(rollup: TableHandle<'_>, policy: &RollupCompaction) -> Result<RollupCompactionReport, LakeError> {
+    let mut report = RollupCompactionReport::default();
+    let table = rollup.load().await?;
+    let Some(snapshot) = table.metadata().current_snapshot_id() else {
+        return Ok(report);
+    };
+    let scan = table.scan().snapshot_id(snapshot).build().map_err(LakeError::iceberg("planning a scan of the rollups"))?;
+    let tasks: Vec<FileScanTask> = scan
+        .plan_files()
+        .await
+        .map_err(LakeError::iceberg("planning a scan of the rollups"))?
+        .try_collect()
+        .await
+        .map_err(LakeError::iceberg("planning a scan of the rollups"))?;
+    let mut partitions: BTreeMap<String, Vec<FileScanTask>> = BTreeMap::new();
+    for task in tasks {
+        partitions.entry(format!("{:?}", task.partition)).or_default().push(task);
+    }
+    let mut chosen = Vec::new();
+    let mut bytes = 0u64;
+    for (_, files) in partitions.into_iter().filter(|(_, files)| files.len() >= policy.min_files.max(2)) {
+        let size: u64 = files.iter().map(|t| t.file_size_in_bytes).sum();
+        if !chosen.is_empty() && bytes + size > policy.max_input_bytes {
+            break;
+        }
+        bytes += size;
+        report.partitions += 1;
+        chosen.extend(files);
+    }
+    if chosen.is_empty() {
+        return Ok(report);
+    }
+    report.files_read = chosen.len();
+    report.rows_read = chosen.iter().filter_map(|t| t.record_count).sum();
+    let replaces: Vec<String> = chosen.iter().map(|t| t.data_file_path.clone()).collect();
+    let mut partials = Partials::default();
+    let mut stream = table
+        .reader_builder()
+        .build()
+        .read(Box::pin(futures::stream::iter(chosen.into_iter().map(Ok))))
+        .map_err(LakeError::iceberg("reading rollup files"))?
+        .stream();
+    while let Some(batch) = stream.try_next().await.map_err(LakeError::iceberg("reading rollup files"))? {
+        crate::rollup::table::read_batch(&batch, |key, measures| partials.merge_row(key, &measures)).map_err(LakeError::Rollup)?;
+    }
+    report.rows_written = partials.len();
+    let batch = crate::rollup::table::to_batch(&partials)?;
+    let commit_id = uuid::Uuid::new_v4().to_string();
+    let files = crate::lake::files::write_data_files(
+        &table,
+        &[batch],
+        crate::rollup::table::SORT_COLUMNS,
+        &format!("rollup-compact-{}", &commit_id[..8]),
+        None,
+    )
+    .await?;
+    report.files_written = files.len();
+    let mut table = table;
+    for _ in 0..policy.max_attempts.max(1) {
+        let Some(covers) = table.metadata().current_snapshot().and_then(|s| covered_by(s)) else {
+            report.skipped = Some("the rollup's current snapshot covers nothing".into());
+            break;
+        };
+        let change = Change {
+            files: files.clone(),
+            replaces: replaces.iter().cloned().collect(),
+            summary: HashMap::from([
+                (COVERS_PROPERTY.to_string(), covers.to_string()),
+                (COMMIT_ID_PROPERTY.to_string(), commit_id.clone()),
+                ("sentiment-lake.maintenance".to_string(), "rollup-compaction".to_string()),
+            ]),
+            ..Change::default()
+        };
+        match rollup.commit(&table, change).await {
+            Ok(Outcome::Landed { .. }) => return Ok(report),
+            Ok(Outcome::Conflict) => report.conflicts += 1,
+            Err(LakeError::Conflict { .. }) => {
+                report.skipped = Some("the files read were replaced meanwhile (a rebuild or a rollback)".into());
+                break;
+            }
+            Err(e) if e.is_retryable() => {
+                let fresh = rollup.load().await?;
+                if landed(&fresh, &commit_id) {
+                    return Ok(report);
+                }
+                report.conflicts += 1;
+            }
+            Err(e) => {
+                crate::lake::files::delete(&table, &files).await;
+                return Err(e);
+            }
+        }
+        table = rollup.load().await?;
+        if landed(&table, &commit_id) {
+            return Ok(report);
+        }
+    }
+    if report.skipped.is_none() {
+        report.skipped = Some(format!("every attempt lost to another commit ({} conflicts)", report.conflicts));
+    }
+    crate::lake::files::delete(&table, &files).await;
+    report.files_written = 0;
+    Ok(report)
+}
+
+fn landed(table: &Table, commit_id: &str) -> bool {
+    table.metadata().snapshots().any(|s| s.summary().additional_properties.get(COMMIT_ID_PROPERTY).is_some_and(|c| c == commit_id))
+}

@@ -1,0 +1,235 @@
+//! Keeping the rollup table in step with the records table.
+//!
+//! [`follow`] rolls up the appends of the records table not yet covered, from their added files, and
+//! commits them with the records snapshot they now cover, by compare-and-swap on the rollup table: of two
+//! followers racing, one lands and the other finds nothing left to do. A crash between a records commit and
+//! its rollup commit leaves the rollup behind, never wrong: the next follow picks up from the covered
+//! snapshot. After a rollback of the records table, the rollup's `main` is moved back to the state that
+//! covers the new current snapshot's lineage before anything is appended to it. [`rebuild`] recomputes the
+//! whole rollup from the live rows, for a table that has none yet (or whose history cannot be followed).
+
+use std::collections::HashMap;
+
+use futures::TryStreamExt;
+use iceberg::table::Table;
+
+use super::cover::{base, Uncovered, COVERS_PROPERTY};
+use super::read::{added_files, aggregate, live_files};
+use crate::lake::catalog::Outcome;
+use crate::lake::error::LakeError;
+use crate::lake::stage::COMMIT_ID_PROPERTY;
+use crate::lake::table::Change;
+use crate::lake::target::TableHandle;
+use crate::rollup::{Grain, Partials, RowFilter};
+
+/// How far one follow goes.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowOptions {
+    /// Appends rolled up in one rollup commit; the rest wait for the next follow.
+    pub max_appends: usize,
+    /// Rebuild from the live rows when the rollup cannot follow, if the records table has at most this
+    /// many rows (0: never; rebuilding a large table belongs to maintenance or `rollup rebuild`).
+    pub rebuild_up_to_rows: u64,
+    pub max_attempts: u32,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        Self { max_appends: 64, rebuild_up_to_rows: 1_000_000, max_attempts: 5 }
+    }
+}
+
+/// What a follow did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FollowReport {
+    /// The records snapshot the rollup covers afterwards (`None`: it covers nothing).
+    pub covers: Option<i64>,
+    /// Records appends rolled up, and their rows.
+    pub appends: usize,
+    pub rows: u64,
+    /// Rollup rows written.
+    pub rollup_rows: usize,
+    /// The rollup state `main` was moved back to, after a rollback of the records table.
+    pub moved_back_to: Option<i64>,
+    /// The rollup was recomputed from every live row.
+    pub rebuilt: bool,
+    /// Why the rollup stays behind, when it does (answers then come from raw rows).
+    pub behind: Option<String>,
+    pub conflicts: u32,
+}
+
+/// Brings the rollup up to the records table's current snapshot ([`FollowOptions`] bound the work).
+pub async fn follow(records: TableHandle<'_>, rollup: TableHandle<'_>, options: FollowOptions) -> Result<FollowReport, LakeError> {
+    let mut report = FollowReport::default();
+    for _ in 0..options.max_attempts.max(1) {
+        let records_table = records.load().await?;
+        let Some(at) = records_table.metadata().current_snapshot_id() else {
+            return Ok(report);
+        };
+        let rollup_table = rollup.load().await?;
+        let found = match base(records_table.metadata(), rollup_table.metadata(), at) {
+            Ok(found) => found,
+            Err(why @ (Uncovered::NoBase | Uncovered::NotFollowable { .. })) => {
+                let rows = total_rows(&records_table, at);
+                if rows.is_some_and(|rows| rows <= options.rebuild_up_to_rows) {
+                    match rebuild_at(&records_table, rollup, &rollup_table, at).await? {
+                        Some(rebuilt) => {
+                            report.rebuilt = true;
+                            report.rows = rebuilt.0;
+                            report.rollup_rows = rebuilt.1;
+                            report.covers = Some(at);
+                            return Ok(report);
+                        }
+                        None => {
+                            report.conflicts += 1;
+                            continue;
+                        }
+                    }
+                }
+                report.behind = Some(format!("{why}; run `sentiment-lake rollup rebuild`"));
+                return Ok(report);
+            }
+            Err(e) => return Err(LakeError::Rollup(e.to_string())),
+        };
+        if rollup_table.metadata().current_snapshot_id() != Some(found.rollup_snapshot) {
+            let change = Change { set_current: Some(found.rollup_snapshot), ..Change::default() };
+            match rollup.commit(&rollup_table, change).await? {
+                Outcome::Landed { .. } => report.moved_back_to = Some(found.rollup_snapshot),
+                Outcome::Conflict => report.conflicts += 1,
+            }
+            continue;
+        }
+        report.covers = Some(found.covers);
+        if found.delta.is_empty() {
+            report.covers = Some(at);
+            return Ok(report);
+        }
+        let taken = &found.delta[..found.delta.len().min(options.max_appends.max(1))];
+        // With every append taken, the rollup covers `at` itself (compactions after the last append too).
+        let covers = if taken.len() == found.delta.len() { at } else { taken[taken.len() - 1] };
+        let mut partials = Partials::default();
+        let mut rows = 0;
+        for &id in taken {
+            let tasks = added_files(&records_table, id).await?;
+            rows += tasks.iter().filter_map(|t| t.record_count).sum::<u64>();
+            partials.merge(aggregate(&records_table, tasks, &Grain::ALL, &RowFilter::default()).await?);
+        }
+        let rollup_rows = partials.len();
+        match commit_partials(rollup, &rollup_table, &partials, covers, Vec::new()).await? {
+            true => {
+                report.appends += taken.len();
+                report.rows += rows;
+                report.rollup_rows += rollup_rows;
+                report.covers = Some(covers);
+                if taken.len() == found.delta.len() {
+                    return Ok(report);
+                }
+            }
+            false => report.conflicts += 1,
+        }
+    }
+    Ok(report)
+}
+
+/// Recomputes the rollup from every row live in the records table's current snapshot, replacing all it
+/// held. Returns what it did, or a report whose `behind` says why it did nothing.
+pub async fn rebuild(records: TableHandle<'_>, rollup: TableHandle<'_>, max_attempts: u32) -> Result<FollowReport, LakeError> {
+    let mut report = FollowReport::default();
+    for _ in 0..max_attempts.max(1) {
+        let records_table = records.load().await?;
+        let Some(at) = records_table.metadata().current_snapshot_id() else {
+            report.behind = Some("the records table has no snapshot yet".into());
+            return Ok(report);
+        };
+        let rollup_table = rollup.load().await?;
+        if let Some((rows, rollup_rows)) = rebuild_at(&records_table, rollup, &rollup_table, at).await? {
+            report.rebuilt = true;
+            report.rows = rows;
+            report.rollup_rows = rollup_rows;
+            report.covers = Some(at);
+            return Ok(report);
+        }
+        report.conflicts += 1;
+    }
+    Err(LakeError::Conflict { table: rollup.target.name.clone() })
+}
+
+/// Rolls up every live row of records snapshot `at` and commits it as the whole rollup; `None` when
+/// another commit moved the rollup table first.
+async fn rebuild_at(records: &Table, rollup: TableHandle<'_>, rollup_table: &Table, at: i64) -> Result<Option<(u64, usize)>, LakeError> {
+    let tasks = live_files(records, at, None).await?;
+    let rows = tasks.iter().filter_map(|t| t.record_count).sum::<u64>();
+    let partials = aggregate(records, tasks, &Grain::ALL, &RowFilter::default()).await?;
+    let replaced = live_rollup_files(rollup_table).await?;
+    let rollup_rows = partials.len();
+    Ok(commit_partials(rollup, rollup_table, &partials, at, replaced).await?.then_some((rows, rollup_rows)))
+}
+
+/// Paths of every data file live in the rollup table's current snapshot.
+pub async fn live_rollup_files(rollup: &Table) -> Result<Vec<String>, LakeError> {
+    if rollup.metadata().current_snapshot_id().is_none() {
+        return Ok(Vec::new());
+    }
+    let scan = rollup.scan().select_empty().build().map_err(LakeError::iceberg("planning a scan of the rollups"))?;
+    let tasks: Vec<_> = scan
+        .plan_files()
+        .await
+        .map_err(LakeError::iceberg("planning a scan of the rollups"))?
+        .try_collect()
+        .await
+        .map_err(LakeError::iceberg("planning a scan of the rollups"))?;
+    Ok(tasks.into_iter().map(|t| t.data_file_path).collect())
+}
+
+fn total_rows(table: &Table, at: i64) -> Option<u64> {
+    table.metadata().snapshot_by_id(at)?.summary().additional_properties.get("total-records")?.parse().ok()
+}
+
+/// Writes `partials` as rollup files and commits them on top of exactly `table` as covering `covers`,
+/// replacing the files `replaces` names. `false`: another commit moved the table first (nothing of this
+/// one is referenced).
+pub async fn commit_partials(
+    rollup: TableHandle<'_>,
+    table: &Table,
+    partials: &Partials,
+    covers: i64,
+    replaces: Vec<String>,
+) -> Result<bool, LakeError> {
+    let commit_id = uuid::Uuid::new_v4().to_string();
+    let batch = crate::rollup::table::to_batch(partials)?;
+    let prefix = format!("rollup-{}", &commit_id[..8]);
+    let files = if batch.num_rows() == 0 {
+        Vec::new()
+    } else {
+        crate::lake::files::write_data_files(table, &[batch], crate::rollup::table::SORT_COLUMNS, &prefix, None).await?
+    };
+    let change = Change {
+        files: files.clone(),
+        replaces: replaces.into_iter().collect(),
+        // A rollup with nothing to add or replace still records what it covers, in a snapshot of its own.
+        rewrite_manifests: files.is_empty(),
+        summary: HashMap::from([(COVERS_PROPERTY.to_string(), covers.to_string()), (COMMIT_ID_PROPERTY.to_string(), commit_id.clone())]),
+        ..Change::default()
+    };
+    match rollup.commit(table, change).await {
+        Ok(Outcome::Landed { .. }) => Ok(true),
+        Ok(Outcome::Conflict) => {
+            crate::lake::files::delete(table, &files).await;
+            Ok(false)
+        }
+        Err(e) if e.is_retryable() => {
+            // Unknown outcome: only the table can say whether it landed.
+            let fresh = rollup.load().await?;
+            let landed = fresh.metadata().snapshots().any(|s| s.summary().additional_properties.get(COMMIT_ID_PROPERTY) == Some(&commit_id));
+            if landed {
+                Ok(true)
+            } else {
+                Err(e)
+            }
+        }
+        Err(e) => {
+            crate::lake::files::delete(table, &files).await;
+            Err(e)
+        }
+    }
+}
