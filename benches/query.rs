@@ -1,11 +1,17 @@
-//! Query benchmark: p50/p99 latency of the time-series endpoint over HTTP, uncached (embedded engine) and
-//! cached (Redis), on a generated table of 10 million rows, and the same query in DuckDB (iceberg extension)
-//! over the same table in the same run. Run: `cargo bench --bench query` (needs scripts/setup-python.sh for
-//! DuckDB and Debian's redis-server; scripts/setup-redis.sh installs it).
+//! Query benchmark on a generated table of 10 million rows, in the same run against DuckDB (iceberg
+//! extension) over the same table:
+//! - the time-series endpoint over HTTP, uncached (embedded engine) and cached (Redis);
+//! - every dashboard endpoint uncached in process, answered from the rollups, from raw rows (`--rollups
+//!   off`), and by DuckDB (the interop test's SQL for each endpoint), with a check that the first two agree.
 //!
-//! Environment: `QUERY_BENCH_ROWS` (default 10,000,000), `QUERY_BENCH_ITERATIONS` (default 200),
-//! `QUERY_BENCH_WAREHOUSE` (default `target/query-bench-warehouse`; reused when it holds the same row count,
-//! since generating 10M rows takes minutes).
+//! Run: `cargo bench --bench query` (needs scripts/setup-python.sh for DuckDB and Debian's redis-server;
+//! scripts/setup-redis.sh installs it).
+//!
+//! Environment: `QUERY_BENCH_ROWS` (default 10,000,000), `QUERY_BENCH_ITERATIONS` (default 200: HTTP and
+//! rollup measurements), `QUERY_BENCH_RAW_ITERATIONS` (default 10: raw-row and DuckDB measurements of the
+//! dashboard endpoints, seconds each on the widest windows), `QUERY_BENCH_WAREHOUSE` (default
+//! `target/query-bench-warehouse`; reused when it holds the same row count, since generating 10M rows takes
+//! minutes; its rollups are brought up to date, or rebuilt, before measuring).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -204,5 +210,168 @@ fn main() {
             percentile(&cached, 0.99) / percentile(&redis_get, 0.99)
         );
         drop(redis);
+
+        dashboard_endpoints(&lake, &metadata_location, iterations, env_or("QUERY_BENCH_RAW_ITERATIONS", 10)).await;
     });
+}
+
+/// One dashboard endpoint: the API's query string and the interop test's DuckDB query with its parameters.
+struct Endpoint {
+    name: &'static str,
+    kind: QueryKind,
+    params: &'static str,
+    duckdb: &'static str,
+    duckdb_params: serde_json::Value,
+}
+
+fn endpoints() -> Vec<Endpoint> {
+    use serde_json::json;
+    let (month, week, day) = (
+        ("2026-10-02T00:00:00Z", "2026-11-01T00:00:00Z"),
+        ("2026-10-25T00:00:00Z", "2026-11-01T00:00:00Z"),
+        ("2026-10-31T00:00:00Z", "2026-11-01T00:00:00Z"),
+    );
+    vec![
+        Endpoint {
+            name: "tickers, 30 days",
+            kind: QueryKind::TopTickers,
+            params: "from=2026-10-02T00:00:00Z&to=2026-11-01T00:00:00Z&limit=10",
+            duckdb: "top_tickers",
+            duckdb_params: json!({"from": month.0, "to": month.1, "limit": 10}),
+        },
+        Endpoint {
+            name: "timeseries hour, 7 days",
+            kind: QueryKind::TimeSeries,
+            params: "ticker=AAPL&interval=hour&from=2026-10-25T00:00:00Z&to=2026-11-01T00:00:00Z",
+            duckdb: "timeseries",
+            duckdb_params: json!({"from": week.0, "to": week.1, "ticker": "AAPL", "interval": "hour"}),
+        },
+        Endpoint {
+            name: "timeseries day, 30 days",
+            kind: QueryKind::TimeSeries,
+            params: "ticker=AAPL&interval=day&from=2026-10-02T00:00:00Z&to=2026-11-01T00:00:00Z",
+            duckdb: "timeseries",
+            duckdb_params: json!({"from": month.0, "to": month.1, "ticker": "AAPL", "interval": "day"}),
+        },
+        Endpoint {
+            name: "summary, 30 days",
+            kind: QueryKind::Summary,
+            params: "ticker=AAPL&from=2026-10-02T00:00:00Z&to=2026-11-01T00:00:00Z",
+            duckdb: "summary",
+            duckdb_params: json!({"from": month.0, "to": month.1, "ticker": "AAPL"}),
+        },
+        Endpoint {
+            name: "aspects, 30 days",
+            kind: QueryKind::Aspects,
+            params: "ticker=AAPL&from=2026-10-02T00:00:00Z&to=2026-11-01T00:00:00Z",
+            duckdb: "aspects",
+            duckdb_params: json!({"from": month.0, "to": month.1, "ticker": "AAPL"}),
+        },
+        Endpoint {
+            name: "intents, 30 days",
+            kind: QueryKind::Intents,
+            params: "from=2026-10-02T00:00:00Z&to=2026-11-01T00:00:00Z",
+            duckdb: "intents",
+            duckdb_params: json!({"from": month.0, "to": month.1}),
+        },
+        Endpoint {
+            name: "entities, 30 days",
+            kind: QueryKind::Entities,
+            params: "from=2026-10-02T00:00:00Z&to=2026-11-01T00:00:00Z&limit=50",
+            duckdb: "entities",
+            duckdb_params: json!({"from": month.0, "to": month.1, "limit": 50}),
+        },
+        Endpoint {
+            name: "toxicity, 7 days (raw rows)",
+            kind: QueryKind::Toxicity,
+            params: "from=2026-10-25T00:00:00Z&to=2026-11-01T00:00:00Z&min_toxicity=0.15&limit=50",
+            duckdb: "toxicity",
+            duckdb_params: json!({"from": week.0, "to": week.1, "min_toxicity": 0.15, "limit": 50}),
+        },
+        Endpoint {
+            name: "records, 1 day of one ticker (raw rows)",
+            kind: QueryKind::Records,
+            params: "ticker=AAPL&from=2026-10-31T00:00:00Z&to=2026-11-01T00:00:00Z&limit=100",
+            duckdb: "records",
+            duckdb_params: json!({"from": day.0, "to": day.1, "ticker": "AAPL"}),
+        },
+    ]
+}
+
+/// Sorted latencies (ms) of `iterations` uncached answers in process, after one warm-up; and the last
+/// answer's data and path.
+async fn answer_times(service: &sentiment_lake::query::QueryService, query: &Query, iterations: usize) -> (Vec<f64>, serde_json::Value, String) {
+    let warm = service.answer(query).await.unwrap();
+    let (mut data, mut path) = (serde_json::from_str(warm.stored.data.get()).unwrap(), warm.stored.path.clone());
+    let mut latencies = Vec::with_capacity(iterations);
+    for _ in 0..iterations.max(1) {
+        let started = Instant::now();
+        let answer = service.answer(query).await.unwrap();
+        latencies.push(started.elapsed().as_secs_f64() * 1e3);
+        data = serde_json::from_str(answer.stored.data.get()).unwrap();
+        path = answer.stored.path.clone();
+    }
+    latencies.sort_by(f64::total_cmp);
+    (latencies, data, path)
+}
+
+/// Every dashboard endpoint uncached in process: from the rollups, from raw rows, and in DuckDB.
+async fn dashboard_endpoints(lake: &Lake, metadata_location: &str, iterations: usize, raw_iterations: usize) {
+    let started = Instant::now();
+    let followed = lake
+        .follow_rollups(sentiment_lake::lake::rollup::FollowOptions { max_appends: usize::MAX, rebuild_up_to_rows: u64::MAX, max_attempts: 5 })
+        .await
+        .unwrap();
+    eprintln!("rollups brought up to date in {:.1}s: {followed:?}", started.elapsed().as_secs_f64());
+    // As the maintenance timer leaves them: partial rows of a partition re-aggregated.
+    let compacted = sentiment_lake::lake::rollup::compact(lake.handle(TableKind::Rollup), &Default::default()).await.unwrap();
+    eprintln!("rollup compaction: {compacted:?}");
+    let rollup_table = lake.load(TableKind::Rollup).await.unwrap();
+    let rollup_summary = rollup_table.metadata().current_snapshot().map(|s| s.summary().additional_properties.clone()).unwrap_or_default();
+    let (rollup_rows, rollup_files, rollup_bytes) = (
+        rollup_summary.get("total-records").cloned().unwrap_or_default(),
+        rollup_summary.get("total-data-files").cloned().unwrap_or_default(),
+        rollup_summary.get("total-files-size").cloned().unwrap_or_default(),
+    );
+    let no_cache =
+        |rollups| QueryOptions { service: sentiment_lake::query::QueryServiceConfig { rollups, ..Default::default() }, ..QueryOptions::default() };
+    let from_rollups = query_service(lake, &no_cache(sentiment_lake::query::RollupUse::Auto)).unwrap();
+    let from_raw = query_service(lake, &no_cache(sentiment_lake::query::RollupUse::Off)).unwrap();
+    let python = std::env::var("SENTIMENT_LAKE_PYTHON").unwrap_or_else(|_| format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+    println!();
+    println!("dashboard endpoints, uncached, in process; rollup table {rollup_rows} rows in {rollup_files} files ({rollup_bytes} bytes); {iterations} answers from rollups, {raw_iterations} from raw rows and DuckDB each");
+    println!();
+    println!("| endpoint | path | rollups p50 / p99 ms | raw rows p50 / p99 ms | DuckDB p50 / p99 ms | rollups vs DuckDB | raw vs DuckDB |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for endpoint in endpoints() {
+        let query = Query::parse(endpoint.kind, Some(endpoint.params), Utc::now()).unwrap();
+        let (rollup_times, rollup_data, path) = answer_times(&from_rollups, &query, iterations).await;
+        let (raw_times, raw_data, _) = answer_times(&from_raw, &query, raw_iterations).await;
+        assert_eq!(rollup_data, raw_data, "{}: the answer from {path} differs from the raw rows'", endpoint.name);
+        let output = Command::new(&python)
+            .arg(format!("{}/scripts/bench/duckdb_endpoints.py", env!("CARGO_MANIFEST_DIR")))
+            .args(["--metadata", metadata_location, "--query", endpoint.duckdb, "--params", &endpoint.duckdb_params.to_string()])
+            .args(["--iterations", &raw_iterations.to_string()])
+            .output()
+            .expect("python with duckdb (run scripts/setup-python.sh)");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let duck: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let (duck_p50, duck_p99) = (duck["p50_ms"].as_f64().unwrap(), duck["p99_ms"].as_f64().unwrap());
+        let (r50, r99, w50, w99) =
+            (percentile(&rollup_times, 0.5), percentile(&rollup_times, 0.99), percentile(&raw_times, 0.5), percentile(&raw_times, 0.99));
+        let rollup_cells = if path == "raw" {
+            ("n/a (raw rows)".to_string(), "".to_string())
+        } else {
+            (format!("{r50:.2} / {r99:.2}"), format!("{:.1}x", duck_p50 / r50))
+        };
+        println!(
+            "| {} | {path} | {} | {w50:.1} / {w99:.1} | {duck_p50:.1} / {duck_p99:.1} | {} | {:.2}x |",
+            endpoint.name,
+            rollup_cells.0,
+            rollup_cells.1,
+            duck_p50 / w50
+        );
+    }
+    println!();
+    println!("(`vs DuckDB` above 1 means faster than DuckDB. Records: the API returns a page of 100, DuckDB every id of the day.)");
 }

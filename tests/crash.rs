@@ -73,6 +73,19 @@ async fn sigkill_at_any_point_of_a_commit_neither_loses_nor_duplicates() {
     let ids = sorted(&scan(&lake, TableKind::Records).await, "message_id");
     assert_eq!(ids.len(), total);
     assert!(counts(&ids).values().all(|&n| n == 1));
+    rollups_exact(&lake).await;
+}
+
+/// The rollup, however many of its follows a kill cut short, answers as the raw rows do, and follows to
+/// the records table's current snapshot.
+async fn rollups_exact(lake: &sentiment_lake::lake::Lake) {
+    let verified = lake.verify_rollups(None).await.unwrap();
+    assert!(verified.mismatches.is_empty(), "{:?}", &verified.mismatches[..verified.mismatches.len().min(3)]);
+    let followed = lake.follow_rollups(Default::default()).await.unwrap();
+    assert_eq!(followed.behind, None);
+    let verified = lake.verify_rollups(None).await.unwrap();
+    assert!(verified.mismatches.is_empty() && verified.delta == 0, "{verified:?}");
+    assert!(verified.rows_compared > 0);
 }
 
 /// xorshift64: the campaign's kill points repeat with its seed.
@@ -158,4 +171,5 @@ async fn sigkill_at_random_points_of_ingest_commit_compaction_and_migration_lose
     assert_eq!(ids.len(), want, "rows lost");
     assert_eq!(scan(&lake, TableKind::DeadLetters).await.num_rows(), 1, "the one legacy row without text, once");
     assert!(killed.iter().sum::<u32>() > 0, "some runs were killed mid-way");
+    rollups_exact(&lake).await;
 }

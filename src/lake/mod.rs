@@ -444,16 +444,17 @@ impl Lake {
                 latency: r.latency,
             }
             .emit();
-            let records_landed = kind == TableKind::Records && report.snapshots > 0;
             reports.push(report);
-            if records_landed && self.follow_rollups {
+            // Also when this pass landed nothing: a follow cut short earlier (a crash between the two
+            // commits) is caught up at the next commit tick, not only at the next commit.
+            if kind == TableKind::Records && self.follow_rollups {
                 self.follow_after_commit().await;
             }
         }
         Ok(reports)
     }
 
-    /// Rolls up what the records table's commit added. A failure here fails no commit: the rollup stays
+    /// Rolls up what the records table's commits added. A failure here fails no commit: the rollup stays
     /// behind (answers take what it lacks from raw rows) and the next follow catches up.
     async fn follow_after_commit(&self) {
         let started = std::time::Instant::now();

@@ -1,0 +1,239 @@
+//! Live benchmark: the real `sentiment-lake serve` process on the seed's default layout as a living
+//! system. Four Event Hubs partitions post events of the present (a few late) at 200 events/s, the
+//! committer commits every 30 s, the maintenance timer fires every 5 minutes, and one dashboard client
+//! polls every endpoint every 2 s without a cache, for 20 minutes. Reports the uncached latency of each
+//! endpoint per minute (it must stay flat however many commits have landed), which path answered, and at
+//! the end that the table holds every acknowledged event exactly once and that the rollup equals its
+//! recomputation from raw rows.
+//!
+//! Run: `cargo bench --bench live`. Environment: `LIVE_BENCH_MINUTES` (20), `LIVE_BENCH_RATE` events/s
+//! (200), `LIVE_BENCH_PARTITIONS` (4), `LIVE_BENCH_COMMIT_SECS` (30), `LIVE_BENCH_MAINTAIN_SECS` (300),
+//! `LIVE_BENCH_POLL_SECS` (2), `LIVE_BENCH_ROLLUPS` (`auto`, or `off` for the same run answered from raw
+//! rows). Only loopback addresses are used.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use sentiment_lake::lake::{Lake, LakeConfig, TableKind};
+use sentiment_lake::synthetic::EventGenerator;
+use serde_json::Value;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// What the dashboard polls: every endpoint, over the windows a live dashboard shows.
+const POLLED: &[(&str, &str)] = &[
+    ("tickers", "tickers?days=1&limit=10"),
+    ("tickers 7d", "tickers?days=7&limit=10"),
+    ("timeseries", "timeseries?ticker=AAPL&interval=minute&days=1"),
+    ("timeseries hour", "timeseries?ticker=AAPL&interval=hour&days=7"),
+    ("summary", "summary?ticker=AAPL&days=1"),
+    ("aspects", "aspects?ticker=AAPL&days=1"),
+    ("intents", "intents?days=1"),
+    ("entities", "entities?days=1"),
+    ("toxicity", "toxicity?days=1&min_toxicity=0.15"),
+    ("records", "records?ticker=AAPL&days=1&limit=50"),
+];
+
+/// One timed answer.
+struct Sample {
+    minute: usize,
+    endpoint: &'static str,
+    ms: f64,
+    path: String,
+}
+
+/// Posts one partition's events, `rate` per second in batches each second, until `stop`; counts the
+/// events acknowledged.
+async fn produce(base: String, partition: usize, rate: u64, stop: Arc<AtomicBool>, acknowledged: Arc<AtomicU64>) {
+    let http = reqwest::Client::new();
+    let mut generator = EventGenerator::new(100 + partition as u64, Utc::now(), 1, 50);
+    let mut sequence = 0i64;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let now = Utc::now();
+        let bodies: Vec<String> = (0..rate)
+            .map(|i| {
+                let n = sequence as u64 + i;
+                let mut event = generator.event(n);
+                // Events of the present, one in fifty up to an hour late.
+                let late_ms = if n.is_multiple_of(50) { (n * 7919) % 3_600_000 } else { (n * 31) % 2_000 };
+                event["event_timestamp"] =
+                    Value::String((now - chrono::Duration::milliseconds(late_ms as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+                event["message_id"] = Value::String(format!("live-{partition}-{n:012}"));
+                event.to_string()
+            })
+            .collect();
+        let body = common::host_envelope(&partition.to_string(), sequence, &bodies, now);
+        match http.post(format!("{base}/IngestEvents")).header("content-type", "application/json").body(body).send().await {
+            Ok(response) if response.status() == 200 => {
+                acknowledged.fetch_add(rate, Ordering::Relaxed);
+                sequence += rate as i64;
+            }
+            // Not acknowledged: the host would redeliver the same batch; so does this producer.
+            Ok(response) => eprintln!("partition {partition}: {}", response.status()),
+            Err(e) => eprintln!("partition {partition}: {e}"),
+        }
+    }
+}
+
+fn main() {
+    let minutes: u64 = env_or("LIVE_BENCH_MINUTES", 20);
+    let rate: u64 = env_or("LIVE_BENCH_RATE", 200);
+    let partitions: usize = env_or("LIVE_BENCH_PARTITIONS", 4);
+    let commit_secs: u64 = env_or("LIVE_BENCH_COMMIT_SECS", 30);
+    let maintain_secs: u64 = env_or("LIVE_BENCH_MAINTAIN_SECS", 300);
+    let poll_secs: u64 = env_or("LIVE_BENCH_POLL_SECS", 2);
+    let rollups: String = env_or("LIVE_BENCH_ROLLUPS", "auto".to_string());
+    let dir = format!("{}/target/live-bench-warehouse", env!("CARGO_MANIFEST_DIR"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = common::free_port();
+    let log = std::fs::File::create(format!("{dir}.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_sentiment-lake"))
+        .args(["--warehouse", &dir, "serve", "--port", &port.to_string(), "--commit-interval-secs", &commit_secs.to_string()])
+        .args(["--rollups", &rollups, "--rate-limit-per-minute", "1000000000", "--rate-limit-burst", "1000000000"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("the sentiment-lake binary");
+    let server = common::Killed(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (samples, acknowledged, maintenance_runs) = runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        while http.get(format!("{base}/api/health")).send().await.map_or(true, |r| r.status() != 200) {
+            assert!(started.elapsed() < Duration::from_secs(60), "serve did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let acknowledged = Arc::new(AtomicU64::new(0));
+        let per_partition = rate / partitions as u64;
+        let producers: Vec<_> =
+            (0..partitions).map(|p| tokio::spawn(produce(base.clone(), p, per_partition, stop.clone(), acknowledged.clone()))).collect();
+        let maintainer = {
+            let (base, stop, http) = (base.clone(), stop.clone(), http.clone());
+            tokio::spawn(async move {
+                let mut runs = 0;
+                let mut tick = tokio::time::interval(Duration::from_secs(maintain_secs));
+                tick.tick().await;
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    let response = http.post(format!("{base}/MaintainTable")).body(common::fixture("timer.json")).send().await;
+                    runs += usize::from(response.is_ok_and(|r| r.status() == 200));
+                }
+                runs
+            })
+        };
+        let mut samples = Vec::new();
+        let run_for = Duration::from_secs(minutes * 60);
+        let begun = Instant::now();
+        let mut poll = tokio::time::interval(Duration::from_secs(poll_secs));
+        while begun.elapsed() < run_for {
+            poll.tick().await;
+            let minute = (begun.elapsed().as_secs() / 60) as usize;
+            for (endpoint, path) in POLLED {
+                let asked = Instant::now();
+                let response = http.get(format!("{base}/api/sentiment/{path}")).send().await.unwrap();
+                let status = response.status();
+                let body: Value = response.json().await.unwrap_or_default();
+                let ms = asked.elapsed().as_secs_f64() * 1e3;
+                assert_eq!(status, 200, "{endpoint}: {body}");
+                let path = body["meta"]["path"].as_str().unwrap_or("?").to_string();
+                samples.push(Sample { minute, endpoint, ms, path });
+            }
+            if begun.elapsed().as_secs() % 60 < poll_secs {
+                eprintln!("minute {minute}: {} events acknowledged", acknowledged.load(Ordering::Relaxed));
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for producer in producers {
+            producer.await.unwrap();
+        }
+        let maintenance_runs = maintainer.await.unwrap();
+        // The last events: one more commit, as the timer would make.
+        let committed = http.post(format!("{base}/CommitStaged")).body(common::fixture("timer.json")).send().await.unwrap();
+        assert_eq!(committed.status(), 200);
+        (samples, acknowledged.load(Ordering::Relaxed), maintenance_runs)
+    });
+    drop(server);
+
+    // Every acknowledged event exactly once, and the rollup exact.
+    let (rows, distinct, mismatches, rollup_rows, data_files) = runtime.block_on(async {
+        let lake = Lake::open(&LakeConfig::local(dir.clone())).await.unwrap();
+        let batch = common::scan(&lake, TableKind::Records).await;
+        let ids = common::strings(&batch, "message_id");
+        let distinct = ids.iter().collect::<std::collections::HashSet<_>>().len();
+        let verified = lake.verify_rollups(None).await.unwrap();
+        let table = lake.load(TableKind::Records).await.unwrap();
+        let files =
+            table.metadata().current_snapshot().and_then(|s| s.summary().additional_properties.get("total-data-files").cloned()).unwrap_or_default();
+        (batch.num_rows(), distinct, verified.mismatches.len(), verified.rows_compared, files)
+    });
+
+    let mut by_minute: BTreeMap<usize, BTreeMap<&str, Vec<f64>>> = BTreeMap::new();
+    let mut paths: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    for sample in &samples {
+        by_minute.entry(sample.minute).or_default().entry(sample.endpoint).or_default().push(sample.ms);
+        *paths.entry((sample.endpoint, sample.path.clone())).or_default() += 1;
+    }
+    println!(
+        "live benchmark: {minutes} min, {rate} events/s over {partitions} partitions, commits every {commit_secs} s, maintenance every {maintain_secs} s ({maintenance_runs} runs), one dashboard client polling {} endpoints every {poll_secs} s uncached, rollups {rollups}",
+        POLLED.len()
+    );
+    println!();
+    print!("| minute |");
+    for (endpoint, _) in POLLED {
+        print!(" {endpoint} p99 |");
+    }
+    println!(" all p50 | all p99 |");
+    println!("|---:|{}---:|---:|", "---:|".repeat(POLLED.len()));
+    let mut all_minutes_p99 = Vec::new();
+    for (minute, endpoints) in &by_minute {
+        print!("| {minute} |");
+        let mut all: Vec<f64> = Vec::new();
+        for (endpoint, _) in POLLED {
+            let mut times = endpoints.get(endpoint).cloned().unwrap_or_default();
+            times.sort_by(f64::total_cmp);
+            print!(" {:.1} |", percentile(&times, 0.99));
+            all.extend(times);
+        }
+        all.sort_by(f64::total_cmp);
+        all_minutes_p99.push(percentile(&all, 0.99));
+        println!(" {:.1} | {:.1} |", percentile(&all, 0.5), percentile(&all, 0.99));
+    }
+    println!();
+    let mut overall: Vec<f64> = samples.iter().map(|s| s.ms).collect();
+    overall.sort_by(f64::total_cmp);
+    println!(
+        "over the run: {} answers, p50 {:.1} ms, p99 {:.1} ms, worst minute's p99 {:.1} ms",
+        overall.len(),
+        percentile(&overall, 0.5),
+        percentile(&overall, 0.99),
+        all_minutes_p99.iter().cloned().fold(0.0, f64::max)
+    );
+    let described: Vec<String> = paths.iter().map(|((endpoint, path), n)| format!("{endpoint}: {path} x{n}")).collect();
+    println!("paths: {}", described.join(", "));
+    println!("table: {rows} rows ({distinct} distinct ids) for {acknowledged} acknowledged events; {data_files} data files; rollup verify: {rollup_rows} rows compared, {mismatches} mismatches");
+    assert_eq!(rows as u64, acknowledged, "every acknowledged event is in the table");
+    assert_eq!(distinct, rows, "none twice");
+    assert_eq!(mismatches, 0, "the rollup equals its recomputation from raw rows");
+}
