@@ -68,6 +68,8 @@ async fn session_over(lake: &Lake) -> SessionState {
     let ctx = SessionContext::new();
     // Served as the embedded engine reads it, so both engines see the same rows.
     ctx.register_table("sentiment_records", sentiment_lake::engine::table_provider(table).await.unwrap()).unwrap();
+    let rollup = lake.load(TableKind::Rollup).await.unwrap();
+    ctx.register_table("sentiment_records_rollup", sentiment_lake::engine::table_provider(rollup).await.unwrap()).unwrap();
     ctx.state()
 }
 
@@ -197,6 +199,10 @@ async fn the_dremio_engine_answers_like_the_embedded_one() {
         (QueryKind::TimeSeries, "ticker=MSFT&interval=day&days=3"),
         (QueryKind::Toxicity, "min_toxicity=0.2&days=3&limit=5"),
         (QueryKind::Intents, "days=3"),
+        // Only from the rollup table: the stand-in cannot run the SQL that flattens maps and lists.
+        (QueryKind::Summary, "ticker=AAPL&days=3"),
+        (QueryKind::Aspects, "ticker=AAPL&days=3"),
+        (QueryKind::Entities, "days=3&entity_type=ORG"),
         (QueryKind::Records, "ticker=AAPL&days=3&limit=7"),
         (QueryKind::Records, "source_system=twitter&min_score=-0.2&max_score=0.6&days=3&limit=5"),
     ];
@@ -207,6 +213,8 @@ async fn the_dremio_engine_answers_like_the_embedded_one() {
         assert_eq!(got.stored.snapshot_id, want.stored.snapshot_id);
         assert_eq!(data(&got), data(&want), "{kind:?} {params}");
         assert!(!data(&want).as_array().is_some_and(|a| a.is_empty()), "{kind:?} {params} has rows to compare");
+        let raw_only = matches!(kind, QueryKind::Records | QueryKind::Toxicity);
+        assert_eq!(got.stored.path, if raw_only { "raw" } else { "rollup" }, "{kind:?} {params}: Dremio reads the same rollup table");
     }
     // A second page follows the first page's cursor in both engines.
     let first = dremio.answer(&Query::parse(QueryKind::Records, Some("ticker=AAPL&days=3&limit=3"), now).unwrap()).await.unwrap();
@@ -392,6 +400,11 @@ async fn doctor_checks_a_flight_sql_server_against_the_contract() {
     assert!(stdout.contains("[ok]   table schema: 22 columns; every seed column present with its type"), "{stdout}");
     assert!(stdout.contains("[FAIL] current snapshot"), "the stand-in has no table_history: {stdout}");
     assert!(stdout.contains("[FAIL] idempotent MERGE"), "the stand-in has no MERGE: {stdout}");
+    assert!(
+        stdout.contains("[--]   reflection sentiment_lake_rollup: not created")
+            && stdout.contains("ALTER TABLE \"datafusion\".\"public\".\"sentiment_records_rollup\" CREATE AGGREGATE REFLECTION"),
+        "the reflections are printed: {stdout}"
+    );
     assert!(!stdout.contains(PASSWORD) && !String::from_utf8_lossy(&output.stderr).contains(PASSWORD), "the password is never printed");
 
     let refused = run("wrong").await.unwrap();

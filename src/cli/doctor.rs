@@ -318,7 +318,7 @@ pub fn contract_differences(seed: &arrow_schema::Schema, got: &arrow_schema::Sch
 }
 
 /// `doctor --engine dremio`: the conformance check of a Dremio for this service.
-pub async fn dremio(setup: &DremioSetup) -> anyhow::Result<()> {
+pub async fn dremio(setup: &DremioSetup, create_reflections: bool) -> anyhow::Result<()> {
     let mut report = Report::new(true);
     let client = &setup.client;
     report.line(format!("Dremio at {} ({:?}), table {}", client.config().url, client.config().auth, setup.table));
@@ -388,11 +388,33 @@ pub async fn dremio(setup: &DremioSetup) -> anyhow::Result<()> {
             }
         }
     }
+    check_reflections(&mut report, setup, create_reflections).await;
     check_merge(&mut report, setup).await;
     if report.failures > 0 {
         bail!("{} check(s) failed", report.failures);
     }
     Ok(())
+}
+
+/// The aggregate reflections matching the API's questions: printed, and created with
+/// `--create-reflections` (an existing one of the same name is reported, not replaced).
+async fn check_reflections(report: &mut Report, setup: &DremioSetup, create: bool) {
+    let last = setup.table.parts().last().cloned().unwrap_or_default();
+    let rollup = setup.table.sibling(&crate::lake::rollup_table_name(&last));
+    for (name, statement) in sql::aggregate_reflections(&setup.table, &rollup) {
+        if !create {
+            report.skipped(&format!("reflection {name}"), format!("not created (doctor --create-reflections runs it):\n      {statement}"));
+            continue;
+        }
+        match setup.client.execute(&statement, StatementKind::Once).await {
+            Ok(_) => report.ok(&format!("reflection {name}"), format!("created: {statement}")),
+            Err(e) => report.fail(
+                &format!("reflection {name}"),
+                e,
+                "reflections need Dremio's ALTER TABLE ... CREATE AGGREGATE REFLECTION and the table (the rollup table is created by this lake beside the records)",
+            ),
+        }
+    }
 }
 
 /// CREATE TABLE, the same insert-only MERGE twice (one row, then none), DROP TABLE, on a scratch table
@@ -431,9 +453,9 @@ async fn check_merge(report: &mut Report, setup: &DremioSetup) {
 }
 
 /// `doctor`: the deployment's checks; with `--engine dremio`, the conformance check of the user's own Dremio.
-pub async fn command(setup: &Setup, cache: &CacheArgs, sizing: &SizingArgs, limit: &InvocationLimit) -> anyhow::Result<()> {
+pub async fn command(setup: &Setup, cache: &CacheArgs, sizing: &SizingArgs, limit: &InvocationLimit, create_reflections: bool) -> anyhow::Result<()> {
     match &setup.backends.dremio {
-        Some(setup_of_dremio) if setup.backends.engine == EngineKind::Dremio => dremio(setup_of_dremio).await,
+        Some(setup_of_dremio) if setup.backends.engine == EngineKind::Dremio => dremio(setup_of_dremio, create_reflections).await,
         _ => run(&setup.config, &setup.query_options(cache)?, sizing.budget(setup.commit_pass_mb, limit.max_invocation_mb)).await,
     }
 }

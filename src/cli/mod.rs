@@ -27,7 +27,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     crate::observability::init(opts.log_json || under_host);
     let setup = Setup::new(&opts)?;
     match opts.command {
-        Command::Doctor { cache, sizing, limit } => doctor::command(&setup, &cache, &sizing, &limit).await,
+        Command::Doctor { cache, sizing, limit, create_reflections } => doctor::command(&setup, &cache, &sizing, &limit, create_reflections).await,
         Command::Sizing { sizing, limit } => doctor::sizing(&setup, &sizing, &limit),
         Command::Query { endpoint, params, cache } => query::run(&setup, &endpoint, &params, &cache).await,
         Command::Serve(args) => serve::run(&setup, *args).await,

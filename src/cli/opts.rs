@@ -325,6 +325,10 @@ pub enum Command {
         sizing: SizingArgs,
         #[command(flatten)]
         limit: InvocationLimit,
+        /// With `--engine dremio`: create the aggregate reflections matching the API's questions (on the
+        /// records table and its rollup table) instead of only printing them.
+        #[arg(long)]
+        create_reflections: bool,
     },
     /// What one Functions instance holds in memory at worst (every partition on one instance) with
     /// host.json's Event Hubs limits, against the instance's memory; exits non-zero when it does not fit.

@@ -344,6 +344,89 @@ pub fn drop_table(table: &TablePath) -> String {
     format!("DROP TABLE IF EXISTS {table}")
 }
 
+/// The rows of the rollup table (at `snapshot_id`) that answer `pieces` (those with a grain), of
+/// `dimensions` and, when given, of `ticker`: the same filter the embedded engine's scan applies, with the
+/// bucket partition column pruning files.
+pub fn rollup_rows(
+    rollup: &TablePath,
+    snapshot_id: Option<i64>,
+    pieces: &[crate::rollup::Piece],
+    dimensions: &[crate::rollup::Dimension],
+    ticker: Option<&str>,
+) -> Result<String, DremioError> {
+    use crate::rollup::table::column as r;
+    let mut periods = Vec::new();
+    for piece in pieces {
+        let Some(grain) = piece.grain else { continue };
+        let instant = |micros: i64| {
+            DateTime::from_timestamp_micros(micros).ok_or_else(|| DremioError::Config(format!("{micros} is not a representable instant")))
+        };
+        let (first, last) = (grain.bucket(piece.from), grain.bucket(piece.to - 1));
+        periods.push(format!(
+            "({g} = {} AND {b} >= {} AND {b} <= {} AND {p} >= {} AND {p} < {})",
+            Literal::Text(grain.as_str()).render()?,
+            Literal::Text(&first).render()?,
+            Literal::Text(&last).render()?,
+            Literal::Timestamp(instant(piece.from)?).render()?,
+            Literal::Timestamp(instant(piece.to)?).render()?,
+            g = ident(r::GRAIN),
+            b = ident(r::BUCKET),
+            p = ident(r::PERIOD_START),
+        ));
+    }
+    if periods.is_empty() {
+        return Err(DremioError::Config("no whole minute, hour or day to read from the rollup".into()));
+    }
+    let kinds = dimensions.iter().map(|d| Literal::Text(d.as_str()).render()).collect::<Result<Vec<_>, _>>()?;
+    let mut text = format!(
+        "SELECT * FROM {} WHERE ({}) AND {} IN ({})",
+        table_at(rollup, snapshot_id),
+        periods.join(" OR "),
+        ident(r::DIMENSION),
+        kinds.join(", ")
+    );
+    if let Some(ticker) = ticker {
+        let _ = write!(text, " AND {} = {}", ident(r::TICKER), Literal::Text(ticker).render()?);
+    }
+    Ok(text)
+}
+
+/// The aggregate reflections that match the API's questions, as `(name, statement)`: one on the records
+/// table (per day, ticker, source, intent and primary emotion: what top tickers, summaries, daily series
+/// and intents group by) and one on the rollup table beside it (its rows summed per period, ticker, source
+/// and dimension: the answers' own reads).
+pub fn aggregate_reflections(records: &TablePath, rollup: &TablePath) -> Vec<(&'static str, String)> {
+    use crate::rollup::table::column as r;
+    use crate::schema::column as c;
+    let list = |names: &[&str]| names.iter().map(|n| ident(n)).collect::<Vec<_>>().join(", ");
+    let measures = |pairs: &[(&str, &str)]| pairs.iter().map(|(n, m)| format!("{} ({m})", ident(n))).collect::<Vec<_>>().join(", ");
+    let records_statement = format!(
+        "ALTER TABLE {records} CREATE AGGREGATE REFLECTION \"sentiment_lake_daily\" USING DIMENSIONS ({}, {} BY DAY) MEASURES ({}) LOCALSORT BY ({})",
+        list(&[c::TICKER, c::SOURCE_SYSTEM, c::USER_INTENT, c::PRIMARY_EMOTION]),
+        ident(c::EVENT_TIMESTAMP),
+        measures(&[(c::SENTIMENT_SCORE, "COUNT, SUM, MIN, MAX"), (c::SENTIMENT_MAGNITUDE, "COUNT, SUM")]),
+        ident(c::TICKER),
+    );
+    let rollup_statement = format!(
+        "ALTER TABLE {rollup} CREATE AGGREGATE REFLECTION \"sentiment_lake_rollup\" USING DIMENSIONS ({}) MEASURES ({}) PARTITION BY ({}) LOCALSORT BY ({})",
+        list(&[r::GRAIN, r::BUCKET, r::PERIOD_START, r::TICKER, r::SOURCE_SYSTEM, r::DIMENSION, r::NAME, r::KIND]),
+        measures(&[
+            (r::COUNT, "SUM"),
+            (r::SCORE_SUM, "SUM"),
+            (r::SCORE_MIN, "MIN"),
+            (r::SCORE_MAX, "MAX"),
+            (r::POSITIVE, "SUM"),
+            (r::NEGATIVE, "SUM"),
+            (r::NEUTRAL, "SUM"),
+            (r::MAGNITUDE_SUM, "SUM"),
+            (r::MAGNITUDE_COUNT, "SUM"),
+        ]),
+        list(&[r::GRAIN]),
+        list(&[r::DIMENSION, r::PERIOD_START, r::TICKER]),
+    );
+    vec![("sentiment_lake_daily", records_statement), ("sentiment_lake_rollup", rollup_statement)]
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -388,6 +471,35 @@ mod tests {
         assert!(inline("x = $3", &values[..2]).is_err());
         assert!(inline("x = $", &values).is_err());
         assert_eq!(inline("t = $1", &[Literal::Text("$2")]).unwrap(), "t = '$2'", "values are not scanned again");
+    }
+
+    #[test]
+    fn golden_rollup_rows() {
+        let rollup = path().sibling("sentiment_records_rollup");
+        let micros = |h: u32| Utc.with_ymd_and_hms(2026, 3, 2, h, 0, 0).unwrap().timestamp_micros();
+        let pieces = crate::rollup::pieces(micros(0) - 90_000_000, micros(5), crate::rollup::Grain::Hour);
+        let text = rollup_rows(&rollup, Some(42), &pieces, &[crate::rollup::Dimension::Message], Some("O'X")).unwrap();
+        assert_eq!(
+            text,
+            "SELECT * FROM \"nessie\".\"sentiment\".\"sentiment_records_rollup\" AT SNAPSHOT '42' WHERE \
+             ((\"grain\" = 'minute' AND \"bucket\" >= '2026-03-01' AND \"bucket\" <= '2026-03-01' AND \"period_start\" >= TIMESTAMP '2026-03-01 23:59:00.000' AND \"period_start\" < TIMESTAMP '2026-03-02 00:00:00.000') \
+             OR (\"grain\" = 'hour' AND \"bucket\" >= '2026-03' AND \"bucket\" <= '2026-03' AND \"period_start\" >= TIMESTAMP '2026-03-02 00:00:00.000' AND \"period_start\" < TIMESTAMP '2026-03-02 05:00:00.000')) \
+             AND \"dimension\" IN ('message') AND \"ticker\" = 'O''X'"
+        );
+        assert!(rollup_rows(&rollup, None, &crate::rollup::pieces(0, 30_000_000, crate::rollup::Grain::Day), &[], None).is_err(), "raw rows only");
+    }
+
+    #[test]
+    fn golden_aggregate_reflections() {
+        let rollup = path().sibling("sentiment_records_rollup");
+        let statements: Vec<String> = aggregate_reflections(&path(), &rollup).into_iter().map(|(_, s)| s).collect();
+        assert_eq!(
+            statements,
+            [
+                "ALTER TABLE \"nessie\".\"sentiment\".\"sentiment_records\" CREATE AGGREGATE REFLECTION \"sentiment_lake_daily\" USING DIMENSIONS (\"ticker\", \"source_system\", \"user_intent\", \"primary_emotion\", \"event_timestamp\" BY DAY) MEASURES (\"sentiment_score\" (COUNT, SUM, MIN, MAX), \"sentiment_magnitude\" (COUNT, SUM)) LOCALSORT BY (\"ticker\")",
+                "ALTER TABLE \"nessie\".\"sentiment\".\"sentiment_records_rollup\" CREATE AGGREGATE REFLECTION \"sentiment_lake_rollup\" USING DIMENSIONS (\"grain\", \"bucket\", \"period_start\", \"ticker\", \"source_system\", \"dimension\", \"name\", \"kind\") MEASURES (\"count\" (SUM), \"score_sum_q64\" (SUM), \"score_min\" (MIN), \"score_max\" (MAX), \"positive\" (SUM), \"negative\" (SUM), \"neutral\" (SUM), \"magnitude_sum_q40\" (SUM), \"magnitude_count\" (SUM)) PARTITION BY (\"grain\") LOCALSORT BY (\"dimension\", \"period_start\", \"ticker\")",
+            ]
+        );
     }
 
     #[test]

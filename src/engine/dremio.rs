@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use iceberg::{Catalog, TableIdent};
 
 use super::query_engine::{
-    history_of, resolve_as_of, AsOf, Dialect, EngineError, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot,
+    history_of, resolve_as_of, AsOf, Dialect, EngineError, Folded, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot,
 };
 use crate::dremio::sql::{self, Literal, TablePath};
 use crate::dremio::{DremioError, FlightSqlClient, StatementKind};
@@ -164,6 +164,52 @@ impl QueryEngine for DremioEngine {
         let values: Vec<Literal<'_>> = query.params.iter().map(literal).collect();
         let text = sql::inline(&query.text, &values).map_err(|e| EngineError::Query(e.to_string()))?;
         self.client.execute(&text, StatementKind::Read).await.map_err(engine_error)
+    }
+
+    /// From the rollup table beside the records table, when the catalog is shared (it says which rollup
+    /// state covers the snapshot asked), that state covers it with nothing left to add (no appends waiting
+    /// to be rolled up: Dremio cannot read them file by file) and the window is whole minutes (`days=`
+    /// windows always are). Otherwise Dremio's SQL over raw rows answers.
+    async fn partials(&self, snapshot: &TableSnapshot, scope: &crate::rollup::Scope) -> Result<Option<Folded>, EngineError> {
+        let (SnapshotSource::Catalog { catalog, ident }, Some(at)) = (&self.snapshots, snapshot.snapshot_id) else {
+            return Ok(None);
+        };
+        let rollup_ident = TableIdent::new(ident.namespace().clone(), crate::lake::rollup_table_name(ident.name()));
+        let records = load(catalog.as_ref(), ident).await?;
+        let Ok(rollup) = catalog.load_table(&rollup_ident).await else {
+            return Ok(None);
+        };
+        let Ok(found) = crate::lake::rollup::base(records.metadata(), rollup.metadata(), at) else {
+            return Ok(None);
+        };
+        let pieces = crate::rollup::pieces(scope.window.0, scope.window.1, scope.coarsest);
+        // Unpinned, Dremio reads the rollup as it is now: only right when that is the state found.
+        let readable = self.pin_snapshots || rollup.metadata().current_snapshot_id() == Some(found.rollup_snapshot);
+        if !found.delta.is_empty() || pieces.iter().any(|p| p.grain.is_none()) || !readable {
+            return Ok(None);
+        }
+        let last = self.table.parts().last().cloned().unwrap_or_default();
+        let rollup_path = self.table.sibling(&crate::lake::rollup_table_name(&last));
+        let pinned = self.pin_snapshots.then_some(found.rollup_snapshot);
+        let statement = sql::rollup_rows(&rollup_path, pinned, &pieces, &scope.dimensions, scope.ticker.as_deref())
+            .map_err(|e| EngineError::Query(e.to_string()))?;
+        let batches = match self.client.execute(&statement, StatementKind::Read).await {
+            Ok(batches) => batches,
+            Err(e) if e.is_retryable() => return Err(engine_error(e)),
+            // Dremio cannot read the rollup table (not in its catalog, an older Dremio): raw rows answer.
+            Err(e) => {
+                tracing::warn!(error = %e, table = %rollup_path, "Dremio could not read the rollup table; answering from raw rows.");
+                return Ok(None);
+            }
+        };
+        let mut partials = crate::rollup::Partials::default();
+        for batch in &batches {
+            if let Err(e) = crate::rollup::table::read_batch(batch, |key, measures| partials.merge_row(key, &measures)) {
+                tracing::warn!(error = %e, table = %rollup_path, "Dremio returned rollup rows of another shape; answering from raw rows.");
+                return Ok(None);
+            }
+        }
+        Ok(Some(Folded { partials, path: "rollup".to_string() }))
     }
 }
 
