@@ -203,10 +203,17 @@ async fn a_rollup_left_behind_is_answered_with_the_delta_and_caught_up() {
     let (rollups, raw) = (service(&lake, RollupUse::Auto), service(&lake, RollupUse::Off));
     let paths = compare(&rollups, &raw, "behind").await;
     assert!(paths.contains_key("rollup+delta"), "{paths:?}");
+    let health = |lake: Lake| async move {
+        let policy = sentiment_lake::maintain::compact::CompactionPolicy::default();
+        sentiment_lake::maintain::health::health(&lake, TableKind::Records, &policy, chrono::Utc::now()).await.unwrap().rollup.unwrap()
+    };
+    let behind = health(lake.clone()).await;
+    assert_eq!((behind.appends_behind, behind.uncovered), (1, None), "health says the rollup is one commit behind");
     let report = lake.follow_rollups(Default::default()).await.unwrap();
     assert_eq!((report.appends, report.rows), (1, 300), "{report:?}");
     let paths = compare(&rollups, &raw, "caught up").await;
     assert!(!paths.contains_key("rollup+delta"), "{paths:?}");
+    assert_eq!(health(lake.clone()).await.appends_behind, 0);
     assert!(lake.verify_rollups(None).await.unwrap().mismatches.is_empty());
 }
 

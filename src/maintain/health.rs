@@ -31,8 +31,33 @@ pub struct TableHealth {
     pub small_files: usize,
     pub small_file_ratio: f64,
     pub mean_file_bytes: u64,
+    /// The records table's rollup: which snapshot it covers and how far behind it is.
+    pub rollup: Option<RollupHealth>,
     /// What `doctor` should warn about, empty when healthy.
     pub warnings: Vec<String>,
+}
+
+/// Whether the rollup answers the records table's current snapshot, and with how much left to roll up.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RollupHealth {
+    /// The records snapshot the rollup covers; none when no rollup state covers the current lineage.
+    pub covers: Option<i64>,
+    /// Appends after it, answered from their files until the next follow rolls them up.
+    pub appends_behind: usize,
+    /// Why the rollup cannot answer (answers then come from raw rows), when it cannot.
+    pub uncovered: Option<String>,
+}
+
+/// Appends the rollup may lag by before health warns (a follow runs at every commit tick).
+const ROLLUP_BEHIND_WARN: usize = 10;
+
+async fn rollup_health(lake: &Lake, records: &iceberg::table::Table) -> Result<Option<RollupHealth>, MaintainError> {
+    let Some(at) = records.metadata().current_snapshot_id() else { return Ok(None) };
+    let rollup = lake.load(TableKind::Rollup).await?;
+    Ok(Some(match crate::lake::rollup::base(records.metadata(), rollup.metadata(), at) {
+        Ok(found) => RollupHealth { covers: Some(found.covers), appends_behind: found.delta.len(), uncovered: None },
+        Err(why) => RollupHealth { covers: None, appends_behind: 0, uncovered: Some(why.to_string()) },
+    }))
 }
 
 pub async fn health(lake: &Lake, kind: TableKind, compaction: &CompactionPolicy, now: DateTime<Utc>) -> Result<TableHealth, MaintainError> {
@@ -61,8 +86,19 @@ pub async fn health(lake: &Lake, kind: TableKind, compaction: &CompactionPolicy,
         small_files,
         small_file_ratio: if live.is_empty() { 0.0 } else { small_files as f64 / live.len() as f64 },
         mean_file_bytes: if live.is_empty() { 0 } else { bytes / live.len() as u64 },
+        rollup: if kind == TableKind::Records { rollup_health(lake, &table).await? } else { None },
         warnings: Vec::new(),
     };
+    match &health.rollup {
+        Some(RollupHealth { uncovered: Some(why), .. }) => health.warnings.push(format!(
+            "the rollup does not cover the current snapshot ({why}): aggregates are answered from raw rows until maintenance or `sentiment-lake rollup rebuild` rebuilds it"
+        )),
+        Some(r) if r.appends_behind > ROLLUP_BEHIND_WARN => health.warnings.push(format!(
+            "the rollup is {} commits behind: see the log for failed follows, or run `sentiment-lake rollup repair`",
+            r.appends_behind
+        )),
+        _ => {}
+    }
     if health.small_files >= SMALL_FILES_WARN && health.small_file_ratio > SMALL_FILE_RATIO_WARN {
         health.warnings.push(format!(
             "{} of {} data files are small (< {} MiB): run `sentiment-lake maintain` or check the MaintainTable schedule",

@@ -35,7 +35,7 @@ fn iceberg(context: &'static str) -> impl FnOnce(iceberg::Error) -> LakeError {
 /// The data files snapshot `id` of `table` added (entries it wrote as added, in manifests it wrote).
 pub async fn added_files(table: &Table, id: i64) -> Result<Vec<FileScanTask>, LakeError> {
     let metadata = table.metadata();
-    let snapshot = metadata.snapshot_by_id(id).ok_or_else(|| LakeError::Config(format!("the records table has no snapshot {id}")))?;
+    let snapshot = metadata.snapshot_by_id(id).ok_or_else(|| LakeError::Rollup(format!("the records table has no snapshot {id}")))?;
     let list = table.manifest_list_reader(snapshot).load().await.map_err(iceberg("reading a manifest list"))?;
     let schema = snapshot.schema(metadata).map_err(iceberg("a snapshot's schema"))?;
     let ids = field_ids(&schema);
@@ -104,7 +104,7 @@ pub async fn aggregate(table: &Table, mut tasks: Vec<FileScanTask>, grains: &[Gr
     let reader = table.reader_builder().build();
     let mut stream = reader.read(futures::stream::iter(tasks.into_iter().map(Ok)).boxed()).map_err(iceberg("reading records"))?.stream();
     while let Some(batch) = stream.try_next().await.map_err(iceberg("reading records"))? {
-        partials.add_batch(&batch, grains, filter).map_err(|e| LakeError::Config(format!("records the rollup cannot read: {e}")))?;
+        partials.add_batch(&batch, grains, filter).map_err(|e| LakeError::Rollup(format!("records the rollup cannot read: {e}")))?;
     }
     Ok(partials)
 }
@@ -165,7 +165,7 @@ pub async fn rollup_rows(
                 partials.merge_row(key, &measures);
             }
         })
-        .map_err(|e| LakeError::Config(format!("a rollup row the reader cannot read: {e}")))?;
+        .map_err(|e| LakeError::Rollup(format!("a rollup row the reader cannot read: {e}")))?;
     }
     Ok(partials)
 }
