@@ -39,7 +39,7 @@ async fn window_and_ticker_filters_prune_the_scan() {
         .flat_map(|b| b.column(1).as_string::<i32>().iter().flatten().map(str::to_string).collect::<Vec<_>>())
         .collect::<Vec<_>>()
         .join("\n");
-    let scan = plan.lines().find(|l| l.contains("IcebergTableScan")).unwrap_or_else(|| panic!("no Iceberg scan in\n{plan}"));
+    let scan = plan.lines().find(|l| l.contains("IcebergParallelScan")).unwrap_or_else(|| panic!("no Iceberg scan in\n{plan}"));
     assert!(scan.contains("ticker") && scan.contains("event_timestamp"), "window and ticker are pushed down: {scan}");
     assert!(!scan.contains("toxicity_score >="), "float filters stay in DataFusion: {scan}");
     // ...and still apply.

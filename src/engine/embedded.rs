@@ -1,28 +1,22 @@
-//! The embedded engine: DataFusion over the Iceberg table through `iceberg-datafusion`.
+//! The embedded engine: DataFusion over the Iceberg table ([`super::scan`]).
 //!
 //! Filters on `event_timestamp`, `ticker` and `source_system` are pushed into the Iceberg scan, which prunes
 //! manifests and data files by partition (day, ticker, source) and column statistics before any Parquet is
 //! read. Parameters are bound through DataFusion's placeholders; the SQL text never contains caller data.
 
-use std::any::Any;
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::{DataType, SchemaRef};
 use async_trait::async_trait;
-use datafusion::catalog::{Session, TableProvider};
+use datafusion::catalog::TableProvider;
 use datafusion::common::ParamValues;
-use datafusion::datasource::{MemTable, TableType};
-use datafusion::error::{DataFusionError, Result as DataFusionResult};
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::scalar::ScalarValue;
 use iceberg::table::Table;
 use iceberg::{Catalog, TableIdent};
-use iceberg_datafusion::IcebergStaticTableProvider;
 use metrics::counter;
 use tokio::sync::Mutex;
 
@@ -31,6 +25,7 @@ use crate::lake::MetadataPointer;
 use super::query_engine::{
     history_of, resolve_as_of, AsOf, Dialect, EngineError, Folded, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot,
 };
+use super::scan::SnapshotTable;
 
 /// The name the table is registered under inside each DataFusion session.
 const TABLE_NAME: &str = "sentiment_records";
@@ -178,10 +173,10 @@ impl EmbeddedEngine {
         };
         let opened = |e: iceberg::Error| EngineError::Unavailable(format!("opening snapshot {snapshot_id:?}: {e}"));
         let provider: Arc<dyn TableProvider> = match snapshot_id {
-            Some(id) => Arc::new(FloatFilterGuard::new(IcebergStaticTableProvider::try_new_from_table_snapshot(table, id).await.map_err(opened)?)),
+            Some(id) => Arc::new(SnapshotTable::new(table, Some(id)).map_err(opened)?),
             // The table had no commits when the snapshot was taken: empty, even if rows have landed since.
             None => {
-                let schema = IcebergStaticTableProvider::try_new_from_table(table).await.map_err(opened)?.schema();
+                let schema = SnapshotTable::new(table, None).map_err(opened)?.schema();
                 Arc::new(MemTable::try_new(schema, vec![vec![]]).map_err(|e| EngineError::Query(e.to_string()))?)
             }
         };
@@ -193,67 +188,11 @@ impl EmbeddedEngine {
     }
 }
 
-/// The table at its current snapshot as the embedded engine reads it (with [`FloatFilterGuard`]), for
-/// serving it from another DataFusion session, such as a Flight SQL server.
+/// The table at its current snapshot as the embedded engine reads it ([`SnapshotTable`]), for serving it
+/// from another DataFusion session, such as a Flight SQL server.
 pub async fn table_provider(table: Table) -> Result<Arc<dyn TableProvider>, EngineError> {
-    let provider =
-        IcebergStaticTableProvider::try_new_from_table(table).await.map_err(|e| EngineError::Unavailable(format!("opening the table: {e}")))?;
-    Ok(Arc::new(FloatFilterGuard::new(provider)))
-}
-
-/// Keeps filters on 32-bit float columns out of the Iceberg scan. iceberg-datafusion 0.10.1 turns every
-/// float literal into an Iceberg `double`, which iceberg 0.10.1 then cannot bind to a `float` column
-/// ("Can't convert datum from double type to float type"): the whole query would fail. DataFusion applies
-/// such filters itself after the scan instead; scores are not partition columns, so only min/max statistics
-/// pruning is given up for them.
-#[derive(Debug)]
-struct FloatFilterGuard {
-    inner: IcebergStaticTableProvider,
-    float_columns: HashSet<String>,
-}
-
-impl FloatFilterGuard {
-    fn new(inner: IcebergStaticTableProvider) -> Self {
-        let float_columns = inner.schema().fields().iter().filter(|f| *f.data_type() == DataType::Float32).map(|f| f.name().clone()).collect();
-        Self { inner, float_columns }
-    }
-
-    fn pushable(&self, filter: &Expr) -> bool {
-        filter.column_refs().iter().all(|c| !self.float_columns.contains(c.name()))
-    }
-}
-
-#[async_trait]
-impl TableProvider for FloatFilterGuard {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.inner.schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        self.inner.table_type()
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DataFusionResult<Arc<dyn ExecutionPlan>> {
-        let pushable: Vec<Expr> = filters.iter().filter(|f| self.pushable(f)).cloned().collect();
-        self.inner.scan(state, projection, &pushable, limit).await
-    }
-
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DataFusionResult<Vec<TableProviderFilterPushDown>> {
-        Ok(filters
-            .iter()
-            .map(|f| if self.pushable(f) { TableProviderFilterPushDown::Inexact } else { TableProviderFilterPushDown::Unsupported })
-            .collect())
-    }
+    let provider = SnapshotTable::new(table, None).map_err(|e| EngineError::Unavailable(format!("opening the table: {e}")))?;
+    Ok(Arc::new(provider))
 }
 
 fn scalar(param: &SqlParam) -> ScalarValue {

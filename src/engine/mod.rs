@@ -10,6 +10,7 @@
 mod dremio;
 mod embedded;
 mod query_engine;
+mod scan;
 
 pub use self::dremio::{DremioDialect, DremioEngine, SnapshotSource};
 pub use self::embedded::{table_provider, EmbeddedEngine, DEFAULT_MEMORY_LIMIT, MAX_DELTA_FILES};
