@@ -422,7 +422,7 @@ pub fn aggregate_reflections(records: &TablePath, rollup: &TablePath) -> Vec<(&'
             (r::MAGNITUDE_COUNT, "SUM"),
         ]),
         list(&[r::GRAIN]),
-        list(&[r::DIMENSION, r::PERIOD_START, r::TICKER]),
+        list(&[r::DIMENSION, r::TICKER, r::PERIOD_START]),
     );
     vec![("sentiment_lake_daily", records_statement), ("sentiment_lake_rollup", rollup_statement)]
 }
@@ -497,7 +497,7 @@ mod tests {
             statements,
             [
                 "ALTER TABLE \"nessie\".\"sentiment\".\"sentiment_records\" CREATE AGGREGATE REFLECTION \"sentiment_lake_daily\" USING DIMENSIONS (\"ticker\", \"source_system\", \"user_intent\", \"primary_emotion\", \"event_timestamp\" BY DAY) MEASURES (\"sentiment_score\" (COUNT, SUM, MIN, MAX), \"sentiment_magnitude\" (COUNT, SUM)) LOCALSORT BY (\"ticker\")",
-                "ALTER TABLE \"nessie\".\"sentiment\".\"sentiment_records_rollup\" CREATE AGGREGATE REFLECTION \"sentiment_lake_rollup\" USING DIMENSIONS (\"grain\", \"bucket\", \"period_start\", \"ticker\", \"source_system\", \"dimension\", \"name\", \"kind\") MEASURES (\"count\" (SUM), \"score_sum_q64\" (SUM), \"score_min\" (MIN), \"score_max\" (MAX), \"positive\" (SUM), \"negative\" (SUM), \"neutral\" (SUM), \"magnitude_sum_q40\" (SUM), \"magnitude_count\" (SUM)) PARTITION BY (\"grain\") LOCALSORT BY (\"dimension\", \"period_start\", \"ticker\")",
+                "ALTER TABLE \"nessie\".\"sentiment\".\"sentiment_records_rollup\" CREATE AGGREGATE REFLECTION \"sentiment_lake_rollup\" USING DIMENSIONS (\"grain\", \"bucket\", \"period_start\", \"ticker\", \"source_system\", \"dimension\", \"name\", \"kind\") MEASURES (\"count\" (SUM), \"score_sum_q64\" (SUM), \"score_min\" (MIN), \"score_max\" (MAX), \"positive\" (SUM), \"negative\" (SUM), \"neutral\" (SUM), \"magnitude_sum_q40\" (SUM), \"magnitude_count\" (SUM)) PARTITION BY (\"grain\") LOCALSORT BY (\"dimension\", \"ticker\", \"period_start\")",
             ]
         );
     }

@@ -80,6 +80,9 @@ pub struct LakeConfig {
 
 const RECORD_SORT: &[&str] = &[schema::column::TICKER, schema::column::EVENT_TIMESTAMP];
 
+/// Row groups of 16k rows: a one-ticker read of a month of hour rows skips the other tickers' groups.
+const ROLLUP_PROPERTIES: &[(&str, &str)] = &[(files::ROW_GROUP_LIMIT_PROPERTY, "16384")];
+
 impl std::fmt::Debug for LakeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LakeConfig")
@@ -269,6 +272,7 @@ impl Lake {
             partition_spec: spec,
             sort_columns,
             staging: StagingArea::of(&config.catalog_name, &namespace.clone().inner(), name),
+            properties: &[],
         };
         let records =
             target(&config.table, schema::sentiment_schema(), schema::sentiment_arrow_schema(), config.layout.partition_spec(), RECORD_SORT);
@@ -281,13 +285,16 @@ impl Lake {
         );
         let retired =
             target(&config.retired_table, retired::retired_schema(), retired::retired_arrow_schema(), retired::retired_partition_spec(), &[]);
-        let rollup = target(
-            &rollup_table_name(&config.table),
-            crate::rollup::table::rollup_schema(),
-            crate::rollup::table::rollup_arrow_schema(),
-            crate::rollup::table::rollup_partition_spec(),
-            crate::rollup::table::SORT_COLUMNS,
-        );
+        let rollup = TableTarget {
+            properties: ROLLUP_PROPERTIES,
+            ..target(
+                &rollup_table_name(&config.table),
+                crate::rollup::table::rollup_schema(),
+                crate::rollup::table::rollup_arrow_schema(),
+                crate::rollup::table::rollup_partition_spec(),
+                crate::rollup::table::SORT_COLUMNS,
+            )
+        };
         let lake = Self {
             rest_catalog: config.catalog_type == CatalogType::Rest,
             storage: Arc::new(config.storage.clone()),
@@ -317,6 +324,7 @@ impl Lake {
             Some(table) => table,
             None => {
                 let mut properties = vec![("write.parquet.compression-codec".to_string(), "zstd".to_string())];
+                properties.extend(target.properties.iter().map(|(k, v)| (k.to_string(), v.to_string())));
                 if self.rest_catalog {
                     // A REST server picks the format version of a new table itself unless asked.
                     properties.push(("format-version".to_string(), "2".to_string()));
@@ -351,6 +359,19 @@ impl Lake {
         };
         if table.metadata().format_version() != iceberg::spec::FormatVersion::V2 {
             return Err(incompatible(format!("format version {} (the writer commits v2 tables)", table.metadata().format_version())));
+        }
+        let missing: Vec<(String, String)> = target
+            .properties
+            .iter()
+            .filter(|(k, v)| table.metadata().properties().get(*k).map(String::as_str) != Some(*v))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !missing.is_empty() {
+            // A table created by an earlier version. Another process setting them first is fine: next time.
+            let handle = TableHandle { catalog: &self.catalog, target };
+            if let Err(e) = handle.commit(&table, Change { properties: missing, ..Change::default() }).await {
+                tracing::warn!(table = %target.name, error = %e, "Could not set the table's properties; its files keep the writer's defaults.");
+            }
         }
         table::compat::check(&target.schema, table.metadata().current_schema()).map_err(incompatible)
     }

@@ -32,6 +32,8 @@ pub struct TableTarget {
     pub sort_columns: &'static [&'static str],
     /// Where its entries are staged: its own area, whoever else shares the warehouse.
     pub staging: StagingArea,
+    /// Table properties it is created with, and set on an existing table that lacks them.
+    pub properties: &'static [(&'static str, &'static str)],
 }
 
 /// One of the lake's tables in its catalog: loaded, and changed by the catalog's compare-and-swap.

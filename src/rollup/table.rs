@@ -109,8 +109,8 @@ pub fn rollup_partition_spec() -> UnboundPartitionSpec {
     crate::schema::partition_spec(&[(1, c::GRAIN, Transform::Identity), (2, c::BUCKET, Transform::Identity)])
 }
 
-/// Rows are sorted by these within a file, so a window's rows are a few row groups.
-pub const SORT_COLUMNS: &[&str] = &[c::DIMENSION, c::PERIOD_START, c::TICKER];
+/// Rows are sorted by these within a file, so one ticker's rows of a dimension are a few row groups.
+pub const SORT_COLUMNS: &[&str] = &[c::DIMENSION, c::TICKER, c::PERIOD_START];
 
 /// The Arrow form of [`rollup_schema`], as iceberg converts it (field ids in the metadata).
 pub fn rollup_arrow_schema() -> SchemaRef {

@@ -8,4 +8,4 @@ mod data_file;
 pub mod paths;
 mod writer;
 
-pub use self::writer::{delete, write_data_files};
+pub use self::writer::{delete, write_data_files, ROW_GROUP_LIMIT_PROPERTY};

@@ -64,12 +64,13 @@ pub async fn write_data_files(
     // One name generator for both: its counter is shared, so names stay unique.
     let names = DefaultFileNameGenerator::new(file_prefix.to_string(), None, DataFileFormat::Parquet);
     let codec = table_codec(metadata.properties());
+    let row_group_rows = metadata.properties().get(ROW_GROUP_LIMIT_PROPERTY).and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0);
     let sink_for = |size: FileSize| DataFileSink {
         file_io: table.file_io().clone(),
         schema: schema.clone(),
         locations: locations.clone(),
         names: names.clone(),
-        properties: data_file_properties(&batches[0], codec, size),
+        properties: data_file_properties(&batches[0], codec, size, row_group_rows),
         min_compressed_column: matches!(size, FileSize::Small).then_some(MIN_COMPRESSED_COLUMN),
         target_file_size,
     };
@@ -148,7 +149,10 @@ enum FileSize {
 /// a decompressor for every chunk it writes, and each probes the CPU with a CPUID, which a hypervisor
 /// traps: 12.5 us on the benchmark machine). Compaction merges a partition's small files, and once a file
 /// holds more rows it is compressed throughout.
-fn data_file_properties(sample: &RecordBatch, codec: TableCodec, size: FileSize) -> WriterProperties {
+///
+/// A table whose `write.parquet.row-group-limit` is set gets row groups of at most that many rows (the
+/// rollup table: its readers prune by row-group statistics).
+fn data_file_properties(sample: &RecordBatch, codec: TableCodec, size: FileSize, row_group_rows: Option<usize>) -> WriterProperties {
     let codec = codec.for_size(size);
     let default = match size {
         FileSize::Small => Compression::UNCOMPRESSED,
@@ -167,6 +171,9 @@ fn data_file_properties(sample: &RecordBatch, codec: TableCodec, size: FileSize)
     }
     for path in unique_valued_leaves(&sample.schema()) {
         builder = builder.set_column_dictionary_enabled(path, false);
+    }
+    if let Some(rows) = row_group_rows {
+        builder = builder.set_max_row_group_row_count(Some(rows));
     }
     builder.build()
 }
@@ -189,6 +196,8 @@ fn unique_valued_leaves(schema: &arrow_schema::Schema) -> Vec<ColumnPath> {
 }
 
 const CODEC_PROPERTY: &str = "write.parquet.compression-codec";
+/// PyIceberg's name for the most rows a row group holds.
+pub const ROW_GROUP_LIMIT_PROPERTY: &str = "write.parquet.row-group-limit";
 const LEVEL_PROPERTY: &str = "write.parquet.compression-level";
 /// zstd level of small files when the table names none: pyarrow's default, so what PyIceberg writes.
 const SMALL_FILE_ZSTD_LEVEL: i32 = 1;
