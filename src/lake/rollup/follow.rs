@@ -104,7 +104,19 @@ pub async fn follow(records: TableHandle<'_>, rollup: TableHandle<'_>, options: 
             report.covers = Some(at);
             return Ok(report);
         }
-        let taken = &found.delta[..found.delta.len().min(options.max_appends.max(1))];
+        // At most `max_appends`, and about ROWS_PER_CHUNK rows (at least one append): memory stays bounded.
+        let mut taken_rows = 0;
+        let mut take = 0;
+        for &id in found.delta.iter().take(options.max_appends.max(1)) {
+            let added =
+                records_table.metadata().snapshot_by_id(id).and_then(|s| s.summary().additional_properties.get("added-records")?.parse::<u64>().ok());
+            if take > 0 && taken_rows + added.unwrap_or(0) > ROWS_PER_CHUNK {
+                break;
+            }
+            taken_rows += added.unwrap_or(0);
+            take += 1;
+        }
+        let taken = &found.delta[..take];
         // With every append taken, the rollup covers `at` itself (compactions after the last append too).
         let covers = if taken.len() == found.delta.len() { at } else { taken[taken.len() - 1] };
         let mut partials = Partials::default();
@@ -154,15 +166,51 @@ pub async fn rebuild(records: TableHandle<'_>, rollup: TableHandle<'_>, max_atte
     Err(LakeError::Conflict { table: rollup.target.name.clone() })
 }
 
-/// Rolls up every live row of records snapshot `at` and commits it as the whole rollup; `None` when
-/// another commit moved the rollup table first.
+/// Records rows aggregated at once: the partials of a chunk (a few rows per record at most) are written
+/// before the next chunk is read, so memory stays bounded however large the table.
+const ROWS_PER_CHUNK: u64 = 250_000;
+
+/// The tasks in consecutive chunks of about [`ROWS_PER_CHUNK`] rows (a file larger than that alone).
+fn chunks(tasks: Vec<iceberg::scan::FileScanTask>) -> Vec<Vec<iceberg::scan::FileScanTask>> {
+    let mut out: Vec<Vec<iceberg::scan::FileScanTask>> = Vec::new();
+    let mut rows = 0;
+    for task in tasks {
+        let n = task.record_count.unwrap_or(ROWS_PER_CHUNK);
+        if out.is_empty() || rows + n > ROWS_PER_CHUNK {
+            out.push(Vec::new());
+            rows = 0;
+        }
+        rows += n;
+        out.last_mut().expect("pushed above").push(task);
+    }
+    out
+}
+
+/// Rolls up every live row of records snapshot `at`, a chunk at a time, and commits it as the whole
+/// rollup in one snapshot; `None` when another commit moved the rollup table first.
 async fn rebuild_at(records: &Table, rollup: TableHandle<'_>, rollup_table: &Table, at: i64) -> Result<Option<(u64, usize)>, LakeError> {
     let tasks = live_files(records, at, None).await?;
     let rows = tasks.iter().filter_map(|t| t.record_count).sum::<u64>();
-    let partials = aggregate(records, tasks, &Grain::ALL, &RowFilter::default()).await?;
+    let (mut files, mut rollup_rows) = (Vec::new(), 0);
+    for chunk in chunks(tasks) {
+        let partials = aggregate(records, chunk, &Grain::ALL, &RowFilter::default()).await;
+        let written = match partials {
+            Ok(partials) => {
+                rollup_rows += partials.len();
+                write_partials(rollup_table, &partials).await
+            }
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(written) => files.extend(written),
+            Err(e) => {
+                crate::lake::files::delete(rollup_table, &files).await;
+                return Err(e);
+            }
+        }
+    }
     let replaced = live_rollup_files(rollup_table).await?;
-    let rollup_rows = partials.len();
-    Ok(commit_partials(rollup, rollup_table, &partials, at, replaced).await?.then_some((rows, rollup_rows)))
+    Ok(commit_files(rollup, rollup_table, files, at, replaced).await?.then_some((rows, rollup_rows)))
 }
 
 /// Paths of every data file live in the rollup table's current snapshot.
@@ -195,14 +243,29 @@ pub async fn commit_partials(
     covers: i64,
     replaces: Vec<String>,
 ) -> Result<bool, LakeError> {
-    let commit_id = uuid::Uuid::new_v4().to_string();
+    let files = write_partials(table, partials).await?;
+    commit_files(rollup, table, files, covers, replaces).await
+}
+
+/// `partials` written as rollup data files (none for no rows).
+async fn write_partials(table: &Table, partials: &Partials) -> Result<Vec<iceberg::spec::DataFile>, LakeError> {
     let batch = crate::rollup::table::to_batch(partials)?;
-    let prefix = format!("rollup-{}", &commit_id[..8]);
-    let files = if batch.num_rows() == 0 {
-        Vec::new()
-    } else {
-        crate::lake::files::write_data_files(table, &[batch], crate::rollup::table::SORT_COLUMNS, &prefix, None).await?
-    };
+    if batch.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
+    let prefix = format!("rollup-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    crate::lake::files::write_data_files(table, &[batch], crate::rollup::table::SORT_COLUMNS, &prefix, None).await
+}
+
+/// Commits rollup files already written, as [`commit_partials`] does.
+async fn commit_files(
+    rollup: TableHandle<'_>,
+    table: &Table,
+    files: Vec<iceberg::spec::DataFile>,
+    covers: i64,
+    replaces: Vec<String>,
+) -> Result<bool, LakeError> {
+    let commit_id = uuid::Uuid::new_v4().to_string();
     let change = Change {
         files: files.clone(),
         replaces: replaces.into_iter().collect(),
