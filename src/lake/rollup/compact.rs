@@ -78,17 +78,7 @@ pub async fn compact(rollup: TableHandle<'_>, policy: &RollupCompaction) -> Resu
 async fn reaggregate(rollup: TableHandle<'_>, policy: &RollupCompaction) -> Result<RollupCompactionReport, LakeError> {
     let mut report = RollupCompactionReport::default();
     let table = rollup.load().await?;
-    let Some(snapshot) = table.metadata().current_snapshot_id() else {
-        return Ok(report);
-    };
-    let scan = table.scan().snapshot_id(snapshot).build().map_err(LakeError::iceberg("planning a scan of the rollups"))?;
-    let tasks: Vec<FileScanTask> = scan
-        .plan_files()
-        .await
-        .map_err(LakeError::iceberg("planning a scan of the rollups"))?
-        .try_collect()
-        .await
-        .map_err(LakeError::iceberg("planning a scan of the rollups"))?;
+    let tasks = super::follow::rollup_files(&table).await?;
     let mut partitions: BTreeMap<String, Vec<FileScanTask>> = BTreeMap::new();
     for task in tasks {
         partitions.entry(format!("{:?}", task.partition)).or_default().push(task);

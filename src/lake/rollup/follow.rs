@@ -213,20 +213,19 @@ async fn rebuild_at(records: &Table, rollup: TableHandle<'_>, rollup_table: &Tab
     Ok(commit_files(rollup, rollup_table, files, at, replaced).await?.then_some((rows, rollup_rows)))
 }
 
-/// Paths of every data file live in the rollup table's current snapshot.
-pub async fn live_rollup_files(rollup: &Table) -> Result<Vec<String>, LakeError> {
+/// Every data file live in the rollup table's current snapshot, planned to be read whole.
+pub async fn rollup_files(rollup: &Table) -> Result<Vec<iceberg::scan::FileScanTask>, LakeError> {
     if rollup.metadata().current_snapshot_id().is_none() {
         return Ok(Vec::new());
     }
-    let scan = rollup.scan().select_empty().build().map_err(LakeError::iceberg("planning a scan of the rollups"))?;
-    let tasks: Vec<_> = scan
-        .plan_files()
-        .await
-        .map_err(LakeError::iceberg("planning a scan of the rollups"))?
-        .try_collect()
-        .await
-        .map_err(LakeError::iceberg("planning a scan of the rollups"))?;
-    Ok(tasks.into_iter().map(|t| t.data_file_path).collect())
+    let planning = || LakeError::iceberg("planning a scan of the rollups");
+    let scan = rollup.scan().build().map_err(planning())?;
+    scan.plan_files().await.map_err(planning())?.try_collect().await.map_err(planning())
+}
+
+/// Paths of every data file live in the rollup table's current snapshot.
+pub async fn live_rollup_files(rollup: &Table) -> Result<Vec<String>, LakeError> {
+    Ok(rollup_files(rollup).await?.into_iter().map(|t| t.data_file_path).collect())
 }
 
 fn total_rows(table: &Table, at: i64) -> Option<u64> {
