@@ -292,6 +292,8 @@ pub struct RollupFollowed<'a> {
     pub appends: usize,
     pub rows: u64,
     pub rollup_rows: usize,
+    /// Small rollup files written again with the new rows.
+    pub folded_files: usize,
     pub rebuilt: bool,
     pub moved_back_to: Option<i64>,
     /// Why the rollup stays behind, when it does.
@@ -317,6 +319,7 @@ impl RollupFollowed<'_> {
                 appends = self.appends,
                 rows = self.rows,
                 rollup_rows = self.rollup_rows,
+                folded_files = self.folded_files,
                 rebuilt = self.rebuilt,
                 moved_back_to = self.moved_back_to,
                 elapsed_ms = self.elapsed.as_millis() as u64,
@@ -324,6 +327,7 @@ impl RollupFollowed<'_> {
             );
         }
         counter!("sentiment_lake_rollup_rows_written_total").increment(self.rollup_rows as u64);
+        counter!("sentiment_lake_rollup_files_folded_total").increment(self.folded_files as u64);
         histogram!("sentiment_lake_rollup_follow_seconds").record(self.elapsed.as_secs_f64());
     }
 }

@@ -105,6 +105,28 @@ async fn compaction_rewrites_hundreds_of_small_files_into_few_with_the_same_rows
     assert_eq!(lake.commit().await.unwrap()[0].rows_committed, 0);
 }
 
+/// A compaction leaves manifests that hold only the files it replaced; the next commit drops them, so a
+/// table compacted every few minutes does not make every later scan read one more manifest per run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_of_replaced_files_only_are_dropped_by_the_next_commit() {
+    let dir = warehouse();
+    let lake = open(dir.path()).await;
+    fragmented(&lake, 6, 40).await;
+    let report = compact(&lake, TableKind::Records, &policy()).await.unwrap();
+    assert!(report.groups_committed > 0, "{report:?}");
+    let dead = |table: iceberg::table::Table| async move {
+        let current = table.metadata().current_snapshot().unwrap().clone();
+        let list = table.manifest_list_reader(&current).load().await.unwrap();
+        list.entries().iter().filter(|m| !m.has_added_files() && !m.has_existing_files()).map(|m| m.added_snapshot_id).collect::<Vec<_>>()
+    };
+    let compacted = lake.load(TableKind::Records).await.unwrap();
+    let replace = compacted.metadata().current_snapshot_id().unwrap();
+    assert!(dead(compacted).await.iter().all(|id| *id == replace), "only the replace's own manifests hold nothing live");
+    ingest(&lake, &events(chrono::Utc::now(), 10_000, 20)).await;
+    assert_eq!(dead(lake.load(TableKind::Records).await.unwrap()).await, Vec::<i64>::new(), "the next commit carries no dead manifest");
+    assert_eq!(scan_rows(&lake).await, 6 * 40 + 20);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingestion_beside_compaction_loses_and_duplicates_nothing() {
     let dir = warehouse();

@@ -250,3 +250,31 @@ async fn verify_finds_a_wrong_rollup_and_rebuild_repairs_it() {
     assert!(rebuilt.rebuilt && rebuilt.rows == 200, "{rebuilt:?}");
     assert!(lake.verify_rollups(None).await.unwrap().mismatches.is_empty());
 }
+
+/// Commit after commit, the rollup's current partitions stay one file each and its manifests stay few:
+/// each follow reads back the small files of the partitions it writes to and replaces them, and a
+/// manifest left holding only replaced files is dropped by the next snapshot. Answers stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_rollup_keeps_one_file_per_partition_and_few_manifests() {
+    let dir = warehouse();
+    let lake = open(dir.path()).await;
+    let mut generator = EventGenerator::new(11, instant(END), 2, 3);
+    let commits = 12;
+    for n in 0..commits {
+        ingest_batch(&lake, &mut generator, "live", n * 40, 40).await;
+    }
+    let rollup = lake.load(TableKind::Rollup).await.unwrap();
+    let paths = sentiment_lake::lake::rollup::live_rollup_files(&rollup).await.unwrap();
+    let mut per_partition: BTreeMap<String, usize> = BTreeMap::new();
+    for path in &paths {
+        *per_partition.entry(path.rsplit_once('/').unwrap().0.to_string()).or_default() += 1;
+    }
+    assert!(per_partition.values().all(|n| *n == 1), "one file per rollup partition after {commits} commits: {per_partition:?}");
+    let current = rollup.metadata().current_snapshot().unwrap();
+    let manifests = rollup.manifest_list_reader(current).load().await.unwrap();
+    assert!(manifests.entries().len() <= 3, "{} manifests after {commits} follows", manifests.entries().len());
+    let (rollups, raw) = (service(&lake, RollupUse::Auto), service(&lake, RollupUse::Off));
+    let answered = compare(&rollups, &raw, "after folded follows").await;
+    assert!(!answered.contains_key("raw"), "{answered:?}");
+    assert!(lake.verify_rollups(None).await.unwrap().mismatches.is_empty());
+}

@@ -35,8 +35,8 @@ pub use self::commit::{CommitPolicy, CommitReport, RetireReport, RetiredSource, 
 pub use self::error::LakeError;
 pub use self::history::{RollbackReport, SourceReset, EXTRA_COLUMNS_TTL};
 pub use self::stage::{
-    summary_watermarks, Awaited, Awaiting, CommittedState, EntryKind, Listing, PassBounds, Quarantine, QuarantineRecord, Segment, StagedEntry,
-    Staging, StagingArea, StoredEnvelope, Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY,
+    commit_landed, summary_watermarks, Awaited, Awaiting, CommittedState, EntryKind, Listing, PassBounds, Quarantine, QuarantineRecord, Segment,
+    StagedEntry, Staging, StagingArea, StoredEnvelope, Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY,
     RECENT_COMMITS_PROPERTY, SEQUENCE_COLUMN, WATERMARKS_PROPERTY,
 };
 pub use self::table::Change;
@@ -485,6 +485,7 @@ impl Lake {
             appends: report.appends,
             rows: report.rows,
             rollup_rows: report.rollup_rows,
+            folded_files: report.folded_files,
             rebuilt: report.rebuilt,
             moved_back_to: report.moved_back_to,
             behind: report.behind.as_deref(),

@@ -28,7 +28,7 @@ use iceberg::table::Table;
 use super::error::MaintainError;
 use super::files::{live_data_files, LiveFile};
 use crate::lake::table::compat::conform;
-use crate::lake::{Change, Lake, LakeError, Outcome, TableKind, COMMIT_ID_PROPERTY};
+use crate::lake::{commit_landed, Change, Lake, LakeError, Outcome, TableKind, COMMIT_ID_PROPERTY};
 
 /// Summary key marking snapshots written by maintenance (`compaction`, `manifest-rewrite`).
 pub const MAINTENANCE_PROPERTY: &str = "sentiment-lake.maintenance";
@@ -279,7 +279,7 @@ async fn commit_rewrite(lake: &Lake, kind: TableKind, replaces: HashSet<String>,
             Err(e) if e.is_retryable() => {
                 // Unknown outcome: did it land? Only the table can say.
                 let fresh = lake.load(kind).await?;
-                if landed(&fresh, &commit_id) {
+                if commit_landed(fresh.metadata(), &commit_id) {
                     return Ok(RewriteOutcome::Committed { conflicts });
                 }
                 tracing::info!(table = %lake.target(kind).name, attempt, error = %e, "Compaction commit did not land; retrying.");
@@ -288,7 +288,7 @@ async fn commit_rewrite(lake: &Lake, kind: TableKind, replaces: HashSet<String>,
             Err(e) => return Err(e.into()),
         }
         table = lake.load(kind).await?;
-        if landed(&table, &commit_id) {
+        if commit_landed(table.metadata(), &commit_id) {
             return Ok(RewriteOutcome::Committed { conflicts });
         }
         if table.metadata().default_partition_spec_id() != spec_id {
@@ -308,10 +308,6 @@ async fn commit_rewrite(lake: &Lake, kind: TableKind, replaces: HashSet<String>,
             Ok(RewriteOutcome::Dropped { conflicts })
         }
     }
-}
-
-fn landed(table: &Table, commit_id: &str) -> bool {
-    table.metadata().snapshots().any(|s| s.summary().additional_properties.get(COMMIT_ID_PROPERTY).is_some_and(|c| c == commit_id))
 }
 
 #[cfg(test)]

@@ -8,14 +8,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use futures::TryStreamExt;
 use iceberg::scan::FileScanTask;
-use iceberg::table::Table;
 
 use super::cover::{covered_by, COVERS_PROPERTY};
-use crate::lake::catalog::Outcome;
+use super::follow::{try_commit, Attempt};
+use super::read::read_rollup_files;
 use crate::lake::error::LakeError;
-use crate::lake::stage::COMMIT_ID_PROPERTY;
+use crate::lake::stage::commit_landed;
 use crate::lake::table::Change;
 use crate::lake::target::TableHandle;
 use crate::rollup::Partials;
@@ -101,15 +100,7 @@ async fn reaggregate(rollup: TableHandle<'_>, policy: &RollupCompaction) -> Resu
     report.rows_read = chosen.iter().filter_map(|t| t.record_count).sum();
     let replaces: Vec<String> = chosen.iter().map(|t| t.data_file_path.clone()).collect();
     let mut partials = Partials::default();
-    let mut stream = table
-        .reader_builder()
-        .build()
-        .read(Box::pin(futures::stream::iter(chosen.into_iter().map(Ok))))
-        .map_err(LakeError::iceberg("reading rollup files"))?
-        .stream();
-    while let Some(batch) = stream.try_next().await.map_err(LakeError::iceberg("reading rollup files"))? {
-        crate::rollup::table::read_batch(&batch, |key, measures| partials.merge_row(key, &measures)).map_err(LakeError::Rollup)?;
-    }
+    read_rollup_files(&table, chosen, &mut partials).await?;
     report.rows_written = partials.len();
     let batch = crate::rollup::table::to_batch(&partials)?;
     let commit_id = uuid::Uuid::new_v4().to_string();
@@ -123,6 +114,7 @@ async fn reaggregate(rollup: TableHandle<'_>, policy: &RollupCompaction) -> Resu
     .await?;
     report.files_written = files.len();
     let mut table = table;
+    let mut unknown = false;
     for _ in 0..policy.max_attempts.max(1) {
         let Some(covers) = table.metadata().current_snapshot().and_then(|s| covered_by(s)) else {
             report.skipped = Some("the rollup's current snapshot covers nothing".into());
@@ -133,24 +125,19 @@ async fn reaggregate(rollup: TableHandle<'_>, policy: &RollupCompaction) -> Resu
             replaces: replaces.iter().cloned().collect(),
             summary: HashMap::from([
                 (COVERS_PROPERTY.to_string(), covers.to_string()),
-                (COMMIT_ID_PROPERTY.to_string(), commit_id.clone()),
                 ("sentiment-lake.maintenance".to_string(), "rollup-compaction".to_string()),
             ]),
             ..Change::default()
         };
-        match rollup.commit(&table, change).await {
-            Ok(Outcome::Landed { .. }) => return Ok(report),
-            Ok(Outcome::Conflict) => report.conflicts += 1,
+        match try_commit(rollup, &table, change, &commit_id).await {
+            Ok(Attempt::Landed) => return Ok(report),
+            Ok(attempt) => {
+                unknown = matches!(attempt, Attempt::Lost(_));
+                report.conflicts += 1;
+            }
             Err(LakeError::Conflict { .. }) => {
                 report.skipped = Some("the files read were replaced meanwhile (a rebuild or a rollback)".into());
                 break;
-            }
-            Err(e) if e.is_retryable() => {
-                let fresh = rollup.load().await?;
-                if landed(&fresh, &commit_id) {
-                    return Ok(report);
-                }
-                report.conflicts += 1;
             }
             Err(e) => {
                 crate::lake::files::delete(&table, &files).await;
@@ -158,18 +145,17 @@ async fn reaggregate(rollup: TableHandle<'_>, policy: &RollupCompaction) -> Resu
             }
         }
         table = rollup.load().await?;
-        if landed(&table, &commit_id) {
+        if commit_landed(table.metadata(), &commit_id) {
             return Ok(report);
         }
     }
     if report.skipped.is_none() {
         report.skipped = Some(format!("every attempt lost to another commit ({} conflicts)", report.conflicts));
     }
-    crate::lake::files::delete(&table, &files).await;
+    // After a last attempt of unknown outcome the files may yet be referenced: orphan cleanup takes them if not.
+    if !unknown {
+        crate::lake::files::delete(&table, &files).await;
+    }
     report.files_written = 0;
     Ok(report)
-}
-
-fn landed(table: &Table, commit_id: &str) -> bool {
-    table.metadata().snapshots().any(|s| s.summary().additional_properties.get(COMMIT_ID_PROPERTY).is_some_and(|c| c == commit_id))
 }

@@ -8,18 +8,22 @@
 //! covers the new current snapshot's lineage before anything is appended to it. [`rebuild`] recomputes the
 //! whole rollup from the live rows, for a table that has none yet (or whose history cannot be followed).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use futures::TryStreamExt;
+use iceberg::expr::{Predicate, Reference};
+use iceberg::scan::FileScanTask;
+use iceberg::spec::Datum;
 use iceberg::table::Table;
 
 use super::cover::{base, Uncovered, COVERS_PROPERTY};
-use super::read::{added_files, aggregate, live_files};
+use super::read::{added_files, aggregate, live_files, read_rollup_files};
 use crate::lake::catalog::Outcome;
 use crate::lake::error::LakeError;
-use crate::lake::stage::COMMIT_ID_PROPERTY;
+use crate::lake::stage::{commit_landed, COMMIT_ID_PROPERTY};
 use crate::lake::table::Change;
 use crate::lake::target::TableHandle;
+use crate::rollup::table::column as r;
 use crate::rollup::{Grain, Partials, RowFilter};
 
 /// How far one follow goes.
@@ -49,6 +53,8 @@ pub struct FollowReport {
     pub rows: u64,
     /// Rollup rows written.
     pub rollup_rows: usize,
+    /// Small rollup files read back and written again with the new rows.
+    pub folded_files: usize,
     /// The rollup state `main` was moved back to, after a rollback of the records table.
     pub moved_back_to: Option<i64>,
     /// The rollup was recomputed from every live row.
@@ -127,8 +133,11 @@ pub async fn follow(records: TableHandle<'_>, rollup: TableHandle<'_>, options: 
             partials.merge(aggregate(&records_table, tasks, &Grain::ALL, &RowFilter::default()).await?);
         }
         let rollup_rows = partials.len();
-        match commit_partials(rollup, &rollup_table, &partials, covers, Vec::new()).await? {
+        let folded = fold_small_files(&rollup_table, &mut partials).await?;
+        let folded_files = folded.len();
+        match commit_partials(rollup, &rollup_table, &partials, covers, folded).await? {
             true => {
+                report.folded_files += folded_files;
                 report.appends += taken.len();
                 report.rows += rows;
                 report.rollup_rows += rollup_rows;
@@ -164,6 +173,58 @@ pub async fn rebuild(records: TableHandle<'_>, rollup: TableHandle<'_>, max_atte
         report.conflicts += 1;
     }
     Err(LakeError::Conflict { table: rollup.target.name.clone() })
+}
+
+/// A rollup file of at most this many rows, in a partition a follow writes to, is read back and written
+/// again with the follow's rows. A live table's current partitions then hold one growing file beside what
+/// maintenance compacted, instead of one more file (and manifest) per commit for every answer to open.
+const FOLDED_FILE_ROWS: u64 = 50_000;
+
+/// Rows one follow reads back from small files at most (the smallest first); the rest wait for the next
+/// follow or maintenance.
+const FOLDED_ROWS_PER_FOLLOW: u64 = 200_000;
+
+/// Merges into `partials` the small files of the rollup partitions it writes to, and returns their paths
+/// for the commit to replace. Exact: a file's rows are partials, and partials of a key merge into the
+/// same numbers however they are grouped.
+async fn fold_small_files(rollup: &Table, partials: &mut Partials) -> Result<Vec<String>, LakeError> {
+    let touched: BTreeSet<(Grain, String)> = partials.rows.keys().map(|k| (k.grain, k.grain.bucket(k.period_start))).collect();
+    let Some(in_touched) = touched
+        .iter()
+        .map(|(grain, bucket)| {
+            Reference::new(r::GRAIN).equal_to(Datum::string(grain.as_str())).and(Reference::new(r::BUCKET).equal_to(Datum::string(bucket)))
+        })
+        .reduce(Predicate::or)
+    else {
+        return Ok(Vec::new());
+    };
+    if rollup.metadata().current_snapshot_id().is_none() {
+        return Ok(Vec::new());
+    }
+    let planning = || LakeError::iceberg("planning the rollup's small files");
+    let scan = rollup.scan().with_filter(in_touched).build().map_err(planning())?;
+    let mut small: Vec<FileScanTask> = scan
+        .plan_files()
+        .await
+        .map_err(planning())?
+        .try_filter(|t| futures::future::ready(t.record_count.is_some_and(|rows| rows <= FOLDED_FILE_ROWS)))
+        .try_collect()
+        .await
+        .map_err(planning())?;
+    small.sort_by_key(|t| t.record_count);
+    let mut budget = FOLDED_ROWS_PER_FOLLOW;
+    small.retain(|t| {
+        let rows = t.record_count.unwrap_or(u64::MAX);
+        let keep = rows <= budget;
+        budget = budget.saturating_sub(if keep { rows } else { 0 });
+        keep
+    });
+    if small.is_empty() {
+        return Ok(Vec::new());
+    }
+    let paths = small.iter().map(|t| t.data_file_path.clone()).collect();
+    read_rollup_files(rollup, small, partials).await?;
+    Ok(paths)
 }
 
 /// Records rows aggregated at once: the partials of a chunk (a few rows per record at most) are written
@@ -264,34 +325,49 @@ async fn commit_files(
     covers: i64,
     replaces: Vec<String>,
 ) -> Result<bool, LakeError> {
-    let commit_id = uuid::Uuid::new_v4().to_string();
     let change = Change {
         files: files.clone(),
         replaces: replaces.into_iter().collect(),
         // A rollup with nothing to add or replace still records what it covers, in a snapshot of its own.
         rewrite_manifests: files.is_empty(),
-        summary: HashMap::from([(COVERS_PROPERTY.to_string(), covers.to_string()), (COMMIT_ID_PROPERTY.to_string(), commit_id.clone())]),
+        summary: HashMap::from([(COVERS_PROPERTY.to_string(), covers.to_string())]),
         ..Change::default()
     };
-    match rollup.commit(table, change).await {
-        Ok(Outcome::Landed { .. }) => Ok(true),
-        Ok(Outcome::Conflict) => {
+    match try_commit(rollup, table, change, &uuid::Uuid::new_v4().to_string()).await {
+        Ok(Attempt::Landed) => Ok(true),
+        Ok(Attempt::Refused) => {
             crate::lake::files::delete(table, &files).await;
             Ok(false)
         }
-        Err(e) if e.is_retryable() => {
-            // Unknown outcome: only the table can say whether it landed.
-            let fresh = rollup.load().await?;
-            let landed = fresh.metadata().snapshots().any(|s| s.summary().additional_properties.get(COMMIT_ID_PROPERTY) == Some(&commit_id));
-            if landed {
-                Ok(true)
-            } else {
-                Err(e)
-            }
-        }
+        Ok(Attempt::Lost(e)) => Err(e),
         Err(e) => {
             crate::lake::files::delete(table, &files).await;
             Err(e)
         }
+    }
+}
+
+/// How one rollup commit ended, when it did not fail outright.
+pub(super) enum Attempt {
+    Landed,
+    /// Another commit moved the table first: nothing of this one is referenced.
+    Refused,
+    /// Its reply was lost and the table holds no snapshot of it: it did not land (its files may still be
+    /// referenced by nothing; orphan cleanup takes them if they are not retried).
+    Lost(LakeError),
+}
+
+/// Commits `change` on top of exactly `table` under `commit_id`; an outcome the catalog left unknown is
+/// settled by looking the commit id up in the table, never guessed.
+pub(super) async fn try_commit(rollup: TableHandle<'_>, table: &Table, mut change: Change, commit_id: &str) -> Result<Attempt, LakeError> {
+    change.summary.insert(COMMIT_ID_PROPERTY.to_string(), commit_id.to_string());
+    match rollup.commit(table, change).await {
+        Ok(Outcome::Landed { .. }) => Ok(Attempt::Landed),
+        Ok(Outcome::Conflict) => Ok(Attempt::Refused),
+        Err(e) if e.is_retryable() => {
+            let fresh = rollup.load().await?;
+            Ok(if commit_landed(fresh.metadata(), commit_id) { Attempt::Landed } else { Attempt::Lost(e) })
+        }
+        Err(e) => Err(e),
     }
 }

@@ -109,6 +109,19 @@ pub async fn aggregate(table: &Table, mut tasks: Vec<FileScanTask>, grains: &[Gr
     Ok(partials)
 }
 
+/// Every row of the rollup files `tasks` (whatever filter planned them), merged into `partials`.
+pub async fn read_rollup_files(rollup: &Table, mut tasks: Vec<FileScanTask>, partials: &mut Partials) -> Result<(), LakeError> {
+    for task in &mut tasks {
+        task.predicate = None;
+    }
+    let reading = || LakeError::iceberg("reading rollup files");
+    let mut stream = rollup.reader_builder().build().read(Box::pin(futures::stream::iter(tasks.into_iter().map(Ok)))).map_err(reading())?.stream();
+    while let Some(batch) = stream.try_next().await.map_err(reading())? {
+        crate::rollup::table::read_batch(&batch, |key, measures| partials.merge_row(key, &measures)).map_err(LakeError::Rollup)?;
+    }
+    Ok(())
+}
+
 /// The rollup rows of rollup snapshot `snapshot` in `pieces` (those with a grain; every row for `None`),
 /// of `dimensions`, and of `ticker` if one is given, merged by key.
 pub async fn rollup_rows(

@@ -34,6 +34,12 @@ pub const RECENT_COMMITS_PROPERTY: &str = "sentiment-lake.recent-commits";
 /// Table property: the ranges rollbacks took out and a replay must bring back (JSON map source -> [`Awaited`]).
 pub const AWAITING_PROPERTY: &str = "sentiment-lake.awaiting-replay";
 pub const COMMIT_ID_PROPERTY: &str = "sentiment-lake.commit-id";
+
+/// Whether a snapshot of `metadata` carries `commit_id`: how a commit whose reply was lost is told from
+/// one that never landed, before anything is retried or its files deleted.
+pub fn commit_landed(metadata: &TableMetadata, commit_id: &str) -> bool {
+    metadata.snapshots().any(|s| s.summary().additional_properties.get(COMMIT_ID_PROPERTY).is_some_and(|c| c == commit_id))
+}
 /// In a snapshot summary: its watermarks are only the sources that snapshot advanced (value `partial`).
 pub const LEDGER_FORMAT_PROPERTY: &str = "sentiment-lake.ledger-format";
 pub const PARTIAL_SUMMARY: &str = "partial";

@@ -11,7 +11,7 @@ mod quarantine;
 mod staging;
 
 pub use self::ledger::{
-    summary_watermarks, Awaited, Awaiting, CommittedState, Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY,
+    commit_landed, summary_watermarks, Awaited, Awaiting, CommittedState, Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY,
     PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
 };
 pub use self::plan::{next_pass, PassBounds, PassPlan, SourcePass};

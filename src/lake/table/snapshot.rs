@@ -135,6 +135,10 @@ async fn write_list(
     Ok(list_path)
 }
 
+/// The current snapshot's manifests a new snapshot carries over: those with a live file. A manifest
+/// whose every entry is `deleted` (written by the replace that removed them) has told its snapshot's
+/// readers so and is dropped by the next one, as Iceberg's writers do; kept, every compaction and every
+/// folded rollup file would leave one more manifest for each later scan to read.
 async fn current_manifests(table: &Table) -> Result<Vec<ManifestFile>, LakeError> {
     match table.metadata().current_snapshot() {
         Some(current) => Ok(table
@@ -144,6 +148,7 @@ async fn current_manifests(table: &Table) -> Result<Vec<ManifestFile>, LakeError
             .map_err(io("reading the current manifest list"))?
             .consume_entries()
             .into_iter()
+            .filter(|m| m.has_added_files() || m.has_existing_files())
             .collect()),
         None => Ok(Vec::new()),
     }
