@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use iceberg::scan::FileScanTask;
+use iceberg::spec::DataFile;
+use iceberg::table::Table;
 
 use super::cover::{covered_by, COVERS_PROPERTY};
 use super::follow::{try_commit, Attempt};
@@ -82,7 +84,7 @@ async fn reaggregate(rollup: TableHandle<'_>, policy: &RollupCompaction) -> Resu
     for task in tasks {
         partitions.entry(format!("{:?}", task.partition)).or_default().push(task);
     }
-    let mut chosen = Vec::new();
+    let mut chosen: Vec<Vec<FileScanTask>> = Vec::new();
     let mut bytes = 0u64;
     for (_, files) in partitions.into_iter().filter(|(_, files)| files.len() >= policy.min_files.max(2)) {
         let size: u64 = files.iter().map(|t| t.file_size_in_bytes).sum();
@@ -90,28 +92,32 @@ async fn reaggregate(rollup: TableHandle<'_>, policy: &RollupCompaction) -> Resu
             break;
         }
         bytes += size;
-        report.partitions += 1;
-        chosen.extend(files);
+        chosen.push(files);
     }
     if chosen.is_empty() {
         return Ok(report);
     }
-    report.files_read = chosen.len();
-    report.rows_read = chosen.iter().filter_map(|t| t.record_count).sum();
-    let replaces: Vec<String> = chosen.iter().map(|t| t.data_file_path.clone()).collect();
-    let mut partials = Partials::default();
-    read_rollup_files(&table, chosen, &mut partials).await?;
-    report.rows_written = partials.len();
-    let batch = crate::rollup::table::to_batch(&partials)?;
+    report.partitions = chosen.len();
+    report.files_read = chosen.iter().map(Vec::len).sum();
+    report.rows_read = chosen.iter().flatten().filter_map(|t| t.record_count).sum();
+    let replaces: Vec<String> = chosen.iter().flatten().map(|t| t.data_file_path.clone()).collect();
     let commit_id = uuid::Uuid::new_v4().to_string();
-    let files = crate::lake::files::write_data_files(
-        &table,
-        &[batch],
-        crate::rollup::table::SORT_COLUMNS,
-        &format!("rollup-compact-{}", &commit_id[..8]),
-        None,
-    )
-    .await?;
+    // A partition at a time, each written before the next is read: memory holds one partition's rows,
+    // not the run's (a rebuilt table's partitions together hold tens of millions).
+    let mut files = Vec::new();
+    for (n, partition) in chosen.into_iter().enumerate() {
+        let written = reaggregate_partition(&table, partition, &format!("rollup-compact-{}-{n}", &commit_id[..8])).await;
+        match written {
+            Ok((rows, written)) => {
+                report.rows_written += rows;
+                files.extend(written);
+            }
+            Err(e) => {
+                crate::lake::files::delete(&table, &files).await;
+                return Err(e);
+            }
+        }
+    }
     report.files_written = files.len();
     let mut table = table;
     let mut unknown = false;
@@ -158,4 +164,13 @@ async fn reaggregate(rollup: TableHandle<'_>, policy: &RollupCompaction) -> Resu
     }
     report.files_written = 0;
     Ok(report)
+}
+
+/// One partition's files merged into one row per key and written; the rows and files written.
+async fn reaggregate_partition(table: &Table, files: Vec<FileScanTask>, prefix: &str) -> Result<(usize, Vec<DataFile>), LakeError> {
+    let mut partials = Partials::default();
+    read_rollup_files(table, files, &mut partials).await?;
+    let batch = crate::rollup::table::to_batch(&partials)?;
+    let written = crate::lake::files::write_data_files(table, &[batch], crate::rollup::table::SORT_COLUMNS, prefix, None).await?;
+    Ok((partials.len(), written))
 }
