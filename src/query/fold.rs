@@ -15,7 +15,7 @@ use super::answer::*;
 use super::question::{limits, Query};
 use crate::engine::{EngineError, Interval};
 use crate::rollup::exact::{FixedSum, ScoreSum};
-use crate::rollup::{Dimension, Grain, Measures, Partials};
+use crate::rollup::{Detail, Dimension, Grain, Measures, Partials};
 
 /// The coarsest rollup grain an answer to `query` can use: its interval for a time series (a week is
 /// whole days), days otherwise.
@@ -43,6 +43,16 @@ pub fn needs(query: &Query) -> (Vec<Dimension>, Option<String>) {
         Query::Entities { ticker: t, .. } => (vec![Dimension::Entity], t.as_ref().and_then(ticker)),
         Query::Intents { ticker: t, .. } => (vec![Dimension::Intent], t.as_ref().and_then(ticker)),
         Query::Records { .. } | Query::Toxicity { .. } => (Vec::new(), None),
+    }
+}
+
+/// What of a rollup row the answer to `query` reads ([`fold`] uses nothing else).
+pub fn detail(query: &Query) -> Detail {
+    Detail {
+        periods: matches!(query, Query::TimeSeries { .. }),
+        tickers: matches!(query, Query::TopTickers { .. }),
+        sources: false,
+        emotions: matches!(query, Query::Summary { .. }),
     }
 }
 

@@ -99,6 +99,7 @@ pub async fn compute(query: &Query, engine: &dyn QueryEngine, snapshot: &TableSn
             coarsest: super::fold::coarsest(query),
             dimensions,
             ticker,
+            detail: super::fold::detail(query),
         };
         if let Some(folded) = engine.partials(snapshot, &scope).await? {
             return Ok(Computed { data: super::fold::fold(query, &folded.partials)?, next_cursor: None, path: folded.path });

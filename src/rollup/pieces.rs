@@ -5,7 +5,7 @@
 //! at most, so each piece's rows fall into exactly one of its buckets (minutes, hours, days and
 //! Monday-started weeks all start on the boundaries of the finer grains).
 
-use super::partial::{Dimension, Grain};
+use super::partial::{Dimension, Grain, RowKey};
 
 /// What an answer from rollups reads: its window (`[from, to)` in microseconds), the coarsest grain that
 /// may answer it (a time series by the hour cannot use whole days), the dimensions, and the ticker rows
@@ -16,6 +16,40 @@ pub struct Scope {
     pub coarsest: Grain,
     pub dimensions: Vec<Dimension>,
     pub ticker: Option<String>,
+    pub detail: Detail,
+}
+
+/// What of a rollup row an answer reads. The rest is dropped as rows are read, so rows that differ only
+/// there merge into one (a month of rows per ticker, source and day becomes one row per ticker for top
+/// tickers): fewer rows held and folded, the same sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detail {
+    /// Periods (a time series buckets by them).
+    pub periods: bool,
+    /// Tickers (top tickers groups by them).
+    pub tickers: bool,
+    /// Sources.
+    pub sources: bool,
+    /// Emotion counts and sums (the summary lists them); without them their columns are not read.
+    pub emotions: bool,
+}
+
+impl Detail {
+    pub const ALL: Detail = Detail { periods: true, tickers: true, sources: true, emotions: true };
+
+    /// `key` without what this detail drops: periods become the epoch's day, tickers none, sources empty.
+    pub fn coarsen(&self, key: &mut RowKey) {
+        if !self.periods {
+            key.grain = Grain::Day;
+            key.period_start = 0;
+        }
+        if !self.tickers {
+            key.ticker = None;
+        }
+        if !self.sources {
+            key.source_system = String::new();
+        }
+    }
 }
 
 /// A part of a window and what answers it.

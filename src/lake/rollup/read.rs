@@ -11,7 +11,7 @@ use iceberg::table::Table;
 
 use crate::lake::error::LakeError;
 use crate::rollup::table::column as r;
-use crate::rollup::{Dimension, Grain, Partials, Piece, RowFilter};
+use crate::rollup::{Detail, Dimension, Grain, Partials, Piece, RowFilter};
 use crate::schema::column as c;
 
 /// The records columns aggregates read (those a table lacks, say an old one, are skipped).
@@ -123,13 +123,14 @@ pub async fn read_rollup_files(rollup: &Table, mut tasks: Vec<FileScanTask>, par
 }
 
 /// The rollup rows of rollup snapshot `snapshot` in `pieces` (those with a grain; every row for `None`),
-/// of `dimensions`, and of `ticker` if one is given, merged by key.
+/// of `dimensions`, and of `ticker` if one is given, merged by their key kept to `detail`.
 pub async fn rollup_rows(
     rollup: &Table,
     snapshot: i64,
     pieces: Option<&[Piece]>,
     dimensions: &[Dimension],
     ticker: Option<&str>,
+    detail: &Detail,
 ) -> Result<Partials, LakeError> {
     let mut partials = Partials::default();
     let mut by_grain: Option<Predicate> = None;
@@ -165,7 +166,16 @@ pub async fn rollup_rows(
     if let Some(ticker) = ticker {
         predicate = predicate.and(Reference::new(r::TICKER).equal_to(Datum::string(ticker)));
     }
-    let scan = rollup.scan().snapshot_id(snapshot).with_filter(predicate).build().map_err(iceberg("planning a scan of the rollups"))?;
+    let mut scan = rollup.scan().snapshot_id(snapshot).with_filter(predicate);
+    if !detail.emotions {
+        let schema =
+            rollup.metadata().snapshot_by_id(snapshot).map(|s| s.schema(rollup.metadata())).transpose().map_err(iceberg("a snapshot's schema"))?;
+        let emotional = [r::EMOTION_COUNTS, r::EMOTION_SUMS, r::PRIMARY_EMOTIONS];
+        if let Some(schema) = schema {
+            scan = scan.select(schema.as_struct().fields().iter().map(|f| f.name.clone()).filter(|name| !emotional.contains(&name.as_str())));
+        }
+    }
+    let scan = scan.build().map_err(iceberg("planning a scan of the rollups"))?;
     let mut stream = scan.to_arrow().await.map_err(iceberg("reading the rollups"))?;
     while let Some(batch) = stream.try_next().await.map_err(iceberg("reading the rollups"))? {
         crate::rollup::table::read_batch(&batch, |key, measures| {
@@ -175,6 +185,8 @@ pub async fn rollup_rows(
                 && pieces
                     .is_none_or(|pieces| pieces.iter().any(|p| p.grain == Some(key.grain) && key.period_start >= p.from && key.period_start < p.to));
             if kept {
+                let mut key = key;
+                detail.coarsen(&mut key);
                 partials.merge_row(key, &measures);
             }
         })

@@ -7,7 +7,7 @@ use super::cover::base;
 use super::read::{added_files, aggregate, live_files, rollup_rows};
 use crate::lake::error::LakeError;
 use crate::lake::target::TableHandle;
-use crate::rollup::{Dimension, Grain, Measures, Partials, Piece, RowFilter, RowKey, Scope};
+use crate::rollup::{Detail, Dimension, Grain, Measures, Partials, Piece, RowFilter, RowKey, Scope};
 
 /// One rollup row that differs from its recomputation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub async fn verify(records: TableHandle<'_>, rollup: TableHandle<'_>, window: O
     report.rollup_snapshot = Some(found.rollup_snapshot);
     report.delta = found.delta.len();
     let pieces: Option<Vec<Piece>> = window.map(|(from, to)| Grain::ALL.iter().map(|&grain| Piece { grain: Some(grain), from, to }).collect());
-    let mut held = rollup_rows(&rollup_table, found.rollup_snapshot, pieces.as_deref(), &Dimension::ALL, None).await?;
+    let mut held = rollup_rows(&rollup_table, found.rollup_snapshot, pieces.as_deref(), &Dimension::ALL, None, &Detail::ALL).await?;
     let filter = RowFilter { window, ticker: None };
     for id in &found.delta {
         held.merge(aggregate(&records_table, added_files(&records_table, *id).await?, &Grain::ALL, &filter).await?);
@@ -84,7 +84,7 @@ pub async fn answer_partials(
         }
     }
     let pieces = crate::rollup::pieces(window.0, window.1, scope.coarsest);
-    let mut partials = rollup_rows(rollup, found.rollup_snapshot, Some(&pieces), &scope.dimensions, ticker).await?;
+    let mut partials = rollup_rows(rollup, found.rollup_snapshot, Some(&pieces), &scope.dimensions, ticker, &scope.detail).await?;
     let ticker = ticker.map(str::to_string);
     let delta_files = delta_tasks.len();
     // The whole minutes, hours and days of the window; the raw edges either side are read from the live
