@@ -165,7 +165,10 @@ async fn expiry_keeps_time_travel_to_kept_snapshots_and_the_ledger() {
     assert_eq!(appends.len(), 5);
     let watermarks = lake.committed_state(TableKind::Records).await.unwrap().watermarks;
 
-    let report = expire(&lake, TableKind::Records, &ExpiryPolicy { max_age: Duration::ZERO, min_snapshots: 2 }, chrono::Utc::now()).await.unwrap();
+    let report =
+        expire(&lake, TableKind::Records, &ExpiryPolicy { max_age: Duration::ZERO, min_snapshots: 2, ..ExpiryPolicy::default() }, chrono::Utc::now())
+            .await
+            .unwrap();
     assert_eq!(report.expired, 3, "{report:?}");
     assert_eq!(report.files_deleted, 3, "only the expired snapshots' manifest lists: their data is still live: {report:?}");
     let table = lake.load(TableKind::Records).await.unwrap();
@@ -183,12 +186,32 @@ async fn expiry_keeps_time_travel_to_kept_snapshots_and_the_ledger() {
     // After compaction, expiring the pre-compaction snapshots removes the small files only they reached.
     compact(&lake, TableKind::Records, &policy()).await.unwrap();
     let files_before = files_under(dir.path(), ".parquet").len();
-    let report = expire(&lake, TableKind::Records, &ExpiryPolicy { max_age: Duration::ZERO, min_snapshots: 1 }, chrono::Utc::now()).await.unwrap();
+    let report =
+        expire(&lake, TableKind::Records, &ExpiryPolicy { max_age: Duration::ZERO, min_snapshots: 1, ..ExpiryPolicy::default() }, chrono::Utc::now())
+            .await
+            .unwrap();
     let files_after = files_under(dir.path(), ".parquet").len();
     assert!(files_after < files_before && report.files_deleted > 0, "{files_after} of {files_before}: {report:?}");
     assert_eq!(scan_rows(&lake).await, 200);
     assert_eq!(lake.committed_state(TableKind::Records).await.unwrap().watermarks, watermarks);
     assert_eq!(read_with_pyiceberg(dir.path(), "sentiment_records")["row_count"], 200);
+}
+
+/// History is bounded by count as well as age: at a short commit interval, young snapshots beyond the
+/// newest `max_snapshots` expire too (the ledger and every live row stay).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_bounds_history_by_count_however_young() {
+    let dir = warehouse();
+    let lake = open(dir.path()).await;
+    fragmented(&lake, 6, 40).await;
+    let watermarks = lake.committed_state(TableKind::Records).await.unwrap().watermarks;
+    let young = ExpiryPolicy { max_age: Duration::from_secs(24 * 3600), min_snapshots: 1, max_snapshots: 4 };
+    let report = expire(&lake, TableKind::Records, &young, chrono::Utc::now()).await.unwrap();
+    assert_eq!((report.snapshots_before, report.expired), (6, 2), "{report:?}");
+    assert_eq!(lake.load(TableKind::Records).await.unwrap().metadata().snapshots().count(), 4);
+    assert_eq!(lake.committed_state(TableKind::Records).await.unwrap().watermarks, watermarks, "the ledger is untouched");
+    assert_eq!(scan_rows(&lake).await, 240);
+    assert_eq!(read_with_pyiceberg(dir.path(), "sentiment_records")["row_count"], 240);
 }
 
 async fn scan_rows(lake: &Lake) -> usize {

@@ -622,6 +622,9 @@ pub struct MaintainArgs {
     /// Snapshots always kept, however old (the table's `history.expire.min-snapshots-to-keep` wins).
     #[arg(long, env = "SENTIMENT_LAKE_KEEP_SNAPSHOTS", default_value_t = 10)]
     pub keep_snapshots: usize,
+    /// Snapshots kept at most, however young (the table's `sentiment-lake.history.max-snapshots` wins).
+    #[arg(long, env = "SENTIMENT_LAKE_MAX_SNAPSHOTS", default_value_t = crate::maintain::expire::DEFAULT_MAX_SNAPSHOTS)]
+    pub max_snapshots: usize,
     #[arg(long, env = "SENTIMENT_LAKE_NO_EXPIRY")]
     pub no_expiry: bool,
     /// Unreferenced files younger than this are never orphans (a commit may be in flight).
@@ -648,8 +651,11 @@ impl MaintainArgs {
                 ..CompactionPolicy::default()
             }),
             rewrite_manifests_above: Some(self.rewrite_manifests_above),
-            expiry: (!self.no_expiry)
-                .then(|| ExpiryPolicy { max_age: Duration::from_secs(self.expire_after_hours * 3600), min_snapshots: self.keep_snapshots.max(1) }),
+            expiry: (!self.no_expiry).then(|| ExpiryPolicy {
+                max_age: Duration::from_secs(self.expire_after_hours * 3600),
+                min_snapshots: self.keep_snapshots.max(1),
+                max_snapshots: self.max_snapshots.max(1),
+            }),
             orphans: (!self.no_orphan_cleanup)
                 .then(|| OrphanPolicy { older_than: Duration::from_secs(self.orphan_age_hours * 3600), delete: self.delete_orphans }),
             lease: Duration::from_secs(self.lease_secs.max(1)),
