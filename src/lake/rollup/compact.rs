@@ -9,11 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use iceberg::scan::FileScanTask;
-use iceberg::spec::DataFile;
-use iceberg::table::Table;
 
 use super::cover::{covered_by, COVERS_PROPERTY};
-use super::follow::{try_commit, Attempt};
+use super::follow::{try_commit, write_each, Attempt};
 use super::read::read_rollup_files;
 use crate::lake::error::LakeError;
 use crate::lake::stage::commit_landed;
@@ -101,23 +99,17 @@ async fn reaggregate(rollup: TableHandle<'_>, policy: &RollupCompaction) -> Resu
     report.files_read = chosen.iter().map(Vec::len).sum();
     report.rows_read = chosen.iter().flatten().filter_map(|t| t.record_count).sum();
     let replaces: Vec<String> = chosen.iter().flatten().map(|t| t.data_file_path.clone()).collect();
-    let commit_id = uuid::Uuid::new_v4().to_string();
     // A partition at a time, each written before the next is read: memory holds one partition's rows,
     // not the run's (a rebuilt table's partitions together hold tens of millions).
-    let mut files = Vec::new();
-    for (n, partition) in chosen.into_iter().enumerate() {
-        let written = reaggregate_partition(&table, partition, &format!("rollup-compact-{}-{n}", &commit_id[..8])).await;
-        match written {
-            Ok((rows, written)) => {
-                report.rows_written += rows;
-                files.extend(written);
-            }
-            Err(e) => {
-                crate::lake::files::delete(&table, &files).await;
-                return Err(e);
-            }
-        }
-    }
+    let reading = &table;
+    let (files, rows_written) = write_each(reading, chosen, |partition| async move {
+        let mut partials = Partials::default();
+        read_rollup_files(reading, partition, &mut partials).await?;
+        Ok(partials)
+    })
+    .await?;
+    report.rows_written = rows_written;
+    let commit_id = uuid::Uuid::new_v4().to_string();
     report.files_written = files.len();
     let mut table = table;
     let mut unknown = false;
@@ -164,13 +156,4 @@ async fn reaggregate(rollup: TableHandle<'_>, policy: &RollupCompaction) -> Resu
     }
     report.files_written = 0;
     Ok(report)
-}
-
-/// One partition's files merged into one row per key and written; the rows and files written.
-async fn reaggregate_partition(table: &Table, files: Vec<FileScanTask>, prefix: &str) -> Result<(usize, Vec<DataFile>), LakeError> {
-    let mut partials = Partials::default();
-    read_rollup_files(table, files, &mut partials).await?;
-    let batch = crate::rollup::table::to_batch(&partials)?;
-    let written = crate::lake::files::write_data_files(table, &[batch], crate::rollup::table::SORT_COLUMNS, prefix, None).await?;
-    Ok((partials.len(), written))
 }

@@ -9,11 +9,12 @@
 //! whole rollup from the live rows, for a table that has none yet (or whose history cannot be followed).
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 
 use futures::TryStreamExt;
 use iceberg::expr::{Predicate, Reference};
 use iceberg::scan::FileScanTask;
-use iceberg::spec::Datum;
+use iceberg::spec::{DataFile, Datum};
 use iceberg::table::Table;
 
 use super::cover::{base, Uncovered, COVERS_PROPERTY};
@@ -232,8 +233,8 @@ async fn fold_small_files(rollup: &Table, partials: &mut Partials) -> Result<Vec
 const ROWS_PER_CHUNK: u64 = 250_000;
 
 /// The tasks in consecutive chunks of about [`ROWS_PER_CHUNK`] rows (a file larger than that alone).
-fn chunks(tasks: Vec<iceberg::scan::FileScanTask>) -> Vec<Vec<iceberg::scan::FileScanTask>> {
-    let mut out: Vec<Vec<iceberg::scan::FileScanTask>> = Vec::new();
+fn chunks(tasks: Vec<FileScanTask>) -> Vec<Vec<FileScanTask>> {
+    let mut out: Vec<Vec<FileScanTask>> = Vec::new();
     let mut rows = 0;
     for task in tasks {
         let n = task.record_count.unwrap_or(ROWS_PER_CHUNK);
@@ -252,30 +253,14 @@ fn chunks(tasks: Vec<iceberg::scan::FileScanTask>) -> Vec<Vec<iceberg::scan::Fil
 async fn rebuild_at(records: &Table, rollup: TableHandle<'_>, rollup_table: &Table, at: i64) -> Result<Option<(u64, usize)>, LakeError> {
     let tasks = live_files(records, at, None).await?;
     let rows = tasks.iter().filter_map(|t| t.record_count).sum::<u64>();
-    let (mut files, mut rollup_rows) = (Vec::new(), 0);
-    for chunk in chunks(tasks) {
-        let partials = aggregate(records, chunk, &Grain::ALL, &RowFilter::default()).await;
-        let written = match partials {
-            Ok(partials) => {
-                rollup_rows += partials.len();
-                write_partials(rollup_table, &partials).await
-            }
-            Err(e) => Err(e),
-        };
-        match written {
-            Ok(written) => files.extend(written),
-            Err(e) => {
-                crate::lake::files::delete(rollup_table, &files).await;
-                return Err(e);
-            }
-        }
-    }
+    let (files, rollup_rows) =
+        write_each(rollup_table, chunks(tasks), |chunk| async move { aggregate(records, chunk, &Grain::ALL, &RowFilter::default()).await }).await?;
     let replaced = live_rollup_files(rollup_table).await?;
     Ok(commit_files(rollup, rollup_table, files, at, replaced).await?.then_some((rows, rollup_rows)))
 }
 
 /// Every data file live in the rollup table's current snapshot, planned to be read whole.
-pub async fn rollup_files(rollup: &Table) -> Result<Vec<iceberg::scan::FileScanTask>, LakeError> {
+pub async fn rollup_files(rollup: &Table) -> Result<Vec<FileScanTask>, LakeError> {
     if rollup.metadata().current_snapshot_id().is_none() {
         return Ok(Vec::new());
     }
@@ -307,8 +292,36 @@ pub async fn commit_partials(
     commit_files(rollup, table, files, covers, replaces).await
 }
 
+/// Each group's partials (`partials_of`) written before the next group's are computed, so memory holds
+/// one group's rows; returns the files written and the rollup rows they hold. On an error, the files
+/// already written are deleted.
+pub(super) async fn write_each<G, F, Fut>(table: &Table, groups: Vec<G>, mut partials_of: F) -> Result<(Vec<DataFile>, usize), LakeError>
+where
+    F: FnMut(G) -> Fut,
+    Fut: Future<Output = Result<Partials, LakeError>>,
+{
+    let (mut files, mut rows) = (Vec::new(), 0);
+    for group in groups {
+        let written = match partials_of(group).await {
+            Ok(partials) => {
+                rows += partials.len();
+                write_partials(table, &partials).await
+            }
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(written) => files.extend(written),
+            Err(e) => {
+                crate::lake::files::delete(table, &files).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok((files, rows))
+}
+
 /// `partials` written as rollup data files (none for no rows).
-async fn write_partials(table: &Table, partials: &Partials) -> Result<Vec<iceberg::spec::DataFile>, LakeError> {
+async fn write_partials(table: &Table, partials: &Partials) -> Result<Vec<DataFile>, LakeError> {
     let batch = crate::rollup::table::to_batch(partials)?;
     if batch.num_rows() == 0 {
         return Ok(Vec::new());
@@ -318,13 +331,7 @@ async fn write_partials(table: &Table, partials: &Partials) -> Result<Vec<iceber
 }
 
 /// Commits rollup files already written, as [`commit_partials`] does.
-async fn commit_files(
-    rollup: TableHandle<'_>,
-    table: &Table,
-    files: Vec<iceberg::spec::DataFile>,
-    covers: i64,
-    replaces: Vec<String>,
-) -> Result<bool, LakeError> {
+async fn commit_files(rollup: TableHandle<'_>, table: &Table, files: Vec<DataFile>, covers: i64, replaces: Vec<String>) -> Result<bool, LakeError> {
     let change = Change {
         files: files.clone(),
         replaces: replaces.into_iter().collect(),
