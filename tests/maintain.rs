@@ -214,6 +214,37 @@ async fn expiry_bounds_history_by_count_however_young() {
     assert_eq!(read_with_pyiceberg(dir.path(), "sentiment_records")["row_count"], 240);
 }
 
+/// A commit deletes the metadata files its metadata log drops (`write.metadata.previous-versions-max`), so
+/// a table keeps a bounded number of them at any commit cadence, unless the table says
+/// `write.metadata.delete-after-commit.enabled=false`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_delete_the_metadata_files_their_log_drops() {
+    for delete_after_commit in ["true", "false"] {
+        let dir = warehouse();
+        let lake = open(dir.path()).await;
+        fragmented(&lake, 1, 10).await;
+        let table = lake.load(TableKind::Records).await.unwrap();
+        let properties = vec![
+            ("write.metadata.previous-versions-max".to_string(), "3".to_string()),
+            ("write.metadata.delete-after-commit.enabled".to_string(), delete_after_commit.to_string()),
+        ];
+        lake.commit_change(&table, sentiment_lake::lake::Change { properties, ..Default::default() }).await.unwrap();
+        fragmented(&lake, 8, 10).await;
+        let metadata = files_under(&dir.path().join("sentiment").join("sentiment_records").join("metadata"), ".metadata.json");
+        let table = lake.load(TableKind::Records).await.unwrap();
+        assert_eq!(table.metadata().metadata_log().len(), 3);
+        if delete_after_commit == "true" {
+            assert_eq!(metadata.len(), 4, "the current file and the three its log names: {metadata:?}");
+            for logged in table.metadata().metadata_log() {
+                assert!(metadata.iter().any(|m| logged.metadata_file.ends_with(m.file_name().unwrap().to_str().unwrap())), "{logged:?}");
+            }
+        } else {
+            assert!(metadata.len() >= 10, "kept when the table says so: {}", metadata.len());
+        }
+        assert_eq!(read_with_pyiceberg(dir.path(), "sentiment_records")["row_count"], 90);
+    }
+}
+
 async fn scan_rows(lake: &Lake) -> usize {
     scan(lake, TableKind::Records).await.num_rows()
 }

@@ -95,7 +95,12 @@ pub async fn commit(publisher: &Publisher, table: &Table, change: Change) -> Res
     let to = location.to_string();
     written.push(to.clone());
     match swap.swap(table.identifier(), from, &to).await {
-        Ok(true) => Ok(Outcome::Landed { snapshot_id: snapshot.map(|s| s.id) }),
+        Ok(true) => {
+            if delete_after_commit(metadata) {
+                remove(table, &dropped_metadata_files(metadata, from, &next)).await;
+            }
+            Ok(Outcome::Landed { snapshot_id: snapshot.map(|s| s.id) })
+        }
         Ok(false) => {
             remove(table, &written).await;
             Ok(Outcome::Conflict)
@@ -103,6 +108,30 @@ pub async fn commit(publisher: &Publisher, table: &Table, change: Change) -> Res
         // The outcome is unknown: the files may be referenced now, so they stay.
         Err(e) => Err(e),
     }
+}
+
+/// Whether metadata files leaving the metadata log are deleted by the commit that drops them: Iceberg's
+/// `write.metadata.delete-after-commit.enabled`, on unless the table turns it off (Iceberg's own default
+/// is off, which leaves one metadata file per commit, each as large as the whole history: at a commit every
+/// 30 s, 2,880 files of ~2 MB a day until orphan cleanup).
+fn delete_after_commit(metadata: &iceberg::spec::TableMetadata) -> bool {
+    metadata.properties().get(DELETE_AFTER_COMMIT).is_none_or(|v| !v.eq_ignore_ascii_case("false"))
+}
+
+const DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
+
+/// The metadata files `previous` (at `from`) knew that `next` no longer lists (its log is bounded by
+/// `write.metadata.previous-versions-max`).
+fn dropped_metadata_files(previous: &iceberg::spec::TableMetadata, from: &str, next: &iceberg::spec::TableMetadata) -> Vec<String> {
+    let kept: std::collections::HashSet<&str> = next.metadata_log().iter().map(|m| m.metadata_file.as_str()).collect();
+    previous
+        .metadata_log()
+        .iter()
+        .map(|m| m.metadata_file.as_str())
+        .chain(std::iter::once(from))
+        .filter(|f| !kept.contains(f))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Sends the commit to the REST catalog. The server writes the metadata file; what was written here stays
