@@ -6,10 +6,15 @@
 //! the end that the table holds every acknowledged event exactly once and that the rollup equals its
 //! recomputation from raw rows.
 //!
+//! Freshness: every few seconds a probe event is posted on a partition of its own and, once acknowledged,
+//! `records` is polled every 50 ms until it shows the probe; the report gives the time to visible (p50,
+//! p99, worst) and the data files the run's commits wrote per hour, the two sides of the commit interval.
+//!
 //! Run: `cargo bench --bench live`. Environment: `LIVE_BENCH_MINUTES` (20), `LIVE_BENCH_RATE` events/s
 //! (200), `LIVE_BENCH_PARTITIONS` (4), `LIVE_BENCH_COMMIT_SECS` (30), `LIVE_BENCH_MAINTAIN_SECS` (300),
-//! `LIVE_BENCH_POLL_SECS` (2), `LIVE_BENCH_ROLLUPS` (`auto`, or `off` for the same run answered from raw
-//! rows). Only loopback addresses are used.
+//! `LIVE_BENCH_POLL_SECS` (2), `LIVE_BENCH_PROBE_SECS` (3), `LIVE_BENCH_ROLLUPS` (`auto`, or `off` for the
+//! same run answered from raw rows), `LIVE_BENCH_FRESH` (`true`, or `false`: answers from committed
+//! snapshots only). Only loopback addresses are used.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -93,6 +98,45 @@ async fn produce(base: String, partition: usize, rate: u64, stop: Arc<AtomicBool
     }
 }
 
+/// Posts a probe event every `every` on partition `partition` and measures how long after its
+/// acknowledgement `records` first shows it; returns the times in milliseconds.
+async fn probe(base: String, partition: usize, every: Duration, stop: Arc<AtomicBool>, acknowledged: Arc<AtomicU64>) -> Vec<f64> {
+    let http = reqwest::Client::new();
+    let mut generator = EventGenerator::new(999, Utc::now(), 1, 50);
+    let mut times = Vec::new();
+    let mut tick = tokio::time::interval(every);
+    let mut sequence = 0i64;
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let now = Utc::now();
+        let mut event = generator.event(sequence as u64);
+        let id = format!("probe-{sequence:08}");
+        event["message_id"] = Value::String(id.clone());
+        event["ticker"] = Value::String("PROBE".into());
+        event["event_timestamp"] = Value::String(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        let body = common::host_envelope(&partition.to_string(), sequence, &[event.to_string()], now);
+        let posted = http.post(format!("{base}/IngestEvents")).header("content-type", "application/json").body(body).send().await;
+        if !posted.is_ok_and(|r| r.status() == 200) {
+            continue;
+        }
+        acknowledged.fetch_add(1, Ordering::Relaxed);
+        sequence += 1;
+        let acked = Instant::now();
+        while acked.elapsed() < Duration::from_secs(900) {
+            let answer: Value = match http.get(format!("{base}/api/sentiment/records?ticker=PROBE&days=1&limit=1")).send().await {
+                Ok(response) => response.json().await.unwrap_or_default(),
+                Err(_) => Value::Null,
+            };
+            if answer["data"][0]["message_id"].as_str() == Some(id.as_str()) {
+                times.push(acked.elapsed().as_secs_f64() * 1e3);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    times
+}
+
 fn main() {
     let minutes: u64 = env_or("LIVE_BENCH_MINUTES", 20);
     let rate: u64 = env_or("LIVE_BENCH_RATE", 200);
@@ -101,6 +145,8 @@ fn main() {
     let maintain_secs: u64 = env_or("LIVE_BENCH_MAINTAIN_SECS", 300);
     let poll_secs: u64 = env_or("LIVE_BENCH_POLL_SECS", 2);
     let rollups: String = env_or("LIVE_BENCH_ROLLUPS", "auto".to_string());
+    let fresh: String = env_or("LIVE_BENCH_FRESH", "true".to_string());
+    let probe_secs: u64 = env_or("LIVE_BENCH_PROBE_SECS", 3);
     let dir = format!("{}/target/live-bench-warehouse", env!("CARGO_MANIFEST_DIR"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -108,7 +154,7 @@ fn main() {
     let log = std::fs::File::create(format!("{dir}.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_sentiment-lake"))
         .args(["--warehouse", &dir, "serve", "--port", &port.to_string(), "--commit-interval-secs", &commit_secs.to_string()])
-        .args(["--rollups", &rollups, "--rate-limit-per-minute", "1000000000", "--rate-limit-burst", "1000000000"])
+        .args(["--rollups", &rollups, "--fresh-reads", &fresh, "--rate-limit-per-minute", "1000000000", "--rate-limit-burst", "1000000000"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(log)
@@ -117,7 +163,8 @@ fn main() {
     let server = common::Killed(child);
     let base = format!("http://127.0.0.1:{port}");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (samples, acknowledged, maintenance_runs) = runtime.block_on(async {
+    let run_started = Utc::now();
+    let (samples, acknowledged, maintenance_runs, mut visible) = runtime.block_on(async {
         let http = reqwest::Client::new();
         let started = Instant::now();
         while http.get(format!("{base}/api/health")).send().await.map_or(true, |r| r.status() != 200) {
@@ -129,6 +176,7 @@ fn main() {
         let per_partition = rate / partitions as u64;
         let producers: Vec<_> =
             (0..partitions).map(|p| tokio::spawn(produce(base.clone(), p, per_partition, stop.clone(), acknowledged.clone()))).collect();
+        let prober = tokio::spawn(probe(base.clone(), partitions, Duration::from_secs(probe_secs), stop.clone(), acknowledged.clone()));
         let maintainer = {
             let (base, stop, http) = (base.clone(), stop.clone(), http.clone());
             tokio::spawn(async move {
@@ -169,15 +217,17 @@ fn main() {
             producer.await.unwrap();
         }
         let maintenance_runs = maintainer.await.unwrap();
+        let visible = prober.await.unwrap();
         // The last events: one more commit, as the timer would make.
         let committed = http.post(format!("{base}/CommitStaged")).body(common::fixture("timer.json")).send().await.unwrap();
         assert_eq!(committed.status(), 200);
-        (samples, acknowledged.load(Ordering::Relaxed), maintenance_runs)
+        (samples, acknowledged.load(Ordering::Relaxed), maintenance_runs, visible)
     });
+    let run_ended = Utc::now();
     drop(server);
 
     // Every acknowledged event exactly once, and the rollup exact.
-    let (rows, distinct, mismatches, rollup_rows, data_files) = runtime.block_on(async {
+    let (rows, distinct, mismatches, rollup_rows, data_files, written) = runtime.block_on(async {
         let lake = Lake::open(&LakeConfig::local(dir.clone())).await.unwrap();
         let batch = common::scan(&lake, TableKind::Records).await;
         let ids = common::strings(&batch, "message_id");
@@ -186,7 +236,15 @@ fn main() {
         let table = lake.load(TableKind::Records).await.unwrap();
         let files =
             table.metadata().current_snapshot().and_then(|s| s.summary().additional_properties.get("total-data-files").cloned()).unwrap_or_default();
-        (batch.num_rows(), distinct, verified.mismatches.len(), verified.rows_compared, files)
+        // Data files the commits wrote during the run (compaction's rewrites are maintenance's, not counted).
+        let written: u64 = table
+            .metadata()
+            .snapshots()
+            .filter(|s| s.summary().operation == iceberg::spec::Operation::Append)
+            .filter(|s| s.timestamp_ms() >= run_started.timestamp_millis() && s.timestamp_ms() <= run_ended.timestamp_millis())
+            .filter_map(|s| s.summary().additional_properties.get("added-data-files")?.parse::<u64>().ok())
+            .sum();
+        (batch.num_rows(), distinct, verified.mismatches.len(), verified.rows_compared, files, written)
     });
 
     let mut by_minute: BTreeMap<usize, BTreeMap<&str, Vec<f64>>> = BTreeMap::new();
@@ -196,7 +254,7 @@ fn main() {
         *paths.entry((sample.endpoint, sample.path.clone())).or_default() += 1;
     }
     println!(
-        "live benchmark: {minutes} min, {rate} events/s over {partitions} partitions, commits every {commit_secs} s, maintenance every {maintain_secs} s ({maintenance_runs} runs), one dashboard client polling {} endpoints every {poll_secs} s uncached, rollups {rollups}",
+        "live benchmark: {minutes} min, {rate} events/s over {partitions} partitions, commits every {commit_secs} s, maintenance every {maintain_secs} s ({maintenance_runs} runs), one dashboard client polling {} endpoints every {poll_secs} s uncached, rollups {rollups}, fresh reads {fresh}",
         POLLED.len()
     );
     println!();
@@ -232,6 +290,16 @@ fn main() {
     );
     let described: Vec<String> = paths.iter().map(|((endpoint, path), n)| format!("{endpoint}: {path} x{n}")).collect();
     println!("paths: {}", described.join(", "));
+    visible.sort_by(f64::total_cmp);
+    let hours = (run_ended - run_started).num_milliseconds() as f64 / 3.6e6;
+    println!(
+        "freshness: {} probes, acknowledged to visible p50 {:.0} ms, p99 {:.0} ms, worst {:.0} ms; commits wrote {written} data files ({:.0} per hour)",
+        visible.len(),
+        percentile(&visible, 0.5),
+        percentile(&visible, 0.99),
+        visible.last().copied().unwrap_or(f64::NAN),
+        written as f64 / hours
+    );
     println!("table: {rows} rows ({distinct} distinct ids) for {acknowledged} acknowledged events; {data_files} data files; rollup verify: {rollup_rows} rows compared, {mismatches} mismatches");
     assert_eq!(rows as u64, acknowledged, "every acknowledged event is in the table");
     assert_eq!(distinct, rows, "none twice");

@@ -98,13 +98,21 @@ impl std::fmt::Debug for QueryEngineChoice {
 pub struct QueryOptions {
     pub redis: Option<RedisCacheConfig>,
     pub service: QueryServiceConfig,
+    /// Staged bytes above the snapshot the embedded engine decodes for records answers.
+    pub tail_max_bytes: u64,
     pub engine_memory_bytes: usize,
     pub engine: QueryEngineChoice,
 }
 
 impl Default for QueryOptions {
     fn default() -> Self {
-        Self { redis: None, service: QueryServiceConfig::default(), engine_memory_bytes: DEFAULT_MEMORY_LIMIT, engine: QueryEngineChoice::Embedded }
+        Self {
+            redis: None,
+            service: QueryServiceConfig::default(),
+            tail_max_bytes: crate::lake::tail::DEFAULT_MAX_TAIL_BYTES,
+            engine_memory_bytes: DEFAULT_MEMORY_LIMIT,
+            engine: QueryEngineChoice::Embedded,
+        }
     }
 }
 
@@ -114,7 +122,8 @@ pub fn query_service(lake: &Lake, options: &QueryOptions) -> anyhow::Result<Arc<
     let engine: Arc<dyn QueryEngine> = match &options.engine {
         QueryEngineChoice::Embedded => {
             let engine = EmbeddedEngine::new(lake.catalog(), ident, options.engine_memory_bytes)?.with_pointer(lake.metadata_pointer());
-            Arc::new(engine.with_rollups(lake.target(TableKind::Rollup).ident.clone()))
+            let tail = lake.tail_reader().with_max_bytes(options.tail_max_bytes);
+            Arc::new(engine.with_rollups(lake.target(TableKind::Rollup).ident.clone()).with_tail(tail))
         }
         QueryEngineChoice::Dremio(dremio) => {
             let snapshots =
@@ -160,7 +169,7 @@ impl ServeOptions {
     pub fn waiting(addr: SocketAddr, doctor: Option<crate::functions::routes::Doctor>) -> Self {
         Self {
             addr,
-            commit_interval: Duration::from_secs(30),
+            commit_interval: Duration::from_secs(300),
             commit_threshold_rows: usize::MAX,
             binding: EventHubBinding::default(),
             pipeline: Pipeline::default(),
@@ -251,6 +260,7 @@ where
     if let Some(app) = running.get() {
         app.loop_task.abort();
         let reports = app.committer.commit_now().await?;
+        app.committer.release_lease().await;
         tracing::info!(rows = reports.iter().map(|r| r.rows_committed).sum::<usize>(), "Final commit on shutdown done.");
     }
     Ok(())

@@ -377,7 +377,7 @@ locals {
     SENTIMENT_LAKE_COMMIT_SCHEDULE      = var.commit_schedule
     SENTIMENT_LAKE_MAINTAIN_SCHEDULE    = var.maintain_schedule
     SENTIMENT_LAKE_DELETE_ORPHANS       = "true"
-    SENTIMENT_LAKE_COMMIT_INTERVAL_SECS = "30"
+    SENTIMENT_LAKE_COMMIT_INTERVAL_SECS = "300"
     SENTIMENT_LAKE_LOG_JSON             = "true"
     SENTIMENT_LAKE_CORS_ORIGINS         = join(",", var.cors_origins)
     # glibc gives each busy thread its own heap arena and keeps freed pages in it; two arenas cut the

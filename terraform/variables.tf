@@ -40,7 +40,7 @@ variable "maintain_schedule" {
 variable "commit_schedule" {
   description = "NCRONTAB schedule of the CommitStaged timer (six fields, seconds first)."
   type        = string
-  default     = "*/30 * * * * *"
+  default     = "0 */5 * * * *"
 }
 
 variable "catalog_sku" {

@@ -474,6 +474,14 @@ pub struct CacheArgs {
     /// where it covers the table's snapshot (`auto`), or always from raw rows (`off`).
     #[arg(long, env = "SENTIMENT_LAKE_ROLLUPS", value_enum, default_value_t = RollupsArg::Auto)]
     pub rollups: RollupsArg,
+    /// Whether answers include what is staged but not yet committed (`true`, within about a second of
+    /// ingestion) unless a request says `fresh=`; `false` answers from the committed snapshot alone.
+    #[arg(long, env = "SENTIMENT_LAKE_FRESH_READS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub fresh_reads: bool,
+    /// Staged MiB above the snapshot an instance decodes for records and toxicity answers; beyond it (a
+    /// committer stalled for long) answers leave the staged rows out and say so in `meta.freshness`.
+    #[arg(long, env = "SENTIMENT_LAKE_TAIL_MAX_MB", default_value_t = 64)]
+    pub tail_max_mb: u64,
 }
 
 /// See [`CacheArgs::rollups`].
@@ -516,8 +524,10 @@ impl CacheArgs {
                         RollupsArg::Auto => crate::query::RollupUse::Auto,
                         RollupsArg::Off => crate::query::RollupUse::Off,
                     },
+                    fresh: self.fresh_reads,
                 }
             },
+            tail_max_bytes: self.tail_max_mb.saturating_mul(MIB as u64),
             engine_memory_bytes: self.query_memory_mb.max(1) * MIB,
             engine: Default::default(),
         })
@@ -562,8 +572,9 @@ pub struct ServeArgs {
     /// Port on 127.0.0.1; the host sets FUNCTIONS_CUSTOMHANDLER_PORT.
     #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT", default_value_t = 7072)]
     pub port: u16,
-    /// Longest time staged data waits before it is committed (visible latency).
-    #[arg(long, env = "SENTIMENT_LAKE_COMMIT_INTERVAL_SECS", default_value_t = 30)]
+    /// How often staged data is committed (by the instance holding the commit lease). Answers include what
+    /// is staged, so this sets file sizes and snapshot counts, not visibility (docs/freshness.md).
+    #[arg(long, env = "SENTIMENT_LAKE_COMMIT_INTERVAL_SECS", default_value_t = 300)]
     pub commit_interval_secs: u64,
     /// Commit early once this many rows are staged.
     #[arg(long, env = "SENTIMENT_LAKE_COMMIT_THRESHOLD_ROWS", default_value_t = 200_000)]

@@ -135,7 +135,7 @@ impl QueryEngine for DremioEngine {
                 single_id(&batches)?
             }
         };
-        Ok(TableSnapshot { table: self.table.parts().join("."), snapshot_id })
+        Ok(TableSnapshot::committed(self.table.parts().join("."), snapshot_id))
     }
 
     async fn snapshot_as_of(&self, as_of: AsOf) -> Result<TableSnapshot, EngineError> {
@@ -147,7 +147,7 @@ impl QueryEngine for DremioEngine {
                 single_id(&batches)?.ok_or_else(|| EngineError::UnknownSnapshot(format!("the table has no snapshot for as_of {as_of:?}")))?
             }
         };
-        Ok(TableSnapshot { table: self.table.parts().join("."), snapshot_id: Some(snapshot_id) })
+        Ok(TableSnapshot::committed(self.table.parts().join("."), Some(snapshot_id)))
     }
 
     async fn history(&self) -> Result<Vec<SnapshotInfo>, EngineError> {
@@ -289,7 +289,7 @@ mod tests {
             sql::table_at(&self.table, snapshot.snapshot_id)
         }
         async fn current_snapshot(&self) -> Result<TableSnapshot, EngineError> {
-            Ok(TableSnapshot { table: "t".into(), snapshot_id: Some(77) })
+            Ok(TableSnapshot::committed("t", Some(77)))
         }
         async fn snapshot_as_of(&self, _: AsOf) -> Result<TableSnapshot, EngineError> {
             self.current_snapshot().await

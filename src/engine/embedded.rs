@@ -20,7 +20,8 @@ use iceberg::{Catalog, TableIdent};
 use metrics::counter;
 use tokio::sync::Mutex;
 
-use crate::lake::MetadataPointer;
+use crate::lake::tail::{Receipt, Tail, TailReader};
+use crate::lake::{LakeError, MetadataPointer};
 
 use super::query_engine::{
     history_of, resolve_as_of, AsOf, Dialect, EngineError, Folded, Interval, QueryEngine, SnapshotInfo, SqlParam, SqlQuery, TableSnapshot,
@@ -29,6 +30,9 @@ use super::scan::SnapshotTable;
 
 /// The name the table is registered under inside each DataFusion session.
 const TABLE_NAME: &str = "sentiment_records";
+/// With a tail, the snapshot's rows and the staged rows, of which [`TABLE_NAME`] is the union.
+const COMMITTED_NAME: &str = "committed_records";
+const STAGED_NAME: &str = "staged_records";
 /// Iceberg `timestamptz` columns surface in Arrow with this zone; parameters must carry the same one.
 const UTC_ZONE: &str = "+00:00";
 /// What all queries of a process may hold at once in DataFusion's memory pool (hash tables of group-bys,
@@ -41,9 +45,9 @@ pub struct EmbeddedEngine {
     /// One pool for every session, so the limit holds for the process, not per snapshot.
     runtime: Arc<RuntimeEnv>,
     memory_limit: usize,
-    /// The session for the most recently read snapshot. Sessions are cheap, but building the provider reads
-    /// table metadata; consecutive queries at one snapshot (the common case) share it.
-    session: Mutex<Option<(Option<i64>, SessionContext)>>,
+    /// The session for the most recently read snapshot (and tail). Sessions are cheap, but building the
+    /// provider reads table metadata; consecutive queries at one snapshot (the common case) share it.
+    session: Mutex<Option<(String, SessionContext)>>,
     /// The table as last loaded by [`QueryEngine::current_snapshot`], so `execute` need not load it again.
     latest: Mutex<Option<Table>>,
     /// Tells whether the table moved since `latest` was loaded, without loading it again; `None`: every
@@ -53,7 +57,23 @@ pub struct EmbeddedEngine {
     /// table as last loaded.
     rollup: Option<TableIdent>,
     rollup_latest: Mutex<Option<Table>>,
+    /// Reads what is staged above the snapshot ([`EmbeddedEngine::with_tail`]).
+    tail: Option<TailState>,
 }
+
+/// The tail as last planned, shared by every request of the instance for [`TAIL_MAX_AGE`].
+struct TailState {
+    reader: TailReader,
+    /// The last plan: when, after how many of this process's own staging changes, and the snapshot.
+    latest: Mutex<Option<(std::time::Instant, u64, TableSnapshot)>>,
+}
+
+/// How long one listing of the staged entries serves every request of an instance: what bounds the storage
+/// calls of answers (one listing a second), and the most an acknowledged event waits beyond it.
+pub const TAIL_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// How many times the tail is planned again when a summary it listed is gone (committed meanwhile).
+const TAIL_ATTEMPTS: usize = 3;
 
 /// Answers read at most this many data files not yet rolled up; beyond it (the rollup far behind) the
 /// SQL answers instead.
@@ -77,7 +97,89 @@ impl EmbeddedEngine {
             pointer: None,
             rollup: None,
             rollup_latest: Mutex::new(None),
+            tail: None,
         })
+    }
+
+    /// Answers that ask for it include what is staged above the snapshot, read by `reader`.
+    pub fn with_tail(mut self, reader: TailReader) -> Self {
+        self.tail = Some(TailState { reader, latest: Mutex::new(None) });
+        self
+    }
+
+    /// The current snapshot with its tail, planned again once the last plan is [`TAIL_MAX_AGE`] old, the
+    /// table has moved, this process has staged or committed since, or after a failure; one plan at a time
+    /// (concurrent requests wait for it and share it). So an instance's own writes are in its next answer,
+    /// and other instances' within a second.
+    async fn snapshot_with_tail(&self, state: &TailState) -> Result<TableSnapshot, EngineError> {
+        let current = self.current_snapshot().await?;
+        let changes = state.reader.staged_changes();
+        let mut latest = state.latest.lock().await;
+        if let Some((at, planned_after, snapshot)) = latest.as_ref() {
+            if at.elapsed() < TAIL_MAX_AGE && *planned_after == changes && snapshot.snapshot_id == current.snapshot_id {
+                return Ok(snapshot.clone());
+            }
+        }
+        let mut attempt = 0;
+        let snapshot = loop {
+            attempt += 1;
+            // The tail is planned on exactly the metadata the snapshot is taken from: its watermarks say
+            // which staged rows the snapshot lacks.
+            self.current_snapshot().await?;
+            let table = match self.latest.lock().await.clone() {
+                Some(table) => table,
+                None => self.load_table().await?,
+            };
+            let base = self.current_of(&table);
+            let tail = match state.reader.plan(table.metadata()).await {
+                Ok(tail) => tail,
+                Err(LakeError::TailMoved(why)) if attempt < TAIL_ATTEMPTS => {
+                    tracing::debug!(why, "The tail moved while it was planned; the table is read again.");
+                    *self.latest.lock().await = None;
+                    continue;
+                }
+                Err(e) => return Err(tail_error(e)),
+            };
+            let omitted = (tail.bytes() > state.reader.max_bytes()).then(|| {
+                format!("{} bytes are staged above the snapshot, more than this instance reads ({})", tail.bytes(), state.reader.max_bytes())
+            });
+            let receipt = Receipt::of(table.metadata(), Some(&tail), omitted.clone());
+            let tail = (omitted.is_none() && !tail.entries.is_empty()).then(|| Arc::new(tail));
+            counter!("sentiment_lake_query_tail_plans_total", "tail" => if tail.is_some() { "yes" } else { "no" }).increment(1);
+            break TableSnapshot { tail, receipt: Some(Arc::new(receipt)), ..base };
+        };
+        *latest = Some((std::time::Instant::now(), changes, snapshot.clone()));
+        Ok(snapshot)
+    }
+
+    /// Forgets the planned tail (its entries moved): the next request plans again.
+    async fn forget_tail(&self) {
+        if let Some(state) = &self.tail {
+            *state.latest.lock().await = None;
+        }
+    }
+
+    /// The tail's rows as a table of the snapshot's schema.
+    async fn tail_table(&self, tail: &Tail, schema: datafusion::arrow::datatypes::SchemaRef) -> Result<Arc<dyn TableProvider>, EngineError> {
+        let Some(state) = &self.tail else {
+            return Err(EngineError::Query("a tail was planned without a tail reader".into()));
+        };
+        let rows = match state.reader.rows(tail).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                if matches!(e, LakeError::TailMoved(_)) {
+                    self.forget_tail().await;
+                }
+                return Err(tail_error(e));
+            }
+        };
+        let conformed = rows
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| crate::lake::table::compat::conform(b, &schema))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EngineError::Query(format!("staged rows in another shape than the table's: {e}")))?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![conformed]).map_err(|e| EngineError::Query(e.to_string()))?))
     }
 
     /// Answer aggregates from the rollup table `rollup` (kept by the lake beside the records table) where
@@ -142,7 +244,8 @@ impl EmbeddedEngine {
     }
 
     fn current_of(&self, table: &Table) -> TableSnapshot {
-        TableSnapshot { table: self.ident.to_string(), snapshot_id: table.metadata().current_snapshot_id() }
+        let receipt = Receipt::of(table.metadata(), None, None);
+        TableSnapshot { receipt: Some(Arc::new(receipt)), ..TableSnapshot::committed(self.ident.to_string(), table.metadata().current_snapshot_id()) }
     }
 
     fn query_error(&self, e: DataFusionError) -> EngineError {
@@ -159,10 +262,12 @@ impl EmbeddedEngine {
         self.catalog.load_table(&self.ident).await.map_err(|e| EngineError::Unavailable(format!("loading {}: {e}", self.ident)))
     }
 
-    async fn session_for(&self, snapshot_id: Option<i64>) -> Result<SessionContext, EngineError> {
+    async fn session_for(&self, snapshot: &TableSnapshot) -> Result<SessionContext, EngineError> {
+        let snapshot_id = snapshot.snapshot_id;
+        let state = snapshot.state_key();
         let mut session = self.session.lock().await;
-        if let Some((id, ctx)) = session.as_ref() {
-            if *id == snapshot_id {
+        if let Some((key, ctx)) = session.as_ref() {
+            if *key == state {
                 return Ok(ctx.clone());
             }
         }
@@ -182,8 +287,22 @@ impl EmbeddedEngine {
         };
         let config = SessionConfig::new().with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
-        ctx.register_table(TABLE_NAME, provider).map_err(|e| EngineError::Query(e.to_string()))?;
-        *session = Some((snapshot_id, ctx.clone()));
+        let query_error = |e: DataFusionError| EngineError::Query(e.to_string());
+        match &snapshot.tail {
+            None => {
+                ctx.register_table(TABLE_NAME, provider).map_err(query_error)?;
+            }
+            // The committed rows and the staged ones as one table: filters reach the snapshot's scan
+            // through the union, so its pruning is kept.
+            Some(tail) => {
+                let staged = self.tail_table(tail, provider.schema()).await?;
+                ctx.register_table(COMMITTED_NAME, provider).map_err(query_error)?;
+                ctx.register_table(STAGED_NAME, staged).map_err(query_error)?;
+                let union = ctx.sql(&format!("SELECT * FROM {COMMITTED_NAME} UNION ALL SELECT * FROM {STAGED_NAME}")).await.map_err(query_error)?;
+                ctx.register_table(TABLE_NAME, union.into_view()).map_err(query_error)?;
+            }
+        }
+        *session = Some((state, ctx.clone()));
         Ok(ctx)
     }
 }
@@ -227,10 +346,18 @@ impl QueryEngine for EmbeddedEngine {
         Ok(snapshot)
     }
 
+    async fn fresh_snapshot(&self) -> Result<TableSnapshot, EngineError> {
+        match &self.tail {
+            Some(state) => self.snapshot_with_tail(state).await,
+            None => self.current_snapshot().await,
+        }
+    }
+
     async fn snapshot_as_of(&self, as_of: AsOf) -> Result<TableSnapshot, EngineError> {
         let table = self.load_table().await?;
         let snapshot_id = resolve_as_of(table.metadata(), as_of)?;
-        Ok(TableSnapshot { table: self.ident.to_string(), snapshot_id: Some(snapshot_id) })
+        let receipt = Receipt::past(table.metadata(), snapshot_id);
+        Ok(TableSnapshot { receipt: Some(Arc::new(receipt)), ..TableSnapshot::committed(self.ident.to_string(), Some(snapshot_id)) })
     }
 
     async fn history(&self) -> Result<Vec<SnapshotInfo>, EngineError> {
@@ -238,7 +365,7 @@ impl QueryEngine for EmbeddedEngine {
     }
 
     async fn execute(&self, snapshot: &TableSnapshot, query: &SqlQuery) -> Result<Vec<RecordBatch>, EngineError> {
-        let ctx = self.session_for(snapshot.snapshot_id).await?;
+        let ctx = self.session_for(snapshot).await?;
         // Read-only by construction: no DDL, DML or SET statements even if a query were malformed.
         let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
         let frame = ctx.sql_with_options(&query.text, options).await.map_err(|e| self.query_error(e))?;
@@ -263,10 +390,32 @@ impl QueryEngine for EmbeddedEngine {
                 EngineError::Query(e.to_string())
             }
         })?;
-        Ok(answered.map(|(partials, from)| {
-            counter!("sentiment_lake_query_rollup_answers_total", "delta" => if from.delta_files > 0 { "yes" } else { "no" }).increment(1);
-            Folded { partials, path: if from.delta_files > 0 { "rollup+delta".to_string() } else { "rollup".to_string() } }
-        }))
+        let Some((mut partials, from)) = answered else {
+            return Ok(None);
+        };
+        counter!("sentiment_lake_query_rollup_answers_total", "delta" => if from.delta_files > 0 { "yes" } else { "no" }).increment(1);
+        let mut path = if from.delta_files > 0 { "rollup+delta".to_string() } else { "rollup".to_string() };
+        if let (Some(tail), Some(state)) = (&snapshot.tail, &self.tail) {
+            match state.reader.partials(tail, scope).await {
+                Ok(staged) => partials.merge(staged),
+                Err(e) => {
+                    if matches!(e, LakeError::TailMoved(_)) {
+                        self.forget_tail().await;
+                    }
+                    return Err(tail_error(e));
+                }
+            }
+            path.push_str("+tail");
+        }
+        Ok(Some(Folded { partials, path }))
+    }
+}
+
+fn tail_error(e: LakeError) -> EngineError {
+    match e {
+        LakeError::TailMoved(why) => EngineError::Moved(why),
+        e if e.is_retryable() => EngineError::Unavailable(e.to_string()),
+        e => EngineError::Query(e.to_string()),
     }
 }
 

@@ -1,9 +1,13 @@
 //! What an engine is asked and answers: the trait, its SQL with typed parameters, the dialect points where
 //! engines differ, snapshots and time travel.
 
+use std::sync::Arc;
+
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+
+use crate::lake::tail::{Receipt, Tail};
 
 /// Time-series bucket width. Buckets start at UTC boundaries; weeks start on Monday.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
@@ -49,6 +53,9 @@ pub enum EngineError {
     /// `as_of` names no snapshot the table still has (unknown, expired, or before its first commit).
     #[error("{0}")]
     UnknownSnapshot(String),
+    /// Staged rows the answer was reading were committed meanwhile: answer again from a newer snapshot.
+    #[error("{0}")]
+    Moved(String),
 }
 
 /// A past state of the table to answer from: a snapshot id, or the snapshot that was current at an instant.
@@ -156,12 +163,39 @@ pub struct SqlQuery {
     pub params: Vec<SqlParam>,
 }
 
-/// The snapshot a set of queries reads. `snapshot_id` is `None` for a table with no commits yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The snapshot a set of queries reads (`snapshot_id` is `None` for a table with no commits yet), with the
+/// staged rows above it when the answer includes them ([`crate::lake::tail`]), and what it includes.
+#[derive(Debug, Clone)]
 pub struct TableSnapshot {
     pub table: String,
     pub snapshot_id: Option<i64>,
+    pub tail: Option<Arc<Tail>>,
+    pub receipt: Option<Arc<Receipt>>,
 }
+
+impl TableSnapshot {
+    /// A committed snapshot alone.
+    pub fn committed(table: impl Into<String>, snapshot_id: Option<i64>) -> Self {
+        Self { table: table.into(), snapshot_id, tail: None, receipt: None }
+    }
+
+    /// What names exactly the data read: the snapshot, and the tail's entries when there is one.
+    pub fn state_key(&self) -> String {
+        let snapshot = self.snapshot_id.map_or_else(|| "empty".to_string(), |id| id.to_string());
+        match &self.tail {
+            Some(tail) => format!("{snapshot}+{}", tail.key),
+            None => snapshot,
+        }
+    }
+}
+
+impl PartialEq for TableSnapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.table == other.table && self.state_key() == other.state_key()
+    }
+}
+
+impl Eq for TableSnapshot {}
 
 /// Partial aggregates of a window, and which path produced them (`meta.path`: `rollup`, or
 /// `rollup+delta` when appends not yet rolled up were read from their files).
@@ -196,6 +230,11 @@ pub trait QueryEngine: Send + Sync {
     fn table_expr(&self, snapshot: &TableSnapshot) -> String;
     /// The table's current snapshot.
     async fn current_snapshot(&self) -> Result<TableSnapshot, EngineError>;
+    /// The current snapshot and what is staged above it, for answers that include staged rows; engines
+    /// that cannot read staged rows answer from the snapshot alone (its receipt says so).
+    async fn fresh_snapshot(&self) -> Result<TableSnapshot, EngineError> {
+        self.current_snapshot().await
+    }
     /// The snapshot `as_of` names (time travel).
     async fn snapshot_as_of(&self, as_of: AsOf) -> Result<TableSnapshot, EngineError>;
     /// The table's snapshots, newest first.

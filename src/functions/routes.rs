@@ -356,7 +356,10 @@ async fn commit_staged(State(state): State<AppState>, body: Bytes) -> Result<imp
         Ok(Err(e)) => tracing::warn!(error = %e, "Unreadable timer payload; committing anyway."),
         Err(e) => tracing::warn!(error = %e, "Unreadable invocation; committing anyway."),
     }
-    let reports = state.committer.commit_now().await?;
+    // Only the instance holding the commit lease commits: the timer adds no commit beside its loop's.
+    let Some(reports) = state.committer.commit_if_leader().await? else {
+        return Ok(success("another instance holds the commit lease and commits".to_string(), Vec::<crate::lake::CommitReport>::new()));
+    };
     let rows: usize = reports.iter().map(|r| r.rows_committed).sum();
     Ok(success(format!("committed {rows} rows"), reports))
 }
@@ -427,10 +430,12 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         }
     };
     // One failed pass is retried by the next; several in a row mean staged data is not becoming visible.
-    let commits = state.committer.failures();
-    if commits.consecutive >= COMMIT_FAILURES_DEGRADED {
+    let failures = state.committer.failures();
+    if failures.consecutive >= COMMIT_FAILURES_DEGRADED {
         healthy = false;
     }
+    let mut commits = serde_json::to_value(&failures).unwrap_or_default();
+    commits["leader"] = json!(state.committer.is_leader());
     let query = api::health(&state.query).await;
     let status = if healthy { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
     (

@@ -222,7 +222,10 @@ async fn ingest_validated(
     };
     // Both tables get a segment for the batch's whole range, even one without rows: a table's ledger
     // advances only through contiguous ranges, so each must hear about every batch.
+    // Sources without an enqueued time (files, the CLI) count from when the batch was received.
+    let enqueued = batch.events.iter().filter_map(|e| e.enqueued_time).max().or_else(|| Some(chrono::Utc::now()));
     let letters = Segment {
+        enqueued,
         source: validated.source.clone(),
         invocation_id: validated.invocation_id.clone(),
         range,
@@ -231,6 +234,7 @@ async fn ingest_validated(
     };
     report.segments.push(lake.stage(TableKind::DeadLetters, &letters).await?);
     let records = Segment {
+        enqueued,
         source: validated.source,
         invocation_id: validated.invocation_id,
         range,

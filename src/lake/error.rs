@@ -57,6 +57,10 @@ pub enum LakeError {
     /// The rollup table cannot answer or follow the records table as asked (it says why).
     #[error("rollup: {0}")]
     Rollup(String),
+    /// Staged entries an answer was reading were committed (or moved) meanwhile: answer again from the
+    /// newer snapshot, which holds them.
+    #[error("staged entries moved while they were read ({0}); the newer snapshot holds them")]
+    TailMoved(String),
     /// Another writer of the table's staged entries failed (`--writer dremio`: Dremio's MERGE).
     #[error("{writer}: {source}")]
     Writer {
@@ -93,7 +97,7 @@ impl LakeError {
         match self {
             LakeError::Storage { source, .. } => crate::storage::store_error_is_retryable(source),
             LakeError::Iceberg { source, .. } => iceberg_error_is_retryable(source),
-            LakeError::Conflict { .. } | LakeError::CommitExhausted { .. } | LakeError::Task(_) => true,
+            LakeError::Conflict { .. } | LakeError::CommitExhausted { .. } | LakeError::Task(_) | LakeError::TailMoved(_) => true,
             LakeError::Identity(e) => e.is_retryable(),
             LakeError::RestCatalog { retryable, .. } => *retryable,
             LakeError::Writer { retryable, .. } => *retryable,

@@ -9,7 +9,8 @@
 //! the ledger, the next pass planned), [`files`] (rows written as data files), [`table`] (the next table
 //! state: snapshot, manifests), [`catalog`] (where tables live and how a state is published), then
 //! [`commit`] (passes that take staged entries to the table exactly once) and [`history`] (rollback,
-//! added columns), then [`rollup`] (the rollup table kept in step with each commit). [`Lake`] here opens them and hands out their parts; none of them imports it.
+//! added columns), then [`rollup`] (the rollup table kept in step with each commit) and [`tail`] (what is
+//! staged above a snapshot, read by answers). [`Lake`] here opens them and hands out their parts; none of them imports it.
 
 pub mod catalog;
 pub mod commit;
@@ -19,6 +20,7 @@ pub mod history;
 pub mod rollup;
 pub mod stage;
 pub mod table;
+pub mod tail;
 mod target;
 
 use std::collections::HashMap;
@@ -424,8 +426,14 @@ impl Lake {
     }
 
     /// Durably stages a segment for a table (a range marker when it has no rows); returns its path.
+    /// Records segments are summarised for answers that include what is staged ([`tail`]).
     pub async fn stage(&self, kind: TableKind, segment: &Segment) -> Result<String, LakeError> {
-        self.staging.write(&self.target(kind).staging, segment).await
+        self.staging.write(&self.target(kind).staging, segment, kind == TableKind::Records).await
+    }
+
+    /// Reads what is staged above the records table's snapshots, for answers that include it ([`tail`]).
+    pub fn tail_reader(&self) -> tail::TailReader {
+        tail::TailReader::new(self.staging.clone(), self.catalog.clone(), self.records.clone(), self.retired.clone(), self.policy.pass.gap_grace)
     }
 
     /// What is staged for a table and not yet committed.

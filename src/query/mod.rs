@@ -11,5 +11,5 @@ mod question;
 mod service;
 
 pub use self::plan::{Computed, RollupUse};
-pub use self::question::{limits, Query, QueryKind};
+pub use self::question::{limits, Query, QueryKind, Reading};
 pub use self::service::{Answer, CacheStatus, QueryError, QueryService, QueryServiceConfig};

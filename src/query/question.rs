@@ -114,6 +114,20 @@ fn limit(p: &mut RawParams, default: u32, max: u32) -> Result<u32, ParamError> {
     })
 }
 
+/// What state of the table an answer reads: a past snapshot (`as_of`), or the current one with or without
+/// what is staged above it (`fresh`; `None`: the server's default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reading {
+    pub as_of: Option<AsOf>,
+    pub fresh: Option<bool>,
+}
+
+impl From<Option<AsOf>> for Reading {
+    fn from(as_of: Option<AsOf>) -> Self {
+        Reading { as_of, fresh: None }
+    }
+}
+
 impl Query {
     /// Validates an endpoint's query string. `now` anchors relative windows. `as_of` is refused here: see
     /// [`Query::parse_request`].
@@ -124,14 +138,24 @@ impl Query {
         Ok(query)
     }
 
-    /// An endpoint's query string with its optional `as_of`: a snapshot id, or an instant (RFC 3339 or
-    /// `YYYY-MM-DD`) naming the snapshot that was current then.
-    pub fn parse_request(kind: QueryKind, query_string: Option<&str>, now: DateTime<Utc>) -> Result<(Self, Option<AsOf>), ParamError> {
+    /// An endpoint's query string with what it reads: `as_of` (a snapshot id, or an instant, RFC 3339 or
+    /// `YYYY-MM-DD`, naming the snapshot that was current then) and `fresh` (`true`/`false`: whether what is
+    /// staged above the current snapshot is included; a past snapshot never has it).
+    pub fn parse_request(kind: QueryKind, query_string: Option<&str>, now: DateTime<Utc>) -> Result<(Self, Reading), ParamError> {
         let mut p = RawParams::parse(query_string)?;
         let as_of = p.take("as_of")?.map(|v| parse_as_of("as_of", &v)).transpose()?;
+        let fresh = match p.take("fresh")?.as_deref() {
+            None => None,
+            Some("true" | "1") => Some(true),
+            Some("false" | "0") => Some(false),
+            Some(_) => return Err(ParamError::new("fresh", "`fresh` is `true` or `false`")),
+        };
+        if as_of.is_some() && fresh == Some(true) {
+            return Err(ParamError::new("fresh", "an `as_of` answer reads a committed snapshot only; `fresh=true` does not apply"));
+        }
         let query = Self::parse_params(kind, &mut p, now)?;
         p.finish(PLATFORM_PARAMS)?;
-        Ok((query, as_of))
+        Ok((query, Reading { as_of, fresh }))
     }
 
     fn parse_params(kind: QueryKind, p: &mut RawParams, now: DateTime<Utc>) -> Result<Self, ParamError> {

@@ -1,9 +1,10 @@
-//! Cache-aside around the engine, keyed by the table's current snapshot.
+//! Cache-aside around the engine, keyed by the table's current snapshot and the staged entries above it.
 //!
-//! Every request first asks the engine for the current snapshot id (one catalog read), then looks for an
-//! answer computed at that snapshot. A commit therefore invalidates every cached answer at once without any
-//! explicit purge, and an answer older than the table's current snapshot is never served; the TTL only
-//! bounds memory. Identical concurrent misses in one process share one engine query (single-flight).
+//! Every request first asks the engine for the current snapshot id (one catalog read) and, for answers that
+//! include what is staged, the tail above it (one listing a second per instance), then looks for an answer
+//! computed at exactly that state. A commit or a newly staged batch therefore invalidates every cached
+//! answer at once without any explicit purge, and an answer older than the table is never served; the TTL
+//! only bounds memory. Identical concurrent misses in one process share one engine query (single-flight).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,13 +16,19 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use super::plan;
-use super::question::{Query, QueryKind};
+use super::question::{Query, QueryKind, Reading};
 use crate::cache::{CacheError, QueryCache};
-use crate::engine::{AsOf, EngineError, QueryEngine, SnapshotInfo, TableSnapshot};
+use crate::engine::{EngineError, QueryEngine, SnapshotInfo, TableSnapshot};
 use crate::observability::{CacheLookup, QueryAnswered};
 
 /// Bumped when the stored answer format changes, so old entries are ignored rather than misread.
-const KEY_VERSION: &str = "v1";
+const KEY_VERSION: &str = "v2";
+
+/// How long an answer that includes staged rows stays cached.
+const TAIL_TTL: Duration = Duration::from_secs(30);
+
+/// How many times an answer is computed again when staged rows it read were committed meanwhile.
+const MOVED_ATTEMPTS: usize = 3;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum QueryError {
@@ -32,6 +39,9 @@ pub enum QueryError {
     /// `as_of` names no snapshot the table has.
     #[error("{0}")]
     UnknownSnapshot(String),
+    /// Staged rows the answer read were committed meanwhile, again and again: retry shortly.
+    #[error("{0}")]
+    Moved(String),
     /// Every engine slot stayed busy for the queue wait: retry shortly.
     #[error("the query engine is at its limit of {limit} concurrent queries; retry shortly")]
     Overloaded { limit: usize },
@@ -43,6 +53,7 @@ impl From<EngineError> for QueryError {
             EngineError::Unavailable(_) => QueryError::Unavailable(e.to_string()),
             EngineError::Query(_) | EngineError::Shape(_) => QueryError::Failed(e.to_string()),
             EngineError::UnknownSnapshot(m) => QueryError::UnknownSnapshot(m),
+            EngineError::Moved(m) => QueryError::Moved(m),
         }
     }
 }
@@ -82,6 +93,9 @@ pub struct StoredAnswer {
     /// Which path answered (`rollup`, `rollup+delta`, `raw`); empty in answers cached by older versions.
     #[serde(default)]
     pub path: String,
+    /// What the answer includes (`meta.freshness`); none from engines that do not say.
+    #[serde(default)]
+    pub freshness: Option<crate::lake::tail::Receipt>,
     pub data: Box<RawValue>,
 }
 
@@ -109,6 +123,9 @@ pub struct QueryServiceConfig {
     pub queue_wait: Duration,
     /// Whether aggregates may come from the rollup table.
     pub rollups: super::plan::RollupUse,
+    /// Whether answers include what is staged above the current snapshot unless a request says
+    /// (`fresh=`); off, answers are exactly repeatable per snapshot and lag by up to a commit interval.
+    pub fresh: bool,
 }
 
 impl Default for QueryServiceConfig {
@@ -121,6 +138,7 @@ impl Default for QueryServiceConfig {
             max_concurrent_queries: 2 * cores,
             queue_wait: Duration::from_secs(5),
             rollups: Default::default(),
+            fresh: true,
         }
     }
 }
@@ -178,23 +196,45 @@ impl QueryService {
     fn key(&self, snapshot: &TableSnapshot, query: &Query) -> String {
         let digest = Sha256::digest(query.canonical().as_bytes());
         let hash: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        let snapshot_id = snapshot.snapshot_id.map_or_else(|| "empty".to_string(), |id| id.to_string());
-        format!("sentiment-lake:{KEY_VERSION}:{}:{}:{snapshot_id}:{}:{hash}", self.engine.name(), snapshot.table, query.kind().name())
+        format!("sentiment-lake:{KEY_VERSION}:{}:{}:{}:{}:{hash}", self.engine.name(), snapshot.table, snapshot.state_key(), query.kind().name())
     }
 
     pub async fn answer(&self, query: &Query) -> Result<Answer, QueryError> {
         self.answer_at(query, None).await
     }
 
-    /// The answer at the snapshot `as_of` names (time travel), or at the current one. A snapshot never
-    /// changes, so an answer is cached under its snapshot id either way; past ones for `historical_ttl`.
-    pub async fn answer_at(&self, query: &Query, as_of: Option<AsOf>) -> Result<Answer, QueryError> {
+    /// The answer at the snapshot `as_of` names (time travel), or at the current one with what is staged
+    /// above it unless `fresh` (or the server's default) says otherwise. A snapshot and a tail never change,
+    /// so an answer is cached under them either way; past ones for `historical_ttl`. When staged rows the
+    /// answer read were committed meanwhile, it is computed again from the newer snapshot.
+    pub async fn answer_at(&self, query: &Query, reading: impl Into<Reading>) -> Result<Answer, QueryError> {
+        let reading = reading.into();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.answer_once(query, reading).await {
+                Err(QueryError::Moved(why)) if attempt < MOVED_ATTEMPTS => {
+                    tracing::debug!(why, "Staged rows moved while read; answering again.");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn answer_once(&self, query: &Query, reading: Reading) -> Result<Answer, QueryError> {
         let started = Instant::now();
-        let snapshot = match as_of {
-            None => self.engine.current_snapshot().await?,
-            Some(as_of) => self.engine.snapshot_as_of(as_of).await?,
+        let as_of = reading.as_of;
+        let snapshot = match (as_of, reading.fresh.unwrap_or(self.config.fresh)) {
+            (Some(as_of), _) => self.engine.snapshot_as_of(as_of).await?,
+            (None, true) => self.engine.fresh_snapshot().await?,
+            (None, false) => self.engine.current_snapshot().await?,
         };
-        let ttl = if as_of.is_some() { self.config.historical_ttl } else { self.config.ttl };
+        let ttl = match (as_of, &snapshot.tail) {
+            (Some(_), _) => self.config.historical_ttl,
+            // Its key changes with the next staged batch (about every second under ingestion): kept briefly.
+            (None, Some(_)) => self.config.ttl.min(TAIL_TTL),
+            (None, None) => self.config.ttl,
+        };
         let key = self.key(&snapshot, query);
         let kind = query.kind();
 
@@ -282,6 +322,7 @@ impl QueryService {
             compute_ms: started.elapsed().as_secs_f64() * 1e3,
             next_cursor: computed.next_cursor,
             path: computed.path,
+            freshness: snapshot.receipt.as_deref().cloned(),
             data,
         };
         if let (Some(ttl), Some(cache)) = (store, &self.cache) {
@@ -383,7 +424,7 @@ mod tests {
             "t".into()
         }
         async fn current_snapshot(&self) -> Result<TableSnapshot, EngineError> {
-            Ok(TableSnapshot { table: "ns.t".into(), snapshot_id: Some(7) })
+            Ok(TableSnapshot::committed("ns.t", Some(7)))
         }
         async fn snapshot_as_of(&self, _: crate::engine::AsOf) -> Result<TableSnapshot, EngineError> {
             self.current_snapshot().await
@@ -483,8 +524,8 @@ mod tests {
         let engine = Arc::new(SlowEmptyEngine::default());
         let service = QueryService::new(engine, None, QueryServiceConfig::default());
         let query = Query::parse(QueryKind::TimeSeries, Some("ticker=AAPL&days=1"), Utc::now()).unwrap();
-        let at = |id| service.key(&TableSnapshot { table: "ns.t".into(), snapshot_id: id }, &query);
-        assert!(at(Some(1)).starts_with("sentiment-lake:v1:test:ns.t:1:timeseries:"), "{}", at(Some(1)));
+        let at = |id| service.key(&TableSnapshot::committed("ns.t", id), &query);
+        assert!(at(Some(1)).starts_with("sentiment-lake:v2:test:ns.t:1:timeseries:"), "{}", at(Some(1)));
         assert_ne!(at(Some(1)), at(Some(2)));
         assert!(at(None).contains(":empty:"));
     }

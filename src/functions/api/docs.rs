@@ -18,6 +18,7 @@ pub enum ParamType {
     String,
     Integer,
     Number,
+    Boolean,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +51,13 @@ pub const AS_OF: ParamDoc = param(
     false,
     ParamType::String,
     "Time travel: a snapshot id (see /api/sentiment/snapshots), or an instant (RFC 3339 or YYYY-MM-DD) naming the snapshot that was current then. Default: the current snapshot. Unknown or expired snapshots are 404.",
+);
+/// Accepted by every endpoint: whether the answer includes what is staged but not yet committed.
+pub const FRESH: ParamDoc = param(
+    "fresh",
+    false,
+    ParamType::Boolean,
+    "true: the current snapshot plus what is staged above it (acknowledged events within about a second); false: the committed snapshot alone (exactly repeatable). Default: the server's (SENTIMENT_LAKE_FRESH_READS, true). Not with as_of.",
 );
 const DAYS: ParamDoc = param(
     "days",
@@ -161,6 +169,7 @@ fn type_name(kind: ParamType) -> &'static str {
         ParamType::String => "string",
         ParamType::Integer => "integer",
         ParamType::Number => "number",
+        ParamType::Boolean => "boolean",
     }
 }
 
@@ -175,7 +184,9 @@ fn meta_schema() -> Value {
             "window": {"$ref": "#/components/schemas/Window"},
             "computed_at": {"type": "string", "format": "date-time"},
             "cache": {"type": "string", "enum": ["hit", "miss", "shared", "bypass"], "description": "bypass: no cache configured or the cache is unreachable (degraded mode)."},
-            "path": {"type": "string", "enum": ["rollup", "rollup+delta", "raw"], "description": "How the answer was computed: from the rollup table (whole minutes, hours and days; raw rows for the edges of a window not on minute boundaries), from it plus the files of commits not yet rolled up, or from raw rows (records, toxicity, rollups off or not covering the snapshot)."},
+            "path": {"type": "string", "enum": ["rollup", "rollup+delta", "rollup+tail", "rollup+delta+tail", "raw"], "description": "How the answer was computed: from the rollup table (whole minutes, hours and days; raw rows for the edges of a window not on minute boundaries), from it plus the files of commits not yet rolled up, plus the summaries of staged segments (+tail), or from raw rows (records, toxicity, rollups off or not covering the snapshot; staged rows included when fresh)."},
+            "freshness": {"type": ["object", "null"], "description": "What the answer includes: snapshot_id and committed_at; tail (included, entries, rows, bytes, omitted: why staged rows were left out) when fresh; sources: per ingestion source the last sequence number included, its enqueued time and whether it is staged; newest_enqueued_at."},
+            "freshness_s": {"type": ["number", "null"], "description": "Seconds from the newest enqueued time the answer includes to now."},
             "elapsed_ms": {"type": "number"},
             "next_cursor": {"type": ["string", "null"], "description": "Records only: cursor of the next page, null on the last page."},
             "score_definition": {"type": "string"},
@@ -216,7 +227,7 @@ pub fn openapi() -> Value {
         let parameters: Vec<Value> = endpoint
             .params
             .iter()
-            .chain(std::iter::once(&AS_OF))
+            .chain([&AS_OF, &FRESH])
             .map(|p| json!({"name": p.name, "in": "query", "required": p.required, "description": p.description, "schema": {"type": type_name(p.kind)}}))
             .collect();
         paths.insert(
@@ -280,7 +291,7 @@ pub fn html() -> String {
         let rows: String = endpoint
             .params
             .iter()
-            .chain(std::iter::once(&AS_OF))
+            .chain([&AS_OF, &FRESH])
             .map(|p| {
                 format!(
                     "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",

@@ -85,7 +85,7 @@ impl From<ParamError> for ApiError {
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         match e {
-            QueryError::Unavailable(m) => ApiError::new(ErrorCode::EngineUnavailable, m),
+            QueryError::Unavailable(m) | QueryError::Moved(m) => ApiError::new(ErrorCode::EngineUnavailable, m),
             QueryError::Failed(m) => ApiError::new(ErrorCode::QueryFailed, m),
             QueryError::UnknownSnapshot(m) => ApiError::new(ErrorCode::NotFound, m),
             overloaded @ QueryError::Overloaded { .. } => {

@@ -59,6 +59,11 @@ struct Meta<'a> {
     path: &'a str,
     elapsed_ms: f64,
     next_cursor: Option<&'a str>,
+    /// What the answer includes: its snapshot and, per source, the last sequence number and enqueued time,
+    /// committed or staged.
+    freshness: Option<&'a crate::lake::tail::Receipt>,
+    /// Seconds from the newest enqueued time the answer includes to now.
+    freshness_s: Option<f64>,
     score_definition: &'static str,
     timezone: &'static str,
 }
@@ -84,6 +89,8 @@ pub fn envelope(query: &Query, answer: &Answer, elapsed: Duration) -> Vec<u8> {
             path: &stored.path,
             elapsed_ms: elapsed.as_secs_f64() * 1e3,
             next_cursor: stored.next_cursor.as_deref(),
+            freshness: stored.freshness.as_ref(),
+            freshness_s: stored.freshness.as_ref().and_then(|r| r.freshness_s(Utc::now())),
             score_definition: SCORE_DEFINITION,
             timezone: "UTC",
         },
@@ -94,8 +101,8 @@ pub fn envelope(query: &Query, answer: &Answer, elapsed: Duration) -> Vec<u8> {
 
 async fn sentiment(kind: QueryKind, service: Arc<QueryService>, raw_query: Option<String>) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let (query, as_of) = Query::parse_request(kind, raw_query.as_deref(), Utc::now())?;
-    let answer = service.answer_at(&query, as_of).await?;
+    let (query, reading) = Query::parse_request(kind, raw_query.as_deref(), Utc::now())?;
+    let answer = service.answer_at(&query, reading).await?;
     let body = envelope(&query, &answer, started.elapsed());
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }

@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::{BooleanArray, RecordBatch};
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use chrono::Utc;
 use iceberg::spec::DataFile;
@@ -33,8 +33,9 @@ use crate::lake::catalog::{self, Outcome, RenewingCatalog};
 use crate::lake::error::LakeError;
 use crate::lake::files::{delete, write_data_files};
 use crate::lake::stage::{
-    self, next_pass, Awaiting, CommittedState, EntryKind, Listing, PassPlan, Quarantine, Segment, StagedEntry, Staging, Watermarks,
-    AWAITING_PROPERTY, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
+    self, next_pass, rows_taken, Awaiting, CommittedState, Enqueued, EntryKind, Listing, PassPlan, Quarantine, Segment, StagedEntry, Staging,
+    Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, ENQUEUED_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY,
+    WATERMARKS_PROPERTY,
 };
 use crate::lake::table::compat::conform;
 use crate::lake::table::Change;
@@ -154,6 +155,8 @@ pub async fn commit_staged(cx: &CommitContext<'_>) -> Result<CommitReport, LakeE
         let obsolete: Vec<String> = plan.obsolete.iter().map(|e| e.path.clone()).collect();
         cx.staging.delete(&obsolete).await?;
         report.obsolete_deleted += obsolete.len();
+        let grace = chrono::Duration::from_std(cx.policy.pass.gap_grace).unwrap_or(chrono::Duration::MAX);
+        cx.staging.delete(&listing.orphan_summaries(grace, Utc::now())).await?;
         if plan.sources.is_empty() {
             break;
         }
@@ -207,7 +210,7 @@ async fn upgrade_legacy(cx: &CommitContext<'_>, legacy: &[StagedEntry]) -> Resul
         };
         match stage::decode(bytes, &cx.target.arrow_schema) {
             Ok(segment) => {
-                cx.staging.write(&cx.target.staging, &segment).await?;
+                cx.staging.write(&cx.target.staging, &segment, false).await?;
                 cx.staging.delete(std::slice::from_ref(&entry.path)).await?;
             }
             Err(reason) => quarantined += quarantine(cx, entry, &reason).await?,
@@ -271,10 +274,8 @@ fn select(plan: &PassPlan, loaded: &[Loaded], committed: &Watermarks) -> Result<
         let pass = &plan.sources[item.source];
         let source = &pass.source;
         // Rows a rollback took out, in an entry staged before it: the replay brings them, not this entry.
-        let floor = pass.floors.get(&item.path).copied().unwrap_or(i64::MIN);
-        let source_seen = seen.entry(item.source).or_default();
-        let mask: BooleanArray =
-            item.segment.sequence_numbers.iter().map(|&seq| Some(seq > floor && !committed.covers(source, seq) && source_seen.insert(seq))).collect();
+        let floor = pass.floors.get(&item.path).copied();
+        let mask = rows_taken(&item.segment.sequence_numbers, committed.get(source), floor, seen.entry(item.source).or_default());
         duplicates += mask.false_count();
         rows += mask.true_count();
         parts.push(arrow_select::filter::filter_record_batch(&item.segment.rows, &mask)?);
@@ -404,9 +405,17 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
                 (COMMIT_ID_PROPERTY.to_string(), commit_id.clone()),
             ]),
             properties: {
+                let mut enqueued = Enqueued::of(table.metadata());
+                for item in loaded.iter() {
+                    if let Some(at) = item.segment.enqueued {
+                        enqueued.advance(&plan.sources[item.source].source, at);
+                    }
+                }
+                enqueued.retain_in(&selection.watermarks);
                 let mut properties = vec![
                     (WATERMARKS_PROPERTY.to_string(), selection.watermarks.to_property()),
                     (RECENT_COMMITS_PROPERTY.to_string(), state.recent_commits_with(table.metadata().properties(), &commit_id)),
+                    (ENQUEUED_PROPERTY.to_string(), enqueued.to_property()),
                 ];
                 // A replay committed through a rolled-back range releases it, in the same swap.
                 if !state.awaiting.is_empty() {
@@ -506,7 +515,7 @@ mod tests {
         Loaded {
             source,
             path: format!("p{source}/{}", seqs[0]),
-            segment: Segment { source: format!("p{source}"), invocation_id: None, range, rows, sequence_numbers: seqs.to_vec() },
+            segment: Segment { source: format!("p{source}"), invocation_id: None, range, rows, sequence_numbers: seqs.to_vec(), enqueued: None },
         }
     }
 

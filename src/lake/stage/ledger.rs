@@ -34,6 +34,40 @@ pub const RECENT_COMMITS_PROPERTY: &str = "sentiment-lake.recent-commits";
 /// Table property: the ranges rollbacks took out and a replay must bring back (JSON map source -> [`Awaited`]).
 pub const AWAITING_PROPERTY: &str = "sentiment-lake.awaiting-replay";
 pub const COMMIT_ID_PROPERTY: &str = "sentiment-lake.commit-id";
+/// Table property: per source, the newest enqueued time (milliseconds since the epoch) of what has been
+/// committed (JSON map source -> ms). Informational, for freshness receipts: never trusted for exactly-once.
+pub const ENQUEUED_PROPERTY: &str = "sentiment-lake.enqueued";
+
+/// `source -> newest enqueued time committed`, as [`ENQUEUED_PROPERTY`] holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Enqueued(BTreeMap<String, i64>);
+
+impl Enqueued {
+    /// The table's property; an unreadable one reads as empty (it only ever informs a receipt).
+    pub fn of(metadata: &TableMetadata) -> Self {
+        metadata.properties().get(ENQUEUED_PROPERTY).and_then(|raw| serde_json::from_str(raw).ok()).unwrap_or_default()
+    }
+
+    pub fn get(&self, source: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.0.get(source).copied().and_then(chrono::DateTime::from_timestamp_millis)
+    }
+
+    /// Raises `source`'s time to `at`; never lowers it.
+    pub fn advance(&mut self, source: &str, at: chrono::DateTime<chrono::Utc>) {
+        let entry = self.0.entry(source.to_string()).or_insert(i64::MIN);
+        *entry = (*entry).max(at.timestamp_millis());
+    }
+
+    /// Only the sources `watermarks` still has (a retired file leaves both).
+    pub fn retain_in(&mut self, watermarks: &Watermarks) {
+        self.0.retain(|source, _| watermarks.get(source).is_some());
+    }
+
+    pub fn to_property(&self) -> String {
+        serde_json::to_string(&self.0).expect("a string->i64 map always serialises")
+    }
+}
 
 /// Whether a snapshot of `metadata` carries `commit_id`: how a commit whose reply was lost is told from
 /// one that never landed, before anything is retried or its files deleted.

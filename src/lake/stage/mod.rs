@@ -11,10 +11,10 @@ mod quarantine;
 mod staging;
 
 pub use self::ledger::{
-    commit_landed, summary_watermarks, Awaited, Awaiting, CommittedState, Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY,
-    PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
+    commit_landed, summary_watermarks, Awaited, Awaiting, CommittedState, Enqueued, Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY,
+    ENQUEUED_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
 };
-pub use self::plan::{next_pass, PassBounds, PassPlan, SourcePass};
+pub use self::plan::{next_pass, rows_taken, PassBounds, PassPlan, SourcePass};
 pub use self::quarantine::{Quarantine, QuarantineRecord, StoredEnvelope};
 pub(crate) use self::staging::decode;
-pub use self::staging::{EntryKind, Listing, Segment, StagedEntry, Staging, StagingArea, SEQUENCE_COLUMN};
+pub use self::staging::{summary_path, EntryKind, Listing, Segment, StagedEntry, Staging, StagingArea, Summary, SEQUENCE_COLUMN};

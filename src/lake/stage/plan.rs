@@ -80,6 +80,20 @@ impl PassPlan {
     }
 }
 
+/// Which rows of a planned entry count, by sequence number: those above the source's committed
+/// `watermark` and above the entry's rollback `floor`, each sequence number once per source (`seen` holds
+/// the ones an earlier entry of the pass already gave). The commit and the answers that include staged
+/// rows ([`crate::lake::tail`]) select with this one rule.
+pub fn rows_taken(
+    sequence_numbers: &[i64],
+    watermark: Option<i64>,
+    floor: Option<i64>,
+    seen: &mut std::collections::HashSet<i64>,
+) -> arrow_array::BooleanArray {
+    let above = watermark.unwrap_or(i64::MIN).max(floor.unwrap_or(i64::MIN));
+    sequence_numbers.iter().map(|&seq| Some(seq > above && seen.insert(seq))).collect()
+}
+
 /// Plans the next pass over `listing`.
 pub fn next_pass(listing: &Listing, committed: &Watermarks, awaiting: &Awaiting, bounds: PassBounds, now: DateTime<Utc>) -> PassPlan {
     let mut plan = PassPlan::default();
@@ -249,6 +263,16 @@ mod tests {
         assert_eq!(plan.obsolete.iter().map(|e| e.range.unwrap()).collect::<Vec<_>>(), vec![(1, 100)]);
         assert_eq!(ranges(&plan.sources[0]), vec![(51, 150), (120, 180), (181, 181)]);
         assert_eq!(plan.sources[0].through, 181);
+    }
+
+    #[test]
+    fn rows_above_the_watermark_and_floor_are_taken_once() {
+        let mut seen = std::collections::HashSet::new();
+        let taken = |mask: arrow_array::BooleanArray| mask.iter().map(Option::unwrap).collect::<Vec<_>>();
+        assert_eq!(taken(rows_taken(&[4, 5, 6, 7], Some(5), None, &mut seen)), vec![false, false, true, true]);
+        assert_eq!(taken(rows_taken(&[6, 7, 8], Some(5), None, &mut seen)), vec![false, false, true], "6 and 7 came with the first entry");
+        assert_eq!(taken(rows_taken(&[9, 10, 11], None, Some(10), &mut seen)), vec![false, false, true], "at or below a rollback's floor");
+        assert_eq!(taken(rows_taken(&[1, 2], None, None, &mut std::collections::HashSet::new())), vec![true, true], "a new source");
     }
 
     #[test]

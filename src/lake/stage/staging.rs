@@ -14,7 +14,11 @@
 //! - `_staging/<area>/<source key>/source.json`: the source id the key stands for (written once);
 //! - `_staging/<area>/<source key>/<first>_<last>_<UUIDv7>.arrow`: a segment (`.parquet` when an earlier
 //!   version staged it: both are read);
-//! - `_staging/<area>/<source key>/<first>_<last>_<UUIDv7>.empty`: a range marker (zero bytes).
+//! - `_staging/<area>/<source key>/<first>_<last>_<UUIDv7>.empty`: a range marker (zero bytes);
+//! - `_staging/<area>/<source key>/<first>_<last>_<UUIDv7>.partials`: a records segment's *summary*, its rows'
+//!   partial aggregates per minute (the rollup's rows, [`crate::rollup`]) and the newest enqueued time, written
+//!   just before the segment, so answers that include what is staged ([`crate::lake::tail`]) never decode a
+//!   segment to aggregate it. It goes with its segment.
 //!
 //! Versions before the identity was in the path staged under `_staging/<table name>/`; that directory is
 //! still listed, so what they staged commits after an upgrade.
@@ -47,6 +51,10 @@ const SOURCE_KEY: &str = "sentiment-lake.source";
 const INVOCATION_KEY: &str = "sentiment-lake.invocation-id";
 const FIRST_KEY: &str = "sentiment-lake.first-sequence";
 const LAST_KEY: &str = "sentiment-lake.last-sequence";
+const ENQUEUED_KEY: &str = "sentiment-lake.enqueued-max-ms";
+const SEGMENT_BYTES_KEY: &str = "sentiment-lake.segment-bytes";
+const ROWS_KEY: &str = "sentiment-lake.rows";
+const SUMMARY_EXTENSION: &str = "partials";
 
 /// Rows bound for one table from one batch of one source.
 #[derive(Debug, Clone)]
@@ -58,6 +66,9 @@ pub struct Segment {
     pub range: (i64, i64),
     pub rows: RecordBatch,
     pub sequence_numbers: Vec<i64>,
+    /// When the newest event of the batch entered its stream (Event Hubs' enqueued time), if known: what a
+    /// freshness receipt reports.
+    pub enqueued: Option<DateTime<Utc>>,
 }
 
 /// What a staged object is, judged by its name alone.
@@ -69,6 +80,8 @@ pub enum EntryKind {
     Marker,
     /// A segment staged by an earlier version (`<UUIDv7>.parquet`): its range is only known by reading it.
     Legacy,
+    /// A records segment's summary (`.partials`): not an entry of the ledger, it goes with its segment.
+    Summary,
     /// Not something this crate writes.
     Unrecognised,
 }
@@ -112,6 +125,7 @@ impl StagedEntry {
         let (stem, kind) = match name.rsplit_once('.') {
             Some((stem, "arrow" | "parquet")) => (stem, EntryKind::Rows),
             Some((stem, "empty")) => (stem, EntryKind::Marker),
+            Some((stem, SUMMARY_EXTENSION)) => (stem, EntryKind::Summary),
             _ => return Some(entry(EntryKind::Unrecognised, None, key)),
         };
         let fields: Vec<&str> = stem.split('_').collect();
@@ -135,6 +149,9 @@ pub struct Listing {
     pub sources: HashMap<String, String>,
     pub legacy: Vec<StagedEntry>,
     pub unrecognised: Vec<StagedEntry>,
+    /// Segment summaries, by the path of the segment they summarise (which may not be listed: being
+    /// written, or gone and the summary left behind by a crash).
+    pub summaries: HashMap<String, StagedEntry>,
 }
 
 impl Listing {
@@ -150,6 +167,36 @@ impl Listing {
     pub fn bytes(&self) -> u64 {
         self.by_key.values().flatten().chain(&self.legacy).chain(&self.unrecognised).map(|e| e.size).sum()
     }
+
+    /// Summaries whose segment is not listed and that are older than `grace` (a segment follows its summary
+    /// within seconds): left by a crash between the two writes, or by a delete cut short.
+    pub fn orphan_summaries(&self, grace: chrono::Duration, now: DateTime<Utc>) -> Vec<String> {
+        let listed: HashSet<&str> = self.by_key.values().flatten().map(|e| e.path.as_str()).collect();
+        let mut orphans: Vec<String> = self
+            .summaries
+            .iter()
+            .filter(|(segment, s)| !listed.contains(segment.as_str()) && now - s.staged_at > grace)
+            .map(|(_, s)| s.path.clone())
+            .collect();
+        orphans.sort();
+        orphans
+    }
+}
+
+/// The path of the summary of the segment at `segment` (an `.arrow` path), if it can have one.
+pub fn summary_path(segment: &str) -> Option<String> {
+    segment.strip_suffix(".arrow").map(|stem| format!("{stem}.{SUMMARY_EXTENSION}"))
+}
+
+/// A records segment's summary read back.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// The segment's rows aggregated per minute.
+    pub partials: crate::rollup::Partials,
+    pub enqueued: Option<DateTime<Utc>>,
+    /// The size of the segment it summarises: a segment of another size is not the one summarised.
+    pub segment_bytes: u64,
+    pub rows: u64,
 }
 
 /// Where one table identity's entries are staged: `_staging/<dir>/`, and the directory earlier versions
@@ -184,11 +231,23 @@ pub struct Staging {
     store: Arc<dyn ObjectStore>,
     /// Descriptors known to exist, `<table>/<key>` -> source (written by this process or read back).
     descriptors: Arc<Mutex<HashMap<String, String>>>,
+    /// Entries this process wrote or removed so far: a tail planned before the last change is stale for
+    /// this process's own answers (read-your-writes), whatever its age.
+    changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Staging {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store, descriptors: Arc::default() }
+        Self { store, descriptors: Arc::default(), changes: Arc::default() }
+    }
+
+    /// How many times this process has staged or removed entries.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.changes.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     fn dir(area_dir: &str) -> String {
@@ -227,8 +286,9 @@ impl Staging {
         Ok(())
     }
 
-    /// Durably stages a segment (a range marker when it has no rows); returns its path.
-    pub async fn write(&self, area: &StagingArea, segment: &Segment) -> Result<String, LakeError> {
+    /// Durably stages a segment (a range marker when it has no rows); returns its path. With `summarise`
+    /// (records segments), its [`Summary`] is written first.
+    pub async fn write(&self, area: &StagingArea, segment: &Segment, summarise: bool) -> Result<String, LakeError> {
         let table = area.dir.as_str();
         let key = self.ensure_descriptor(table, &segment.source).await?;
         let (first, last) = segment.range;
@@ -236,13 +296,25 @@ impl Staging {
         if segment.rows.num_rows() == 0 {
             let path = format!("{stem}.empty");
             self.put(&path, Bytes::new()).await?;
+            self.changed();
             return Ok(path);
         }
         let path = format!("{stem}.arrow");
         // Encoding is CPU work: off the async workers that answer the host.
         let owned = segment.clone();
-        let bytes = tokio::task::spawn_blocking(move || encode(&owned)).await.map_err(|e| LakeError::Task(e.to_string()))??;
+        let (bytes, summary) = tokio::task::spawn_blocking(move || {
+            let bytes = encode(&owned)?;
+            let summary = if summarise { Some(encode_summary(&owned, bytes.len() as u64)?) } else { None };
+            Ok::<_, LakeError>((bytes, summary))
+        })
+        .await
+        .map_err(|e| LakeError::Task(e.to_string()))??;
+        if let Some(summary) = summary {
+            // Before the segment: a listed segment written by this version always has its summary.
+            self.put(&format!("{stem}.{SUMMARY_EXTENSION}"), summary).await?;
+        }
         self.put(&path, bytes).await?;
+        self.changed();
         Ok(path)
     }
 
@@ -254,6 +326,7 @@ impl Staging {
         let dir = area.dirs().find(|dir| known(dir)).unwrap_or(area.dir.as_str());
         let path = format!("{}/{key}/{}_{}_{}.empty", Self::dir(dir), range.0, range.1, uuid::Uuid::now_v7());
         self.put(&path, Bytes::new()).await?;
+        self.changed();
         Ok(path)
     }
 
@@ -278,6 +351,12 @@ impl Staging {
                 };
                 keys.insert(entry.key.clone());
                 match entry.kind {
+                    EntryKind::Summary => {
+                        if let Some(stem) = entry.path.strip_suffix(&format!(".{SUMMARY_EXTENSION}")) {
+                            listing.summaries.insert(format!("{stem}.arrow"), entry);
+                        }
+                        continue;
+                    }
                     EntryKind::Rows | EntryKind::Marker => listing.by_key.entry(entry.key.clone()).or_default().push(entry),
                     EntryKind::Legacy => listing.legacy.push(entry),
                     EntryKind::Unrecognised => listing.unrecognised.push(entry),
@@ -318,17 +397,48 @@ impl Staging {
         get.bytes().await.map_err(|e| LakeError::storage("get", path, e))
     }
 
-    /// Removes entries. One already gone (another committer removed it) is fine.
+    /// A segment's summary, or `None` when it has none readable (staged by an earlier version, or damaged:
+    /// the segment itself is read instead).
+    pub async fn read_summary(&self, segment: &str) -> Result<Option<Summary>, LakeError> {
+        let Some(path) = summary_path(segment) else {
+            return Ok(None);
+        };
+        let bytes = self.read(&path).await?;
+        Ok(decode_summary(&bytes).ok())
+    }
+
+    /// Removes entries, and the summaries of segments among them, a few at a time. One already gone
+    /// (another committer removed it) is fine.
     pub async fn delete(&self, paths: &[String]) -> Result<(), LakeError> {
-        for path in paths {
-            match self.store.delete(&Path::from(path.as_str())).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(LakeError::storage("delete", path.as_str(), e)),
+        use futures::StreamExt;
+        let targets: Vec<String> = paths.iter().flat_map(|p| std::iter::once(p.clone()).chain(summary_path(p))).collect();
+        let mut deletes = futures::stream::iter(targets)
+            .map(|path| {
+                let store = self.store.clone();
+                async move {
+                    match store.delete(&Path::from(path.as_str())).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                        Err(e) => Err(LakeError::storage("delete", path.as_str(), e)),
+                    }
+                }
+            })
+            .buffer_unordered(DELETES_AT_ONCE);
+        let mut outcome = Ok(());
+        while let Some(deleted) = deletes.next().await {
+            if deleted.is_err() && outcome.is_ok() {
+                outcome = deleted;
             }
         }
-        Ok(())
+        if !paths.is_empty() {
+            self.changed();
+        }
+        outcome
     }
 }
+
+/// Deletes in flight at once: a commit of a five-minute interval removes a thousand entries and their
+/// summaries, one round trip each on Azure.
+const DELETES_AT_ONCE: usize = 16;
 
 /// The Arrow schema of a segment: the table's columns plus the sequence number.
 fn with_sequence(schema: &Schema) -> SchemaRef {
@@ -365,13 +475,53 @@ pub(crate) fn encode(segment: &Segment) -> Result<Bytes, LakeError> {
     if let Some(id) = &segment.invocation_id {
         metadata.insert(INVOCATION_KEY.to_string(), id.clone());
     }
+    if let Some(at) = segment.enqueued {
+        metadata.insert(ENQUEUED_KEY.to_string(), at.timestamp_millis().to_string());
+    }
     let schema = Arc::new(with_sequence(&rows.schema()).as_ref().clone().with_metadata(metadata));
     let batch = RecordBatch::try_new(schema, columns)?;
+    ipc_with_trailer(&batch)
+}
+
+/// A segment's summary: its rows aggregated per minute as rollup rows, in the same framing as a segment
+/// (an Arrow IPC stream and a checksum trailer), the segment's size, row count and newest enqueued time in
+/// the stream's metadata.
+fn encode_summary(segment: &Segment, segment_bytes: u64) -> Result<Bytes, LakeError> {
+    let mut partials = crate::rollup::Partials::default();
+    partials
+        .add_batch(&segment.rows, &[crate::rollup::Grain::Minute], &crate::rollup::RowFilter::default())
+        .map_err(|e| LakeError::Rollup(format!("summarising a segment: {e}")))?;
+    let batch = crate::rollup::table::to_batch(&partials)?;
+    let mut metadata =
+        HashMap::from([(SEGMENT_BYTES_KEY.to_string(), segment_bytes.to_string()), (ROWS_KEY.to_string(), segment.rows.num_rows().to_string())]);
+    if let Some(at) = segment.enqueued {
+        metadata.insert(ENQUEUED_KEY.to_string(), at.timestamp_millis().to_string());
+    }
+    let schema = Arc::new(batch.schema().as_ref().clone().with_metadata(metadata));
+    ipc_with_trailer(&RecordBatch::try_new(schema, batch.columns().to_vec())?)
+}
+
+fn decode_summary(bytes: &[u8]) -> Result<Summary, String> {
+    let (batches, metadata) = read_ipc(bytes)?;
+    let mut partials = crate::rollup::Partials::default();
+    for batch in &batches {
+        crate::rollup::table::read_batch(batch, |key, measures| partials.merge_row(key, &measures))?;
+    }
+    let number = |key: &str| metadata.get(key).and_then(|v| v.parse::<u64>().ok()).ok_or(format!("no {key}"));
+    Ok(Summary { partials, enqueued: enqueued_of(&metadata), segment_bytes: number(SEGMENT_BYTES_KEY)?, rows: number(ROWS_KEY)? })
+}
+
+fn enqueued_of(metadata: &HashMap<String, String>) -> Option<DateTime<Utc>> {
+    metadata.get(ENQUEUED_KEY).and_then(|v| v.parse().ok()).and_then(DateTime::from_timestamp_millis)
+}
+
+/// `batch` as an LZ4-compressed Arrow IPC stream followed by its CRC-32 and [`TRAILER_MAGIC`].
+fn ipc_with_trailer(batch: &RecordBatch) -> Result<Bytes, LakeError> {
     let options = IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
     // About what LZ4 leaves of JSON-born text, so the buffer is not regrown (and copied) many times.
     let buffer = Vec::with_capacity(batch.get_array_memory_size() / 2);
     let mut writer = StreamWriter::try_new_with_options(buffer, &batch.schema(), options)?;
-    writer.write(&batch)?;
+    writer.write(batch)?;
     writer.finish()?;
     let mut bytes = writer.into_inner()?;
     let checksum = crc32fast::hash(&bytes);
@@ -400,6 +550,7 @@ fn decode_unguarded(bytes: Bytes, expected: &Schema) -> Result<Segment, String> 
     };
     let source = metadata.get(SOURCE_KEY).cloned().ok_or("no source in the file's metadata")?;
     let invocation_id = metadata.get(INVOCATION_KEY).cloned();
+    let enqueued = enqueued_of(&metadata);
     let seq_index = schema.index_of(SEQUENCE_COLUMN).map_err(|_| format!("no `{SEQUENCE_COLUMN}` column"))?;
     let mut data_fields: Vec<&Arc<Field>> = schema.fields().iter().collect();
     data_fields.remove(seq_index);
@@ -432,7 +583,7 @@ fn decode_unguarded(bytes: Bytes, expected: &Schema) -> Result<Segment, String> 
     }
     let mut rows = batch;
     rows.remove_column(seq_index);
-    Ok(Segment { source, invocation_id, range, rows, sequence_numbers })
+    Ok(Segment { source, invocation_id, range, rows, sequence_numbers, enqueued })
 }
 
 /// The last bytes of a segment, after the checksum.
@@ -492,18 +643,46 @@ mod tests {
             assert_eq!(c(bad).unwrap().kind, EntryKind::Unrecognised, "{bad}");
         }
         assert_eq!(c(&format!("_staging/t/abcd/9_5_{id}.parquet")).unwrap().kind, EntryKind::Unrecognised, "first > last");
+        let summary = c(&format!("_staging/t/abcd/5_9_{id}.partials")).unwrap();
+        assert_eq!((summary.kind, summary.range), (EntryKind::Summary, Some((5, 9))));
+        assert_eq!(summary_path(&format!("_staging/t/abcd/5_9_{id}.arrow")), Some(format!("_staging/t/abcd/5_9_{id}.partials")));
+        assert_eq!(summary_path(&format!("_staging/t/abcd/5_9_{id}.empty")), None, "markers have no summary");
+    }
+
+    #[test]
+    fn only_old_summaries_without_their_segment_are_orphans() {
+        let now = at();
+        let entry = |name: &str, age: i64| StagedEntry::classify(&format!("_staging/t/k/{name}"), 1, now - chrono::Duration::seconds(age)).unwrap();
+        let (kept, young, orphan) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let mut listing = Listing::default();
+        listing.by_key.entry("k".into()).or_default().push(entry(&format!("1_2_{kept}.arrow"), 900));
+        for (id, age) in [(kept, 900), (young, 5), (orphan, 900)] {
+            let summary = entry(&format!("1_2_{id}.partials"), age);
+            listing.summaries.insert(summary.path.replace(".partials", ".arrow"), summary);
+        }
+        assert_eq!(listing.orphan_summaries(chrono::Duration::seconds(300), now), vec![format!("_staging/t/k/1_2_{orphan}.partials")]);
     }
 
     fn segment() -> (SchemaRef, Segment) {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Utf8, false)]));
         let rows = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec!["a", "b"]))]).unwrap();
-        (schema, Segment { source: "s".into(), invocation_id: Some("i".into()), range: (10, 20), rows, sequence_numbers: vec![11, 19] })
+        (
+            schema,
+            Segment {
+                source: "s".into(),
+                invocation_id: Some("i".into()),
+                range: (10, 20),
+                rows,
+                sequence_numbers: vec![11, 19],
+                enqueued: DateTime::from_timestamp_millis(1_700_000_000_123),
+            },
+        )
     }
 
     fn assert_same(back: &Segment, staged: &Segment) {
         assert_eq!(
-            (back.source.as_str(), back.invocation_id.as_deref(), back.range),
-            (staged.source.as_str(), staged.invocation_id.as_deref(), staged.range)
+            (back.source.as_str(), back.invocation_id.as_deref(), back.range, back.enqueued),
+            (staged.source.as_str(), staged.invocation_id.as_deref(), staged.range, staged.enqueued)
         );
         assert_eq!((&back.sequence_numbers, back.rows.columns()), (&staged.sequence_numbers, staged.rows.columns()));
     }
@@ -556,6 +735,7 @@ mod tests {
         let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), Some(props)).unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
-        assert_same(&decode(Bytes::from(bytes), &schema).unwrap(), &segment);
+        // Earlier versions recorded no enqueued time.
+        assert_same(&decode(Bytes::from(bytes), &schema).unwrap(), &Segment { enqueued: None, ..segment });
     }
 }
