@@ -1,5 +1,6 @@
-// The dashboard: every panel is one call to the query API, all at one snapshot (the current one, or the one
-// picked), refreshed when a new snapshot lands. No inline script or style (the page is served under a strict
+// The dashboard: every panel is one call to the query API, all at one snapshot (the current one plus what is
+// staged above it, or a past one picked), redrawn when the data changes: a new snapshot, or newly staged
+// events (each answer's meta.freshness says which sequence number of each partition it includes). No inline script or style (the page is served under a strict
 // Content-Security-Policy), no requests to anywhere but this origin.
 "use strict";
 
@@ -11,7 +12,7 @@
   const pollMs = Math.max(250, Number(params.get("poll")) || 10000);
 
   const $ = (id) => document.getElementById(id);
-  const state = { ready: false, snapshotId: null, committedAt: null, loads: 0, series: null, errors: [] };
+  const state = { ready: false, snapshotId: null, dataKey: null, committedAt: null, loads: 0, series: null, errors: [] };
   window.dashboardState = state;
   let chart = null;
 
@@ -22,6 +23,19 @@
   // Snapshot ids are 64-bit: read them from the JSON text, not as (rounded) doubles.
   const ID_KEYS = new Set(["snapshot_id", "parent_id", "current_snapshot_id"]);
   const parse = (text) => JSON.parse(text, (k, v, context) => (ID_KEYS.has(k) && context && typeof context.source === "string" && v !== null ? context.source : v));
+
+  // What an answer includes: its snapshot and, per partition, the last sequence number (committed or staged).
+  function dataKey(meta) {
+    const sources = (meta.freshness && meta.freshness.sources) || {};
+    return `${meta.snapshot_id}|${Object.keys(sources).sort().map((s) => `${s}:${sources[s].last_sequence}`).join(",")}`;
+  }
+
+  function stagedNote(meta) {
+    const tail = meta.freshness && meta.freshness.tail;
+    if (!tail || !tail.included || tail.entries === 0) return "";
+    const age = meta.freshness_s === null || meta.freshness_s === undefined ? "" : `, newest event ${Number(meta.freshness_s).toFixed(1)} s old`;
+    return `; plus ${tail.rows} staged events not yet committed${age}`;
+  }
 
   async function api(path, query) {
     const headers = key ? { "x-functions-key": key } : {};
@@ -112,10 +126,11 @@
       const snapshotId = series.meta.snapshot_id;
       const entry = history.data.find((s) => s.snapshot_id === snapshotId);
       state.snapshotId = snapshotId;
+      state.dataKey = dataKey(series.meta);
       state.committedAt = entry ? entry.committed_at : null;
-      $("snapshot").textContent = snapshotId
+      $("snapshot").textContent = (snapshotId
         ? `Snapshot ${snapshotId}${entry ? `, committed ${entry.committed_at.replace("T", " ").slice(0, 19)} UTC (${entry.operation}${entry.total_rows ? `, ${entry.total_rows} rows` : ""})` : ""}${asOf ? " — a past snapshot" : ""}`
-        : "The table has no rows yet.";
+        : "No commit yet") + stagedNote(series.meta) + ".";
       drawSeries(series.data, ticker, interval);
       $("tickers").replaceChildren(...top.data.map((t) => new Option(t.ticker)));
       fill("top", top.data, (t) => [cell(t.ticker), cell(t.message_count, "num"), cell(number(t.average_score), scoreClass(t.average_score)), cell(percent(t.bullish_share), "num bull"), cell(percent(t.bearish_share), "num bear")]);
@@ -143,12 +158,13 @@
     }
   }
 
-  // A new snapshot redraws the page, unless a past one is being looked at.
+  // New data (a new snapshot, or newly staged events) redraws the page, unless a past snapshot is being
+  // looked at. The question asked to find out is the cheapest the API has.
   async function poll() {
     try {
       if (!$("as_of").value) {
-        const history = await api("snapshots", { limit: 1 });
-        if (history.meta.current_snapshot_id && history.meta.current_snapshot_id !== state.snapshotId) await load();
+        const probe = await api("tickers", { limit: 1, days: 1 });
+        if (dataKey(probe.meta) !== state.dataKey) await load();
       }
     } catch (e) {
       state.errors.push(String(e));

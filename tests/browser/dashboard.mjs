@@ -1,7 +1,7 @@
 // Drives the dashboard in headless Chromium (Debian's, through playwright-core) against a running server.
 // Usage: node dashboard.mjs <base url> <screenshot path>
 // Protocol with the Rust test: prints {"phase":"shown",...} once the page has drawn, then waits for a line on
-// stdin (the test commits more rows meanwhile), waits for the page to show the new snapshot, and prints
+// stdin (the test stages more rows meanwhile, not committed), waits for the page to show them, and prints
 // {"phase":"done",...}. Exits non-zero when the plotted values differ from the API's.
 import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
@@ -44,9 +44,12 @@ try {
 
   const lines = createInterface({ input: process.stdin });
   await new Promise((resolve) => lines.once("line", resolve));
-  await page.waitForFunction((old) => window.dashboardState.snapshotId !== old, before.snapshot, { timeout: 20000 });
+  const beforeKey = await page.evaluate(() => window.dashboardState.dataKey);
+  await page.waitForFunction((old) => window.dashboardState.dataKey !== old, beforeKey, { timeout: 20000 });
   await page.waitForFunction((old) => window.dashboardState.loads >= 2, null, { timeout: 20000 });
-  const after = await compare("after the commit");
+  const after = await compare("after staging");
+  const line = await page.evaluate(() => document.getElementById("snapshot").textContent);
+  if (!line.includes("staged events not yet committed")) failures.push(`the snapshot line does not mention the staged events: ${line}`);
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-after.png"), fullPage: true });
   // A phone: the layout folds to one column and nothing overflows sideways.
   await page.setViewportSize({ width: 390, height: 844 });
