@@ -134,6 +134,39 @@ async fn staged_events_are_in_every_answer_before_the_commit_and_counted_once_af
     assert_eq!(status, 400);
 }
 
+/// A rollback's awaited range is not shown as present: what the live stream stages above it waits, in
+/// answers as in commits, until the replay brings the range back; then everything counts once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollbacks_awaited_range_is_not_shown_until_its_replay() {
+    let dir = warehouse();
+    // A short gap grace: only the awaited range, not a young gap, can be what holds the stream back.
+    let grace = Duration::from_millis(300);
+    let mut config = config(dir.path());
+    config.commit_policy.pass.gap_grace = grace;
+    let lake = sentiment_lake::lake::Lake::open(&config).await.unwrap();
+    let server = serve(lake.clone()).await;
+    let end = Utc::now();
+    let records = |base: String| async move { record_ids(&get_ok(&base, "/api/sentiment/records?days=7&limit=1000").await) };
+    deliver(&server.base, batch(end, 0, 1, 100)).await;
+    server.committer.commit_now().await.unwrap();
+    let first = lake.load(sentiment_lake::lake::TableKind::Records).await.unwrap().metadata().current_snapshot_id().unwrap();
+    deliver(&server.base, batch(end, 0, 101, 200)).await;
+    server.committer.commit_now().await.unwrap();
+    // Staged before the rollback and reaching past its range.
+    deliver(&server.base, batch(end, 0, 190, 210)).await;
+    lake.rollback(sentiment_lake::lake::TableKind::Records, first).await.unwrap().unwrap();
+    deliver(&server.base, batch(end, 0, 211, 300)).await;
+    tokio::time::sleep(grace * 2).await;
+    assert_eq!(records(server.base.clone()).await.len(), 100, "101..=200 is awaited: nothing above it is shown, however old");
+
+    deliver(&server.base, batch(end, 0, 101, 200)).await;
+    let fresh = records(server.base.clone()).await;
+    assert_eq!((fresh.len(), fresh.iter().collect::<BTreeSet<_>>().len()), (300, 300), "the replay brings the range back, each event once");
+    server.committer.commit_now().await.unwrap();
+    let committed = record_ids(&get_ok(&server.base, "/api/sentiment/records?days=7&limit=1000&fresh=false").await);
+    assert_eq!(committed, fresh, "the commit takes exactly what the answers showed");
+}
+
 fn server_process(dir: &std::path::Path, catalog: &str, port: u16, interval_secs: u64) -> Killed {
     let child = Command::new(env!("CARGO_BIN_EXE_sentiment-lake"))
         .arg("--warehouse")

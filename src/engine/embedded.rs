@@ -146,6 +146,8 @@ impl EmbeddedEngine {
             let receipt = Receipt::of(table.metadata(), Some(&tail), omitted.clone());
             let tail = (omitted.is_none() && !tail.entries.is_empty()).then(|| Arc::new(tail));
             counter!("sentiment_lake_query_tail_plans_total", "tail" => if tail.is_some() { "yes" } else { "no" }).increment(1);
+            metrics::gauge!("sentiment_lake_query_tail_entries").set(receipt.tail.as_ref().map_or(0, |t| t.entries) as f64);
+            metrics::gauge!("sentiment_lake_query_tail_bytes").set(receipt.tail.as_ref().map_or(0, |t| t.bytes) as f64);
             break TableSnapshot { tail, receipt: Some(Arc::new(receipt)), ..base };
         };
         *latest = Some((std::time::Instant::now(), changes, snapshot.clone()));

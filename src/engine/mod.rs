@@ -5,7 +5,9 @@
 //! Every answer is computed at an explicit snapshot: [`QueryEngine::current_snapshot`] says which snapshot is
 //! current, and [`QueryEngine::execute`] reads exactly that one. The cache keys answers by that id, so an
 //! answer is never served for a table state it was not computed from. Aggregates may instead come as partials
-//! ([`QueryEngine::partials`]) from the rollup table where it covers the snapshot asked.
+//! ([`QueryEngine::partials`]) from the rollup table where it covers the snapshot asked. A snapshot may carry
+//! the staged rows above it ([`QueryEngine::fresh_snapshot`], [`crate::lake::tail`]): the embedded engine
+//! adds their summaries to partials and their rows to its SQL's table, and the cache key names both.
 
 mod dremio;
 mod embedded;
