@@ -42,6 +42,8 @@ struct Inner {
     leader: AtomicBool,
     /// How long a renewal holds the lease (three heartbeats of the loop's interval).
     lease_ttl: std::sync::Mutex<Duration>,
+    /// The loop's interval, once it runs.
+    interval: std::sync::Mutex<Option<Duration>>,
     last_commit: std::sync::Mutex<Instant>,
 }
 
@@ -69,6 +71,7 @@ impl Committer {
                 holder,
                 leader: AtomicBool::new(false),
                 lease_ttl: std::sync::Mutex::new(heartbeat(Duration::from_secs(300)) * 3),
+                interval: std::sync::Mutex::new(None),
                 last_commit: std::sync::Mutex::new(Instant::now()),
                 lake,
                 wake: Notify::new(),
@@ -124,7 +127,10 @@ impl Committer {
 
     /// Takes or renews the commit lease for `ttl`; an instance that cannot read it counts as holding it.
     async fn renew(&self, ttl: Duration) -> bool {
-        let held = match self.inner.lake.try_lease(&self.inner.lease, &self.inner.holder, ttl).await {
+        // Bounded: a hung database call must not freeze the holder's flag.
+        let asked = tokio::time::timeout(ttl, self.inner.lake.try_lease(&self.inner.lease, &self.inner.holder, ttl)).await;
+        let asked = asked.unwrap_or_else(|_| Err(LakeError::Config(format!("no answer from the lease database within {ttl:?}"))));
+        let held = match asked {
             Ok(held) => held,
             Err(e) => {
                 tracing::warn!(error = %e, lease = %self.inner.lease, "The commit lease cannot be read; committing anyway (the commit protocol keeps it exactly once).");
@@ -145,6 +151,12 @@ impl Committer {
         if !self.renew(ttl).await {
             return Ok(None);
         }
+        // The holder's own loop committed within the interval: the timer adds no second commit to it.
+        let interval = *self.inner.interval.lock().unwrap_or_else(|e| e.into_inner());
+        let since = self.inner.last_commit.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+        if interval.is_some_and(|interval| since < interval / 2) {
+            return Ok(Some(Vec::new()));
+        }
         self.commit_now().await.map(Some)
     }
 
@@ -163,6 +175,7 @@ impl Committer {
         let handle = self.clone();
         let beat = heartbeat(interval);
         *self.inner.lease_ttl.lock().unwrap_or_else(|e| e.into_inner()) = beat * 3;
+        *self.inner.interval.lock().unwrap_or_else(|e| e.into_inner()) = Some(interval);
         tokio::spawn(async move {
             let renewer = handle.clone();
             let renewal = tokio::spawn(async move {

@@ -13,13 +13,31 @@ use chrono::{DateTime, Utc};
 use common::*;
 use serde_json::Value;
 
-/// Event `seq` of partition `partition`: the same body whenever it is (re)delivered.
-fn body(end: DateTime<Utc>, partition: u64, seq: i64) -> String {
-    events(end, partition * 100_000 + seq as u64, 1).remove(0).to_string()
+/// Every event a test delivers, by partition and sequence number: the same body whenever it is
+/// (re)delivered, and varied (tickers, sources, times over three days) from one event to the next.
+struct Stream(Vec<Value>);
+
+const PER_PARTITION: u64 = 1_000;
+
+impl Stream {
+    fn new(end: DateTime<Utc>) -> Self {
+        Stream(events(end, 0, 5 * PER_PARTITION))
+    }
+
+    fn event(&self, partition: u64, seq: i64) -> &Value {
+        &self.0[(partition * PER_PARTITION) as usize + seq as usize]
+    }
+
+    /// A window from the earliest to the latest event time of `partition`'s `first..=last`: minutes with
+    /// staged rows at both edges, cut by them.
+    fn edges(&self, partition: u64, first: i64, last: i64) -> (DateTime<Utc>, DateTime<Utc>) {
+        let times: Vec<DateTime<Utc>> = (first..=last).map(|seq| common::expected::at(self.event(partition, seq))).collect();
+        (*times.iter().min().unwrap(), *times.iter().max().unwrap())
+    }
 }
 
-fn batch(end: DateTime<Utc>, partition: u64, first: i64, last: i64) -> String {
-    let bodies: Vec<String> = (first..=last).map(|seq| body(end, partition, seq)).collect();
+fn batch(stream: &Stream, partition: u64, first: i64, last: i64) -> String {
+    let bodies: Vec<String> = (first..=last).map(|seq| stream.event(partition, seq).to_string()).collect();
     host_envelope(&partition.to_string(), first, &bodies, Utc::now())
 }
 
@@ -28,13 +46,10 @@ async fn deliver(base: &str, envelope: String) {
     assert_eq!(status, 200, "{reply}");
 }
 
-/// The query strings of every endpoint over the whole generated span, and over windows whose edges cut
-/// minutes (answered partly from raw rows), for `ticker`.
-fn questions(end: DateTime<Utc>, ticker: &str) -> Vec<String> {
-    let (from, to) = ((end - chrono::Duration::hours(50)).timestamp() as f64 + 17.25, (end - chrono::Duration::minutes(7)).timestamp() as f64 + 41.5);
-    let instant = |secs: f64| {
-        DateTime::from_timestamp_micros((secs * 1e6) as i64).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Micros, true).replace('+', "%2B")
-    };
+/// The query strings of every endpoint over the whole generated span, and over a window whose edges cut
+/// minutes holding rows (answered partly from raw rows), for `ticker`.
+fn questions(ticker: &str, (from, to): (DateTime<Utc>, DateTime<Utc>)) -> Vec<String> {
+    let instant = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let edges = format!("from={}&to={}", instant(from), instant(to));
     vec![
         "tickers?days=7&limit=100".into(),
@@ -68,7 +83,7 @@ async fn staged_events_are_in_every_answer_before_the_commit_and_counted_once_af
     let dir = warehouse();
     let lake = open(dir.path()).await;
     let server = serve(lake.clone()).await;
-    let end = Utc::now();
+    let end = &Stream::new(Utc::now());
 
     // Before the table has any commit: the staged rows alone.
     deliver(&server.base, batch(end, 0, 1, 40)).await;
@@ -93,12 +108,17 @@ async fn staged_events_are_in_every_answer_before_the_commit_and_counted_once_af
     // twice, and a redelivery reaching below the watermark.
     deliver(&server.base, batch(end, 1, 1, 60)).await;
     server.committer.commit_now().await.unwrap();
-    for envelope in [batch(end, 0, 41, 90), batch(end, 1, 61, 120), batch(end, 1, 61, 120), batch(end, 0, 21, 110), batch(end, 2, 1, 30)] {
+    for envelope in [batch(end, 1, 61, 120), batch(end, 1, 61, 120), batch(end, 0, 21, 110), batch(end, 0, 41, 90)] {
         deliver(&server.base, envelope).await;
     }
-    let questions = questions(end, &ticker);
-    let fresh = answers(&server.base, &questions, true).await;
-    let committed_only = answers(&server.base, &questions, false).await;
+    // Answers between batches: each later tail starts from the summaries an earlier one merged.
+    get_ok(&server.base, "/api/sentiment/tickers?days=7").await;
+    deliver(&server.base, batch(end, 2, 1, 15)).await;
+    get_ok(&server.base, "/api/sentiment/tickers?days=7").await;
+    deliver(&server.base, batch(end, 2, 16, 30)).await;
+    let asked = questions(&ticker, end.edges(2, 1, 30));
+    let fresh = answers(&server.base, &asked, true).await;
+    let committed_only = answers(&server.base, &asked, false).await;
     let all = record_ids(&fresh[9]);
     assert_eq!(all.len(), 110 + 120 + 30, "every event once, however often delivered");
     assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), all.len());
@@ -110,12 +130,12 @@ async fn staged_events_are_in_every_answer_before_the_commit_and_counted_once_af
 
     // Committed: every answer equals what it was with the tail, from the snapshot alone.
     server.committer.commit_now().await.unwrap();
-    let after = answers(&server.base, &questions, false).await;
-    for ((question, before), after) in questions.iter().zip(&fresh).zip(&after) {
+    let after = answers(&server.base, &asked, false).await;
+    for ((question, before), after) in asked.iter().zip(&fresh).zip(&after) {
         assert_eq!(before["data"], after["data"], "{question}: the staged answer differs from the committed one");
     }
-    let again = answers(&server.base, &questions, true).await;
-    for ((question, fresh), again) in questions.iter().zip(&after).zip(&again) {
+    let again = answers(&server.base, &asked, true).await;
+    for ((question, fresh), again) in asked.iter().zip(&after).zip(&again) {
         assert_eq!(fresh["data"], again["data"], "{question}: counted once after the commit");
     }
     assert_eq!(again[0]["meta"]["freshness"]["sources"][host_source("1")]["staged"], false);
@@ -125,11 +145,22 @@ async fn staged_events_are_in_every_answer_before_the_commit_and_counted_once_af
     assert_eq!(record_ids(&get_ok(&server.base, "/api/sentiment/records?days=7&limit=1000").await).len(), 260);
     server.committer.commit_now().await.unwrap();
     assert_eq!(record_ids(&get_ok(&server.base, "/api/sentiment/records?days=7&limit=1000").await).len(), 260);
+    // A tail of clean entries only, asked over windows whose edges cut its minutes: summaries inside,
+    // rows at the edges.
+    deliver(&server.base, batch(end, 4, 1, 40)).await;
+    let clean_questions = questions(&ticker, end.edges(4, 1, 40));
+    let fresh = answers(&server.base, &clean_questions, true).await;
+    server.committer.commit_now().await.unwrap();
+    let after = answers(&server.base, &clean_questions, false).await;
+    for ((question, before), after) in clean_questions.iter().zip(&fresh).zip(&after) {
+        assert_eq!(before["data"], after["data"], "{question}: the staged answer differs from the committed one");
+    }
     // An answer of a past snapshot never includes the tail.
     deliver(&server.base, batch(end, 3, 1, 5)).await;
     let snapshot = again[0]["meta"]["snapshot_id"].as_i64().unwrap();
     let past = get_ok(&server.base, &format!("/api/sentiment/records?days=7&limit=1000&as_of={snapshot}")).await;
     assert_eq!(record_ids(&past).len(), 260);
+    assert_eq!(record_ids(&get_ok(&server.base, "/api/sentiment/records?days=7&limit=1000").await).len(), 305);
     let (status, _) = get(&server.base, &format!("/api/sentiment/records?days=7&as_of={snapshot}&fresh=true")).await;
     assert_eq!(status, 400);
 }
@@ -145,7 +176,7 @@ async fn a_rollbacks_awaited_range_is_not_shown_until_its_replay() {
     config.commit_policy.pass.gap_grace = grace;
     let lake = sentiment_lake::lake::Lake::open(&config).await.unwrap();
     let server = serve(lake.clone()).await;
-    let end = Utc::now();
+    let end = &Stream::new(Utc::now());
     let records = |base: String| async move { record_ids(&get_ok(&base, "/api/sentiment/records?days=7&limit=1000").await) };
     deliver(&server.base, batch(end, 0, 1, 100)).await;
     server.committer.commit_now().await.unwrap();
@@ -210,7 +241,7 @@ async fn two_server_processes_over_one_warehouse_agree_before_any_commit() {
     let (a, b) = (format!("http://127.0.0.1:{a}"), format!("http://127.0.0.1:{b}"));
     wait_healthy(&a).await;
     wait_healthy(&b).await;
-    let end = Utc::now();
+    let end = &Stream::new(Utc::now());
     deliver(&a, batch(end, 0, 1, 50)).await;
     let waited = until_visible(&b, 50).await;
     assert!(waited < Duration::from_secs(5), "visible on the other instance after {waited:?}");
@@ -218,7 +249,7 @@ async fn two_server_processes_over_one_warehouse_agree_before_any_commit() {
     until_visible(&a, 75).await;
     until_visible(&b, 75).await;
     let ticker = get_ok(&a, "/api/sentiment/tickers?days=7").await["data"][0]["ticker"].as_str().unwrap().to_string();
-    for question in questions(end, &ticker) {
+    for question in questions(&ticker, end.edges(0, 1, 50)) {
         let (from_a, from_b) = (get_ok(&a, &format!("/api/sentiment/{question}")).await, get_ok(&b, &format!("/api/sentiment/{question}")).await);
         assert_eq!(from_a["data"], from_b["data"], "{question}");
         assert_eq!(from_a["meta"]["freshness"]["sources"], from_b["meta"]["freshness"]["sources"], "{question}");
@@ -234,7 +265,7 @@ async fn a_tail_on_azure_storage_is_answered_and_committed_once() {
     config.storage.azure.connection_string = Some(azurite.connection_string());
     let lake = sentiment_lake::lake::Lake::open(&config).await.unwrap();
     let server = serve(lake.clone()).await;
-    let end = Utc::now();
+    let end = &Stream::new(Utc::now());
     deliver(&server.base, batch(end, 0, 1, 30)).await;
     server.committer.commit_now().await.unwrap();
     deliver(&server.base, batch(end, 0, 31, 70)).await;
@@ -265,7 +296,7 @@ async fn four_servers_commit_once_per_interval_and_lose_nothing_when_the_lease_h
         wait_healthy(base).await;
         tokio::time::sleep(Duration::from_millis(INTERVAL_SECS * 1000 / 4)).await;
     }
-    let end = Utc::now();
+    let end = &Stream::new(Utc::now());
     let started = Utc::now();
     let mut next: HashMap<u64, i64> = HashMap::new();
     let mut acknowledged = 0usize;

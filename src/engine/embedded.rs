@@ -123,15 +123,12 @@ impl EmbeddedEngine {
         let mut attempt = 0;
         let snapshot = loop {
             attempt += 1;
-            // The tail is planned on exactly the metadata the snapshot is taken from: its watermarks say
-            // which staged rows the snapshot lacks.
-            self.current_snapshot().await?;
-            let table = match self.latest.lock().await.clone() {
-                Some(table) => table,
-                None => self.load_table().await?,
-            };
+            // Listed first, then the metadata the snapshot is taken from (its watermarks say which staged
+            // rows the snapshot lacks): see `TailReader::list`.
+            let listing = state.reader.list().await.map_err(tail_error)?;
+            let table = self.table_now().await?;
             let base = self.current_of(&table);
-            let tail = match state.reader.plan(table.metadata()).await {
+            let tail = match state.reader.plan(&listing, table.metadata()).await {
                 Ok(tail) => tail,
                 Err(LakeError::TailMoved(why)) if attempt < TAIL_ATTEMPTS => {
                     tracing::debug!(why, "The tail moved while it was planned; the table is read again.");
@@ -152,6 +149,30 @@ impl EmbeddedEngine {
         };
         *latest = Some((std::time::Instant::now(), changes, snapshot.clone()));
         Ok(snapshot)
+    }
+
+    /// The table the catalog points at now: the one last loaded while the catalog's pointer still names its
+    /// metadata file (a cached answer then costs one catalog row and one cache lookup), loaded otherwise.
+    async fn table_now(&self) -> Result<Table, EngineError> {
+        if let Some(pointer) = &self.pointer {
+            let location = pointer
+                .metadata_location(&self.ident)
+                .await
+                .map_err(|e| EngineError::Unavailable(format!("reading {}'s metadata location: {e}", self.ident)))?;
+            let latest = self.latest.lock().await.clone();
+            let unchanged = match (location, latest) {
+                (Some(location), Some(table)) if table.metadata_location() == Some(location.as_str()) => Some(table),
+                _ => None,
+            };
+            counter!("sentiment_lake_query_snapshot_lookups_total", "outcome" => if unchanged.is_some() { "unchanged" } else { "reloaded" })
+                .increment(1);
+            if let Some(table) = unchanged {
+                return Ok(table);
+            }
+        }
+        let table = self.load_table().await?;
+        *self.latest.lock().await = Some(table.clone());
+        Ok(table)
     }
 
     /// Forgets the planned tail (its entries moved): the next request plans again.
@@ -227,24 +248,6 @@ impl EmbeddedEngine {
         self
     }
 
-    /// The snapshot `latest` holds, if the catalog still points at it.
-    async fn unchanged_snapshot(&self) -> Result<Option<TableSnapshot>, EngineError> {
-        let Some(pointer) = &self.pointer else {
-            return Ok(None);
-        };
-        let location = pointer
-            .metadata_location(&self.ident)
-            .await
-            .map_err(|e| EngineError::Unavailable(format!("reading {}'s metadata location: {e}", self.ident)))?;
-        let latest = self.latest.lock().await;
-        let unchanged = match (location, latest.as_ref()) {
-            (Some(location), Some(table)) => table.metadata_location() == Some(location.as_str()),
-            _ => false,
-        };
-        counter!("sentiment_lake_query_snapshot_lookups_total", "outcome" => if unchanged { "unchanged" } else { "reloaded" }).increment(1);
-        Ok(latest.as_ref().filter(|_| unchanged).map(|table| self.current_of(table)))
-    }
-
     fn current_of(&self, table: &Table) -> TableSnapshot {
         let receipt = Receipt::of(table.metadata(), None, None);
         TableSnapshot { receipt: Some(Arc::new(receipt)), ..TableSnapshot::committed(self.ident.to_string(), table.metadata().current_snapshot_id()) }
@@ -267,8 +270,9 @@ impl EmbeddedEngine {
     async fn session_for(&self, snapshot: &TableSnapshot) -> Result<SessionContext, EngineError> {
         let snapshot_id = snapshot.snapshot_id;
         let state = snapshot.state_key();
-        let mut session = self.session.lock().await;
-        if let Some((key, ctx)) = session.as_ref() {
+        // Not held while a session is built (reading staged rows can take a while): concurrent requests for
+        // other states go on, and two for the same new state may each build one.
+        if let Some((key, ctx)) = self.session.lock().await.as_ref() {
             if *key == state {
                 return Ok(ctx.clone());
             }
@@ -304,7 +308,7 @@ impl EmbeddedEngine {
                 ctx.register_table(TABLE_NAME, union.into_view()).map_err(query_error)?;
             }
         }
-        *session = Some((state, ctx.clone()));
+        *self.session.lock().await = Some((state, ctx.clone()));
         Ok(ctx)
     }
 }
@@ -339,13 +343,7 @@ impl QueryEngine for EmbeddedEngine {
     }
 
     async fn current_snapshot(&self) -> Result<TableSnapshot, EngineError> {
-        if let Some(snapshot) = self.unchanged_snapshot().await? {
-            return Ok(snapshot);
-        }
-        let table = self.load_table().await?;
-        let snapshot = self.current_of(&table);
-        *self.latest.lock().await = Some(table);
-        Ok(snapshot)
+        Ok(self.current_of(&self.table_now().await?))
     }
 
     async fn fresh_snapshot(&self) -> Result<TableSnapshot, EngineError> {

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::lake::catalog::RenewingCatalog;
 use crate::lake::commit::retired;
 use crate::lake::error::LakeError;
-use crate::lake::stage::{self, next_pass, CommittedState, EntryKind, PassBounds, Staging, Summary};
+use crate::lake::stage::{self, next_pass, CommittedState, EntryKind, Listing, PassBounds, Staging, Summary};
 use crate::lake::target::TableTarget;
 use crate::rollup::{Grain, Partials, RowFilter, Scope};
 
@@ -134,10 +134,17 @@ impl TailReader {
         self.staging.changes()
     }
 
-    /// The tail above the current snapshot of `metadata` (the records table as loaded): one listing, and the
-    /// summaries of entries not seen before.
-    pub async fn plan(&self, metadata: &TableMetadata) -> Result<Tail, LakeError> {
-        let listing = self.staging.list(&self.records.staging).await?;
+    /// What is staged now. List *before* loading the metadata a tail is planned on: an entry a commit takes
+    /// after the listing is then either in that metadata (below its watermark: left out) or still in the
+    /// tail; listed after the metadata, an entry committed in between would be in neither.
+    pub async fn list(&self) -> Result<Listing, LakeError> {
+        self.staging.list(&self.records.staging).await
+    }
+
+    /// The tail above the current snapshot of `metadata` (the records table loaded after `listing` was
+    /// made), and the summaries of entries not seen before.
+    pub async fn plan(&self, listing: &Listing, metadata: &TableMetadata) -> Result<Tail, LakeError> {
+        let listing = listing.clone();
         let state = CommittedState::read(&self.records.name, metadata)?;
         let mut watermarks = state.watermarks.clone();
         let unknown: Vec<&str> = listing.sources.values().map(String::as_str).filter(|s| watermarks.get(s).is_none()).collect();
