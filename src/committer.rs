@@ -44,7 +44,8 @@ struct Inner {
     lease_ttl: std::sync::Mutex<Duration>,
     /// The loop's interval, once it runs.
     interval: std::sync::Mutex<Option<Duration>>,
-    last_commit: std::sync::Mutex<Instant>,
+    /// When this process last committed (none yet: the loop counts from its start).
+    last_commit: std::sync::Mutex<Option<Instant>>,
 }
 
 /// How often the commit lease is renewed for a commit `interval`: a third of it, between 200 ms and 10 s.
@@ -72,7 +73,7 @@ impl Committer {
                 leader: AtomicBool::new(false),
                 lease_ttl: std::sync::Mutex::new(heartbeat(Duration::from_secs(300)) * 3),
                 interval: std::sync::Mutex::new(None),
-                last_commit: std::sync::Mutex::new(Instant::now()),
+                last_commit: std::sync::Mutex::new(None),
                 lake,
                 wake: Notify::new(),
                 pending_rows: AtomicUsize::new(0),
@@ -95,7 +96,7 @@ impl Committer {
     pub async fn commit_now(&self) -> Result<Vec<CommitReport>, LakeError> {
         let _guard = self.inner.running.lock().await;
         self.inner.pending_rows.store(0, Ordering::Relaxed);
-        *self.inner.last_commit.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        *self.inner.last_commit.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let committed = self.inner.lake.commit().await;
         {
             let mut failures = self.inner.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -153,8 +154,8 @@ impl Committer {
         }
         // The holder's own loop committed within the interval: the timer adds no second commit to it.
         let interval = *self.inner.interval.lock().unwrap_or_else(|e| e.into_inner());
-        let since = self.inner.last_commit.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
-        if interval.is_some_and(|interval| since < interval / 2) {
+        let since = self.inner.last_commit.lock().unwrap_or_else(|e| e.into_inner()).map(|at| at.elapsed());
+        if interval.zip(since).is_some_and(|(interval, since)| since < interval / 2) {
             return Ok(Some(Vec::new()));
         }
         self.commit_now().await.map(Some)
@@ -186,12 +187,14 @@ impl Committer {
             });
             // Stops the renewal when this loop is dropped (aborted at shutdown).
             let _renewal = AbortOnDrop(renewal);
+            let started = Instant::now();
             loop {
                 let woken = tokio::select! {
                     _ = tokio::time::sleep(beat) => false,
                     _ = handle.inner.wake.notified() => true,
                 };
-                let due = handle.inner.last_commit.lock().unwrap_or_else(|e| e.into_inner()).elapsed() >= interval;
+                let last = handle.inner.last_commit.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(started);
+                let due = last.elapsed() >= interval;
                 if !(handle.is_leader() && (woken || due)) {
                     continue;
                 }
