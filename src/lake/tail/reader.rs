@@ -71,10 +71,6 @@ impl Tail {
         self.entries.iter().filter_map(|e| e.summary.as_ref()).map(|s| s.rows).sum()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.through.is_empty()
-    }
-
     /// The newest enqueued time of its entries of `source`.
     pub(super) fn enqueued(&self, source: &str) -> Option<DateTime<Utc>> {
         self.entries.iter().filter(|e| e.source == source).filter_map(|e| e.summary.as_ref()?.enqueued).max()
