@@ -130,9 +130,9 @@ impl EmbeddedEngine {
             let base = self.current_of(&table);
             let tail = match state.reader.plan(&listing, table.metadata()).await {
                 Ok(tail) => tail,
+                // The next listing and pointer read find the commit that took it.
                 Err(LakeError::TailMoved(why)) if attempt < TAIL_ATTEMPTS => {
-                    tracing::debug!(why, "The tail moved while it was planned; the table is read again.");
-                    *self.latest.lock().await = None;
+                    tracing::debug!(why, "The tail moved while it was planned; planning again.");
                     continue;
                 }
                 Err(e) => return Err(tail_error(e)),
@@ -140,8 +140,8 @@ impl EmbeddedEngine {
             let omitted = (tail.bytes() > state.reader.max_bytes()).then(|| {
                 format!("{} bytes are staged above the snapshot, more than this instance reads ({})", tail.bytes(), state.reader.max_bytes())
             });
-            let receipt = Receipt::of(table.metadata(), Some(&tail), omitted.clone());
-            let tail = (omitted.is_none() && !tail.entries.is_empty()).then(|| Arc::new(tail));
+            let receipt = Receipt::of(table.metadata(), Some(tail.as_ref()), omitted.clone());
+            let tail = (omitted.is_none() && !tail.entries.is_empty()).then_some(tail);
             counter!("sentiment_lake_query_tail_plans_total", "tail" => if tail.is_some() { "yes" } else { "no" }).increment(1);
             metrics::gauge!("sentiment_lake_query_tail_entries").set(receipt.tail.as_ref().map_or(0, |t| t.entries) as f64);
             metrics::gauge!("sentiment_lake_query_tail_bytes").set(receipt.tail.as_ref().map_or(0, |t| t.bytes) as f64);
@@ -175,11 +175,13 @@ impl EmbeddedEngine {
         Ok(table)
     }
 
-    /// Forgets the planned tail (its entries moved): the next request plans again.
-    async fn forget_tail(&self) {
-        if let Some(state) = &self.tail {
+    /// A failure reading the tail as the engine says it; when its entries moved (committed meanwhile), the
+    /// planned tail is forgotten first, so the answer asked again plans anew.
+    async fn tail_failed(&self, e: LakeError) -> EngineError {
+        if let (LakeError::TailMoved(_), Some(state)) = (&e, &self.tail) {
             *state.latest.lock().await = None;
         }
+        tail_error(e)
     }
 
     /// The tail's rows as a table of the snapshot's schema.
@@ -189,12 +191,7 @@ impl EmbeddedEngine {
         };
         let rows = match state.reader.rows(tail).await {
             Ok(rows) => rows,
-            Err(e) => {
-                if matches!(e, LakeError::TailMoved(_)) {
-                    self.forget_tail().await;
-                }
-                return Err(tail_error(e));
-            }
+            Err(e) => return Err(self.tail_failed(e).await),
         };
         let conformed = rows
             .iter()
@@ -398,12 +395,7 @@ impl QueryEngine for EmbeddedEngine {
         if let (Some(tail), Some(state)) = (&snapshot.tail, &self.tail) {
             match state.reader.partials(tail, scope).await {
                 Ok(staged) => partials.merge(staged),
-                Err(e) => {
-                    if matches!(e, LakeError::TailMoved(_)) {
-                        self.forget_tail().await;
-                    }
-                    return Err(tail_error(e));
-                }
+                Err(e) => return Err(self.tail_failed(e).await),
             }
             path.push_str("+tail");
         }

@@ -240,7 +240,7 @@ pub async fn load_pass(cx: &CommitContext<'_>, plan: &PassPlan) -> Result<(Vec<L
                 Err(e) => return Err(e),
             };
             let (schema, expected_source, expected_range) = (cx.target.arrow_schema.clone(), source.source.clone(), entry.range);
-            let decoded = tokio::task::spawn_blocking(move || decode_checked(bytes, &schema, &expected_source, expected_range))
+            let decoded = tokio::task::spawn_blocking(move || stage::decode_checked(bytes, &schema, &expected_source, expected_range))
                 .await
                 .map_err(|e| LakeError::Task(e.to_string()))?;
             match decoded {
@@ -460,16 +460,6 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
     let paths: Vec<String> = plan.sources.iter().flat_map(|s| &s.entries).map(|e| e.path.clone()).collect();
     cx.staging.delete(&paths).await?;
     Ok(report)
-}
-
-/// A staged segment read back and checked against where it was found: its own metadata must name the
-/// source and range its directory and name say.
-fn decode_checked(bytes: bytes::Bytes, schema: &SchemaRef, source: &str, range: Option<(i64, i64)>) -> Result<Segment, String> {
-    let segment = stage::decode(bytes, schema)?;
-    if segment.source != source || Some(segment.range) != range {
-        return Err(format!("file says source {:?} range {:?}, its place says {source:?} {range:?}", segment.source, segment.range));
-    }
-    Ok(segment)
 }
 
 /// Replaces each source's taken entries by one marker over their range (nothing in them needs committing:

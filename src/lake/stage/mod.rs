@@ -16,5 +16,5 @@ pub use self::ledger::{
 };
 pub use self::plan::{next_pass, rows_taken, PassBounds, PassPlan, SourcePass};
 pub use self::quarantine::{Quarantine, QuarantineRecord, StoredEnvelope};
-pub(crate) use self::staging::decode;
+pub(crate) use self::staging::{decode, decode_checked};
 pub use self::staging::{summary_path, EntryKind, Listing, Segment, StagedEntry, Staging, StagingArea, Summary, SEQUENCE_COLUMN};

@@ -542,6 +542,16 @@ pub(crate) fn decode(bytes: Bytes, expected: &Schema) -> Result<Segment, String>
     })
 }
 
+/// A staged segment read back ([`decode`]) and checked against where it was found: its own metadata must
+/// name the source and range its directory and name say.
+pub(crate) fn decode_checked(bytes: Bytes, expected: &Schema, source: &str, range: Option<(i64, i64)>) -> Result<Segment, String> {
+    let segment = decode(bytes, expected)?;
+    if segment.source != source || Some(segment.range) != range {
+        return Err(format!("file says source {:?} range {:?}, its place says {source:?} {range:?}", segment.source, segment.range));
+    }
+    Ok(segment)
+}
+
 fn decode_unguarded(bytes: Bytes, expected: &Schema) -> Result<Segment, String> {
     let (batches, metadata) = if bytes.starts_with(PARQUET_MAGIC) { read_parquet(bytes)? } else { read_ipc(&bytes)? };
     let schema = match batches.first() {

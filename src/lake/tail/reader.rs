@@ -44,7 +44,7 @@ pub struct TailEntry {
 }
 
 /// What is staged above one snapshot, as the next commit would take it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct Tail {
     /// The snapshot it lies above (`None`: the table has no commits yet).
     pub snapshot_id: Option<i64>,
@@ -139,8 +139,7 @@ impl TailReader {
 
     /// The tail above the current snapshot of `metadata` (the records table loaded after `listing` was
     /// made), and the summaries of entries not seen before.
-    pub async fn plan(&self, listing: &Listing, metadata: &TableMetadata) -> Result<Tail, LakeError> {
-        let listing = listing.clone();
+    pub async fn plan(&self, listing: &Listing, metadata: &TableMetadata) -> Result<Arc<Tail>, LakeError> {
         let state = CommittedState::read(&self.records.name, metadata)?;
         let mut watermarks = state.watermarks.clone();
         let unknown: Vec<&str> = listing.sources.values().map(String::as_str).filter(|s| watermarks.get(s).is_none()).collect();
@@ -148,7 +147,7 @@ impl TailReader {
             watermarks.advance(&source, i64::MAX);
         }
         let bounds = PassBounds { max_bytes: u64::MAX, max_entries: usize::MAX, gap_grace: self.gap_grace };
-        let plan = next_pass(&listing, &watermarks, &state.awaiting, bounds, Utc::now());
+        let plan = next_pass(listing, &watermarks, &state.awaiting, bounds, Utc::now());
 
         let mut entries = Vec::new();
         let mut through = BTreeMap::new();
@@ -187,8 +186,8 @@ impl TailReader {
         let key: String = hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect();
         self.forget_all_but(&entries);
         let layers = self.layers(metadata.current_snapshot_id(), &entries);
-        let tail = Tail { snapshot_id: metadata.current_snapshot_id(), key, entries, through, layers };
-        *self.previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(tail.clone()));
+        let tail = Arc::new(Tail { snapshot_id: metadata.current_snapshot_id(), key, entries, through, layers });
+        *self.previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(tail.clone());
         Ok(tail)
     }
 
@@ -234,19 +233,20 @@ impl TailReader {
     /// Each segment's summary, from memory when an earlier tail read it. A summary the listing showed and
     /// that is gone now went with its segment: committed meanwhile.
     async fn attach_summaries(&self, entries: &mut [TailEntry], listed: &HashSet<&str>) -> Result<(), LakeError> {
-        let known = self.summaries.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let wanted: Vec<(usize, String)> = entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.kind == EntryKind::Rows && listed.contains(e.path.as_str()) && !known.contains_key(&e.path))
-            .map(|(i, e)| (i, e.path.clone()))
-            .collect();
-        let read: Vec<(usize, Option<Summary>)> = futures::stream::iter(wanted)
-            .map(|(i, path)| {
+        let wanted: Vec<String> = {
+            let known = self.summaries.lock().unwrap_or_else(|e| e.into_inner());
+            entries
+                .iter()
+                .filter(|e| e.kind == EntryKind::Rows && listed.contains(e.path.as_str()) && !known.contains_key(&e.path))
+                .map(|e| e.path.clone())
+                .collect()
+        };
+        let read: Vec<(String, Option<Summary>)> = futures::stream::iter(wanted)
+            .map(|path| {
                 let staging = self.staging.clone();
                 async move {
                     match staging.read_summary(&path).await {
-                        Ok(summary) => Ok((i, summary)),
+                        Ok(summary) => Ok((path, summary)),
                         Err(e) if e.is_not_found() => Err(LakeError::TailMoved(format!("{path} was committed while the tail was listed"))),
                         Err(e) => Err(e),
                     }
@@ -255,18 +255,12 @@ impl TailReader {
             .buffer_unordered(READS_AT_ONCE)
             .try_collect()
             .await?;
-        let mut fresh = HashMap::new();
-        for (i, summary) in read {
-            if let Some(summary) = summary {
-                fresh.insert(entries[i].path.clone(), Arc::new(summary));
-            }
-        }
+        let mut known = self.summaries.lock().unwrap_or_else(|e| e.into_inner());
+        known.extend(read.into_iter().filter_map(|(path, summary)| Some((path, Arc::new(summary?)))));
         for entry in entries.iter_mut() {
-            let summary = known.get(&entry.path).or_else(|| fresh.get(&entry.path)).cloned();
             // A summary of another segment than the one listed (a damaged or foreign file) is not trusted.
-            entry.summary = summary.filter(|s| s.segment_bytes == entry.size);
+            entry.summary = known.get(&entry.path).filter(|s| s.segment_bytes == entry.size).cloned();
         }
-        self.summaries.lock().unwrap_or_else(|e| e.into_inner()).extend(fresh);
         Ok(())
     }
 
@@ -331,9 +325,14 @@ impl TailReader {
             )));
         }
         let segments: Vec<&TailEntry> = tail.entries.iter().filter(|e| e.kind == EntryKind::Rows).collect();
-        let cached = self.rows.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Decoded rows of clean entries are kept (a segment never changes); the others depend on the rest of
+        // the tail and are selected again.
+        let cached: HashMap<&str, RecordBatch> = {
+            let kept = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+            segments.iter().filter(|e| e.clean).filter_map(|e| Some((e.path.as_str(), kept.get(&e.path)?.clone()))).collect()
+        };
         let wanted: Vec<(String, String, (i64, i64))> =
-            segments.iter().filter(|e| !(e.clean && cached.contains_key(&e.path))).map(|e| (e.path.clone(), e.source.clone(), e.range)).collect();
+            segments.iter().filter(|e| !cached.contains_key(e.path.as_str())).map(|e| (e.path.clone(), e.source.clone(), e.range)).collect();
         let decoded: HashMap<String, Option<stage::Segment>> = futures::stream::iter(wanted)
             .map(|(path, source, range)| {
                 let (staging, schema) = (self.staging.clone(), self.records.arrow_schema.clone());
@@ -343,19 +342,12 @@ impl TailReader {
                         Err(e) if e.is_not_found() => return Err(LakeError::TailMoved(format!("{path} was committed while it was read"))),
                         Err(e) => return Err(e),
                     };
-                    let segment =
-                        tokio::task::spawn_blocking(move || stage::decode(bytes, &schema)).await.map_err(|e| LakeError::Task(e.to_string()))?;
+                    let checked = tokio::task::spawn_blocking(move || stage::decode_checked(bytes, &schema, &source, Some(range)))
+                        .await
+                        .map_err(|e| LakeError::Task(e.to_string()))?;
                     // Unreadable, or not what its name says: the committer quarantines it, and its rows never count.
-                    let segment = segment
-                        .and_then(|s| {
-                            if s.source == source && s.range == range {
-                                Ok(s)
-                            } else {
-                                Err("its metadata names another source or range".into())
-                            }
-                        })
-                        .map_err(|reason| tracing::warn!(path = %path, reason, "A staged segment the tail cannot read is left out."))
-                        .ok();
+                    let segment =
+                        checked.map_err(|reason| tracing::warn!(path = %path, reason, "A staged segment the tail cannot read is left out.")).ok();
                     Ok((path, segment))
                 }
             })
@@ -366,7 +358,7 @@ impl TailReader {
         let mut out = Vec::with_capacity(segments.len());
         let mut fresh = HashMap::new();
         for entry in &segments {
-            if let Some(batch) = cached.get(&entry.path).filter(|_| entry.clean) {
+            if let Some(batch) = cached.get(entry.path.as_str()) {
                 out.push(batch.clone());
                 continue;
             }
