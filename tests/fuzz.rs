@@ -20,7 +20,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use sentiment_lake::enrich::IncompletePolicy;
 use sentiment_lake::functions::payload::eventhub::{EventDataType, EventHubBatch};
 use sentiment_lake::ingest::{Pipeline, SourceBatch, SourceEvent};
-use sentiment_lake::migrate::layout::Mapping;
+use sentiment_lake::migrate::rules::Rules;
 use sentiment_lake::migrate::LegacyFile;
 use sentiment_lake::query::{Query, QueryKind};
 
@@ -192,13 +192,13 @@ fn the_legacy_reader_refuses_or_transforms_every_file() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let pipeline = Pipeline::new(IncompletePolicy::Enrich);
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let mapping = Mapping::default();
+    let rules = Rules::default();
     fuzz("legacy", corpus("legacy"), inputs(), |input| {
         runtime.block_on(async {
             let path = object_store::path::Path::from("exports/AAPL/fuzz.parquet");
             store.put(&path, Bytes::from(input).into()).await.unwrap();
             let meta = store.head(&path).await.unwrap();
-            let Ok(file) = LegacyFile::open(store.clone(), "memory:///exports", &meta, &mapping, false).await else {
+            let Ok(file) = LegacyFile::open(store.clone(), "memory:///exports", &meta, rules.for_file(meta.location.as_ref()), false).await else {
                 return;
             };
             let Ok(mut stream) = file.opened.stream(0) else {

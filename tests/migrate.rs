@@ -167,13 +167,14 @@ async fn legacy_files_are_read_from_blob_storage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mapping_file_names_the_columns_detection_cannot_guess() {
+async fn a_mapping_file_names_the_columns_inference_cannot_decide() {
     let legacy = tempfile::tempdir().unwrap();
     let script = r#"
 import sys, pyarrow as pa, pyarrow.parquet as pq
 n = 20
 pq.write_table(pa.table({
     "posted_on": pa.array([f"2023-03-0{1 + i % 9} 12:00:00" for i in range(n)]),
+    "edited_on": pa.array([f"2023-03-0{1 + i % 9} 13:00:00" for i in range(n)]),
     "msg": pa.array([f"chips demand looks strong {i}" for i in range(n)]),
     "polarity": pa.array([0.4] * n, pa.float32()),
 }), sys.argv[1] + "/export-0001.parquet")
@@ -183,7 +184,8 @@ pq.write_table(pa.table({
     let dir = warehouse();
     let (ok, report) = migrate(dir.path(), &[], &[legacy.path().to_str().unwrap()]);
     assert!(!ok);
-    assert!(report["failed"][0]["error"].as_str().unwrap().contains("name it in a mapping file"), "{report}");
+    let error = report["failed"][0]["error"].as_str().unwrap();
+    assert!(error.contains("`posted_on`, `edited_on`") && error.contains("name the column in a rule"), "{report}");
 
     let mapping = legacy.path().join("mapping.json");
     std::fs::write(
@@ -554,11 +556,11 @@ async fn a_file_migrates_once_wherever_it_lies_and_however_its_url_is_spelt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_replaced_while_it_is_read_fails_the_read_instead_of_mixing_versions() {
-    use sentiment_lake::migrate::{layout::Mapping, LegacyFile, MigrateError, MigrateOptions, Migration};
+    use sentiment_lake::migrate::{rules::Rules, LegacyFile, MigrateError, MigrateOptions, Migration};
     let (legacy, azurite) = legacy_files_and_azurite().await;
     let (_dir, lake, container) = lake_beside(&azurite).await;
     let bytes_of = |name: &str| bytes::Bytes::from(std::fs::read(legacy.path().join(name)).unwrap());
-    let migration = Migration::new(Mapping::default(), MigrateOptions::default());
+    let migration = Migration::new(Rules::default(), MigrateOptions::default());
     let pipeline = sentiment_lake::ingest::Pipeline::default();
 
     // Blob storage: the read carries If-Match with the listed ETag.
@@ -576,7 +578,8 @@ async fn a_file_replaced_while_it_is_read_fails_the_read_instead_of_mixing_versi
     let file = local.path().join("AAPL.parquet");
     std::fs::write(&file, bytes_of("old_writer.parquet")).unwrap();
     let listed = folder.head(&object_store::path::Path::from("AAPL.parquet")).await.unwrap();
-    let opened = LegacyFile::open(folder.store.clone(), &folder.location.url(), &listed, &Mapping::default(), false).await.unwrap();
+    let opened =
+        LegacyFile::open(folder.store.clone(), &folder.location.url(), &listed, Rules::default().for_file("AAPL.parquet"), false).await.unwrap();
     std::fs::write(&file, bytes_of("seed_layout.parquet")).unwrap();
     let mut stream = opened.opened.stream(0).unwrap();
     use futures::TryStreamExt;
@@ -637,4 +640,165 @@ export("export-b.parquet", range(40, 100))
         .output()
         .unwrap();
     assert!(!output.status.success());
+}
+
+/// Writes the estate of differing exports (tests/interop/write_estate.py) into `dir`; returns what each file
+/// must give.
+fn write_estate(dir: &Path) -> Value {
+    let output =
+        Command::new(python_with("pandas")).arg(format!("{}/tests/interop/write_estate.py", env!("CARGO_MANIFEST_DIR"))).arg(dir).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Per ticker: rows, the first and last event time (RFC 3339, µs) and the sum of the scores.
+fn by_ticker(table: &arrow_array::RecordBatch) -> std::collections::BTreeMap<String, (u64, String, String, f64)> {
+    use arrow_array::cast::AsArray;
+    let times = arrow_cast::cast(
+        table.column_by_name("event_timestamp").unwrap(),
+        &arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None),
+    )
+    .unwrap();
+    let times = times.as_primitive::<arrow_array::types::TimestampMicrosecondType>();
+    let scores = arrow_cast::cast(table.column_by_name("sentiment_score").unwrap(), &arrow_schema::DataType::Float64).unwrap();
+    let scores = scores.as_primitive::<arrow_array::types::Float64Type>();
+    let mut out = std::collections::BTreeMap::new();
+    for (row, ticker) in strings(table, "ticker").into_iter().enumerate() {
+        let at = chrono::DateTime::from_timestamp_micros(times.value(row)).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let entry = out.entry(ticker.unwrap()).or_insert((0, at.clone(), at.clone(), 0.0));
+        entry.0 += 1;
+        entry.1 = entry.1.clone().min(at.clone());
+        entry.2 = entry.2.clone().max(at);
+        entry.3 += scores.value(row);
+    }
+    out
+}
+
+fn plan_of<'a>(plan: &'a Value, file: &str) -> &'a Value {
+    plan["plan"].as_array().unwrap().iter().find(|p| p["file"].as_str().unwrap().ends_with(file)).unwrap_or_else(|| panic!("{file} not planned"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_estate_of_unseen_layouts_is_planned_then_migrated_in_one_run_with_one_rule() {
+    let estate = tempfile::tempdir().unwrap();
+    let expected = write_estate(estate.path());
+    let root = estate.path().to_str().unwrap();
+    let dir = warehouse();
+
+    // The plan reads footers and samples, commits nothing, and says what a rule must decide.
+    let (ok, plan) = migrate(dir.path(), &[], &["--plan", root]);
+    assert!(!ok, "a file needs a rule: the plan fails");
+    assert_eq!(plan["ready"], false);
+    assert_eq!(plan["files"], 6);
+    let needs: Vec<&str> = plan["need_a_rule"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert!(needs.len() == 1 && needs[0].ends_with("two_times.parquet"), "{needs:?}");
+    let tie = &plan_of(&plan, "two_times.parquet")["layout"]["ties"][0];
+    assert_eq!((tie["field"].as_str(), tie["candidates"].clone()), (Some("event_timestamp"), serde_json::json!(["opened", "closed"])), "{tie}");
+    let field = |file: &str, field: &str| plan_of(&plan, file)["layout"]["fields"][field].clone();
+    assert_eq!(field("AAPL/ts.parquet", "event_timestamp"), serde_json::json!({"column": "ts", "by": "name_and_content", "read_as": "timestamp"}));
+    assert_eq!(field("MSFT/event_time.parquet", "event_timestamp")["by"], "name_and_content");
+    assert_eq!(field("NVDA/created_utc.parquet", "event_timestamp")["read_as"], "epoch seconds, ms, µs or ns (by magnitude)");
+    assert_eq!(field("news/headlines_TSLA.parquet", "event_timestamp")["read_as"], "date strings (midnight UTC)");
+    assert_eq!(
+        (field("news/headlines_TSLA.parquet", "text_content")["column"].clone(), field("news/headlines_TSLA.parquet", "ticker")["column"].clone()),
+        ("headline".into(), "stock".into())
+    );
+    assert_eq!(field("AAPL/ts.parquet", "ticker"), serde_json::json!({"value": "AAPL", "by": "path"}));
+    assert_eq!(field("AAPL/ts.parquet", "message_id")["by"], "generated");
+    let pandas = plan_of(&plan, "pandas/AMD.parquet");
+    assert_eq!(pandas["status"], "ready", "{pandas}");
+    assert!(pandas["layout"]["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("__index_level_0__")), "{pandas}");
+    assert_eq!(
+        field("pandas/AMD.parquet", "sentiment_score"),
+        serde_json::json!({"column": "vader", "by": "content", "read_as": "rescaled from [-4, 4] to [-1, 1]"})
+    );
+    let first = &pandas["sample"][0];
+    assert_eq!(first["before"]["posted"], "2021-06-01T10:30:00-04:00", "{first}");
+    assert_eq!(first["before"]["vader"], "-3.75");
+    assert_eq!(first["after"]["event_timestamp"], "2021-06-01T14:30:00.000000Z", "{first}");
+    assert_eq!(first["after"]["sentiment_score"], -0.9375);
+    assert_eq!(first["outcome"], "staged");
+    let msft = plan_of(&plan, "MSFT/event_time.parquet");
+    assert_eq!(msft["dead_letters"]["null_in_footer"]["text_content"], 1, "{msft}");
+    assert_eq!(msft["dead_letters"]["estimated"], 1, "{msft}");
+    assert_eq!(msft["dead_letters"]["in_sample"].as_object().unwrap().values().map(|r| r["rows"].as_u64().unwrap()).sum::<u64>(), 1, "{msft}");
+    let lake = open(dir.path()).await;
+    assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), 0, "a plan commits nothing");
+    assert!(lake.pending(TableKind::Records).await.unwrap().is_empty(), "nor stages anything");
+
+    // Without a rule the five files inference decides migrate in one run; the sixth is refused, naming both.
+    let (ok, report) = migrate(dir.path(), &[], &[root]);
+    assert!(!ok);
+    let failed = report["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert!(failed[0]["error"].as_str().unwrap().contains("`opened`, `closed`"), "{report}");
+    assert_eq!(report["committed"][0]["rows_committed"], 5 * 40 - 1, "{report}");
+    for file in report["files"].as_array().unwrap() {
+        let name = file["file"].as_str().unwrap();
+        let planned = plan["plan"].as_array().unwrap().iter().find(|p| p["file"] == name).unwrap();
+        assert_eq!(file["layout"], planned["layout"], "the run follows the plan: {name}");
+    }
+
+    // One rules file decides the sixth: it migrates, and nothing else is read twice.
+    let rules = estate.path().join("rules.json");
+    std::fs::write(&rules, r#"{"rules": [{"match": "two_times.parquet", "columns": {"event_timestamp": "opened"}}]}"#).unwrap();
+    let (ok, plan) = migrate(dir.path(), &[], &["--plan", "--rules", rules.to_str().unwrap(), root]);
+    assert!(ok, "{plan}");
+    assert_eq!(plan_of(&plan, "two_times.parquet")["layout"]["fields"]["event_timestamp"]["by"], "rule");
+    assert_eq!(plan_of(&plan, "AAPL/ts.parquet")["status"], "migrated");
+    assert_eq!(plan["rows"], 40, "only the sixth file's rows are left");
+    let (ok, report) = migrate(dir.path(), &[], &["--rules", rules.to_str().unwrap(), root]);
+    assert!(ok, "{report}");
+    assert_eq!(report["committed"][0]["rows_committed"], 40);
+    assert_eq!(report["verification"]["verified"], true, "{report}");
+    let two = report["files"].as_array().unwrap().iter().find(|f| f["file"].as_str().unwrap().ends_with("two_times.parquet")).unwrap();
+    assert_eq!(two["rule"], "two_times.parquet");
+
+    let table = scan(&lake, TableKind::Records).await;
+    assert_eq!(table.num_rows(), 6 * 40 - 1);
+    assert!(counts(&sorted(&table, "message_id")).values().all(|&n| n == 1));
+    let found = by_ticker(&table);
+    for (file, want) in expected.as_object().unwrap() {
+        let ticker = want["ticker"].as_str().unwrap();
+        let (rows, first, last, score_sum) = &found[ticker];
+        assert_eq!(*rows, want["rows"].as_u64().unwrap() - want["dead"].as_u64().unwrap(), "{file}");
+        assert_eq!((first.as_str(), last.as_str()), (want["first"].as_str().unwrap(), want["last"].as_str().unwrap()), "{file}: event times");
+        if let Some(sum) = want["score_sum"].as_f64() {
+            assert!((score_sum - sum).abs() < 1e-4, "{file}: scores {score_sum} != {sum}");
+        }
+    }
+}
+
+fn migrate_failing(warehouse: &Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_sentiment-lake"))
+        .arg("--warehouse")
+        .arg(warehouse)
+        .arg("migrate")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "nothing migrated, no report");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_that_match_no_file_or_carry_unknown_keys_stop_the_run_before_it_reads() {
+    let estate = tempfile::tempdir().unwrap();
+    write_estate(estate.path());
+    let root = estate.path().to_str().unwrap();
+    let dir = warehouse();
+    let rules = estate.path().join("rules.json");
+    std::fs::write(&rules, r#"{"rules": [{"match": "two_times.parquet", "columns": {"event_timestamp": "opened"}}, {"match": "stocktwits/**", "defaults": {"source_system": "stocktwits"}}]}"#).unwrap();
+    let stderr = migrate_failing(dir.path(), &["--rules", rules.to_str().unwrap(), root]);
+    assert!(stderr.contains("`stocktwits/**`") && !stderr.contains("`two_times.parquet`"), "{stderr}");
+    std::fs::write(&rules, r#"{"rules": [{"match": "*.parquet", "column": {}}]}"#).unwrap();
+    assert!(migrate_failing(dir.path(), &["--rules", rules.to_str().unwrap(), root]).contains("unknown field `column`"));
+    std::fs::write(&rules, r#"{"rules": [{"match": "*.parquet", "columns": {"event_timestamp": "opened"}}]}"#).unwrap();
+    let (ok, report) = migrate(dir.path(), &[], &["--rules", rules.to_str().unwrap(), root]);
+    assert!(!ok, "a rule naming a column a matched file lacks fails that file, naming the column");
+    assert!(report["failed"].as_array().unwrap().iter().any(|f| f["error"].as_str().unwrap().contains("`opened`")), "{report}");
+    let lake = open(dir.path()).await;
+    assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), 40, "only the file the rule fits");
 }

@@ -7,17 +7,29 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 use crate::ingest::Pipeline;
 use crate::lake::Lake;
 use crate::migrate::layout::Mapping;
+use crate::migrate::plan::{plan_file, FilePlan, Status};
 use crate::migrate::reconcile::{LegacyRows, Reconciliation};
+use crate::migrate::rules::Rules;
 use crate::migrate::{list_parquet, retire_files, FileReport, MigrateError, MigrateOptions, Migration};
 use crate::storage::{Location, OpenedLocation, StorageSettings};
 
-fn read_mapping(file: Option<&std::path::Path>) -> anyhow::Result<Mapping> {
-    match file {
-        Some(file) => {
-            Mapping::parse(&std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?).map_err(anyhow::Error::msg)
-        }
-        None => Ok(Mapping::default()),
+/// The run's rules: a rules file, one mapping for every file, or inference alone.
+pub fn load_rules(mapping: Option<&std::path::Path>, rules: Option<&std::path::Path>) -> anyhow::Result<Rules> {
+    let read = |file: &std::path::Path| std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()));
+    match (mapping, rules) {
+        (_, Some(rules)) => Rules::parse(&read(rules)?).map_err(anyhow::Error::msg),
+        (Some(mapping), None) => Ok(Rules::everywhere(Mapping::parse(&read(mapping)?).map_err(anyhow::Error::msg)?)),
+        (None, None) => Ok(Rules::default()),
     }
+}
+
+/// Refuses rules that match none of the run's files: a mistyped glob would leave its files to inference.
+fn check_rules(rules: &Rules, work: &[(OpenedLocation, ObjectMeta)]) -> anyhow::Result<()> {
+    let unmatched = rules.unmatched(work.iter().map(|(_, meta)| meta.location.as_ref()));
+    if !work.is_empty() && !unmatched.is_empty() {
+        anyhow::bail!("the rules file has rules that match none of the run's {} files: `{}`", work.len(), unmatched.join("`, `"));
+    }
+    Ok(())
 }
 
 /// The Parquet files the paths name: a path ending in `.parquet` is one file, anything else a folder or
@@ -40,11 +52,10 @@ async fn legacy_files(paths: &[String], settings: &StorageSettings) -> anyhow::R
 }
 
 /// `reconcile`: the legacy files against the table; fails (non-zero exit) on any difference.
-pub async fn reconcile(lake: &Lake, settings: &StorageSettings, paths: &[String], mapping: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let mapping = read_mapping(mapping)?;
+pub async fn reconcile(lake: &Lake, settings: &StorageSettings, paths: &[String], rules: &Rules) -> anyhow::Result<()> {
     let mut legacy = LegacyRows::default();
     for (opened, meta) in legacy_files(paths, settings).await? {
-        legacy.add_file(lake, opened.store.clone(), &opened.location.url(), &meta, &mapping).await?;
+        legacy.add_file(lake, opened.store.clone(), &opened.location.url(), &meta, rules).await?;
     }
     let report = crate::migrate::reconcile::reconcile(lake, &legacy).await?;
     println!("{}", serde_json::to_string_pretty(&serde_json::json!({"agrees": report.agrees(), "report": report}))?);
@@ -65,7 +76,9 @@ pub async fn reconcile(lake: &Lake, settings: &StorageSettings, paths: &[String]
 /// What the command is asked to do.
 pub struct MigrateArgs<'a> {
     pub paths: &'a [String],
-    pub mapping: Option<&'a std::path::Path>,
+    pub rules: Rules,
+    /// Only show what a run would do.
+    pub plan: bool,
     /// Files migrated at once (each streams its own row groups; staging and enrichment use the blocking pool).
     pub workers: usize,
     pub commit: bool,
@@ -92,8 +105,12 @@ pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, a
     if commit_each && !args.commit {
         anyhow::bail!("--dedup-ids commits after each file, so that the next file's check sees its rows: it cannot be used with --no-commit");
     }
-    let migration = Migration::new(read_mapping(args.mapping)?, args.options);
     let work = legacy_files(args.paths, settings).await?;
+    check_rules(&args.rules, &work)?;
+    if args.plan {
+        return plan(lake, pipeline, &args.rules, work, args.workers).await;
+    }
+    let migration = Migration::new(args.rules, args.options);
     let run_id = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let reports_to = match args.report {
         Some(location) => Some(OpenedLocation::open(Location::parse(location)?, settings).with_context(|| format!("opening {location}"))?),
@@ -157,7 +174,7 @@ pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, a
         committed.extend(lake.commit().await?);
         retirement = Some(retire_files(lake, &reports).await?);
         if args.verify {
-            let verified = verify(lake, &migrated, &migration.mapping, &reports).await?;
+            let verified = verify(lake, &migrated, &migration.rules, &reports).await?;
             eprintln!("verification: {}", if verified.verified { "every row accounted for, the table agrees with the files" } else { "FAILED" });
             verification = Some(verified);
         }
@@ -187,11 +204,75 @@ pub async fn run(lake: &Lake, pipeline: &Pipeline, settings: &StorageSettings, a
     Ok(())
 }
 
+/// `migrate --plan`: every file's plan, a line each on stderr and all of it as JSON on stdout; fails when a
+/// file needs a rule or cannot be read.
+async fn plan(lake: &Lake, pipeline: &Pipeline, rules: &Rules, work: Vec<(OpenedLocation, ObjectMeta)>, workers: usize) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let plans: Vec<FilePlan> = futures::stream::iter(work)
+        .map(|(opened, meta)| async move {
+            let applied = rules.for_file(meta.location.as_ref());
+            plan_file(lake, pipeline, opened.store.clone(), &opened.location.url(), &meta, applied).await
+        })
+        .buffered(workers.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let column = |plan: &FilePlan, field: &str| {
+        let choice = plan.layout.as_ref().and_then(|l| l.fields.get(field));
+        choice.map_or("-".to_string(), |c| {
+            c.column.clone().or_else(|| c.value.clone().map(|v| format!("={v}"))).unwrap_or_else(|| format!("{:?}", c.by))
+        })
+    };
+    eprintln!("{:<48} {:<10} {:>10} {:<18} {:<18} {:<12} {:<16} {:>8}", "file", "status", "rows", "time", "text", "ticker", "score", "dead~");
+    for p in &plans {
+        let status = serde_json::to_value(p.status)?.as_str().unwrap_or_default().to_string();
+        eprintln!(
+            "{:<48} {:<10} {:>10} {:<18} {:<18} {:<12} {:<16} {:>8}",
+            p.file.rsplit('/').next().unwrap_or_default(),
+            status,
+            p.rows,
+            column(p, "event_timestamp"),
+            column(p, "text_content"),
+            column(p, "ticker"),
+            column(p, "sentiment_score"),
+            p.dead_letters.estimated
+        );
+        if let Some(error) = &p.error {
+            eprintln!("{:<48} {error}", "");
+        }
+    }
+    let count = |status: Status| plans.iter().filter(|p| p.status == status).count();
+    let blocked: Vec<&str> = plans.iter().filter(|p| matches!(p.status, Status::NeedsRule | Status::Refused)).map(|p| p.file.as_str()).collect();
+    eprintln!(
+        "{} files: {} ready, {} migrated already, {} need a rule, {} refused, {} dual-written",
+        plans.len(),
+        count(Status::Ready),
+        count(Status::Migrated),
+        count(Status::NeedsRule),
+        count(Status::Refused),
+        count(Status::DualWrite)
+    );
+    let summary = serde_json::json!({
+        "ready": blocked.is_empty(),
+        "files": plans.len(),
+        "rows": plans.iter().map(|p| p.rows - p.already_committed).sum::<u64>(),
+        "need_a_rule": plans.iter().filter(|p| p.status == Status::NeedsRule).map(|p| &p.file).collect::<Vec<_>>(),
+        "refused": plans.iter().filter(|p| p.status == Status::Refused).map(|p| &p.file).collect::<Vec<_>>(),
+        "plan": plans,
+    });
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if !blocked.is_empty() {
+        anyhow::bail!("{} file(s) need a rule or cannot be read: nothing was migrated (see the plan)", blocked.len());
+    }
+    Ok(())
+}
+
 /// Reads the migrated files again and checks the table against them.
-async fn verify(lake: &Lake, files: &[(OpenedLocation, ObjectMeta)], mapping: &Mapping, reports: &[FileReport]) -> anyhow::Result<Verification> {
+async fn verify(lake: &Lake, files: &[(OpenedLocation, ObjectMeta)], rules: &Rules, reports: &[FileReport]) -> anyhow::Result<Verification> {
     let mut legacy = LegacyRows::default();
     for (opened, meta) in files {
-        legacy.add_file(lake, opened.store.clone(), &opened.location.url(), meta, mapping).await?;
+        legacy.add_file(lake, opened.store.clone(), &opened.location.url(), meta, rules).await?;
     }
     let reconciliation = crate::migrate::reconcile::reconcile(lake, &legacy).await?;
     let unaccounted_files: Vec<String> = reports.iter().filter(|r| !r.accounted()).map(|r| r.source.clone()).collect();

@@ -37,11 +37,12 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             demo::run(&lake, &setup.pipeline()?, events, partitions.max(1), batch_size.max(1)).await
         }
         Command::Generate { events, seed, days, tickers, out } => ingest::generate(events, seed, days, tickers, &out),
-        Command::Migrate { paths, mapping, workers, no_commit, no_verify, report, dedup_ids, include_dual_write } => {
+        Command::Migrate { paths, mapping, rules, plan, workers, no_commit, no_verify, report, dedup_ids, include_dual_write } => {
             let lake = setup.open().await?;
             let args = migrate::MigrateArgs {
                 paths: &paths,
-                mapping: mapping.as_deref(),
+                rules: migrate::load_rules(mapping.as_deref(), rules.as_deref())?,
+                plan,
                 workers,
                 commit: !no_commit,
                 verify: !no_verify,
@@ -50,9 +51,10 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             };
             migrate::run(&lake, &setup.pipeline()?, &setup.config.storage, args).await
         }
-        Command::Reconcile { paths, mapping } => {
+        Command::Reconcile { paths, mapping, rules } => {
             let lake = setup.open().await?;
-            migrate::reconcile(&lake, &setup.config.storage, &paths, mapping.as_deref()).await
+            let rules = migrate::load_rules(mapping.as_deref(), rules.as_deref())?;
+            migrate::reconcile(&lake, &setup.config.storage, &paths, &rules).await
         }
         Command::Maintain(args) => table::maintain(&setup, &args).await,
         Command::Schema { action: SchemaAction::AddColumn { name, column_type, doc } } => {

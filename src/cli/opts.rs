@@ -220,15 +220,28 @@ pub enum Command {
         paths: Vec<String>,
         #[arg(long)]
         mapping: Option<PathBuf>,
+        /// The rules file the migration used.
+        #[arg(long, conflicts_with = "mapping")]
+        rules: Option<PathBuf>,
     },
     /// Migrate legacy Parquet files (files, directories or abfss:// prefixes) into the table, then commit.
     /// Running it again, or after a crash, commits nothing twice.
     Migrate {
         #[arg(required = true)]
         paths: Vec<String>,
-        /// A JSON mapping file naming the columns detection cannot guess (see docs/migration.md).
+        /// A JSON mapping file naming columns for every file of the run (see docs/migration.md).
         #[arg(long)]
         mapping: Option<PathBuf>,
+        /// A JSON rules file: globs over the files' paths, each with the mapping its files take, so that
+        /// exports of different layouts migrate in one run (see docs/migration.md). A rule that matches no
+        /// file is an error.
+        #[arg(long, conflicts_with = "mapping")]
+        rules: Option<PathBuf>,
+        /// Show what a run would do, file by file (layout inferred and its evidence, sample rows before and
+        /// after mapping, dead letters to expect, what needs a rule), reading footers and a sample only;
+        /// stage and commit nothing. Exits non-zero when a file needs a rule or cannot be read.
+        #[arg(long)]
+        plan: bool,
         /// Files migrated at once.
         #[arg(long, default_value_t = 2)]
         workers: usize,

@@ -321,7 +321,7 @@ async fn migrate_located(state: &AppState, location: &crate::storage::AzureLocat
         }
         Err(e) => return Err(Refusal::Retry(InvocationError::Lake(e.into()))),
     };
-    let migration = crate::migrate::Migration::new(crate::migrate::layout::Mapping::default(), crate::migrate::MigrateOptions::default());
+    let migration = crate::migrate::Migration::new(crate::migrate::rules::Rules::default(), crate::migrate::MigrateOptions::default());
     let retry = |e: InvocationError| Refusal::Retry(e);
     match migration.file(&state.lake, &state.pipeline, opened.store.clone(), &opened.location.url(), &meta).await {
         Ok(report) => {

@@ -9,7 +9,7 @@
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Schema, TimeUnit};
+use arrow_schema::{DataType, TimeUnit};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -29,26 +29,17 @@ pub struct Layout {
     pub model: Option<usize>,
     pub url: Option<usize>,
     pub title: Option<usize>,
+    /// Scores on VADER's lexicon scale, [-4, 4]: divided by 4.
+    pub score_rescaled: bool,
 }
 
-fn find(schema: &Schema, names: &[&str], accept: impl Fn(&DataType) -> bool) -> Option<usize> {
-    names.iter().find_map(|name| schema.fields().iter().position(|f| f.name().eq_ignore_ascii_case(name) && accept(f.data_type())))
-}
-
-fn is_text(t: &DataType) -> bool {
+/// A string column, whatever its string encoding.
+pub fn is_text(t: &DataType) -> bool {
     match t {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
         DataType::Dictionary(_, value) => is_text(value),
         _ => false,
     }
-}
-
-fn is_number(t: &DataType) -> bool {
-    t.is_numeric()
-}
-
-fn is_time(t: &DataType) -> bool {
-    matches!(t, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) || t.is_integer() || is_text(t)
 }
 
 /// A mapping file (JSON) for layouts detection cannot guess: which column holds which seed field, and
@@ -96,46 +87,46 @@ impl Mapping {
     pub fn parse(json: &str) -> Result<Self, String> {
         serde_json::from_str(json).map_err(|e| format!("mapping file: {e}"))
     }
+
+    /// The columns the mapping names, by the seed field they fill.
+    pub fn named_columns(&self) -> Vec<(&'static str, String)> {
+        let c = &self.columns;
+        [
+            ("message_id", &c.message_id),
+            ("event_timestamp", &c.event_timestamp),
+            ("text_content", &c.text_content),
+            ("ticker", &c.ticker),
+            ("sentiment_score", &c.sentiment_score),
+            ("sentiment_label", &c.sentiment_label),
+            ("source_system", &c.source_system),
+            ("model_name", &c.model_name),
+            ("source_url", &c.source_url),
+            ("article_title", &c.article_title),
+        ]
+        .into_iter()
+        .filter_map(|(field, column)| column.clone().map(|column| (field, column)))
+        .collect()
+    }
 }
 
 impl Layout {
-    /// Detection, then the mapping's columns over it; a mapped column the file lacks is an error naming it.
-    pub fn resolve(schema: &Schema, mapping: &Mapping) -> Result<Self, String> {
-        let mut layout = Self::detect(schema);
-        let c = &mapping.columns;
-        for (slot, name) in [
-            (&mut layout.message_id, &c.message_id),
-            (&mut layout.timestamp, &c.event_timestamp),
-            (&mut layout.text, &c.text_content),
-            (&mut layout.ticker, &c.ticker),
-            (&mut layout.score, &c.sentiment_score),
-            (&mut layout.label, &c.sentiment_label),
-            (&mut layout.source, &c.source_system),
-            (&mut layout.model, &c.model_name),
-            (&mut layout.url, &c.source_url),
-            (&mut layout.title, &c.article_title),
-        ] {
-            if let Some(name) = name {
-                let index = schema.index_of(name).map_err(|_| format!("the mapping names column `{name}`, which the file does not have"))?;
-                *slot = Some(index);
-            }
-        }
-        Ok(layout)
-    }
-
-    pub fn detect(schema: &Schema) -> Self {
-        Self {
-            message_id: find(schema, &["message_id", "id", "uuid", "record_id"], |t| is_text(t) || t.is_integer()),
-            timestamp: find(schema, &["event_timestamp", "timestamp", "created_at", "published_at", "datetime", "date", "time"], is_time),
-            text: find(schema, &["text_content", "text", "content", "body", "message"], is_text),
-            ticker: find(schema, &["ticker", "symbol"], is_text),
-            score: find(schema, &["sentiment_score", "sentiment", "score", "compound"], is_number),
-            label: find(schema, &["sentiment_label", "label", "sentiment"], is_text),
-            source: find(schema, &["source_system", "source", "platform"], is_text),
-            model: find(schema, &["model_name", "model"], is_text),
-            url: find(schema, &["source_url", "url", "link"], is_text),
-            title: find(schema, &["article_title", "title", "headline"], is_text),
-        }
+    /// The columns a reconciliation key needs (id, ticker, time, score, label), in schema order, and this
+    /// layout over a batch of only those columns.
+    pub fn keys_only(&self) -> (Vec<usize>, Layout) {
+        let mut keep: Vec<usize> = [self.message_id, self.ticker, self.timestamp, self.score, self.label].into_iter().flatten().collect();
+        keep.sort_unstable();
+        keep.dedup();
+        let at = |column: Option<usize>| column.and_then(|c| keep.iter().position(|&k| k == c));
+        let projected = Layout {
+            message_id: at(self.message_id),
+            ticker: at(self.ticker),
+            timestamp: at(self.timestamp),
+            score: at(self.score),
+            label: at(self.label),
+            score_rescaled: self.score_rescaled,
+            ..Layout::default()
+        };
+        (keep, projected)
     }
 }
 
@@ -161,7 +152,7 @@ fn strings(column: &ArrayRef) -> Option<ArrayRef> {
 }
 
 /// Epoch numbers: the unit is read off the magnitude (seconds, ms, µs or ns since 1970).
-fn epoch_micros(value: i64) -> Option<i64> {
+pub fn epoch_micros(value: i64) -> Option<i64> {
     let magnitude = value.unsigned_abs();
     match magnitude {
         m if m >= 100_000_000_000_000_000 => Some(value / 1_000),
@@ -171,8 +162,24 @@ fn epoch_micros(value: i64) -> Option<i64> {
     }
 }
 
-fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+/// Epoch numbers as floats (seconds with a fraction, as pandas writes them): the unit by magnitude.
+pub fn epoch_micros_f64(value: f64) -> Option<i64> {
+    let magnitude = value.abs();
+    let micros = match magnitude {
+        m if !m.is_finite() => return None,
+        m if m >= 1e17 => value / 1e3,
+        m if m >= 1e14 => value,
+        m if m >= 1e11 => value * 1e3,
+        _ => value * 1e6,
+    };
+    (micros.abs() < 9.2e18).then_some(micros as i64)
+}
+
+/// An instant in text: RFC 3339, `YYYY-MM-DD HH:MM:SS[.f][zone]` (UTC without one, also ` UTC`), or a
+/// date alone (midnight UTC).
+pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
+    let text = text.strip_suffix(" UTC").or_else(|| text.strip_suffix(" GMT")).unwrap_or(text);
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
@@ -201,6 +208,10 @@ fn times(column: &ArrayRef) -> Vec<Option<DateTime<Utc>>> {
             Ok(cast) => cast.as_primitive::<Int64Type>().iter().map(|v| micros(v.and_then(epoch_micros))).collect(),
             Err(_) => vec![None; column.len()],
         },
+        t if t.is_floating() => match arrow_cast::cast(column, &DataType::Float64) {
+            Ok(cast) => cast.as_primitive::<Float64Type>().iter().map(|v| micros(v.and_then(epoch_micros_f64))).collect(),
+            Err(_) => vec![None; column.len()],
+        },
         _ => match strings(column) {
             Some(text) => text.as_string::<i32>().iter().map(|v| v.and_then(parse_time)).collect(),
             None => vec![None; column.len()],
@@ -208,7 +219,7 @@ fn times(column: &ArrayRef) -> Vec<Option<DateTime<Utc>>> {
     }
 }
 
-fn label_score(label: &str) -> Option<f64> {
+pub fn label_score(label: &str) -> Option<f64> {
     match label.trim().to_ascii_lowercase().as_str() {
         "positive" | "bullish" | "pos" => Some(0.5),
         "negative" | "bearish" | "neg" => Some(-0.5),
@@ -227,60 +238,117 @@ pub struct FileDefaults {
     pub id_prefix: String,
 }
 
+/// A batch's columns as a layout reads them: strings as `Utf8`, scores as `Float64`, times converted.
+/// Each field of a row is read from here, whether it becomes a producer record or a reconciliation key.
+pub struct Rows<'a> {
+    layout: &'a Layout,
+    defaults: &'a FileDefaults,
+    first_row: u64,
+    len: usize,
+    ids: Option<ArrayRef>,
+    tickers: Option<ArrayRef>,
+    texts: Option<ArrayRef>,
+    labels: Option<ArrayRef>,
+    sources: Option<ArrayRef>,
+    models: Option<ArrayRef>,
+    urls: Option<ArrayRef>,
+    titles: Option<ArrayRef>,
+    scores: Option<ArrayRef>,
+    times: Option<Vec<Option<DateTime<Utc>>>>,
+}
+
+impl<'a> Rows<'a> {
+    /// The rows of `batch`, rows `first_row..` of their file.
+    pub fn new(batch: &RecordBatch, layout: &'a Layout, defaults: &'a FileDefaults, first_row: u64) -> Self {
+        let text_column = |i: Option<usize>| i.and_then(|i| strings(batch.column(i)));
+        Self {
+            layout,
+            defaults,
+            first_row,
+            len: batch.num_rows(),
+            ids: text_column(layout.message_id),
+            tickers: text_column(layout.ticker),
+            texts: text_column(layout.text),
+            labels: text_column(layout.label),
+            sources: text_column(layout.source),
+            models: text_column(layout.model),
+            urls: text_column(layout.url),
+            titles: text_column(layout.title),
+            scores: layout.score.and_then(|i| arrow_cast::cast(batch.column(i), &DataType::Float64).ok()),
+            times: layout.timestamp.map(|i| times(batch.column(i))),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn get(column: &Option<ArrayRef>, row: usize) -> Option<&str> {
+        let column = column.as_ref()?.as_string::<i32>();
+        (!column.is_null(row)).then(|| column.value(row))
+    }
+
+    /// The row's id, or the one generated from the file's content and the row number.
+    pub fn message_id(&self, row: usize) -> std::borrow::Cow<'_, str> {
+        match Self::get(&self.ids, row) {
+            Some(id) => id.into(),
+            None => format!("{}-{}", self.defaults.id_prefix, self.first_row + row as u64).into(),
+        }
+    }
+
+    pub fn event_time(&self, row: usize) -> Option<DateTime<Utc>> {
+        self.times.as_ref().and_then(|t| t[row])
+    }
+
+    /// The row's ticker, or the file's.
+    pub fn ticker(&self, row: usize) -> Option<&str> {
+        Self::get(&self.tickers, row).or(self.defaults.ticker.as_deref())
+    }
+
+    /// The legacy score (rescaled where the layout says so), or the label's.
+    pub fn score(&self, row: usize) -> Option<f64> {
+        let score = self.scores.as_ref().and_then(|s| {
+            let s = s.as_primitive::<Float64Type>();
+            (!s.is_null(row)).then(|| s.value(row))
+        });
+        score.map(|score| if self.layout.score_rescaled { score / 4.0 } else { score }).or_else(|| Self::get(&self.labels, row).and_then(label_score))
+    }
+
+    /// Row `row` as the producer's record (JSON with the seed's field names) that ingestion validates.
+    pub fn record(&self, row: usize) -> Value {
+        let mut record = Map::new();
+        let mut put = |field: &str, value: Option<&str>| {
+            if let Some(value) = value {
+                record.insert(field.to_string(), Value::String(value.to_string()));
+            }
+        };
+        put("message_id", Some(&self.message_id(row)));
+        put("event_timestamp", self.event_time(row).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)).as_deref());
+        put("text_content", Self::get(&self.texts, row));
+        put("ticker", self.ticker(row));
+        put("source_system", Some(Self::get(&self.sources, row).or(self.defaults.source_system.as_deref()).unwrap_or("legacy")));
+        let score = self.score(row);
+        if score.is_some() {
+            put("processing_version", Some(LEGACY_PROCESSING_VERSION));
+            put("model_name", Some(Self::get(&self.models, row).unwrap_or("legacy")));
+        }
+        put("source_url", Self::get(&self.urls, row));
+        put("article_title", Self::get(&self.titles, row));
+        if let Some(number) = score.and_then(serde_json::Number::from_f64) {
+            record.insert("sentiment_score".into(), Value::Number(number));
+        }
+        Value::Object(record)
+    }
+}
+
 /// The rows of `batch` (rows `first_row..`) as producer records.
 pub fn records(batch: &RecordBatch, layout: &Layout, defaults: &FileDefaults, first_row: u64) -> Vec<Value> {
-    let (ticker, id_prefix) = (defaults.ticker.as_deref(), defaults.id_prefix.as_str());
-    let default_source = defaults.source_system.as_deref().unwrap_or("legacy");
-    let text_column = |i: Option<usize>| i.and_then(|i| strings(batch.column(i)));
-    let (ids, tickers, texts, labels, sources, models, urls, titles) = (
-        text_column(layout.message_id),
-        text_column(layout.ticker),
-        text_column(layout.text),
-        text_column(layout.label),
-        text_column(layout.source),
-        text_column(layout.model),
-        text_column(layout.url),
-        text_column(layout.title),
-    );
-    let scores = layout.score.and_then(|i| arrow_cast::cast(batch.column(i), &DataType::Float64).ok());
-    let event_times = layout.timestamp.map(|i| times(batch.column(i)));
-    let get = |column: &Option<ArrayRef>, row: usize| -> Option<String> {
-        let column = column.as_ref()?;
-        let column = column.as_string::<i32>();
-        (!column.is_null(row)).then(|| column.value(row).to_string())
-    };
-    (0..batch.num_rows())
-        .map(|row| {
-            let mut record = Map::new();
-            let mut put = |field: &str, value: Option<Value>| {
-                if let Some(value) = value {
-                    record.insert(field.to_string(), value);
-                }
-            };
-            let id = get(&ids, row).unwrap_or_else(|| format!("{id_prefix}-{}", first_row + row as u64));
-            put("message_id", Some(Value::String(id)));
-            let at = event_times.as_ref().and_then(|t| t[row]);
-            put("event_timestamp", at.map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))));
-            put("text_content", get(&texts, row).map(Value::String));
-            put("ticker", get(&tickers, row).or_else(|| ticker.map(str::to_string)).map(Value::String));
-            put("source_system", Some(Value::String(get(&sources, row).unwrap_or_else(|| default_source.to_string()))));
-            let score = scores
-                .as_ref()
-                .and_then(|s| {
-                    let s = s.as_primitive::<Float64Type>();
-                    (!s.is_null(row)).then(|| s.value(row))
-                })
-                .or_else(|| get(&labels, row).as_deref().and_then(label_score));
-            if let Some(score) = score {
-                put("sentiment_score", serde_json::Number::from_f64(score).map(Value::Number));
-                put("processing_version", Some(Value::String(LEGACY_PROCESSING_VERSION.into())));
-                put("model_name", Some(Value::String(get(&models, row).unwrap_or_else(|| "legacy".into()))));
-            }
-            put("source_url", get(&urls, row).map(Value::String));
-            put("article_title", get(&titles, row).map(Value::String));
-            Value::Object(record)
-        })
-        .collect()
+    let rows = Rows::new(batch, layout, defaults, first_row);
+    (0..rows.len()).map(|row| rows.record(row)).collect()
 }
 
 #[cfg(test)]
@@ -288,9 +356,15 @@ mod tests {
     use std::sync::Arc;
 
     use arrow_array::{DictionaryArray, Float64Array, Int64Array, StringArray, TimestampNanosecondArray};
-    use arrow_schema::Field;
+    use arrow_schema::{Field, Schema};
 
     use super::*;
+
+    fn inferred(batch: &RecordBatch) -> Layout {
+        let inferred = crate::migrate::infer::infer(&batch.schema(), batch, "x.parquet", &[], &Mapping::default()).unwrap();
+        assert!(inferred.is_decided(), "{}", inferred.undecided());
+        inferred.layout
+    }
 
     #[test]
     fn detects_the_old_writers_layout_and_converts_its_types() {
@@ -311,7 +385,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let layout = Layout::detect(&schema);
+        let layout = inferred(&batch);
         assert_eq!((layout.ticker, layout.timestamp, layout.text, layout.score, layout.message_id), (Some(0), Some(1), Some(2), Some(3), None));
         let defaults = FileDefaults { ticker: Some("MSFT".into()), source_system: None, id_prefix: "legacy-abc".into() };
         let rows = records(&batch, &layout, &defaults, 10);
@@ -347,7 +421,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let layout = Layout::detect(&schema);
+        let layout = inferred(&batch);
         assert_eq!((layout.timestamp, layout.label, layout.score), (Some(1), Some(4), None));
         let rows = records(&batch, &layout, &FileDefaults { id_prefix: "p".into(), ..Default::default() }, 0);
         assert_eq!(rows[0]["message_id"], "7");
@@ -360,22 +434,21 @@ mod tests {
     }
 
     #[test]
-    fn a_mapping_names_what_detection_cannot_guess() {
-        let schema = Schema::new(vec![
+    fn a_mapping_names_what_inference_cannot_decide() {
+        let schema = Arc::new(Schema::new(vec![
             Field::new("posted", DataType::Utf8, true),
             Field::new("body", DataType::Utf8, true),
             Field::new("polarity", DataType::Float32, true),
             Field::new("text", DataType::Utf8, true),
-        ]);
-        assert_eq!((Layout::detect(&schema).timestamp, Layout::detect(&schema).text), (None, Some(3)));
+        ]));
+        let batch = RecordBatch::new_empty(schema.clone());
         let mapping = Mapping::parse(
             r#"{"columns": {"event_timestamp": "posted", "text_content": "body", "sentiment_score": "polarity"}, "defaults": {"source_system": "stocktwits"}}"#,
         )
         .unwrap();
-        let layout = Layout::resolve(&schema, &mapping).unwrap();
+        let inferred = crate::migrate::infer::infer(&schema, &batch, "x.parquet", &[], &mapping).unwrap();
+        let layout = inferred.layout;
         assert_eq!((layout.timestamp, layout.text, layout.score), (Some(0), Some(1), Some(2)));
-        let missing = Mapping::parse(r#"{"columns": {"ticker": "sym"}}"#).unwrap();
-        assert!(Layout::resolve(&schema, &missing).unwrap_err().contains("`sym`"));
         assert!(Mapping::parse(r#"{"columns": {"tiker": "sym"}}"#).unwrap_err().contains("unknown field"));
     }
 

@@ -4,10 +4,11 @@
 //! A file is one ordered source named by what it holds, `legacy+sha256:<hash of its size and footer>`
 //! ([`reader::Opened::identity`]), whose sequence numbers are its row numbers: the same bytes are one
 //! source wherever they lie and however their URL is spelt (a copy, a re-upload, `abfss://` or
-//! `wasbs://`), and their location and ETag appear only in reports. Its rows are detected ([`layout`]),
-//! enriched where analysis is missing, validated (rows that fail go to the dead-letter table with the
-//! file, the row number and the reason), staged in chunks and committed by the ledger that already makes
-//! ingestion exactly once. Migrating a file again, or after a crash, commits nothing twice; a changed file
+//! `wasbs://`), and their location and ETag appear only in reports. Its layout is inferred from its
+//! names, types and a sample of its values ([`infer`]) under the rule that matches it ([`rules`]), as
+//! `migrate --plan` shows beforehand ([`plan`]); its rows are mapped ([`layout`]), enriched where analysis
+//! is missing, validated (rows that fail go to the dead-letter table with the file, the row number and the
+//! reason), staged in chunks and committed by the ledger that already makes ingestion exactly once. Migrating a file again, or after a crash, commits nothing twice; a changed file
 //! is another source. Every read is pinned to the version hashed, so a file replaced while it is read
 //! fails the read ([`MigrateError::Changed`]) instead of mixing versions.
 //!
@@ -22,9 +23,12 @@
 //! the CLI and the `MigrateBlob` route call it, never the other way round.
 
 pub mod dedup;
+pub mod infer;
 pub mod layout;
+pub mod plan;
 pub mod reader;
 pub mod reconcile;
+pub mod rules;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -43,7 +47,9 @@ use crate::observability::{FileMigrated, FileMigrationFailed, MigrationProgress}
 use crate::storage::StorageError;
 
 use self::dedup::RowKey;
-use self::layout::{records, ticker_from_path, FileDefaults, Layout, Mapping};
+use self::infer::{infer, Inferred, SAMPLE_ROWS};
+use self::layout::{records, ticker_from_path, FileDefaults, Layout};
+use self::rules::{Applied, Rules};
 
 /// Rows staged per segment: bounded so that a segment of long texts stays tens of MB.
 const ROWS_PER_SEGMENT: usize = 20_000;
@@ -71,6 +77,12 @@ pub struct FileReport {
     pub retired: bool,
     /// Of the rows read by this run, per `TICKER/YYYY-MM-DD` (UTC): rows and the sum of legacy scores.
     pub checksums: BTreeMap<String, GroupChecksum>,
+    /// The rule that applied to the file (its glob), if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Where each seed field came from: what `migrate --plan` showed for the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<Inferred>,
 }
 
 /// Rows of one ticker and day, and the sum of the legacy scores among them (rows without one are
@@ -110,8 +122,9 @@ pub enum MigrateError {
         #[source]
         source: parquet::errors::ParquetError,
     },
-    #[error("{file}: no column holds {field} (columns: {columns}); name it in a mapping file")]
-    Unmapped { file: String, field: &'static str, columns: String },
+    /// Inference could not decide a field (two columns fit it alike, or none does): a rule must.
+    #[error("{file}: {detail} (columns: {columns}); name the column in a rule (`migrate --rules`) or a mapping file")]
+    Undecided { file: String, detail: String, columns: String },
     #[error("{file}: {detail}")]
     Mapping { file: String, detail: String },
     /// The file changed (replaced, deleted) while it was read: nothing of the old version is mixed with
@@ -132,7 +145,7 @@ impl MigrateError {
     /// Storage and catalog outages pass; a file that cannot be read or mapped stays so until it is replaced.
     pub fn is_retryable(&self) -> bool {
         match self {
-            MigrateError::Unreadable { .. } | MigrateError::Unmapped { .. } | MigrateError::Mapping { .. } | MigrateError::DualWrite { .. } => false,
+            MigrateError::Unreadable { .. } | MigrateError::Undecided { .. } | MigrateError::Mapping { .. } | MigrateError::DualWrite { .. } => false,
             MigrateError::Changed { .. } => true,
             MigrateError::Storage(e) => e.is_retryable(),
             MigrateError::Lake(e) => e.is_retryable(),
@@ -185,7 +198,7 @@ pub struct MigrateOptions {
     pub include_dual_write: bool,
 }
 
-/// One legacy file version, opened: its footer read, its layout resolved, the values its rows default to.
+/// One legacy file version, opened: its footer read, its layout inferred, the values its rows default to.
 pub struct LegacyFile {
     /// Its content source id.
     pub source: String,
@@ -193,41 +206,82 @@ pub struct LegacyFile {
     pub located_source: String,
     pub opened: reader::Opened,
     pub layout: Layout,
+    /// Where each seed field comes from, and what a rule must still decide.
+    pub inferred: Inferred,
+    /// The rule that applied (its glob).
+    pub rule: Option<String>,
     pub defaults: FileDefaults,
+    /// The marker of this lake's dual-write, when it wrote the file.
+    pub dual_write: Option<String>,
 }
 
 impl LegacyFile {
-    /// Opens `meta` (a file of the location `location_url`) and maps it; refuses a file whose time or text
-    /// no column holds, and (unless `include_dual_write`) one this lake dual-wrote.
-    pub async fn open(
+    /// Opens `meta` (a file of the location `location_url`) and infers its layout under `applied`, from
+    /// its footer and the first rows of its first row group (returned: what was inferred from). Refuses
+    /// only what cannot be read; what inference left undecided is in [`LegacyFile::inferred`].
+    pub async fn inspect(
         store: Arc<dyn ObjectStore>,
         location_url: &str,
         meta: &ObjectMeta,
-        mapping: &Mapping,
-        include_dual_write: bool,
-    ) -> Result<Self, MigrateError> {
+        applied: Applied<'_>,
+    ) -> Result<(Self, arrow_array::RecordBatch), MigrateError> {
         let file = meta.location.to_string();
         let opened = reader::Opened::new(reader::ObjectFile::new(store, meta.location.clone(), meta.size, meta.e_tag.clone()))
             .await
             .map_err(|e| MigrateError::of_read(&file, e))?;
-        if let (Some(marker), false) = (opened.footer_value(DUAL_WRITE_MARKER), include_dual_write) {
-            return Err(MigrateError::DualWrite { file, marker: marker.to_string() });
-        }
-        let schema = opened.schema().clone();
-        let layout = Layout::resolve(&schema, mapping).map_err(|detail| MigrateError::Mapping { file: file.clone(), detail })?;
-        for (field, index) in [("an event time", layout.timestamp), ("the text", layout.text)] {
-            if index.is_none() {
-                let columns = schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
-                return Err(MigrateError::Unmapped { file, field, columns });
-            }
-        }
+        let dual_write = opened.footer_value(DUAL_WRITE_MARKER).map(str::to_string);
+        let sample = opened.sample(SAMPLE_ROWS).await.map_err(|e| MigrateError::of_read(&file, e))?;
+        let mapping = applied.mapping;
+        let inferred = infer(opened.schema(), &sample, meta.location.as_ref(), &opened.pandas_index_columns(), mapping)
+            .map_err(|detail| MigrateError::Mapping { file: file.clone(), detail })?;
         let source = content_source_id(&opened.identity());
         let defaults = FileDefaults {
             ticker: mapping.defaults.ticker.clone().or_else(|| ticker_from_path(meta.location.as_ref())),
             source_system: mapping.defaults.source_system.clone(),
             id_prefix: id_prefix(&source),
         };
-        Ok(Self { source, located_source: located_source_id(location_url, meta), opened, layout, defaults })
+        let legacy = Self {
+            source,
+            located_source: located_source_id(location_url, meta),
+            opened,
+            layout: inferred.layout.clone(),
+            inferred,
+            rule: applied.rule.map(str::to_string),
+            defaults,
+            dual_write,
+        };
+        Ok((legacy, sample))
+    }
+
+    /// [`LegacyFile::inspect`], refusing a file inference left undecided and (unless `include_dual_write`)
+    /// one this lake dual-wrote.
+    pub async fn open(
+        store: Arc<dyn ObjectStore>,
+        location_url: &str,
+        meta: &ObjectMeta,
+        applied: Applied<'_>,
+        include_dual_write: bool,
+    ) -> Result<Self, MigrateError> {
+        let (legacy, _) = Self::inspect(store, location_url, meta, applied).await?;
+        legacy.migratable(include_dual_write)?;
+        Ok(legacy)
+    }
+
+    /// Whether the file may be migrated as inspected.
+    pub fn migratable(&self, include_dual_write: bool) -> Result<(), MigrateError> {
+        let file = self.opened_path();
+        if let (Some(marker), false) = (&self.dual_write, include_dual_write) {
+            return Err(MigrateError::DualWrite { file, marker: marker.clone() });
+        }
+        if !self.inferred.is_decided() {
+            let columns = self.opened.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
+            return Err(MigrateError::Undecided { file, detail: self.inferred.undecided(), columns });
+        }
+        Ok(())
+    }
+
+    fn opened_path(&self) -> String {
+        self.opened.path().to_string()
     }
 
     /// How far the table has the file: rows up to its watermark are committed (the records table's ledger
@@ -278,17 +332,17 @@ fn id_prefix(source: &str) -> String {
     format!("legacy-{}", hex(&Sha256::digest(source.as_bytes())[..8]))
 }
 
-/// One migration run: its mapping and options, and the contents its files have taken up, so that two
+/// One migration run: its rules and options, and the contents its files have taken up, so that two
 /// copies of one file in the same run are read once.
 pub struct Migration {
-    pub mapping: Mapping,
+    pub rules: Rules,
     pub options: MigrateOptions,
     taken: Mutex<HashMap<String, String>>,
 }
 
 impl Migration {
-    pub fn new(mapping: Mapping, options: MigrateOptions) -> Self {
-        Self { mapping, options, taken: Mutex::new(HashMap::new()) }
+    pub fn new(rules: Rules, options: MigrateOptions) -> Self {
+        Self { rules, options, taken: Mutex::new(HashMap::new()) }
     }
 
     /// Stages every row of one file (committing is the caller's, once for many files).
@@ -301,7 +355,8 @@ impl Migration {
         meta: &ObjectMeta,
     ) -> Result<FileReport, MigrateError> {
         let file = format!("{}/{}", location_url.trim_end_matches('/'), meta.location);
-        let result = match LegacyFile::open(store, location_url, meta, &self.mapping, self.options.include_dual_write).await {
+        let applied = self.rules.for_file(meta.location.as_ref());
+        let result = match LegacyFile::open(store, location_url, meta, applied, self.options.include_dual_write).await {
             Ok(legacy) => self.stage_file(lake, pipeline, legacy, file, meta.e_tag.clone()).await,
             Err(e) => Err(e),
         };
@@ -353,6 +408,8 @@ impl Migration {
             already_in_table: 0,
             retired: false,
             checksums: BTreeMap::new(),
+            rule: legacy.rule.clone(),
+            layout: Some(legacy.inferred.clone()),
         };
         let committed = legacy.resume(lake).await?;
         report.source = legacy.source.clone();

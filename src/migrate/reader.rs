@@ -30,6 +30,7 @@ const MAX_FOOTER_BYTES: u64 = 64 * 1024 * 1024;
 pub const BATCH_ROWS: usize = 4_096;
 
 /// One object, read in ranges, every range of the same version.
+#[derive(Clone)]
 pub struct ObjectFile {
     store: Arc<dyn ObjectStore>,
     path: Path,
@@ -68,6 +69,9 @@ impl AsyncFileReader for ObjectFile {
 /// An opened file: its identity, its row count (from the footer) and a way to stream its rows.
 pub struct Opened {
     builder: ParquetRecordBatchStreamBuilder<ObjectFile>,
+    /// The file and its decoded footer again, for reading a sample beside the stream.
+    file: ObjectFile,
+    metadata: ArrowReaderMetadata,
     identity: [u8; 32],
 }
 
@@ -94,7 +98,55 @@ impl Opened {
         check_column_chunks(&metadata, size)?;
         let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
         let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), options)?;
-        Ok(Self { builder: ParquetRecordBatchStreamBuilder::new_with_metadata(file, metadata), identity })
+        let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(file.clone(), metadata.clone());
+        Ok(Self { builder, file, metadata, identity })
+    }
+
+    /// The first `rows` rows of the first row group (fewer in a smaller file): what layout inference reads.
+    /// Always the same rows of the same bytes, so a resumed migration infers what the first run did. Reads
+    /// at most that row group's column chunks.
+    pub fn sample(&self, rows: usize) -> impl std::future::Future<Output = parquet::errors::Result<arrow_array::RecordBatch>> + Send + 'static {
+        use futures::TryStreamExt;
+        // Owned parts only: the builder is not `Sync`, so a future borrowing `self` could not be sent.
+        let (file, metadata, schema) = (self.file.clone(), self.metadata.clone(), self.schema().clone());
+        async move {
+            if metadata.metadata().num_row_groups() == 0 || rows == 0 {
+                return Ok(arrow_array::RecordBatch::new_empty(schema));
+            }
+            let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(file, metadata)
+                .with_row_groups(vec![0])
+                .with_limit(rows)
+                .with_batch_size(rows.min(BATCH_ROWS))
+                .build()?;
+            let batches: Vec<_> = Decoded { inner: Some(stream) }.try_collect().await?;
+            arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| ParquetError::General(e.to_string()))
+        }
+    }
+
+    /// The file's path in its store.
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+
+    pub fn row_groups(&self) -> usize {
+        self.metadata.metadata().num_row_groups()
+    }
+
+    /// Nulls in the column `name` by the footer's statistics, when every row group records them.
+    pub fn null_count(&self, name: &str) -> Option<u64> {
+        let metadata = self.metadata.metadata();
+        let leaf = metadata.file_metadata().schema_descr().columns().iter().position(|c| c.path().string() == name)?;
+        metadata.row_groups().iter().map(|group| group.column(leaf).statistics().and_then(|s| s.null_count_opt())).sum()
+    }
+
+    /// The columns pandas wrote from a DataFrame's index (`__index_level_0__`, or a named index), as its
+    /// footer metadata lists them: row labels of the writer's frame, never data of the rows.
+    pub fn pandas_index_columns(&self) -> Vec<String> {
+        let Some(pandas) = self.footer_value("pandas").and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok()) else {
+            return Vec::new();
+        };
+        let listed = pandas.get("index_columns").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+        listed.iter().filter_map(|c| c.as_str().map(str::to_string)).collect()
     }
 
     /// SHA-256 of the file's size and footer: the same bytes have the same identity wherever they lie and
@@ -121,6 +173,12 @@ impl Opened {
     /// Record batches from row `skip` on, row groups in order (earlier row groups are not read).
     pub fn stream(self, skip: u64) -> parquet::errors::Result<Decoded> {
         Ok(Decoded { inner: Some(self.builder.with_batch_size(BATCH_ROWS).with_offset(skip as usize).build()?) })
+    }
+
+    /// Record batches of only the top-level `columns` (in schema order): the others' pages are not read.
+    pub fn stream_columns(self, columns: &[usize]) -> parquet::errors::Result<Decoded> {
+        let mask = parquet::arrow::ProjectionMask::roots(self.builder.parquet_schema(), columns.iter().copied());
+        Ok(Decoded { inner: Some(self.builder.with_batch_size(BATCH_ROWS).with_projection(mask).build()?) })
     }
 }
 

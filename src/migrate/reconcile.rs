@@ -18,10 +18,11 @@ use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStore};
 use serde_json::Value;
 
-use super::layout::{records, Mapping};
+use super::layout::Rows;
+use super::rules::Rules;
 use super::{LegacyFile, MigrateError};
 use crate::lake::{Lake, LakeError, TableKind};
-use crate::schema::{column, dead_letter};
+use crate::schema::{column, dead_letter, normalize_ticker};
 
 /// Scores closer than this are equal: the table stores float32, the files often float64.
 const SCORE_TOLERANCE: f64 = 1e-6;
@@ -84,22 +85,24 @@ impl LegacyRows {
         store: Arc<dyn ObjectStore>,
         location_url: &str,
         meta: &ObjectMeta,
-        mapping: &Mapping,
+        rules: &Rules,
     ) -> Result<(), MigrateError> {
-        let mut legacy = LegacyFile::open(store, location_url, meta, mapping, true).await?;
+        let mut legacy = LegacyFile::open(store, location_url, meta, rules.for_file(meta.location.as_ref()), true).await?;
         legacy.resume(lake).await?;
         let LegacyFile { source, opened, layout, defaults, .. } = legacy;
         self.sources.insert(source);
         let unreadable = |e| MigrateError::of_read(meta.location.as_ref(), e);
-        let mut stream = opened.stream(0).map_err(unreadable)?;
-        let mut row = 0u64;
+        // Only the key columns are read: the texts are most of a file's bytes.
+        let (columns, layout) = layout.keys_only();
+        let mut stream = opened.stream_columns(&columns).map_err(unreadable)?;
+        let mut first_row = 0u64;
         while let Some(batch) = stream.try_next().await.map_err(unreadable)? {
-            for record in records(&batch, &layout, &defaults, row) {
-                row += 1;
-                let text = |field: &str| record.get(field).and_then(Value::as_str);
-                let (Some(id), Some(ticker), Some(at)) = (text("message_id"), text("ticker"), text("event_timestamp")) else { continue };
-                self.insert(id, ticker, at.get(..10).unwrap_or_default(), record.get("sentiment_score").and_then(Value::as_f64));
+            let rows = Rows::new(&batch, &layout, &defaults, first_row);
+            for row in 0..rows.len() {
+                let (Some(ticker), Some(at)) = (rows.ticker(row).and_then(normalize_ticker), rows.event_time(row)) else { continue };
+                self.insert(&rows.message_id(row), &ticker, &at.format("%Y-%m-%d").to_string(), rows.score(row));
             }
+            first_row += rows.len() as u64;
         }
         Ok(())
     }
