@@ -710,7 +710,7 @@ async fn an_estate_of_unseen_layouts_is_planned_then_migrated_in_one_run_with_on
     assert!(pandas["layout"]["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("__index_level_0__")), "{pandas}");
     assert_eq!(
         field("pandas/AMD.parquet", "sentiment_score"),
-        serde_json::json!({"column": "vader", "by": "content", "read_as": "rescaled from [-4, 4] to [-1, 1]"})
+        serde_json::json!({"column": "vader", "by": "name_and_content", "read_as": "rescaled from [-4, 4] to [-1, 1]"})
     );
     let first = &pandas["sample"][0];
     assert_eq!(first["before"]["posted"], "2021-06-01T10:30:00-04:00", "{first}");
@@ -767,6 +767,16 @@ async fn an_estate_of_unseen_layouts_is_planned_then_migrated_in_one_run_with_on
             assert!((score_sum - sum).abs() < 1e-4, "{file}: scores {score_sum} != {sum}");
         }
     }
+
+    // Under another rule later, a migrated file keeps the layout it was migrated with (recorded in the
+    // migration ledger): reconciliation still agrees, and the plan says so.
+    std::fs::write(&rules, r#"{"rules": [{"match": "two_times.parquet", "columns": {"event_timestamp": "closed"}}]}"#).unwrap();
+    let (agrees, reconciled) = reconcile(dir.path(), &["--rules", rules.to_str().unwrap(), root]);
+    assert!(agrees, "{reconciled}");
+    let (_, plan) = migrate(dir.path(), &[], &["--plan", "--rules", rules.to_str().unwrap(), root]);
+    let two = plan_of(&plan, "two_times.parquet");
+    assert_eq!((two["status"].as_str(), two["layout"]["fields"]["event_timestamp"]["column"].as_str()), (Some("migrated"), Some("opened")), "{two}");
+    assert!(two["layout"]["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("recorded")), "{two}");
 }
 
 fn migrate_failing(warehouse: &Path, args: &[&str]) -> String {

@@ -81,11 +81,24 @@ pub struct MappedDefaults {
     pub ticker: Option<String>,
     /// The source of every row without one (instead of `legacy`).
     pub source_system: Option<String>,
+    /// The legacy scores' range: 1 ([-1, 1], as they are) or 4 (VADER's lexicon scale, divided by 4), for
+    /// files whose values do not say.
+    pub score_range: Option<u8>,
 }
 
 impl Mapping {
     pub fn parse(json: &str) -> Result<Self, String> {
-        serde_json::from_str(json).map_err(|e| format!("mapping file: {e}"))
+        let mapping: Self = serde_json::from_str(json).map_err(|e| format!("mapping file: {e}"))?;
+        mapping.check().map_err(|e| format!("mapping file: {e}"))?;
+        Ok(mapping)
+    }
+
+    /// What the types cannot say: `score_range` is 1 or 4.
+    pub fn check(&self) -> Result<(), String> {
+        match self.defaults.score_range {
+            None | Some(1) | Some(4) => Ok(()),
+            Some(other) => Err(format!("`score_range` is 1 or 4, not {other}")),
+        }
     }
 
     /// The columns the mapping names, by the seed field they fill.
@@ -315,7 +328,9 @@ impl<'a> Rows<'a> {
             let s = s.as_primitive::<Float64Type>();
             (!s.is_null(row)).then(|| s.value(row))
         });
-        score.map(|score| if self.layout.score_rescaled { score / 4.0 } else { score }).or_else(|| Self::get(&self.labels, row).and_then(label_score))
+        // A score that is no number (inf, NaN) is none: enrichment scores the row, as JSON cannot carry it.
+        let score = score.filter(|s| s.is_finite()).map(|score| if self.layout.score_rescaled { score / 4.0 } else { score });
+        score.or_else(|| Self::get(&self.labels, row).and_then(label_score))
     }
 
     /// Row `row` as the producer's record (JSON with the seed's field names) that ingestion validates.
@@ -361,7 +376,7 @@ mod tests {
     use super::*;
 
     fn inferred(batch: &RecordBatch) -> Layout {
-        let inferred = crate::migrate::infer::infer(&batch.schema(), batch, "x.parquet", &[], &Mapping::default()).unwrap();
+        let inferred = crate::migrate::infer::infer(&batch.schema(), batch, &Default::default(), &Mapping::default()).unwrap();
         assert!(inferred.is_decided(), "{}", inferred.undecided());
         inferred.layout
     }
@@ -446,7 +461,7 @@ mod tests {
             r#"{"columns": {"event_timestamp": "posted", "text_content": "body", "sentiment_score": "polarity"}, "defaults": {"source_system": "stocktwits"}}"#,
         )
         .unwrap();
-        let inferred = crate::migrate::infer::infer(&schema, &batch, "x.parquet", &[], &mapping).unwrap();
+        let inferred = crate::migrate::infer::infer(&schema, &batch, &Default::default(), &mapping).unwrap();
         let layout = inferred.layout;
         assert_eq!((layout.timestamp, layout.text, layout.score), (Some(0), Some(1), Some(2)));
         assert!(Mapping::parse(r#"{"columns": {"tiker": "sym"}}"#).unwrap_err().contains("unknown field"));

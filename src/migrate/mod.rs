@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 
 use crate::ingest::dual_write::{DUAL_WRITE_MARKER, MIGRATION_SOURCE_PREFIX};
@@ -47,7 +47,7 @@ use crate::observability::{FileMigrated, FileMigrationFailed, MigrationProgress}
 use crate::storage::StorageError;
 
 use self::dedup::RowKey;
-use self::infer::{infer, Inferred, SAMPLE_ROWS};
+use self::infer::{infer, FileFacts, Inferred, SAMPLE_ROWS};
 use self::layout::{records, ticker_from_path, FileDefaults, Layout};
 use self::rules::{Applied, Rules};
 
@@ -213,6 +213,8 @@ pub struct LegacyFile {
     pub defaults: FileDefaults,
     /// The marker of this lake's dual-write, when it wrote the file.
     pub dual_write: Option<String>,
+    /// The layout is the one recorded when the file's migration began ([`LegacyFile::resume`]).
+    pub layout_recorded: bool,
 }
 
 impl LegacyFile {
@@ -232,8 +234,8 @@ impl LegacyFile {
         let dual_write = opened.footer_value(DUAL_WRITE_MARKER).map(str::to_string);
         let sample = opened.sample(SAMPLE_ROWS).await.map_err(|e| MigrateError::of_read(&file, e))?;
         let mapping = applied.mapping;
-        let inferred = infer(opened.schema(), &sample, meta.location.as_ref(), &opened.pandas_index_columns(), mapping)
-            .map_err(|detail| MigrateError::Mapping { file: file.clone(), detail })?;
+        let facts = FileFacts { path: meta.location.as_ref(), ranges: opened.column_ranges() };
+        let inferred = infer(opened.schema(), &sample, &facts, mapping).map_err(|detail| MigrateError::Mapping { file: file.clone(), detail })?;
         let source = content_source_id(&opened.identity());
         let defaults = FileDefaults {
             ticker: mapping.defaults.ticker.clone().or_else(|| ticker_from_path(meta.location.as_ref())),
@@ -249,12 +251,14 @@ impl LegacyFile {
             rule: applied.rule.map(str::to_string),
             defaults,
             dual_write,
+            layout_recorded: false,
         };
         Ok((legacy, sample))
     }
 
-    /// [`LegacyFile::inspect`], refusing a file inference left undecided and (unless `include_dual_write`)
-    /// one this lake dual-wrote.
+    /// [`LegacyFile::inspect`], refusing (unless `include_dual_write`) a file this lake dual-wrote. Whether
+    /// its layout is decided is known after [`LegacyFile::resume`] (a file that began keeps its layout):
+    /// [`LegacyFile::decided`].
     pub async fn open(
         store: Arc<dyn ObjectStore>,
         location_url: &str,
@@ -263,17 +267,17 @@ impl LegacyFile {
         include_dual_write: bool,
     ) -> Result<Self, MigrateError> {
         let (legacy, _) = Self::inspect(store, location_url, meta, applied).await?;
-        legacy.migratable(include_dual_write)?;
+        if let (Some(marker), false) = (&legacy.dual_write, include_dual_write) {
+            return Err(MigrateError::DualWrite { file: legacy.opened_path(), marker: marker.clone() });
+        }
         Ok(legacy)
     }
 
-    /// Whether the file may be migrated as inspected.
-    pub fn migratable(&self, include_dual_write: bool) -> Result<(), MigrateError> {
+    /// Refuses a file whose layout names a field two ways or leaves a required one empty; a file without
+    /// rows has nothing to map.
+    pub fn decided(&self) -> Result<(), MigrateError> {
         let file = self.opened_path();
-        if let (Some(marker), false) = (&self.dual_write, include_dual_write) {
-            return Err(MigrateError::DualWrite { file, marker: marker.clone() });
-        }
-        if !self.inferred.is_decided() {
+        if !self.inferred.is_decided() && self.opened.rows() > 0 {
             let columns = self.opened.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
             return Err(MigrateError::Undecided { file, detail: self.inferred.undecided(), columns });
         }
@@ -289,32 +293,87 @@ impl LegacyFile {
     /// The watermarks first, then the migration ledger: a retirement moves a file from the one to the
     /// other. A file an earlier version began under its located id goes on under that id, synthetic ids
     /// included, so rows read again get the ids they were committed with.
-    pub async fn resume(&mut self, lake: &Lake) -> Result<Committed, LakeError> {
+    pub async fn resume(&mut self, lake: &Lake) -> Result<Committed, MigrateError> {
         let watermarks = lake.committed_state(TableKind::Records).await?.watermarks;
         let found = match (watermarks.get(&self.source), watermarks.get(&self.located_source)) {
             (Some(through), _) => Some((None, through)),
             (None, Some(through)) => Some((Some(self.located_source.clone()), through)),
             (None, None) => None,
         };
-        let committed = match found {
+        let (committed, recorded) = match found {
             Some((begun_as, through)) => {
                 begun_as.into_iter().for_each(|source| self.continue_as(source));
-                Committed::Through(through.max(0) as u64)
+                let path = self.layout_record_path();
+                (Committed::Through(through.max(0) as u64), read_layout_record(lake, &path).await?)
             }
             None => match lake.retired_among(&[&self.source, &self.located_source]).await? {
                 Some(retired) => {
                     self.continue_as(retired.source);
-                    Committed::Retired
+                    let recorded = retired.report.as_ref().and_then(|r| r.get("layout")).and_then(|l| serde_json::from_value(l.clone()).ok());
+                    (Committed::Retired, recorded)
                 }
-                None => Committed::Through(0),
+                // Staged by an earlier run and not committed yet: its rows were mapped by the record too.
+                None => {
+                    let path = self.layout_record_path();
+                    (Committed::Through(0), read_layout_record(lake, &path).await?)
+                }
             },
         };
+        if let Some(recorded) = recorded {
+            self.keep_recorded(recorded)?;
+        }
         Ok(committed)
+    }
+
+    /// Where the layout of a file in progress is recorded (a retired file's is in its ledger report).
+    fn layout_record_path(&self) -> Path {
+        Path::from(format!("migration/layouts/{}.json", hex(&Sha256::digest(self.source.as_bytes()))))
+    }
+
+    /// Records the layout before the file's first row is staged, so that a resumed run maps the rest of
+    /// its rows as the first run mapped the beginning, whatever inference or rules say by then.
+    pub fn record_layout(&self, lake: &Lake) -> impl std::future::Future<Output = Result<(), LakeError>> + Send + 'static {
+        // Owned before the await: the opened file is not `Sync`, so the future cannot borrow `self`.
+        let (path, store) = (self.layout_record_path(), lake.warehouse().store().clone());
+        let body = serde_json::to_vec(&self.inferred).expect("a layout serialises");
+        async move {
+            store.put(&path, Bytes::from(body).into()).await.map_err(|e| StorageError::store("write", path.to_string(), e))?;
+            Ok(())
+        }
+    }
+
+    /// Maps the file as it was mapped when its migration began.
+    fn keep_recorded(&mut self, recorded: Inferred) -> Result<(), MigrateError> {
+        let file = self.opened_path();
+        let layout = recorded.layout_of(self.opened.schema()).map_err(|detail| MigrateError::Mapping { file, detail })?;
+        let changed = recorded.fields != self.inferred.fields || recorded.score_rescaled != self.inferred.score_rescaled;
+        let mut notes = recorded.notes.clone();
+        notes.push(if changed {
+            "the layout recorded when this file's migration began (inference or rules now say otherwise): kept, so every row maps alike".into()
+        } else {
+            "the layout recorded when this file's migration began".into()
+        });
+        self.inferred = Inferred { layout: layout.clone(), notes, ties: Vec::new(), missing: Vec::new(), ..recorded };
+        self.layout = layout;
+        self.layout_recorded = true;
+        Ok(())
     }
 
     fn continue_as(&mut self, source: String) {
         self.defaults.id_prefix = id_prefix(&source);
         self.source = source;
+    }
+}
+
+/// The layout recorded at `path` (none: the file has not begun, or began before layouts were recorded).
+async fn read_layout_record(lake: &Lake, path: &Path) -> Result<Option<Inferred>, LakeError> {
+    match lake.warehouse().store().get(path).await {
+        Ok(got) => {
+            let bytes = got.bytes().await.map_err(|e| StorageError::store("read", path.to_string(), e))?;
+            Ok(serde_json::from_slice(&bytes).ok())
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(StorageError::store("read", path.to_string(), e).into()),
     }
 }
 
@@ -417,8 +476,8 @@ impl Migration {
             report.same_as = Some(first);
             return Ok(report);
         }
-        let LegacyFile { source, opened, layout, defaults, .. } = legacy;
-        let total = opened.rows();
+        report.layout = Some(legacy.inferred.clone());
+        let total = legacy.opened.rows();
         let skip = match committed {
             Committed::Through(rows) => rows.min(total),
             Committed::Retired => total,
@@ -427,6 +486,11 @@ impl Migration {
         if skip == total {
             return Ok(report);
         }
+        legacy.decided()?;
+        if !legacy.layout_recorded {
+            legacy.record_layout(lake).await?;
+        }
+        let LegacyFile { source, opened, layout, defaults, .. } = legacy;
         let mut stream = opened.stream(skip).map_err(|e| MigrateError::of_read(&file, e))?;
         let mut segment = Segment::new(skip, self.options.dedup_ids);
         while let Some(batch) = stream.try_next().await.map_err(|e| MigrateError::of_read(&file, e))? {

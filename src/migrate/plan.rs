@@ -37,6 +37,8 @@ pub enum Status {
     Ready,
     /// Every row is committed already: a run reads nothing.
     Migrated,
+    /// No rows: nothing to do.
+    Empty,
     /// Two columns fit a field alike, or none fits a required one: a rule must name the column.
     NeedsRule,
     /// This lake dual-wrote it: its rows are in the table already.
@@ -138,11 +140,12 @@ pub async fn plan_file(
     };
     let committed = legacy.resume(lake).await?;
     let rows = legacy.opened.rows();
-    let status = match legacy.migratable(false) {
-        Err(MigrateError::DualWrite { .. }) => Status::DualWrite,
-        Err(_) => Status::NeedsRule,
-        Ok(()) if committed == Committed::Retired || committed == Committed::Through(rows) => Status::Migrated,
-        Ok(()) => Status::Ready,
+    let status = match () {
+        _ if legacy.dual_write.is_some() => Status::DualWrite,
+        _ if rows == 0 => Status::Empty,
+        _ if committed == Committed::Retired || committed == Committed::Through(rows) => Status::Migrated,
+        _ if legacy.decided().is_err() => Status::NeedsRule,
+        _ => Status::Ready,
     };
     let already_committed = match committed {
         Committed::Retired => rows,
@@ -187,7 +190,8 @@ pub async fn plan_file(
     }
     plan.dead_letters.sampled_rows = mapped.len();
     let dead = validated.dead_letters.len() as u64;
-    plan.dead_letters.estimated = (dead as f64 / mapped.len() as f64 * rows as f64).round() as u64;
+    // The rows a run would read: those not committed already.
+    plan.dead_letters.estimated = (dead as f64 / mapped.len() as f64 * (rows - already_committed) as f64).round() as u64;
     plan.sample = shown(&sample, &mapped, &outcomes);
     Ok(plan)
 }

@@ -139,14 +139,29 @@ impl Opened {
         metadata.row_groups().iter().map(|group| group.column(leaf).statistics().and_then(|s| s.null_count_opt())).sum()
     }
 
-    /// The columns pandas wrote from a DataFrame's index (`__index_level_0__`, or a named index), as its
-    /// footer metadata lists them: row labels of the writer's frame, never data of the rows.
-    pub fn pandas_index_columns(&self) -> Vec<String> {
-        let Some(pandas) = self.footer_value("pandas").and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok()) else {
-            return Vec::new();
-        };
-        let listed = pandas.get("index_columns").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
-        listed.iter().filter_map(|c| c.as_str().map(str::to_string)).collect()
+    /// Per numeric top-level column, its smallest and largest value over every row group, where each row
+    /// group's statistics record them.
+    pub fn column_ranges(&self) -> std::collections::HashMap<String, (f64, f64)> {
+        use parquet::file::statistics::Statistics as S;
+        let metadata = self.metadata.metadata();
+        let mut ranges = std::collections::HashMap::new();
+        for (leaf, column) in metadata.file_metadata().schema_descr().columns().iter().enumerate() {
+            let range = metadata.row_groups().iter().try_fold(None::<(f64, f64)>, |range, group| {
+                let (lo, hi) = match group.column(leaf).statistics()? {
+                    S::Int32(s) => (f64::from(*s.min_opt()?), f64::from(*s.max_opt()?)),
+                    S::Int64(s) => (*s.min_opt()? as f64, *s.max_opt()? as f64),
+                    S::Float(s) => (f64::from(*s.min_opt()?), f64::from(*s.max_opt()?)),
+                    S::Double(s) => (*s.min_opt()?, *s.max_opt()?),
+                    _ => return None,
+                };
+                Some(Some(range.map_or((lo, hi), |(a, b): (f64, f64)| (a.min(lo), b.max(hi)))))
+            });
+            let finite = range.flatten().filter(|(lo, hi)| lo.is_finite() && hi.is_finite());
+            if let (Some(range), 1) = (finite, column.path().parts().len()) {
+                ranges.insert(column.name().to_string(), range);
+            }
+        }
+        ranges
     }
 
     /// SHA-256 of the file's size and footer: the same bytes have the same identity wherever they lie and

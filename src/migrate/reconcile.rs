@@ -89,6 +89,7 @@ impl LegacyRows {
     ) -> Result<(), MigrateError> {
         let mut legacy = LegacyFile::open(store, location_url, meta, rules.for_file(meta.location.as_ref()), true).await?;
         legacy.resume(lake).await?;
+        legacy.decided()?;
         let LegacyFile { source, opened, layout, defaults, .. } = legacy;
         self.sources.insert(source);
         let unreadable = |e| MigrateError::of_read(meta.location.as_ref(), e);
@@ -99,7 +100,7 @@ impl LegacyRows {
         while let Some(batch) = stream.try_next().await.map_err(unreadable)? {
             let rows = Rows::new(&batch, &layout, &defaults, first_row);
             for row in 0..rows.len() {
-                let (Some(ticker), Some(at)) = (rows.ticker(row).and_then(normalize_ticker), rows.event_time(row)) else { continue };
+                let (Some(ticker), Some(at)) = (rows.ticker(row).map(str::trim).and_then(normalize_ticker), rows.event_time(row)) else { continue };
                 self.insert(&rows.message_id(row), &ticker, &at.format("%Y-%m-%d").to_string(), rows.score(row));
             }
             first_row += rows.len() as u64;

@@ -75,7 +75,9 @@ impl Rules {
         let mut rules = Vec::with_capacity(file.rules.len());
         for (n, rule) in file.rules.into_iter().enumerate() {
             let glob = Pattern::new(&rule.pattern).map_err(|e| format!("rules file: rule {} (`{}`): {e}", n + 1, rule.pattern))?;
-            rules.push(Rule { pattern: rule.pattern, glob, mapping: Mapping { columns: rule.columns, defaults: rule.defaults } });
+            let mapping = Mapping { columns: rule.columns, defaults: rule.defaults };
+            mapping.check().map_err(|e| format!("rules file: rule {} (`{}`): {e}", n + 1, rule.pattern))?;
+            rules.push(Rule { pattern: rule.pattern, glob, mapping });
         }
         Ok(Self { rules, inference_alone: Mapping::default() })
     }

@@ -7,7 +7,7 @@
 //! merge into the same numbers in any order: those a commit wrote, those maintenance re-aggregated, and
 //! those computed from raw rows at query time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, TimestampMicrosecondType};
@@ -179,16 +179,6 @@ impl Measures {
             *self.primary_emotions.entry(emotion.clone()).or_default() += count;
         }
     }
-
-    fn polarity(&mut self, value: f32) {
-        if value > NEUTRAL_BAND {
-            self.positive += 1;
-        } else if value < -NEUTRAL_BAND {
-            self.negative += 1;
-        } else {
-            self.neutral += 1;
-        }
-    }
 }
 
 /// Partial aggregates by row key.
@@ -233,61 +223,182 @@ impl Partials {
 
     /// Adds the records of `batch` (in the records table's Arrow schema, any column order, extra columns
     /// ignored) that `filter` keeps, at each grain of `grains`.
+    ///
+    /// Every commit, staged segment and fresh answer goes through here, so rows are first summed per
+    /// minute under keys of interned strings ([`MinuteSums`]: no allocation per row), and only the minutes
+    /// become rows of each grain: an hour or a day is the merge of its minutes, which gives the same
+    /// numbers since every measure merges in any order.
     pub fn add_batch(&mut self, batch: &RecordBatch, grains: &[Grain], filter: &RowFilter) -> Result<(), String> {
         let records = Columns::of(batch)?;
+        let mut minutes = MinuteSums::default();
         for row in 0..batch.num_rows() {
             let at = records.times.value(row);
             let ticker = records.tickers.is_valid(row).then(|| records.tickers.value(row));
             if !filter.keeps(at, ticker) {
                 continue;
             }
-            let source = records.sources.value(row);
-            let score = records.scores.value(row);
-            let mut message = Measures { count: 1, score_sum: exact::score(score), ..Measures::default() };
-            message.score_min = Some(OrderedF32(score));
-            message.score_max = Some(OrderedF32(score));
-            message.polarity(score);
-            if let Some(magnitudes) = records.magnitudes.as_ref().filter(|m| m.is_valid(row)) {
-                message.magnitude_sum = exact::magnitude(magnitudes.value(row));
-                message.magnitude_count = 1;
-            }
-            for (emotion, intensity) in map_entries(records.emotions.as_ref(), row) {
-                let entry = message.emotions.entry(emotion.to_string()).or_default();
-                entry.0 += 1;
-                entry.1 += exact::score(intensity);
-            }
-            if let Some(primary) = records.primary.as_ref().filter(|p| p.is_valid(row)) {
-                *message.primary_emotions.entry(primary.value(row).to_string()).or_default() += 1;
-            }
-            let score_only = Measures { count: 1, score_sum: exact::score(score), ..Measures::default() };
+            minutes.add(&records, row, Grain::Minute.start(at), ticker);
+        }
+        for (key, measures) in minutes.finish() {
             for &grain in grains {
-                let period_start = grain.start(at);
-                let key = |dimension: Dimension, name: Option<&str>, kind: Option<&str>| RowKey {
-                    grain,
-                    period_start,
-                    ticker: ticker.map(str::to_string),
-                    source_system: source.to_string(),
-                    dimension,
-                    name: name.map(str::to_string),
-                    kind: kind.map(str::to_string),
-                };
-                self.merge_row(key(Dimension::Message, None, None), &message);
-                for (aspect, aspect_score) in map_entries(records.aspects.as_ref(), row) {
-                    let mut measures = Measures { count: 1, score_sum: exact::score(aspect_score), ..Measures::default() };
-                    measures.polarity(aspect_score);
-                    self.merge_row(key(Dimension::Aspect, Some(aspect), None), &measures);
-                }
-                if let Some(intent) = records.intents.as_ref().filter(|i| i.is_valid(row)) {
-                    self.merge_row(key(Dimension::Intent, Some(intent.value(row)), None), &score_only);
-                }
-                if let Some(entities) = &records.entities {
-                    for (text, kind) in entity_mentions(entities, row) {
-                        self.merge_row(key(Dimension::Entity, Some(text), Some(kind)), &score_only);
-                    }
-                }
+                let key = RowKey { grain, period_start: grain.start(key.period_start), ..key.clone() };
+                self.merge_row(key, &measures);
             }
         }
         Ok(())
+    }
+}
+
+/// No string: a key part that is absent (a row without a ticker, a message's name and kind).
+const NONE: u32 = u32::MAX;
+
+/// Strings of one batch, numbered as they are first seen.
+#[derive(Default)]
+struct Interned<'a> {
+    ids: HashMap<&'a str, u32>,
+    texts: Vec<&'a str>,
+}
+
+impl<'a> Interned<'a> {
+    fn id(&mut self, text: Option<&'a str>) -> u32 {
+        let Some(text) = text else { return NONE };
+        *self.ids.entry(text).or_insert_with(|| {
+            self.texts.push(text);
+            (self.texts.len() - 1) as u32
+        })
+    }
+
+    fn text(&self, id: u32) -> Option<String> {
+        (id != NONE).then(|| self.texts[id as usize].to_string())
+    }
+}
+
+/// A minute's key: the period start and interned ticker, source, name and kind.
+type MinuteKey = (i64, u32, u32, Dimension, u32, u32);
+
+/// A minute's measures with interned emotion names: [`Measures`] without a string per row.
+#[derive(Default)]
+struct MinuteMeasures {
+    count: i64,
+    score_sum: ScoreSum,
+    score_min: Option<f32>,
+    score_max: Option<f32>,
+    positive: i64,
+    negative: i64,
+    neutral: i64,
+    magnitude_sum: MagnitudeSum,
+    magnitude_count: i64,
+    emotions: Vec<(u32, i64, ScoreSum)>,
+    primary_emotions: Vec<(u32, i64)>,
+}
+
+impl MinuteMeasures {
+    fn scored(&mut self, score: f32) {
+        self.count += 1;
+        self.score_sum += exact::score(score);
+    }
+
+    fn polarity(&mut self, value: f32) {
+        if value > NEUTRAL_BAND {
+            self.positive += 1;
+        } else if value < -NEUTRAL_BAND {
+            self.negative += 1;
+        } else {
+            self.neutral += 1;
+        }
+    }
+
+    fn into_measures(self, names: &Interned<'_>) -> Measures {
+        let name = |id: u32| names.text(id).unwrap_or_default();
+        Measures {
+            count: self.count,
+            score_sum: self.score_sum,
+            score_min: self.score_min.map(OrderedF32),
+            score_max: self.score_max.map(OrderedF32),
+            positive: self.positive,
+            negative: self.negative,
+            neutral: self.neutral,
+            magnitude_sum: self.magnitude_sum,
+            magnitude_count: self.magnitude_count,
+            emotions: self.emotions.into_iter().map(|(id, count, sum)| (name(id), (count, sum))).collect(),
+            primary_emotions: self.primary_emotions.into_iter().map(|(id, count)| (name(id), count)).collect(),
+        }
+    }
+}
+
+/// Sums of one batch's rows per minute and dimension.
+#[derive(Default)]
+struct MinuteSums<'a> {
+    strings: Interned<'a>,
+    sums: HashMap<MinuteKey, MinuteMeasures>,
+}
+
+impl<'a> MinuteSums<'a> {
+    fn add(&mut self, records: &'a Columns, row: usize, minute: i64, ticker: Option<&'a str>) {
+        let (ticker, source) = (self.strings.id(ticker), self.strings.id(Some(records.sources.value(row))));
+        let score = records.scores.value(row);
+        let message = self.sums.entry((minute, ticker, source, Dimension::Message, NONE, NONE)).or_default();
+        message.scored(score);
+        message.score_min = Some(message.score_min.map_or(score, |m| if score < m { score } else { m }));
+        message.score_max = Some(message.score_max.map_or(score, |m| if score > m { score } else { m }));
+        message.polarity(score);
+        if let Some(magnitudes) = records.magnitudes.as_ref().filter(|m| m.is_valid(row)) {
+            message.magnitude_sum += exact::magnitude(magnitudes.value(row));
+            message.magnitude_count += 1;
+        }
+        for (emotion, intensity) in map_entries(records.emotions.as_ref(), row) {
+            let id = self.strings.id(Some(emotion));
+            match message.emotions.iter_mut().find(|(e, _, _)| *e == id) {
+                Some((_, count, sum)) => {
+                    *count += 1;
+                    *sum += exact::score(intensity);
+                }
+                None => message.emotions.push((id, 1, exact::score(intensity))),
+            }
+        }
+        if let Some(primary) = records.primary.as_ref().filter(|p| p.is_valid(row)) {
+            let id = self.strings.id(Some(primary.value(row)));
+            match message.primary_emotions.iter_mut().find(|(e, _)| *e == id) {
+                Some((_, count)) => *count += 1,
+                None => message.primary_emotions.push((id, 1)),
+            }
+        }
+        for (aspect, aspect_score) in map_entries(records.aspects.as_ref(), row) {
+            let name = self.strings.id(Some(aspect));
+            let measures = self.sums.entry((minute, ticker, source, Dimension::Aspect, name, NONE)).or_default();
+            measures.scored(aspect_score);
+            measures.polarity(aspect_score);
+        }
+        if let Some(intent) = records.intents.as_ref().filter(|i| i.is_valid(row)) {
+            let name = self.strings.id(Some(intent.value(row)));
+            self.sums.entry((minute, ticker, source, Dimension::Intent, name, NONE)).or_default().scored(score);
+        }
+        if let Some(entities) = &records.entities {
+            for (text, kind) in entity_mentions(entities, row) {
+                let (name, kind) = (self.strings.id(Some(text)), self.strings.id(Some(kind)));
+                self.sums.entry((minute, ticker, source, Dimension::Entity, name, kind)).or_default().scored(score);
+            }
+        }
+    }
+
+    /// The minutes as rollup rows of the minute grain.
+    fn finish(self) -> Vec<(RowKey, Measures)> {
+        let strings = self.strings;
+        self.sums
+            .into_iter()
+            .map(|((period_start, ticker, source, dimension, name, kind), measures)| {
+                let key = RowKey {
+                    grain: Grain::Minute,
+                    period_start,
+                    ticker: strings.text(ticker),
+                    source_system: strings.text(source).unwrap_or_default(),
+                    dimension,
+                    name: strings.text(name),
+                    kind: strings.text(kind),
+                };
+                (key, measures.into_measures(&strings))
+            })
+            .collect()
     }
 }
 
@@ -449,6 +560,90 @@ mod tests {
         assert!(hour.contains(&Dimension::Intent));
         assert_eq!(hour.contains(&Dimension::Aspect), record.aspect_based_sentiment.as_ref().is_some_and(|v| !v.is_empty()));
         assert_eq!(hour.contains(&Dimension::Entity), record.entity_recognition.as_ref().is_some_and(|v| !v.is_empty()));
+    }
+
+    fn polarity(measures: &mut Measures, value: f32) {
+        let mut minute = MinuteMeasures::default();
+        minute.polarity(value);
+        (measures.positive, measures.negative, measures.neutral) = (minute.positive, minute.negative, minute.neutral);
+    }
+
+    /// Each row merged into its own key at every grain: the definition [`Partials::add_batch`] must equal.
+    fn row_by_row(batch: &RecordBatch, grains: &[Grain]) -> Partials {
+        let records = Columns::of(batch).unwrap();
+        let mut partials = Partials::default();
+        for row in 0..batch.num_rows() {
+            let (at, score) = (records.times.value(row), records.scores.value(row));
+            let ticker = records.tickers.is_valid(row).then(|| records.tickers.value(row).to_string());
+            let mut message = Measures { count: 1, score_sum: exact::score(score), ..Measures::default() };
+            (message.score_min, message.score_max) = (Some(OrderedF32(score)), Some(OrderedF32(score)));
+            polarity(&mut message, score);
+            if let Some(m) = records.magnitudes.as_ref().filter(|m| m.is_valid(row)) {
+                (message.magnitude_sum, message.magnitude_count) = (exact::magnitude(m.value(row)), 1);
+            }
+            for (emotion, intensity) in map_entries(records.emotions.as_ref(), row) {
+                let entry = message.emotions.entry(emotion.to_string()).or_default();
+                entry.0 += 1;
+                entry.1 += exact::score(intensity);
+            }
+            if let Some(p) = records.primary.as_ref().filter(|p| p.is_valid(row)) {
+                *message.primary_emotions.entry(p.value(row).to_string()).or_default() += 1;
+            }
+            let score_only = Measures { count: 1, score_sum: exact::score(score), ..Measures::default() };
+            for &grain in grains {
+                let key = |dimension, name: Option<&str>, kind: Option<&str>| RowKey {
+                    grain,
+                    period_start: grain.start(at),
+                    ticker: ticker.clone(),
+                    source_system: records.sources.value(row).to_string(),
+                    dimension,
+                    name: name.map(str::to_string),
+                    kind: kind.map(str::to_string),
+                };
+                partials.merge_row(key(Dimension::Message, None, None), &message);
+                for (aspect, value) in map_entries(records.aspects.as_ref(), row) {
+                    let mut measures = Measures { count: 1, score_sum: exact::score(value), ..Measures::default() };
+                    polarity(&mut measures, value);
+                    partials.merge_row(key(Dimension::Aspect, Some(aspect), None), &measures);
+                }
+                if let Some(intent) = records.intents.as_ref().filter(|i| i.is_valid(row)) {
+                    partials.merge_row(key(Dimension::Intent, Some(intent.value(row)), None), &score_only);
+                }
+                for (text, kind) in records.entities.as_ref().into_iter().flat_map(|e| entity_mentions(e, row)) {
+                    partials.merge_row(key(Dimension::Entity, Some(text), Some(kind)), &score_only);
+                }
+            }
+        }
+        partials
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Summing per minute first, with interned keys, gives exactly the row-by-row partials.
+        #[test]
+        fn minute_sums_equal_row_by_row_merges(rows in proptest::collection::vec((0u8..4, 0i64..200_000, -100i32..=100, 0u8..4, 0u8..3, proptest::bool::ANY), 0..120)) {
+            let base = full_record();
+            let records: Vec<_> = rows
+                .iter()
+                .map(|&(ticker, seconds, score, emotion, aspect, entity)| {
+                    let mut r = base.clone();
+                    r.ticker = ["AAPL", "MSFT", "TSLA"].get(ticker as usize).map(|t| (*t).into());
+                    r.source_system = if seconds % 2 == 0 { "twitter".into() } else { "reddit".into() };
+                    r.event_timestamp += chrono::Duration::seconds(seconds);
+                    r.sentiment_score = score as f32 / 100.0;
+                    r.primary_emotion = ["joy", "fear", "anger", "neutral"][emotion as usize].into();
+                    r.emotion_intensity_vector = Some(vec![("joy".into(), score as f32 / 200.0), (["fear", "joy"][emotion as usize % 2].into(), 0.25)]);
+                    r.aspect_based_sentiment = Some(vec![(["eps", "guidance", "capex"][aspect as usize].into(), score as f32 / 300.0)]);
+                    r.entity_recognition = entity.then(|| vec![crate::schema::Entity { text: "Apple".into(), entity_type: "ORG".into() }]);
+                    r.user_intent = ["news", "opinion"][aspect as usize % 2].into();
+                    r
+                })
+                .collect();
+            let batch = batch(&records);
+            let mut partials = Partials::default();
+            partials.add_batch(&batch, &Grain::ALL, &RowFilter::default()).unwrap();
+            proptest::prop_assert_eq!(partials, row_by_row(&batch, &Grain::ALL));
+        }
     }
 
     #[test]
