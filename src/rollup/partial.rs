@@ -225,9 +225,9 @@ impl Partials {
     /// ignored) that `filter` keeps, at each grain of `grains`.
     ///
     /// Every commit, staged segment and fresh answer goes through here, so rows are first summed per
-    /// minute under keys of interned strings ([`MinuteSums`]: no allocation per row), and only the minutes
-    /// become rows of each grain: an hour or a day is the merge of its minutes, which gives the same
-    /// numbers since every measure merges in any order.
+    /// minute under keys of interned strings ([`MinuteSums`]: no allocation per row), hours and days are
+    /// folded from the minutes under the same keys (the same numbers: every measure merges in any order),
+    /// and only then does each sum become a row with its strings.
     pub fn add_batch(&mut self, batch: &RecordBatch, grains: &[Grain], filter: &RowFilter) -> Result<(), String> {
         let records = Columns::of(batch)?;
         let mut minutes = MinuteSums::default();
@@ -239,10 +239,12 @@ impl Partials {
             }
             minutes.add(&records, row, Grain::Minute.start(at), ticker);
         }
-        for (key, measures) in minutes.finish() {
-            for &grain in grains {
-                let key = RowKey { grain, period_start: grain.start(key.period_start), ..key.clone() };
-                self.merge_row(key, &measures);
+        for (key, measures) in minutes.finish(grains) {
+            match self.rows.entry(key) {
+                std::collections::btree_map::Entry::Vacant(vacant) => {
+                    vacant.insert(measures);
+                }
+                std::collections::btree_map::Entry::Occupied(occupied) => occupied.into_mut().merge(&measures),
             }
         }
         Ok(())
@@ -252,10 +254,14 @@ impl Partials {
 /// No string: a key part that is absent (a row without a ticker, a message's name and kind).
 const NONE: u32 = u32::MAX;
 
+/// The maps of one batch's sums: hashed with foldhash (random per process, so crafted strings cannot
+/// force collisions), several times faster than SipHash on these small keys.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Strings of one batch, numbered as they are first seen.
 #[derive(Default)]
 struct Interned<'a> {
-    ids: HashMap<&'a str, u32>,
+    ids: FastMap<&'a str, u32>,
     texts: Vec<&'a str>,
 }
 
@@ -293,6 +299,37 @@ struct MinuteMeasures {
 }
 
 impl MinuteMeasures {
+    fn merge(&mut self, other: &MinuteMeasures) {
+        self.count += other.count;
+        self.score_sum += other.score_sum;
+        self.score_min = match (self.score_min, other.score_min) {
+            (Some(a), Some(b)) => Some(if b < a { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        self.score_max = match (self.score_max, other.score_max) {
+            (Some(a), Some(b)) => Some(if b > a { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        (self.positive, self.negative, self.neutral) = (self.positive + other.positive, self.negative + other.negative, self.neutral + other.neutral);
+        self.magnitude_sum += other.magnitude_sum;
+        self.magnitude_count += other.magnitude_count;
+        for &(id, count, sum) in &other.emotions {
+            match self.emotions.iter_mut().find(|(e, _, _)| *e == id) {
+                Some((_, c, s)) => {
+                    *c += count;
+                    *s += sum;
+                }
+                None => self.emotions.push((id, count, sum)),
+            }
+        }
+        for &(id, count) in &other.primary_emotions {
+            match self.primary_emotions.iter_mut().find(|(e, _)| *e == id) {
+                Some((_, c)) => *c += count,
+                None => self.primary_emotions.push((id, count)),
+            }
+        }
+    }
+
     fn scored(&mut self, score: f32) {
         self.count += 1;
         self.score_sum += exact::score(score);
@@ -330,7 +367,7 @@ impl MinuteMeasures {
 #[derive(Default)]
 struct MinuteSums<'a> {
     strings: Interned<'a>,
-    sums: HashMap<MinuteKey, MinuteMeasures>,
+    sums: FastMap<MinuteKey, MinuteMeasures>,
 }
 
 impl<'a> MinuteSums<'a> {
@@ -381,24 +418,30 @@ impl<'a> MinuteSums<'a> {
         }
     }
 
-    /// The minutes as rollup rows of the minute grain.
-    fn finish(self) -> Vec<(RowKey, Measures)> {
+    /// The sums as rollup rows of each of `grains`: hours and days folded from the minutes.
+    fn finish(self, grains: &[Grain]) -> Vec<(RowKey, Measures)> {
         let strings = self.strings;
-        self.sums
-            .into_iter()
-            .map(|((period_start, ticker, source, dimension, name, kind), measures)| {
-                let key = RowKey {
-                    grain: Grain::Minute,
-                    period_start,
-                    ticker: strings.text(ticker),
-                    source_system: strings.text(source).unwrap_or_default(),
-                    dimension,
-                    name: strings.text(name),
-                    kind: strings.text(kind),
-                };
-                (key, measures.into_measures(&strings))
-            })
-            .collect()
+        let row_key = |grain: Grain, (period_start, ticker, source, dimension, name, kind): MinuteKey| RowKey {
+            grain,
+            period_start,
+            ticker: strings.text(ticker),
+            source_system: strings.text(source).unwrap_or_default(),
+            dimension,
+            name: strings.text(name),
+            kind: strings.text(kind),
+        };
+        let mut rows = Vec::new();
+        for &grain in grains.iter().filter(|&&g| g != Grain::Minute) {
+            let mut folded: FastMap<MinuteKey, MinuteMeasures> = FastMap::default();
+            for (&(minute, ticker, source, dimension, name, kind), measures) in &self.sums {
+                folded.entry((grain.start(minute), ticker, source, dimension, name, kind)).or_default().merge(measures);
+            }
+            rows.extend(folded.into_iter().map(|(key, measures)| (row_key(grain, key), measures.into_measures(&strings))));
+        }
+        if grains.contains(&Grain::Minute) {
+            rows.extend(self.sums.into_iter().map(|(key, measures)| (row_key(Grain::Minute, key), measures.into_measures(&strings))));
+        }
+        rows
     }
 }
 

@@ -134,9 +134,15 @@ pub fn to_batch(partials: &Partials) -> Result<RecordBatch, arrow_schema::ArrowE
     let mut magnitude_sum = Decimal128Builder::with_capacity(n).with_precision_and_scale(38, SUM_SCALE as i8)?;
     let mut magnitude_count = Int64Builder::with_capacity(n);
     let (mut emotion_counts, mut emotion_sums, mut primary) = (MapColumn::default(), MapColumn::default(), MapColumn::default());
+    // Rows come in key order, so a period's rows follow each other: its bucket is formatted once.
+    let mut last_bucket: Option<((Grain, i64), String)> = None;
     for (key, m) in &partials.rows {
         grain.append_value(key.grain.as_str());
-        bucket.append_value(key.grain.bucket(key.period_start));
+        let this_period = (key.grain, key.period_start);
+        if last_bucket.as_ref().is_none_or(|(p, _)| *p != this_period) {
+            last_bucket = Some((this_period, key.grain.bucket(key.period_start)));
+        }
+        bucket.append_value(last_bucket.as_ref().map_or("", |(_, b)| b.as_str()));
         period.append_value(key.period_start);
         ticker.append_option(key.ticker.as_deref());
         source.append_value(&key.source_system);
