@@ -812,3 +812,43 @@ async fn rules_that_match_no_file_or_carry_unknown_keys_stop_the_run_before_it_r
     let lake = open(dir.path()).await;
     assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), 40, "only the file the rule fits");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_staged_under_one_rule_is_mapped_by_it_again_under_another() {
+    let legacy = tempfile::tempdir().unwrap();
+    let script = r#"
+import sys, pyarrow as pa, pyarrow.parquet as pq
+from datetime import datetime, timedelta, timezone
+start = datetime(2022, 5, 2, 9, 0, tzinfo=timezone.utc)
+n = 20
+pq.write_table(pa.table({
+    "opened": pa.array([start + timedelta(minutes=i) for i in range(n)], pa.timestamp("us", tz="UTC")),
+    "closed": pa.array([start + timedelta(days=3, minutes=i) for i in range(n)], pa.timestamp("us", tz="UTC")),
+    "text": [f"orders look firm again, note {i}" for i in range(n)],
+}), sys.argv[1] + "/export.parquet")
+"#;
+    let written = Command::new(python_with("pyarrow")).args(["-c", script]).arg(legacy.path()).output().unwrap();
+    assert!(written.status.success(), "{}", String::from_utf8_lossy(&written.stderr));
+    let root = legacy.path().to_str().unwrap();
+    let dir = warehouse();
+    let rules = legacy.path().join("rules.json");
+    // A first run stages the file under one rule and is interrupted before its commit (its staged
+    // segments are lost too): only the recorded layout remains.
+    std::fs::write(&rules, r#"{"rules": [{"match": "*.parquet", "columns": {"event_timestamp": "opened"}, "defaults": {"ticker": "NVDA", "source_system": "stocktwits"}}]}"#).unwrap();
+    let (ok, report) = migrate(dir.path(), &[], &["--no-commit", "--rules", rules.to_str().unwrap(), root]);
+    assert!(ok, "{report}");
+    std::fs::remove_dir_all(dir.path().join("_staging")).unwrap();
+    // The next run's rule says otherwise; every row is still mapped as the first run mapped it.
+    std::fs::write(&rules, r#"{"rules": [{"match": "*.parquet", "columns": {"event_timestamp": "closed"}, "defaults": {"ticker": "AMD"}}]}"#)
+        .unwrap();
+    let (ok, report) = migrate(dir.path(), &[], &["--rules", rules.to_str().unwrap(), root]);
+    assert!(ok, "{report}");
+    assert!(report["files"][0]["layout"]["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("now say otherwise")), "{report}");
+    let lake = open(dir.path()).await;
+    let table = scan(&lake, TableKind::Records).await;
+    assert_eq!(table.num_rows(), 20);
+    assert_eq!(counts(&sorted(&table, "ticker"))["NVDA"], 20, "the recorded rule's ticker");
+    assert_eq!(counts(&sorted(&table, "source_system"))["stocktwits"], 20);
+    let (_, first, last, _) = &by_ticker(&table)["NVDA"];
+    assert_eq!((first.as_str(), last.as_str()), ("2022-05-02T09:00:00.000000Z", "2022-05-02T09:19:00.000000Z"), "the recorded time column");
+}

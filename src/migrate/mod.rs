@@ -47,7 +47,7 @@ use crate::observability::{FileMigrated, FileMigrationFailed, MigrationProgress}
 use crate::storage::StorageError;
 
 use self::dedup::RowKey;
-use self::infer::{infer, FileFacts, Inferred, SAMPLE_ROWS};
+use self::infer::{infer, Evidence, FileFacts, Inferred, SAMPLE_ROWS};
 use self::layout::{records, ticker_from_path, FileDefaults, Layout};
 use self::rules::{Applied, Rules};
 
@@ -353,6 +353,14 @@ impl LegacyFile {
         } else {
             "the layout recorded when this file's migration began".into()
         });
+        // Values no column gave (a rule's default ticker or source, a ticker from the path) are kept too.
+        let value = |field: &str| recorded.fields.get(field).filter(|c| c.column.is_none()).and_then(|c| Some((c.value.clone()?, c.by)));
+        if let Some((ticker, _)) = value("ticker") {
+            self.defaults.ticker = Some(ticker);
+        }
+        if let Some((source, by)) = value("source_system") {
+            self.defaults.source_system = (by != Evidence::Default).then_some(source);
+        }
         self.inferred = Inferred { layout: layout.clone(), notes, ties: Vec::new(), missing: Vec::new(), ..recorded };
         self.layout = layout;
         self.layout_recorded = true;
