@@ -198,9 +198,13 @@ fn the_legacy_reader_refuses_or_transforms_every_file() {
             let path = object_store::path::Path::from("exports/AAPL/fuzz.parquet");
             store.put(&path, Bytes::from(input).into()).await.unwrap();
             let meta = store.head(&path).await.unwrap();
-            let Ok(file) = LegacyFile::open(store.clone(), "memory:///exports", &meta, rules.for_file(meta.location.as_ref()), false).await else {
+            let Ok(mut file) = LegacyFile::open(store.clone(), "memory:///exports", &meta, rules.for_file(meta.location.as_ref()), false).await
+            else {
                 return;
             };
+            if file.infer_layout().await.is_err() {
+                return;
+            }
             let Ok(mut stream) = file.opened.stream(0) else {
                 return;
             };

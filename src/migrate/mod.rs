@@ -208,8 +208,9 @@ pub struct LegacyFile {
     pub layout: Layout,
     /// Where each seed field comes from, and what a rule must still decide.
     pub inferred: Inferred,
-    /// The rule that applied (its glob).
+    /// The rule that applied (its glob), and its mapping.
     pub rule: Option<String>,
+    pub mapping: layout::Mapping,
     pub defaults: FileDefaults,
     /// The marker of this lake's dual-write, when it wrote the file.
     pub dual_write: Option<String>,
@@ -218,42 +219,48 @@ pub struct LegacyFile {
 }
 
 impl LegacyFile {
-    /// Opens `meta` (a file of the location `location_url`) and infers its layout under `applied`, from
-    /// its footer and the first rows of its first row group (returned: what was inferred from). Refuses
-    /// only what cannot be read; what inference left undecided is in [`LegacyFile::inferred`].
-    pub async fn inspect(
-        store: Arc<dyn ObjectStore>,
-        location_url: &str,
-        meta: &ObjectMeta,
-        applied: Applied<'_>,
-    ) -> Result<(Self, arrow_array::RecordBatch), MigrateError> {
+    /// Opens `meta` (a file of the location `location_url`) under the rule `applied`: its footer only.
+    /// Refuses only what cannot be read. Its layout comes with [`LegacyFile::resume`]: the one recorded
+    /// when its migration began, or inferred now ([`LegacyFile::infer_layout`]); what inference leaves
+    /// undecided is in [`LegacyFile::inferred`].
+    pub async fn inspect(store: Arc<dyn ObjectStore>, location_url: &str, meta: &ObjectMeta, applied: Applied<'_>) -> Result<Self, MigrateError> {
         let file = meta.location.to_string();
         let opened = reader::Opened::new(reader::ObjectFile::new(store, meta.location.clone(), meta.size, meta.e_tag.clone()))
             .await
             .map_err(|e| MigrateError::of_read(&file, e))?;
         let dual_write = opened.footer_value(DUAL_WRITE_MARKER).map(str::to_string);
-        let sample = opened.sample(SAMPLE_ROWS).await.map_err(|e| MigrateError::of_read(&file, e))?;
         let mapping = applied.mapping;
-        let facts = FileFacts { path: meta.location.as_ref(), ranges: opened.column_ranges() };
-        let inferred = infer(opened.schema(), &sample, &facts, mapping).map_err(|detail| MigrateError::Mapping { file: file.clone(), detail })?;
         let source = content_source_id(&opened.identity());
         let defaults = FileDefaults {
             ticker: mapping.defaults.ticker.clone().or_else(|| ticker_from_path(meta.location.as_ref())),
             source_system: mapping.defaults.source_system.clone(),
             id_prefix: id_prefix(&source),
         };
-        let legacy = Self {
+        Ok(Self {
             source,
             located_source: located_source_id(location_url, meta),
             opened,
-            layout: inferred.layout.clone(),
-            inferred,
+            layout: Layout::default(),
+            inferred: Inferred::default(),
             rule: applied.rule.map(str::to_string),
+            mapping: mapping.clone(),
             defaults,
             dual_write,
             layout_recorded: false,
-        };
-        Ok((legacy, sample))
+        })
+    }
+
+    /// Infers the layout from the file's sample and footer under its rule: what [`LegacyFile::resume`] does
+    /// for a file whose migration has not begun (one that has keeps its recorded layout, and a file every row
+    /// of which is committed is not read beyond its footer and that record).
+    pub async fn infer_layout(&mut self) -> Result<(), MigrateError> {
+        let file = self.opened_path();
+        let sample = self.opened.sample(SAMPLE_ROWS).await.map_err(|e| MigrateError::of_read(&file, e))?;
+        let facts = FileFacts { path: self.opened.path().as_ref(), ranges: self.opened.column_ranges() };
+        let inferred = infer(self.opened.schema(), &sample, &facts, &self.mapping).map_err(|detail| MigrateError::Mapping { file, detail })?;
+        self.layout = inferred.layout.clone();
+        self.inferred = inferred;
+        Ok(())
     }
 
     /// [`LegacyFile::inspect`], refusing (unless `include_dual_write`) a file this lake dual-wrote. Whether
@@ -266,7 +273,7 @@ impl LegacyFile {
         applied: Applied<'_>,
         include_dual_write: bool,
     ) -> Result<Self, MigrateError> {
-        let (legacy, _) = Self::inspect(store, location_url, meta, applied).await?;
+        let legacy = Self::inspect(store, location_url, meta, applied).await?;
         if let (Some(marker), false) = (&legacy.dual_write, include_dual_write) {
             return Err(MigrateError::DualWrite { file: legacy.opened_path(), marker: marker.clone() });
         }
@@ -319,8 +326,9 @@ impl LegacyFile {
                 }
             },
         };
-        if let Some(recorded) = recorded {
-            self.keep_recorded(recorded)?;
+        match recorded {
+            Some(recorded) => self.keep_recorded(recorded)?,
+            None => self.infer_layout().await?,
         }
         Ok(committed)
     }

@@ -17,7 +17,7 @@ use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use object_store::{ObjectMeta, ObjectStore};
 use serde_json::{Map, Value};
 
-use super::infer::Inferred;
+use super::infer::{Inferred, SAMPLE_ROWS};
 use super::layout::records;
 use super::rules::Applied;
 use super::{Committed, LegacyFile, MigrateError};
@@ -133,12 +133,20 @@ pub async fn plan_file(
     applied: Applied<'_>,
 ) -> Result<FilePlan, MigrateError> {
     let file = format!("{}/{}", location_url.trim_end_matches('/'), meta.location);
-    let (mut legacy, sample) = match LegacyFile::inspect(store, location_url, meta, applied).await {
+    let refused = |e: MigrateError, file: String| if e.is_retryable() { Err(e) } else { Ok(FilePlan::refused(file, meta, Status::Refused, &e)) };
+    let mut legacy = match LegacyFile::inspect(store, location_url, meta, applied).await {
         Ok(inspected) => inspected,
-        Err(e) if e.is_retryable() => return Err(e),
-        Err(e) => return Ok(FilePlan::refused(file, meta, Status::Refused, &e)),
+        Err(e) => return refused(e, file),
     };
-    let committed = legacy.resume(lake).await?;
+    let committed = match legacy.resume(lake).await {
+        Ok(committed) => committed,
+        Err(e) => return refused(e, file),
+    };
+    // What the plan shows: the same first rows inference reads.
+    let sample = match legacy.opened.sample(SAMPLE_ROWS).await {
+        Ok(sample) => sample,
+        Err(e) => return refused(MigrateError::of_read(&file, e), file),
+    };
     let rows = legacy.opened.rows();
     let status = match () {
         _ if legacy.dual_write.is_some() => Status::DualWrite,
