@@ -216,6 +216,8 @@ pub struct LegacyFile {
     pub dual_write: Option<String>,
     /// The layout is the one recorded when the file's migration began ([`LegacyFile::resume`]).
     pub layout_recorded: bool,
+    /// The rows inference read, when it ran: what a plan shows, without reading them again.
+    pub sample: Option<arrow_array::RecordBatch>,
 }
 
 impl LegacyFile {
@@ -247,6 +249,7 @@ impl LegacyFile {
             defaults,
             dual_write,
             layout_recorded: false,
+            sample: None,
         })
     }
 
@@ -260,6 +263,7 @@ impl LegacyFile {
         let inferred = infer(self.opened.schema(), &sample, &facts, &self.mapping).map_err(|detail| MigrateError::Mapping { file, detail })?;
         self.layout = inferred.layout.clone();
         self.inferred = inferred;
+        self.sample = Some(sample);
         Ok(())
     }
 
@@ -484,7 +488,7 @@ impl Migration {
             retired: false,
             checksums: BTreeMap::new(),
             rule: legacy.rule.clone(),
-            layout: Some(legacy.inferred.clone()),
+            layout: None,
         };
         let committed = legacy.resume(lake).await?;
         report.source = legacy.source.clone();

@@ -3,8 +3,9 @@
 //! value and the evidence for it), what a rule must still decide, sample rows before and after mapping
 //! with each one's outcome, the dead letters to expect and why, and how much the table already has.
 //!
-//! A real run opens every file the same way ([`super::LegacyFile::inspect`]: the same sample, the same
-//! inference), so the layout it reports is the one the plan showed.
+//! A real run opens every file the same way ([`super::LegacyFile::resume`]: the layout recorded when its
+//! migration began, or the same inference over the same sample), so the layout it reports is the one the
+//! plan showed.
 //!
 //! Uses [`super`] (opening files), [`super::layout`] (mapping rows), [`crate::ingest`] (validating the
 //! sample as a run would) and [`crate::lake`] (what is committed already).
@@ -142,10 +143,13 @@ pub async fn plan_file(
         Ok(committed) => committed,
         Err(e) => return refused(e, file),
     };
-    // What the plan shows: the same first rows inference reads.
-    let sample = match legacy.opened.sample(SAMPLE_ROWS).await {
-        Ok(sample) => sample,
-        Err(e) => return refused(MigrateError::of_read(&file, e), file),
+    // What the plan shows: the rows inference read (read here when a recorded layout spared inference).
+    let sample = match legacy.sample.take() {
+        Some(sample) => sample,
+        None => match legacy.opened.sample(SAMPLE_ROWS).await {
+            Ok(sample) => sample,
+            Err(e) => return refused(MigrateError::of_read(&file, e), file),
+        },
     };
     let rows = legacy.opened.rows();
     let status = match () {
