@@ -146,13 +146,14 @@ async fn publish_rest(
 ) -> Result<Outcome, LakeError> {
     let snapshot_id = snapshot.as_ref().map(|s| s.id);
     let snapshot = snapshot.map(|s| s.into_snapshot(table.metadata(), now));
-    let request = match rest::commit_request(table, snapshot, &change.properties, &change.expire, change.set_current, change.schema.clone()) {
-        Ok(request) => request,
-        Err(e) => {
-            remove(table, written).await;
-            return Err(e);
-        }
-    };
+    let request =
+        match rest::commit_request(table, snapshot, &change.properties, &change.expire, change.set_current, change.schema.clone(), &change.tags) {
+            Ok(request) => request,
+            Err(e) => {
+                remove(table, written).await;
+                return Err(e);
+            }
+        };
     match committer.publish(table.identifier(), &request).await {
         Published::Landed => Ok(Outcome::Landed { snapshot_id }),
         Published::Conflict => {

@@ -376,6 +376,7 @@ pub(crate) fn commit_request(
     expire: &[i64],
     set_current: Option<i64>,
     schema: Option<iceberg::spec::Schema>,
+    tags: &[(String, i64)],
 ) -> Result<CommitTableRequest, LakeError> {
     let metadata = table.metadata();
     let base = metadata.current_snapshot_id();
@@ -403,6 +404,12 @@ pub(crate) fn commit_request(
     if let Some(id) = set_current.filter(|_| updates.is_empty()) {
         updates
             .push(TableUpdate::SetSnapshotRef { ref_name: MAIN_BRANCH.to_string(), reference: SnapshotReference::new(id, main_retention(metadata)) });
+    }
+    for (name, id) in tags {
+        // A tag of that name already there makes the server refuse the commit (never moved).
+        requirements.push(TableRequirement::RefSnapshotIdMatch { r#ref: name.clone(), snapshot_id: None });
+        let reference = SnapshotReference::new(*id, iceberg::spec::SnapshotRetention::Tag { max_ref_age_ms: None });
+        updates.push(TableUpdate::SetSnapshotRef { ref_name: name.clone(), reference });
     }
     if !properties.is_empty() {
         updates.push(TableUpdate::SetProperties { updates: properties.iter().cloned().collect() });

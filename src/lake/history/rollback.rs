@@ -169,3 +169,33 @@ pub async fn release_awaited(handle: TableHandle<'_>, max_attempts: u32, source:
     }
     Err(LakeError::Conflict { table: name })
 }
+
+/// The ingestion watermarks as they were at snapshot `to` (the current ones when `to` is current), worked
+/// out from the lineage as a rollback does; an error when the lineage between is expired.
+pub fn watermarks_at(table: &str, metadata: &TableMetadata, to: i64) -> Result<Watermarks, LakeError> {
+    match plan(table, metadata, to)? {
+        Some((watermarks, _)) => Ok(watermarks),
+        None => Ok(CommittedState::read(table, metadata)?.watermarks),
+    }
+}
+
+/// Points `main` at `to` with `watermarks` as the ledger and nothing awaited: a restored table starting
+/// over from a past state, its sources resuming after `watermarks` (unlike [`rollback`], `to` need not be
+/// reachable through unexpired snapshots: a tagged one kept by expiry is enough).
+pub async fn reset(handle: TableHandle<'_>, max_attempts: u32, to: i64, watermarks: &Watermarks) -> Result<(), LakeError> {
+    let name = handle.target.name.clone();
+    for _attempt in 0..max_attempts {
+        let table = handle.load().await?;
+        if table.metadata().current_snapshot_id() == Some(to) && CommittedState::read(&name, table.metadata())?.watermarks == *watermarks {
+            return Ok(());
+        }
+        let properties =
+            vec![(WATERMARKS_PROPERTY.to_string(), watermarks.to_property()), (AWAITING_PROPERTY.to_string(), Awaiting::default().to_property())];
+        let set_current = (table.metadata().current_snapshot_id() != Some(to)).then_some(to);
+        match handle.commit(&table, Change { set_current, properties, ..Change::default() }).await? {
+            Outcome::Landed { .. } => return Ok(()),
+            Outcome::Conflict => continue,
+        }
+    }
+    Err(LakeError::Conflict { table: name })
+}

@@ -27,4 +27,7 @@ pub struct Change {
     /// Point `main` back at this existing snapshot (a rollback: no new snapshot, the snapshot log records
     /// the move). Not combined with files, replaces or a manifest rewrite.
     pub set_current: Option<i64>,
+    /// Tags to create, each naming an existing snapshot: expiry keeps a tagged snapshot (an audited month
+    /// end, the state before a migration) however old. A tag is never moved: one of the same name is refused.
+    pub tags: Vec<(String, i64)>,
 }

@@ -338,6 +338,17 @@ pub fn next_metadata(
             refs.as_object_mut().ok_or_else(|| invalid("refs is not an object".into()))?.entry("main").or_insert_with(|| json!({"type": "branch"}));
         main["snapshot-id"] = json!(id);
     }
+    for (name, id) in &change.tags {
+        if metadata.snapshot_by_id(*id).is_none() {
+            return Err(invalid(format!("cannot tag snapshot {id}: the table has no such snapshot")));
+        }
+        let refs = object.entry("refs").or_insert_with(|| json!({}));
+        let refs = refs.as_object_mut().ok_or_else(|| invalid("refs is not an object".into()))?;
+        if let Some(existing) = refs.get(name) {
+            return Err(invalid(format!("a ref named {name:?} exists already ({existing}); tags are never moved")));
+        }
+        refs.insert(name.clone(), json!({"snapshot-id": id, "type": "tag"}));
+    }
     let props = object.entry("properties").or_insert_with(|| json!({}));
     let props = props.as_object_mut().ok_or_else(|| invalid("properties is not an object".into()))?;
     for (key, value) in &change.properties {
