@@ -57,6 +57,17 @@ pub struct ServeOptions {
     pub legacy_location: Option<crate::storage::AzureLocation>,
     /// `doctor` with the app's settings, for `GET /api/doctor`.
     pub doctor: Option<crate::functions::routes::Doctor>,
+    /// Where the `ReplicateLake` timer (and the loop, every `replica_every`) copies the tables, if anywhere.
+    pub replica: Option<ReplicaOptions>,
+}
+
+/// The app's replica: where, the lag `health` tolerates, and how often `serve` itself replicates.
+#[derive(Debug, Clone)]
+pub struct ReplicaOptions {
+    pub config: crate::replica::ReplicaConfig,
+    pub max_lag: Duration,
+    /// `None`: only the `ReplicateLake` timer runs rounds.
+    pub every: Option<Duration>,
 }
 
 /// Dremio, as the query engine, the records writer or the maintainer uses it.
@@ -149,6 +160,14 @@ fn start(lake: Lake, options: &ServeOptions) -> anyhow::Result<Running> {
     let query = query_service(&lake, &options.query)?;
     let committer = Committer::new(lake.clone(), options.commit_threshold_rows, Some(warm_after_commit(&lake, query.clone())));
     let loop_task = committer.spawn(options.commit_interval);
+    let replica = options.replica.as_ref().map(|r| {
+        let service = Arc::new(crate::replica::ReplicaService::new(lake.clone(), r.config.clone(), r.max_lag));
+        if let Some(every) = r.every {
+            // Runs for the life of the process, as the committer's loop does.
+            drop(service.clone().spawn(every));
+        }
+        service
+    });
     let state = AppState {
         lake,
         pipeline: options.pipeline.clone(),
@@ -160,6 +179,7 @@ fn start(lake: Lake, options: &ServeOptions) -> anyhow::Result<Running> {
         maintenance_backend: options.maintenance_backend.clone(),
         legacy_location: options.legacy_location.clone(),
         doctor: options.doctor.clone(),
+        replica,
     };
     Ok(Running { router: app(state, &options.api), committer, loop_task })
 }
@@ -180,6 +200,7 @@ impl ServeOptions {
             maintenance_backend: Default::default(),
             legacy_location: None,
             doctor,
+            replica: None,
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod maintain;
 pub mod migrate;
 pub mod observability;
 pub mod query;
+pub mod replica;
 pub mod rollup;
 pub mod schema;
 pub mod storage;

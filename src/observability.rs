@@ -332,6 +332,56 @@ impl RollupFollowed<'_> {
     }
 }
 
+/// A replication round brought one table's replica up to date (or as far as it got).
+pub struct TableReplicated<'a> {
+    pub table: &'a str,
+    pub versions: usize,
+    pub files: u64,
+    pub bytes: u64,
+    /// How long the oldest primary commit the replica lacks has existed after the round (0: none).
+    pub lag_seconds: f64,
+}
+
+impl TableReplicated<'_> {
+    pub fn emit(self) {
+        if self.versions > 0 {
+            tracing::info!(
+                table = self.table,
+                versions = self.versions,
+                files = self.files,
+                bytes = self.bytes,
+                lag_seconds = self.lag_seconds,
+                "Replica updated."
+            );
+        }
+        let labels = [("table", self.table.to_string())];
+        gauge!("sentiment_lake_replication_lag_seconds", &labels).set(self.lag_seconds);
+        counter!("sentiment_lake_replication_versions_total", &labels).increment(self.versions as u64);
+        counter!("sentiment_lake_replication_files_total", &labels).increment(self.files);
+        counter!("sentiment_lake_replication_bytes_total", &labels).increment(self.bytes);
+    }
+}
+
+/// A replication round stopped short for one table; the next round tries again where it is retryable.
+pub struct ReplicationFailed<'a> {
+    pub table: &'a str,
+    pub error: &'a str,
+    pub retryable: bool,
+}
+
+impl ReplicationFailed<'_> {
+    pub fn emit(self) {
+        // Once per table and round: not a flood.
+        tracing::warn!(
+            table = self.table,
+            error = self.error,
+            retryable = self.retryable,
+            "Replication of this table stopped short; the replica stays at its last complete state."
+        );
+        counter!("sentiment_lake_replication_failures_total", "table" => self.table.to_string()).increment(1);
+    }
+}
+
 /// A staged entry could not be read and was moved to the quarantine.
 pub struct SegmentQuarantined<'a> {
     pub table: &'a str,

@@ -376,6 +376,7 @@ locals {
     SENTIMENT_LAKE_MAX_EVENT_KB         = tostring(var.max_event_kb)
     SENTIMENT_LAKE_COMMIT_SCHEDULE      = var.commit_schedule
     SENTIMENT_LAKE_MAINTAIN_SCHEDULE    = var.maintain_schedule
+    SENTIMENT_LAKE_REPLICATE_SCHEDULE   = var.replicate_schedule
     SENTIMENT_LAKE_DELETE_ORPHANS       = "true"
     SENTIMENT_LAKE_COMMIT_INTERVAL_SECS = "300"
     SENTIMENT_LAKE_LOG_JSON             = "true"

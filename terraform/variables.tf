@@ -37,6 +37,12 @@ variable "maintain_schedule" {
   default     = "0 */15 * * * *"
 }
 
+variable "replicate_schedule" {
+  description = "NCRONTAB schedule of the ReplicateLake timer (one replication round to the replica, when SENTIMENT_LAKE_REPLICA is set; otherwise it does nothing)."
+  type        = string
+  default     = "*/30 * * * * *"
+}
+
 variable "commit_schedule" {
   description = "NCRONTAB schedule of the CommitStaged timer (six fields, seconds first)."
   type        = string

@@ -314,6 +314,45 @@ pub enum Command {
         #[arg(long)]
         release: Option<String>,
     },
+    /// Copy each new snapshot of the lake's tables (records with the ingestion ledger, dead letters, the
+    /// migration ledger, the rollup) to a replica, in commit order, with every path in their metadata
+    /// rewritten to the replica's, and register them in the replica's own catalog (docs/recovery.md).
+    /// Incremental and resumable: a crash leaves the replica at its last complete state.
+    Replicate {
+        /// The replica: a directory, file:// URL or abfss:// location (another container or storage account,
+        /// ideally in the paired region). Never the warehouse or a place inside it.
+        #[arg(long = "to", env = "SENTIMENT_LAKE_REPLICA")]
+        location: String,
+        #[command(flatten)]
+        replica: ReplicaArgs,
+        /// Keep replicating, one round every this many seconds, until stopped (default: one round).
+        #[arg(long)]
+        every: Option<u64>,
+    },
+    /// Make the replica at `--warehouse` (with its own `--catalog-uri`) the primary: its tables are marked
+    /// promoted, so no replication writes over them again, and the sequence number it holds per Event Hubs
+    /// partition is printed: rewind the consumer group's checkpoints there (docs/recovery.md) and ingestion
+    /// resumes exactly once.
+    Promote,
+    /// Restore a replica into `--warehouse` (an empty location, with its own `--catalog-uri`): its tables are
+    /// copied there with every path rewritten, moved back to `--snapshot` if given, and promoted.
+    Restore {
+        /// The replica: a directory, file:// URL or abfss:// location.
+        #[arg(long)]
+        from: String,
+        #[command(flatten)]
+        replica: ReplicaArgs,
+        /// A snapshot id of the replica's records table, an instant (RFC 3339 or YYYY-MM-DD: the snapshot
+        /// current then), or a tag's name. Default: the replica's current state.
+        #[arg(long)]
+        snapshot: Option<String>,
+    },
+    /// Name snapshots of the records table so that expiry keeps them (an audited month end, the state before
+    /// a migration); replicas copy the tags.
+    Tag {
+        #[command(subcommand)]
+        action: TagAction,
+    },
     /// The rollup table the aggregate endpoints answer from (docs/rollups.md).
     Rollup {
         #[command(subcommand)]
@@ -351,6 +390,23 @@ pub enum Command {
         #[command(flatten)]
         limit: InvocationLimit,
     },
+}
+
+/// How the replica is reached (`replicate`, and `serve` with `--replica`).
+#[derive(Debug, Clone, Args)]
+pub struct ReplicaArgs {
+    /// The replica's own SQL catalog (default: a SQLite file inside a local replica; a remote replica needs
+    /// a PostgreSQL database of its own, in its region).
+    #[arg(long = "replica-catalog-uri", env = "SENTIMENT_LAKE_REPLICA_CATALOG_URI")]
+    pub catalog_uri: Option<String>,
+    /// The replica account's connection string, when its credential is not the warehouse's (another
+    /// account's key); otherwise the warehouse's credential (an Entra identity with access to both) is used.
+    #[arg(long = "replica-connection-string", env = "SENTIMENT_LAKE_REPLICA_STORAGE_CONNECTION_STRING", hide_env_values = true)]
+    pub connection_string: Option<String>,
+    /// `health` says degraded when the replica lacks a commit older than this (the recovery point
+    /// objective), or no round has run for this long.
+    #[arg(long = "replica-max-lag-secs", env = "SENTIMENT_LAKE_REPLICA_MAX_LAG_SECS", default_value_t = 900)]
+    pub max_lag_secs: u64,
 }
 
 /// The figures of the memory budget ([`crate::functions::sizing`]) that host.json does not hold.
@@ -409,6 +465,19 @@ impl SizingArgs {
             },
         ))
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TagAction {
+    /// Tag a snapshot (default: the current one). A tag is never moved.
+    Create {
+        name: String,
+        /// A snapshot id, or an instant (RFC 3339 or YYYY-MM-DD): the snapshot current then.
+        #[arg(long)]
+        snapshot: Option<String>,
+    },
+    /// The records table's tags, as JSON.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -621,6 +690,15 @@ pub struct ServeArgs {
     pub api: ApiArgs,
     #[command(flatten)]
     pub maintenance: MaintainArgs,
+    /// A replica the `ReplicateLake` timer keeps up to date (docs/recovery.md).
+    #[arg(long, env = "SENTIMENT_LAKE_REPLICA")]
+    pub replica: Option<String>,
+    #[command(flatten)]
+    pub replica_access: ReplicaArgs,
+    /// Also replicate from `serve` itself, one round every this many seconds (outside Functions, where
+    /// no timer calls `ReplicateLake`).
+    #[arg(long, env = "SENTIMENT_LAKE_REPLICA_EVERY_SECS")]
+    pub replica_every_secs: Option<u64>,
 }
 
 /// What a maintenance run does (the `maintain` command and the `MaintainTable` timer function).

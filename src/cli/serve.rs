@@ -56,6 +56,11 @@ pub async fn run(setup: &Setup, args: ServeArgs) -> anyhow::Result<()> {
                 None => None,
             },
             doctor: Some(doctor.clone()),
+            replica: args.replica.as_ref().map(|location| crate::app::ReplicaOptions {
+                config: super::replica::replica_config(setup, location, &args.replica_access),
+                max_lag: Duration::from_secs(args.replica_access.max_lag_secs.max(1)),
+                every: args.replica_every_secs.map(|s| Duration::from_secs(s.max(1))),
+            }),
         })
     })();
     match options {

@@ -4,7 +4,7 @@
 use anyhow::Context;
 
 use super::backends::WriterKind;
-use super::opts::{MaintainArgs, RollupAction};
+use super::opts::{MaintainArgs, RollupAction, TagAction};
 use super::setup::Setup;
 use crate::lake::TableKind;
 use crate::schema::extension::ColumnType;
@@ -127,4 +127,21 @@ pub async fn create(setup: &Setup) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+pub async fn tag(setup: &Setup, action: &TagAction) -> anyhow::Result<()> {
+    let lake = setup.open().await?;
+    let table = lake.load(TableKind::Records).await?;
+    match action {
+        TagAction::Create { name, snapshot } => {
+            let snapshot_id = match snapshot {
+                Some(at) => crate::engine::resolve_as_of(table.metadata(), crate::query::params::parse_as_of("--snapshot", at)?)?,
+                None => table.metadata().current_snapshot_id().context("the table has no snapshot to tag yet")?,
+            };
+            let tag = lake.create_tag(TableKind::Records, name, snapshot_id).await?;
+            println!("{}", serde_json::to_string_pretty(&tag)?);
+        }
+        TagAction::List => println!("{}", serde_json::to_string_pretty(&crate::lake::history::tags(table.metadata()))?),
+    }
+    Ok(())
 }

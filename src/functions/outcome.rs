@@ -22,6 +22,8 @@ pub enum InvocationError {
     Migrate(#[from] crate::migrate::MigrateError),
     #[error("maintenance failed: {0}")]
     Maintain(crate::maintain::MaintainError),
+    #[error("replication failed: {0}")]
+    Replicate(crate::replica::ReplicaError),
     /// Someone else is doing this work right now; the trigger's own redelivery brings it back later.
     #[error("busy: {0}")]
     Busy(String),
@@ -36,6 +38,7 @@ impl IntoResponse for InvocationError {
             InvocationError::Lake(_) => "lake",
             InvocationError::Migrate(_) => "migrate",
             InvocationError::Maintain(_) => "maintain",
+            InvocationError::Replicate(_) => "replicate",
             InvocationError::Busy(_) => "busy",
         };
         crate::observability::InvocationFailed { cause }.emit();

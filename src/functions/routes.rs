@@ -28,6 +28,7 @@ pub const INGEST_FUNCTION: &str = "IngestEvents";
 pub const COMMIT_FUNCTION: &str = "CommitStaged";
 pub const MIGRATE_FUNCTION: &str = "MigrateBlob";
 pub const MAINTAIN_FUNCTION: &str = "MaintainTable";
+pub const REPLICATE_FUNCTION: &str = "ReplicateLake";
 
 /// The default limit on an invocation body held in memory: 1,000 events of 64 KB as the host encodes them
 /// (a string-wrapped array escapes each body's quotes twice) fit with room to spare. Decoding holds about
@@ -65,6 +66,8 @@ pub struct AppState {
     pub legacy_location: Option<crate::storage::AzureLocation>,
     /// What `GET /api/doctor` runs: the `doctor` checks with the app's own settings (`serve` sets them).
     pub doctor: Option<Doctor>,
+    /// The replica the `ReplicateLake` timer keeps up to date, and `health` reports on.
+    pub replica: Option<Arc<crate::replica::ReplicaService>>,
 }
 
 /// `doctor`'s checks as the app runs them: whether every one passed, and their report.
@@ -78,6 +81,7 @@ pub fn app(state: AppState, api_config: &ApiConfig) -> Router {
         .route(&format!("/{COMMIT_FUNCTION}"), post(commit_staged))
         .route(&format!("/{MIGRATE_FUNCTION}"), post(migrate_upload))
         .route(&format!("/{MAINTAIN_FUNCTION}"), post(maintain_table))
+        .route(&format!("/{REPLICATE_FUNCTION}"), post(replicate_lake))
         .route("/api/health", get(health))
         .route("/api/health/table", get(table_health_report))
         .route("/api/doctor", get(doctor))
@@ -385,6 +389,22 @@ async fn maintain_table(State(state): State<AppState>, body: Bytes) -> Result<im
     }
 }
 
+/// The `ReplicateLake` timer: one replication round (a round that finds another replicator's lease does
+/// nothing and succeeds). Retryable failures answer 500 so the host logs them; the next tick tries again.
+async fn replicate_lake(State(state): State<AppState>) -> Result<impl IntoResponse, InvocationError> {
+    let Some(replica) = &state.replica else {
+        return Ok(success("no replica is configured (SENTIMENT_LAKE_REPLICA)".to_string(), json!(null)));
+    };
+    match replica.round().await {
+        Ok(report) => {
+            let versions: usize = report.tables.iter().map(|t| t.versions).sum();
+            Ok(success(format!("replicated {versions} table versions; lag {:.1} s", report.lag_seconds()), report))
+        }
+        Err(crate::replica::ReplicaError::Busy) => Ok(success("another replicator holds the replica's lease".to_string(), json!(null))),
+        Err(e) => Err(InvocationError::Replicate(e)),
+    }
+}
+
 /// Table health (files, small files, snapshots, manifests, bytes, last commit age) with its warnings.
 async fn table_health_report(State(state): State<AppState>) -> axum::response::Response {
     let compaction = state.maintenance.compaction.unwrap_or_default();
@@ -437,11 +457,19 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let mut commits = serde_json::to_value(&failures).unwrap_or_default();
     commits["leader"] = json!(state.committer.is_leader());
     let query = api::health(&state.query).await;
+    let replication = match &state.replica {
+        Some(replica) => {
+            let (within, report) = replica.health(chrono::Utc::now());
+            healthy &= within;
+            report
+        }
+        None => json!(null),
+    };
     let status = if healthy { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
     (
         status,
         Json(
-            json!({"status": if healthy { "ok" } else { "degraded" }, "tables": tables, "quarantine": quarantine, "commits": commits, "query": query}),
+            json!({"status": if healthy { "ok" } else { "degraded" }, "tables": tables, "quarantine": quarantine, "commits": commits, "query": query, "replication": replication}),
         ),
     )
 }

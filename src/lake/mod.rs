@@ -133,6 +133,16 @@ pub fn rollup_table_name(records: &str) -> String {
     format!("{records}_rollup")
 }
 
+/// The tables a lake opened with `config` keeps, as [`Lake::replicated_tables`] lists them (for a place
+/// that is not opened as a lake: a replica being restored from).
+pub fn replicated_idents(config: &LakeConfig) -> Vec<TableIdent> {
+    let namespace = NamespaceIdent::new(config.namespace.clone());
+    [config.table.clone(), config.dead_letter_table.clone(), config.retired_table.clone(), rollup_table_name(&config.table)]
+        .into_iter()
+        .map(|name| TableIdent::new(namespace.clone(), name))
+        .collect()
+}
+
 /// The SQL database the lake connects to (the catalog's, or with a REST catalog the leases'), and the REST
 /// catalog if there is one.
 fn catalog_endpoints(config: &LakeConfig, warehouse: &Warehouse) -> Result<(String, Option<RestEndpoint>), LakeError> {
@@ -390,6 +400,20 @@ impl Lake {
         TableHandle { catalog: &self.catalog, target: self.target(kind) }
     }
 
+    /// Every table the lake keeps, in the order a replica copies them: records (with the ingestion ledger
+    /// in its properties), dead letters, the migration ledger, the rollup.
+    pub fn replicated_tables(&self) -> Vec<TableIdent> {
+        self.replicated_handles().into_iter().map(|h| h.target.ident.clone()).collect()
+    }
+
+    /// [`Lake::replicated_tables`] as handles, to change them (a promoted replica).
+    pub fn replicated_handles(&self) -> Vec<TableHandle<'_>> {
+        [&self.records, &self.dead_letters, &self.retired, &self.rollup]
+            .into_iter()
+            .map(|target| TableHandle { catalog: &self.catalog, target })
+            .collect()
+    }
+
     pub fn target(&self, kind: TableKind) -> &TableTarget {
         match kind {
             TableKind::Records => &self.records,
@@ -597,6 +621,31 @@ impl Lake {
 
     /// Points `kind`'s `main` at `to`, an ancestor of its current snapshot, with the ledger as it was then
     /// ([`history::rollback`]).
+    /// Tags `snapshot_id` of a table as `name` (expiry keeps it; replicas copy it).
+    pub async fn create_tag(&self, kind: TableKind, name: &str, snapshot_id: i64) -> Result<history::Tag, LakeError> {
+        history::create_tag(self.handle(kind), self.policy.max_attempts, name, snapshot_id).await
+    }
+
+    /// Points the records table at `to` with the ingestion ledger as it was then (recorded by a tag naming
+    /// it, or worked out from the lineage), nothing awaited, and the rollup following: a restored lake
+    /// starting over from a past state. Returns that ledger.
+    pub async fn reset_to(&self, to: i64) -> Result<Watermarks, LakeError> {
+        let table = self.load(TableKind::Records).await?;
+        let name = &self.records.name;
+        let watermarks = match history::tagged_watermarks(table.metadata(), to) {
+            Some(watermarks) => watermarks,
+            None => history::watermarks_at(name, table.metadata(), to).map_err(|e| LakeError::Ledger {
+                table: name.clone(),
+                detail: format!("the ingestion ledger at snapshot {to} cannot be known ({e}); restore the latest state, or a tagged snapshot"),
+            })?,
+        };
+        history::reset(self.handle(TableKind::Records), self.policy.max_attempts, to, &watermarks).await?;
+        if self.follow_rollups {
+            self.follow_after_commit().await;
+        }
+        Ok(watermarks)
+    }
+
     pub async fn rollback(&self, kind: TableKind, to: i64) -> Result<Option<RollbackReport>, LakeError> {
         let report = history::rollback(self.handle(kind), self.policy.max_attempts, to).await?;
         if kind == TableKind::Records && report.is_some() && self.follow_rollups {

@@ -134,6 +134,7 @@ async fn serve_configured(
         maintenance_backend: Default::default(),
         legacy_location: None,
         doctor: None,
+        replica: None,
     };
     configure(&mut state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

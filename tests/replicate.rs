@@ -1,0 +1,350 @@
+//! Replication (issue #35): the lake's tables copied to a replica in commit order while the primary lives
+//! (ingestion, compaction, expiry), a replica that opens in PyIceberg and DuckDB with the primary gone, and
+//! `replicate` killed at random points without leaving a replica that points at a missing file.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use sentiment_lake::lake::{LakeConfig, TableKind, WATERMARKS_PROPERTY};
+use sentiment_lake::maintain::compact::{compact, CompactionPolicy};
+use sentiment_lake::maintain::expire::{expire, ExpiryPolicy};
+use sentiment_lake::replica::replicate::{REPLICA_OF_PROPERTY, SOURCE_METADATA_PROPERTY};
+use sentiment_lake::replica::{ReplicaConfig, Replicator, Source};
+use serde_json::Value;
+
+fn replica_config(dir: &Path) -> ReplicaConfig {
+    ReplicaConfig {
+        location: dir.to_string_lossy().to_string(),
+        catalog_uri: None,
+        catalog_name: LakeConfig::DEFAULT_CATALOG_NAME.into(),
+        catalog_auth: Default::default(),
+        storage: Default::default(),
+    }
+}
+
+/// Rows per ticker at every snapshot of a table, as PyIceberg reads them.
+fn snapshot_counts(warehouse: &Path, table: &str) -> BTreeMap<String, Value> {
+    let counts = pyiceberg_script("pyiceberg_snapshot_counts.py", warehouse, table);
+    counts.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn duckdb_rows(warehouse: &Path, table: &str) -> Value {
+    let output = Command::new(python_with("duckdb"))
+        .arg(format!("{}/tests/interop/duckdb_rows.py", env!("CARGO_MANIFEST_DIR")))
+        .arg(warehouse)
+        .arg(table)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The replica's current metadata of `table`, as its catalog points at it.
+async fn replica_metadata(replicator: &Replicator, table: &str) -> iceberg::spec::TableMetadata {
+    let ident = iceberg::TableIdent::from_strs([LakeConfig::DEFAULT_NAMESPACE, table]).unwrap();
+    replicator.catalog().load_table(&ident).await.unwrap().metadata().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_follows_a_living_primary_and_opens_without_it() {
+    let primary_dir = warehouse();
+    let replica_dir = warehouse();
+    let lake = open(primary_dir.path()).await;
+    let replicator = Replicator::open(Source::lake(&lake), &replica_config(replica_dir.path())).await.unwrap();
+
+    // The primary lives: 14 commits, compaction twice, expiry once, while rounds run as fast as they can.
+    let end = chrono::Utc::now();
+    let living = lake.clone();
+    let writer = tokio::spawn(async move {
+        for b in 0..14u64 {
+            ingest(&living, &events(end, b * 50, 50)).await;
+            if b == 5 || b == 10 {
+                compact(&living, TableKind::Records, &CompactionPolicy { min_input_files: 2, ..CompactionPolicy::default() }).await.unwrap();
+            }
+            if b == 12 {
+                let policy = ExpiryPolicy { max_age: Duration::ZERO, min_snapshots: 4, ..ExpiryPolicy::default() };
+                expire(&living, TableKind::Records, &policy, chrono::Utc::now()).await.unwrap();
+            }
+        }
+    });
+    let mut rounds = 0;
+    let mut versions = 0;
+    while !writer.is_finished() {
+        let report = replicator.round().await.unwrap();
+        versions += report.tables.iter().map(|t| t.versions).sum::<usize>();
+        rounds += 1;
+    }
+    writer.await.unwrap();
+    let last = replicator.round().await.unwrap();
+    assert!(!last.failed(), "{last:?}");
+    assert_eq!(last.lag_seconds(), 0.0, "caught up: {last:?}");
+    assert!(rounds >= 2 && versions >= 4, "rounds ran while the primary lived ({rounds} rounds, {versions} versions)");
+    let again = replicator.round().await.unwrap();
+    assert!(again.tables.iter().all(|t| t.versions == 0 && t.files_copied == 0), "nothing new, nothing copied: {again:?}");
+
+    // The replica is the primary's state: every snapshot, with the same rows per ticker, and the ledger.
+    let primary_counts = snapshot_counts(primary_dir.path(), "sentiment_records");
+    assert!(primary_counts.len() >= 4, "{primary_counts:?}");
+    let replica_records = replica_metadata(&replicator, "sentiment_records").await;
+    let primary_records = lake.load(TableKind::Records).await.unwrap();
+    assert_eq!(replica_records.current_snapshot_id(), primary_records.metadata().current_snapshot_id());
+    assert_eq!(replica_records.uuid(), primary_records.metadata().uuid());
+    let property = |m: &iceberg::spec::TableMetadata, key: &str| m.properties().get(key).cloned();
+    assert_eq!(property(&replica_records, WATERMARKS_PROPERTY), property(primary_records.metadata(), WATERMARKS_PROPERTY));
+    assert!(property(&replica_records, WATERMARKS_PROPERTY).is_some());
+    assert_eq!(property(&replica_records, SOURCE_METADATA_PROPERTY).as_deref(), primary_records.metadata_location());
+    assert!(property(&replica_records, REPLICA_OF_PROPERTY).is_some());
+    for table in ["sentiment_dead_letter", "migration_ledger", "sentiment_records_rollup"] {
+        let ident = iceberg::TableIdent::from_strs([LakeConfig::DEFAULT_NAMESPACE, table]).unwrap();
+        let primary = lake.catalog().load_table(&ident).await.unwrap();
+        let replica = replica_metadata(&replicator, table).await;
+        assert_eq!(replica.current_snapshot_id(), primary.metadata().current_snapshot_id(), "{table}");
+    }
+    let rollup_rows = scan(&lake, TableKind::Rollup).await.num_rows();
+    assert!(rollup_rows > 0);
+
+    // With the primary gone, PyIceberg reads every snapshot of the replica and DuckDB its rows: no path
+    // inside the replica points back at the primary.
+    let primary_rows = duckdb_rows(primary_dir.path(), "sentiment_records");
+    let moved_away = primary_dir.path().with_extension("gone");
+    std::fs::rename(primary_dir.path(), &moved_away).unwrap();
+    let replica_counts = snapshot_counts(replica_dir.path(), "sentiment_records");
+    let replica_rows = duckdb_rows(replica_dir.path(), "sentiment_records");
+    std::fs::rename(&moved_away, primary_dir.path()).unwrap();
+    assert_eq!(replica_counts, primary_counts, "the replica's rows per ticker at every snapshot are the primary's");
+    assert_eq!(replica_rows, primary_rows);
+    assert_eq!(replica_rows["rows"], 14 * 50);
+    assert_eq!(replica_rows["rows"], replica_rows["distinct_ids"]);
+    let rollup = read_with_pyiceberg(replica_dir.path(), "sentiment_records_rollup");
+    assert_eq!(rollup["row_count"], rollup_rows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_is_never_the_primary_nor_another_tables_copy() {
+    let primary_dir = warehouse();
+    let lake = open(primary_dir.path()).await;
+    let inside = primary_dir.path().join("replica");
+    let refused = Replicator::open(Source::lake(&lake), &replica_config(&inside)).await.unwrap_err();
+    assert!(refused.to_string().contains("overlaps the primary warehouse"), "{refused}");
+
+    // A location holding tables of its own (another lake) is not taken over.
+    let other_dir = warehouse();
+    let other = open(other_dir.path()).await;
+    ingest(&other, &events(chrono::Utc::now(), 0, 10)).await;
+    ingest(&lake, &events(chrono::Utc::now(), 0, 10)).await;
+    let replicator = Replicator::open(Source::lake(&lake), &replica_config(other_dir.path())).await.unwrap();
+    let report = replicator.round().await.unwrap();
+    let records = &report.tables[0];
+    assert!(records.error.as_deref().is_some_and(|e| e.contains("not a replica")), "{report:?}");
+    assert_eq!(scan(&other, TableKind::Records).await.num_rows(), 10, "the other lake's table is untouched");
+}
+
+/// Every file a metadata file of the replica's records table points at (its manifest lists, their
+/// manifests, their data files) is in the replica: read with PyIceberg at every snapshot.
+fn replica_counts_if_registered(replica: &Path) -> Option<BTreeMap<String, Value>> {
+    if !replica.join("catalog.db").exists() {
+        return None;
+    }
+    let output = Command::new(python_with("pyiceberg"))
+        .arg(format!("{}/tests/interop/pyiceberg_snapshot_counts.py", env!("CARGO_MANIFEST_DIR")))
+        .arg(replica)
+        .arg(LakeConfig::DEFAULT_CATALOG_NAME)
+        .arg("sentiment.sentiment_records")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() && (stderr.contains("NoSuchTableError") || stderr.contains("no such table")) {
+        return None;
+    }
+    assert!(output.status.success(), "the replica does not open after a kill: {stderr}");
+    let counts: Value = serde_json::from_slice(&output.stdout).unwrap();
+    Some(counts.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicate_killed_at_random_points_leaves_a_whole_replica_and_copies_nothing_twice() {
+    let primary_dir = warehouse();
+    let replica_dir = warehouse();
+    let lake = open(primary_dir.path()).await;
+    let end = chrono::Utc::now();
+    for b in 0..12u64 {
+        ingest(&lake, &events(end, b * 100, 100)).await;
+    }
+    let primary_counts = snapshot_counts(primary_dir.path(), "sentiment_records");
+    let replicate = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sentiment-lake"));
+        command.arg("--warehouse").arg(primary_dir.path()).arg("replicate").arg("--to").arg(replica_dir.path());
+        command.env("RUST_LOG", "warn").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        command
+    };
+    // How long a whole run takes here, measured on a scratch replica, bounds the kill times.
+    let scratch = warehouse();
+    let started = std::time::Instant::now();
+    let whole = Command::new(env!("CARGO_BIN_EXE_sentiment-lake"))
+        .arg("--warehouse")
+        .arg(primary_dir.path())
+        .args(["replicate", "--to"])
+        .arg(scratch.path())
+        .output()
+        .unwrap();
+    assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
+    let full = started.elapsed();
+
+    let mut seed = 0x5eed_u64;
+    let mut kills = 0;
+    for _ in 0..8 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let at = full.mul_f64((seed >> 11) as f64 / (1u64 << 53) as f64);
+        let mut child = replicate().spawn().unwrap();
+        std::thread::sleep(at);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        let _ = child.wait();
+        // Whatever the replica's catalog points at now opens, and each of its snapshots equals the primary's.
+        if let Some(counts) = replica_counts_if_registered(replica_dir.path()) {
+            for (snapshot, rows) in &counts {
+                assert_eq!(Some(rows), primary_counts.get(snapshot), "snapshot {snapshot} after a kill at {at:?}");
+            }
+        }
+    }
+    assert!(kills > 0, "some runs were killed mid-way");
+    let output = replicate().output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
+    let copied: u64 = report["tables"].as_array().unwrap().iter().map(|t| t["bytes_copied"].as_u64().unwrap()).sum();
+    assert_eq!(replica_counts_if_registered(replica_dir.path()).unwrap(), primary_counts);
+
+    // Nothing was copied twice: the replica's data files are exactly the scratch replica's (one clean run),
+    // byte for byte the primary's.
+    let data = |root: &Path| {
+        let mut files: Vec<(String, u64)> = files_under(root, ".parquet")
+            .into_iter()
+            .map(|p| (p.strip_prefix(root).unwrap().to_string_lossy().into_owned(), std::fs::metadata(&p).unwrap().len()))
+            .collect();
+        files.sort();
+        files
+    };
+    assert_eq!(data(replica_dir.path()), data(scratch.path()));
+    assert!(copied <= data(scratch.path()).iter().map(|(_, len)| len).sum::<u64>());
+    let again = replicate().output().unwrap();
+    let report: Value = serde_json::from_str(String::from_utf8_lossy(&again.stdout).lines().last().unwrap()).unwrap();
+    assert!(report["tables"].as_array().unwrap().iter().all(|t| t["files_copied"] == 0 && t["versions"] == 0), "{report}");
+}
+
+/// Events `first..first+count` of partition `partition`, with their sequence numbers (`first + 1`...),
+/// through the real pipeline into `lake`'s staging.
+async fn deliver(lake: &sentiment_lake::lake::Lake, partition: u64, first: u64, count: u64, end: chrono::DateTime<chrono::Utc>) {
+    let batch = sentiment_lake::ingest::SourceBatch {
+        source: format!("eventhubs://ns.servicebus.windows.net/events/$Default/{partition}"),
+        invocation_id: None,
+        // One event per generator, so that an event is the same whichever batch delivers it.
+        events: (first..first + count)
+            .map(|i| {
+                let event = events(end, partition * 100_000 + i, 1).remove(0);
+                sentiment_lake::ingest::SourceEvent::new(i as i64 + 1, bytes::Bytes::from(event.to_string()))
+            })
+            .collect(),
+    };
+    sentiment_lake::ingest::Pipeline::default().ingest(lake, &batch).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promoted_replica_drops_what_it_holds_and_lands_what_it_lacks_exactly_once() {
+    let primary_dir = warehouse();
+    let replica_dir = warehouse();
+    let lake = open(primary_dir.path()).await;
+    let end = chrono::Utc::now();
+    deliver(&lake, 0, 0, 150, end).await;
+    deliver(&lake, 1, 0, 100, end).await;
+    lake.commit().await.unwrap();
+    let replicator = Replicator::open(Source::lake(&lake), &replica_config(replica_dir.path())).await.unwrap();
+    assert!(!replicator.round().await.unwrap().failed());
+    // The primary commits more, then its region is lost before the next round.
+    deliver(&lake, 0, 150, 150, end).await;
+    deliver(&lake, 1, 100, 100, end).await;
+    lake.commit().await.unwrap();
+    assert_eq!(scan(&lake, TableKind::Records).await.num_rows(), 500);
+
+    let promoted = open(replica_dir.path()).await;
+    let report = sentiment_lake::replica::promote(&promoted).await.unwrap();
+    assert!(report.tables.iter().all(|t| !t.already), "{report:?}");
+    let positions: BTreeMap<String, i64> =
+        report.sources.iter().map(|s| (s.event_hubs.as_ref().unwrap().partition.clone(), s.sequence_number)).collect();
+    assert_eq!(positions, BTreeMap::from([("0".to_string(), 150), ("1".to_string(), 100)]), "where each partition's checkpoint is rewound to");
+    assert!(sentiment_lake::replica::promote(&promoted).await.unwrap().tables.iter().all(|t| t.already), "promoting again changes nothing");
+    // The old primary never writes over a promoted replica.
+    let refused = replicator.round().await.unwrap();
+    assert!(refused.tables.iter().all(|t| t.error.as_deref().is_some_and(|e| e.contains("promoted"))), "{refused:?}");
+
+    // Event Hubs redelivers from the rewound checkpoints, and (at least once) some events from before them.
+    deliver(&promoted, 0, 100, 200, end).await;
+    deliver(&promoted, 1, 0, 200, end).await;
+    promoted.commit().await.unwrap();
+    let ids = |batch: &arrow_array::RecordBatch| sorted(batch, "message_id");
+    let landed = ids(&scan(&promoted, TableKind::Records).await);
+    assert_eq!(landed.len(), 500, "each event once");
+    assert_eq!(landed, ids(&scan(&lake, TableKind::Records).await), "the events the old primary held, no more, no fewer");
+    // New events land after promotion.
+    deliver(&promoted, 0, 300, 10, end).await;
+    promoted.commit().await.unwrap();
+    assert_eq!(scan(&promoted, TableKind::Records).await.num_rows(), 510);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tagged_snapshot_outlives_expiry_and_restores_from_the_replica() {
+    let primary_dir = warehouse();
+    let replica_dir = warehouse();
+    let restored_dir = warehouse();
+    let lake = open(primary_dir.path()).await;
+    let end = chrono::Utc::now();
+    deliver(&lake, 0, 0, 100, end).await;
+    lake.commit().await.unwrap();
+    deliver(&lake, 0, 100, 100, end).await;
+    lake.commit().await.unwrap();
+    let month_end = lake.load(TableKind::Records).await.unwrap().metadata().current_snapshot_id().unwrap();
+    let tag = lake.create_tag(TableKind::Records, "month-end", month_end).await.unwrap();
+    assert_eq!(tag.snapshot_id, month_end);
+    assert_eq!(lake.create_tag(TableKind::Records, "month-end", month_end).await.unwrap(), tag, "the same tag again is no change");
+    let moved = lake.create_tag(TableKind::Records, "month-end", month_end - 1).await.unwrap_err();
+    assert!(moved.to_string().contains("never moved"), "{moved}");
+    for b in 2..5 {
+        deliver(&lake, 0, b * 100, 100, end).await;
+        lake.commit().await.unwrap();
+    }
+    // Expiry on the primary keeps only the current snapshot, and the tagged one.
+    let policy = ExpiryPolicy { max_age: Duration::ZERO, min_snapshots: 1, ..ExpiryPolicy::default() };
+    let expired = expire(&lake, TableKind::Records, &policy, chrono::Utc::now()).await.unwrap();
+    assert!(expired.expired >= 3, "{expired:?}");
+    let kept: Vec<i64> = lake.load(TableKind::Records).await.unwrap().metadata().snapshots().map(|s| s.snapshot_id()).collect();
+    assert!(kept.contains(&month_end) && kept.len() == 2, "{kept:?}");
+
+    let replicator = Replicator::open(Source::lake(&lake), &replica_config(replica_dir.path())).await.unwrap();
+    assert!(!replicator.round().await.unwrap().failed());
+    let replica_records = replica_metadata(&replicator, "sentiment_records").await;
+    assert_eq!(sentiment_lake::lake::history::tags(&replica_records), vec![tag.clone()], "the replica keeps the tag");
+
+    // Restored at the tag into an empty place: the rows and the ledger as they were at month end.
+    let into = config(restored_dir.path());
+    let source = sentiment_lake::replica::replica_source(&replica_config(replica_dir.path()), &into).await.unwrap();
+    let report = sentiment_lake::replica::restore(source, &into, sentiment_lake::replica::RestorePoint::Snapshot(month_end)).await.unwrap();
+    assert_eq!(report.snapshot, Some(month_end));
+    assert_eq!(report.promoted.sources.iter().map(|s| s.sequence_number).collect::<Vec<_>>(), vec![200], "{report:?}");
+    let restored = open(restored_dir.path()).await;
+    assert_eq!(scan(&restored, TableKind::Records).await.num_rows(), 200);
+    // Replayed from the month-end position, the events after it land once.
+    deliver(&restored, 0, 0, 500, end).await;
+    restored.commit().await.unwrap();
+    let ids = sorted(&scan(&restored, TableKind::Records).await, "message_id");
+    assert_eq!(ids, sorted(&scan(&lake, TableKind::Records).await, "message_id"));
+    // A second restore into the same place is refused: it is not empty.
+    let source = sentiment_lake::replica::replica_source(&replica_config(replica_dir.path()), &into).await.unwrap();
+    let again = sentiment_lake::replica::restore(source, &into, sentiment_lake::replica::RestorePoint::Latest).await.unwrap_err();
+    assert!(again.to_string().contains("empty location"), "{again}");
+}
