@@ -63,41 +63,6 @@ struct Sample {
     path: String,
 }
 
-/// Posts one partition's events, `rate` per second in batches each second, until `stop`; counts the
-/// events acknowledged.
-async fn produce(base: String, partition: usize, rate: u64, stop: Arc<AtomicBool>, acknowledged: Arc<AtomicU64>) {
-    let http = reqwest::Client::new();
-    let mut generator = EventGenerator::new(100 + partition as u64, Utc::now(), 1, 50);
-    let mut sequence = 0i64;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    while !stop.load(Ordering::Relaxed) {
-        tick.tick().await;
-        let now = Utc::now();
-        let bodies: Vec<String> = (0..rate)
-            .map(|i| {
-                let n = sequence as u64 + i;
-                let mut event = generator.event(n);
-                // Events of the present, one in fifty up to an hour late.
-                let late_ms = if n.is_multiple_of(50) { (n * 7919) % 3_600_000 } else { (n * 31) % 2_000 };
-                event["event_timestamp"] =
-                    Value::String((now - chrono::Duration::milliseconds(late_ms as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-                event["message_id"] = Value::String(format!("live-{partition}-{n:012}"));
-                event.to_string()
-            })
-            .collect();
-        let body = common::host_envelope(&partition.to_string(), sequence, &bodies, now);
-        match http.post(format!("{base}/IngestEvents")).header("content-type", "application/json").body(body).send().await {
-            Ok(response) if response.status() == 200 => {
-                acknowledged.fetch_add(rate, Ordering::Relaxed);
-                sequence += rate as i64;
-            }
-            // Not acknowledged: the host would redeliver the same batch; so does this producer.
-            Ok(response) => eprintln!("partition {partition}: {}", response.status()),
-            Err(e) => eprintln!("partition {partition}: {e}"),
-        }
-    }
-}
-
 /// Posts a probe event every `every` on partition `partition` and measures how long after its
 /// acknowledgement `records` first shows it; returns the times in milliseconds.
 async fn probe(base: String, partition: usize, every: Duration, stop: Arc<AtomicBool>, acknowledged: Arc<AtomicU64>) -> Vec<f64> {
@@ -175,7 +140,7 @@ fn main() {
         let acknowledged = Arc::new(AtomicU64::new(0));
         let per_partition = rate / partitions as u64;
         let producers: Vec<_> =
-            (0..partitions).map(|p| tokio::spawn(produce(base.clone(), p, per_partition, stop.clone(), acknowledged.clone()))).collect();
+            (0..partitions).map(|p| tokio::spawn(common::produce(base.clone(), p, per_partition, stop.clone(), acknowledged.clone()))).collect();
         let prober = tokio::spawn(probe(base.clone(), partitions, Duration::from_secs(probe_secs), stop.clone(), acknowledged.clone()));
         let maintainer = {
             let (base, stop, http) = (base.clone(), stop.clone(), http.clone());

@@ -27,14 +27,11 @@ use sentiment_lake::committer::Committer;
 use sentiment_lake::enrich::IncompletePolicy;
 use sentiment_lake::functions::api::ApiConfig;
 use sentiment_lake::functions::routes::{app, AppState, EventHubBinding, DEFAULT_MAX_INVOCATION_BYTES};
-use sentiment_lake::ingest::file::batch_from_file;
 use sentiment_lake::ingest::Pipeline;
 use sentiment_lake::lake::{Lake, LakeConfig, TableKind};
 use sentiment_lake::query::{Query, QueryKind};
-use sentiment_lake::synthetic::EventGenerator;
 
-const DAYS: u32 = 30;
-const TICKERS: usize = 50;
+use common::{HISTORY_DAYS as DAYS, HISTORY_TICKERS as TICKERS};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -42,23 +39,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// 30 days x 50 tickers x 4 sources, one day per commit: 6,000 partitions, one data file each.
-async fn generate(lake: &Lake, rows: u64, end: DateTime<Utc>) {
-    let per_day = rows / u64::from(DAYS);
-    let pipeline = Pipeline::new(IncompletePolicy::DeadLetter);
-    for day in 0..DAYS {
-        let started = Instant::now();
-        let day_end = end - chrono::Duration::days(i64::from(DAYS - 1 - day));
-        let mut generator = EventGenerator::new(u64::from(day), day_end, 1, TICKERS);
-        let first = u64::from(day) * per_day;
-        let batch = batch_from_file(&generator.ndjson(first, per_day), &format!("bench-day-{day}"), None).unwrap();
-        let report = pipeline.ingest(lake, &batch).await.unwrap();
-        assert_eq!(report.dead_lettered, 0);
-        lake.commit().await.unwrap();
-        eprintln!("day {day}: {per_day} rows in {:.1}s", started.elapsed().as_secs_f64());
-    }
 }
 
 async fn serve(lake: &Lake, options: QueryOptions) -> String {
@@ -114,7 +94,7 @@ fn main() {
             let _ = std::fs::remove_dir_all(&dir);
             let lake = Lake::open(&LakeConfig::local(dir.clone())).await.unwrap();
             let started = Instant::now();
-            generate(&lake, rows, end).await;
+            common::generate_history(&lake, rows, end).await;
             eprintln!("generated {rows} rows in {:.0}s", started.elapsed().as_secs_f64());
             std::fs::write(&marker, rows.to_string()).unwrap();
         }

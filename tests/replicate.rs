@@ -7,6 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -24,6 +25,7 @@ fn replica_config(dir: &Path) -> ReplicaConfig {
         catalog_name: LakeConfig::DEFAULT_CATALOG_NAME.into(),
         catalog_auth: Default::default(),
         storage: Default::default(),
+        lease: sentiment_lake::replica::replicate::DEFAULT_LEASE,
     }
 }
 
@@ -55,7 +57,7 @@ async fn a_replica_follows_a_living_primary_and_opens_without_it() {
     let primary_dir = warehouse();
     let replica_dir = warehouse();
     let lake = open(primary_dir.path()).await;
-    let replicator = Replicator::open(Source::lake(&lake), &replica_config(replica_dir.path())).await.unwrap();
+    let replicator = Replicator::open(Source::lake(&lake).unwrap(), &replica_config(replica_dir.path())).await.unwrap();
 
     // The primary lives: 14 commits, compaction twice, expiry once, while rounds run as fast as they can.
     let end = chrono::Utc::now();
@@ -129,7 +131,7 @@ async fn a_replica_is_never_the_primary_nor_another_tables_copy() {
     let primary_dir = warehouse();
     let lake = open(primary_dir.path()).await;
     let inside = primary_dir.path().join("replica");
-    let refused = Replicator::open(Source::lake(&lake), &replica_config(&inside)).await.unwrap_err();
+    let refused = Replicator::open(Source::lake(&lake).unwrap(), &replica_config(&inside)).await.unwrap_err();
     assert!(refused.to_string().contains("overlaps the primary warehouse"), "{refused}");
 
     // A location holding tables of its own (another lake) is not taken over.
@@ -137,10 +139,11 @@ async fn a_replica_is_never_the_primary_nor_another_tables_copy() {
     let other = open(other_dir.path()).await;
     ingest(&other, &events(chrono::Utc::now(), 0, 10)).await;
     ingest(&lake, &events(chrono::Utc::now(), 0, 10)).await;
-    let replicator = Replicator::open(Source::lake(&lake), &replica_config(other_dir.path())).await.unwrap();
+    let replicator = Replicator::open(Source::lake(&lake).unwrap(), &replica_config(other_dir.path())).await.unwrap();
     let report = replicator.round().await.unwrap();
-    let records = &report.tables[0];
-    assert!(records.error.as_deref().is_some_and(|e| e.contains("not a replica")), "{report:?}");
+    assert!(report.tables.iter().all(|t| t.error.is_some()), "{report:?}");
+    let ledger = &report.tables[2];
+    assert!(ledger.error.as_deref().is_some_and(|e| e.contains("not a replica")), "{report:?}");
     assert_eq!(scan(&other, TableKind::Records).await.num_rows(), 10, "the other lake's table is untouched");
 }
 
@@ -166,6 +169,19 @@ fn replica_counts_if_registered(replica: &Path) -> Option<BTreeMap<String, Value
     Some(counts.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
+/// Each data file of a replica with when and where (inode) it was written: a file copied again gets a new
+/// inode (object stores write a temporary file and rename it into place).
+fn written(root: &Path) -> BTreeMap<String, (u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    files_under(root, ".parquet")
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::metadata(&p).unwrap();
+            (p.strip_prefix(root).unwrap().to_string_lossy().into_owned(), (meta.ino(), meta.modified().unwrap()))
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicate_killed_at_random_points_leaves_a_whole_replica_and_copies_nothing_twice() {
     let primary_dir = warehouse();
@@ -175,11 +191,12 @@ async fn replicate_killed_at_random_points_leaves_a_whole_replica_and_copies_not
     for b in 0..12u64 {
         ingest(&lake, &events(end, b * 100, 100)).await;
     }
-    let primary_counts = snapshot_counts(primary_dir.path(), "sentiment_records");
     let replicate = || {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sentiment-lake"));
         command.arg("--warehouse").arg(primary_dir.path()).arg("replicate").arg("--to").arg(replica_dir.path());
-        command.env("RUST_LOG", "warn").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        // A run that is killed keeps its lease: short here, so the next run need not wait two minutes.
+        command.env("RUST_LOG", "warn").env("SENTIMENT_LAKE_REPLICA_LEASE_SECS", "1");
+        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         command
     };
     // How long a whole run takes here, measured on a scratch replica, bounds the kill times.
@@ -197,7 +214,8 @@ async fn replicate_killed_at_random_points_leaves_a_whole_replica_and_copies_not
 
     let mut seed = 0x5eed_u64;
     let mut kills = 0;
-    for _ in 0..8 {
+    let mut seen = BTreeMap::new();
+    for round in 0..8u64 {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let at = full.mul_f64((seed >> 11) as f64 / (1u64 << 53) as f64);
         let mut child = replicate().spawn().unwrap();
@@ -208,31 +226,32 @@ async fn replicate_killed_at_random_points_leaves_a_whole_replica_and_copies_not
         }
         let _ = child.wait();
         // Whatever the replica's catalog points at now opens, and each of its snapshots equals the primary's.
+        let primary_counts = snapshot_counts(primary_dir.path(), "sentiment_records");
         if let Some(counts) = replica_counts_if_registered(replica_dir.path()) {
             for (snapshot, rows) in &counts {
                 assert_eq!(Some(rows), primary_counts.get(snapshot), "snapshot {snapshot} after a kill at {at:?}");
             }
         }
+        for (file, identity) in written(replica_dir.path()) {
+            assert_eq!(*seen.entry(file.clone()).or_insert(identity), identity, "{file} was written twice");
+        }
+        // The primary lives on between runs: new versions to resume into.
+        ingest(&lake, &events(end, 1_200 + round * 50, 50)).await;
     }
     assert!(kills > 0, "some runs were killed mid-way");
     let output = replicate().output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let report: Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
-    let copied: u64 = report["tables"].as_array().unwrap().iter().map(|t| t["bytes_copied"].as_u64().unwrap()).sum();
-    assert_eq!(replica_counts_if_registered(replica_dir.path()).unwrap(), primary_counts);
-
-    // Nothing was copied twice: the replica's data files are exactly the scratch replica's (one clean run),
-    // byte for byte the primary's.
-    let data = |root: &Path| {
-        let mut files: Vec<(String, u64)> = files_under(root, ".parquet")
-            .into_iter()
-            .map(|p| (p.strip_prefix(root).unwrap().to_string_lossy().into_owned(), std::fs::metadata(&p).unwrap().len()))
-            .collect();
-        files.sort();
-        files
-    };
-    assert_eq!(data(replica_dir.path()), data(scratch.path()));
-    assert!(copied <= data(scratch.path()).iter().map(|(_, len)| len).sum::<u64>());
+    assert_eq!(replica_counts_if_registered(replica_dir.path()).unwrap(), snapshot_counts(primary_dir.path(), "sentiment_records"));
+    for (file, identity) in written(replica_dir.path()) {
+        assert_eq!(*seen.entry(file.clone()).or_insert(identity), identity, "{file} was written twice");
+    }
+    // Every table is at the primary's current snapshot.
+    let replicator = Replicator::open(Source::lake(&lake).unwrap(), &replica_config(replica_dir.path())).await.unwrap();
+    for table in ["sentiment_records", "sentiment_dead_letter", "migration_ledger", "sentiment_records_rollup"] {
+        let ident = iceberg::TableIdent::from_strs([LakeConfig::DEFAULT_NAMESPACE, table]).unwrap();
+        let primary = lake.catalog().load_table(&ident).await.unwrap();
+        assert_eq!(replica_metadata(&replicator, table).await.current_snapshot_id(), primary.metadata().current_snapshot_id(), "{table}");
+    }
     let again = replicate().output().unwrap();
     let report: Value = serde_json::from_str(String::from_utf8_lossy(&again.stdout).lines().last().unwrap()).unwrap();
     assert!(report["tables"].as_array().unwrap().iter().all(|t| t["files_copied"] == 0 && t["versions"] == 0), "{report}");
@@ -264,7 +283,7 @@ async fn a_promoted_replica_drops_what_it_holds_and_lands_what_it_lacks_exactly_
     deliver(&lake, 0, 0, 150, end).await;
     deliver(&lake, 1, 0, 100, end).await;
     lake.commit().await.unwrap();
-    let replicator = Replicator::open(Source::lake(&lake), &replica_config(replica_dir.path())).await.unwrap();
+    let replicator = Replicator::open(Source::lake(&lake).unwrap(), &replica_config(replica_dir.path())).await.unwrap();
     assert!(!replicator.round().await.unwrap().failed());
     // The primary commits more, then its region is lost before the next round.
     deliver(&lake, 0, 150, 150, end).await;
@@ -281,7 +300,8 @@ async fn a_promoted_replica_drops_what_it_holds_and_lands_what_it_lacks_exactly_
     assert!(sentiment_lake::replica::promote(&promoted).await.unwrap().tables.iter().all(|t| t.already), "promoting again changes nothing");
     // The old primary never writes over a promoted replica.
     let refused = replicator.round().await.unwrap();
-    assert!(refused.tables.iter().all(|t| t.error.as_deref().is_some_and(|e| e.contains("promoted"))), "{refused:?}");
+    assert!(refused.tables.iter().all(|t| t.error.is_some()), "{refused:?}");
+    assert!(refused.tables[2].error.as_deref().is_some_and(|e| e.contains("promoted")), "{refused:?}");
 
     // Event Hubs redelivers from the rewound checkpoints, and (at least once) some events from before them.
     deliver(&promoted, 0, 100, 200, end).await;
@@ -325,7 +345,7 @@ async fn a_tagged_snapshot_outlives_expiry_and_restores_from_the_replica() {
     let kept: Vec<i64> = lake.load(TableKind::Records).await.unwrap().metadata().snapshots().map(|s| s.snapshot_id()).collect();
     assert!(kept.contains(&month_end) && kept.len() == 2, "{kept:?}");
 
-    let replicator = Replicator::open(Source::lake(&lake), &replica_config(replica_dir.path())).await.unwrap();
+    let replicator = Replicator::open(Source::lake(&lake).unwrap(), &replica_config(replica_dir.path())).await.unwrap();
     assert!(!replicator.round().await.unwrap().failed());
     let replica_records = replica_metadata(&replicator, "sentiment_records").await;
     assert_eq!(sentiment_lake::lake::history::tags(&replica_records), vec![tag.clone()], "the replica keeps the tag");
@@ -346,5 +366,142 @@ async fn a_tagged_snapshot_outlives_expiry_and_restores_from_the_replica() {
     // A second restore into the same place is refused: it is not empty.
     let source = sentiment_lake::replica::replica_source(&replica_config(replica_dir.path()), &into).await.unwrap();
     let again = sentiment_lake::replica::restore(source, &into, sentiment_lake::replica::RestorePoint::Latest).await.unwrap_err();
-    assert!(again.to_string().contains("empty location"), "{again}");
+    assert!(again.to_string().contains("promoted"), "{again}");
+    // A snapshot whose ledger cannot be known is refused before anything is copied.
+    let elsewhere = warehouse();
+    let source = sentiment_lake::replica::replica_source(&replica_config(replica_dir.path()), &config(elsewhere.path())).await.unwrap();
+    let unknown = sentiment_lake::replica::restore(source, &config(elsewhere.path()), sentiment_lake::replica::RestorePoint::Snapshot(42)).await;
+    assert!(unknown.unwrap_err().to_string().contains("cannot be known"));
+    assert!(files_under(elsewhere.path(), ".parquet").is_empty(), "nothing copied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drill_restores_the_replica_and_passes_every_check() {
+    let primary_dir = warehouse();
+    let replica_dir = warehouse();
+    let lake = open(primary_dir.path()).await;
+    let end = chrono::Utc::now();
+    for b in 0..3 {
+        deliver(&lake, 0, b * 100, 100, end).await;
+        lake.commit().await.unwrap();
+    }
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sentiment-lake"))
+            .arg("--warehouse")
+            .arg(primary_dir.path())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let replica = replica_dir.path().to_string_lossy().to_string();
+    assert!(cli(&["replicate", "--to", &replica]).status.success());
+    // The primary moves on: the drill compares at the replica's snapshot, not the primary's current one.
+    deliver(&lake, 0, 300, 100, end).await;
+    lake.commit().await.unwrap();
+    let output = cli(&["drill", "--replica", &replica]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    for check in
+        ["records rows | 300 | 300 | PASS", "distinct ids | 300 | 300 | PASS", "ingestion ledger", "score checksum", "sentiment_records_rollup rows"]
+    {
+        assert!(stdout.contains(check), "{check} missing from:\n{stdout}");
+    }
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_copied_ahead_of_the_records_is_reconciled_at_promotion() {
+    use sentiment_lake::storage::faults::{Fault, FaultPlan, FaultRule, Op};
+    let primary_dir = warehouse();
+    let replica_dir = warehouse();
+    let lake = open(primary_dir.path()).await;
+    let end = chrono::Utc::now();
+    let file = "legacy+sha256:0123";
+    let deliver_file = |first: u64, count: u64| {
+        let lake = lake.clone();
+        async move {
+            let batch = sentiment_lake::ingest::SourceBatch {
+                source: file.to_string(),
+                invocation_id: None,
+                events: (first..first + count)
+                    .map(|i| {
+                        sentiment_lake::ingest::SourceEvent::new(i as i64 + 1, bytes::Bytes::from(events(end, 500_000 + i, 1).remove(0).to_string()))
+                    })
+                    .collect(),
+            };
+            sentiment_lake::ingest::Pipeline::default().ingest(&lake, &batch).await.unwrap();
+            lake.commit().await.unwrap();
+        }
+    };
+    deliver_file(0, 100).await;
+    let replicator = Replicator::open(Source::lake(&lake).unwrap(), &replica_config(replica_dir.path())).await.unwrap();
+    assert!(!replicator.round().await.unwrap().failed());
+    // The file finishes on the primary and is retired (its ledger row appended, its watermark removed).
+    deliver_file(100, 100).await;
+    let retired = sentiment_lake::lake::RetiredSource {
+        source: file.into(),
+        through: 200,
+        retired_at: chrono::Utc::now(),
+        records_snapshot_id: None,
+        report: None,
+    };
+    assert_eq!(lake.retire(vec![retired]).await.unwrap().retired, vec![file.to_string()]);
+    // The next round copies the ledger, then fails on the records (their files cannot be written).
+    let plan = FaultPlan::new(7);
+    plan.add(FaultRule::new(Op::Put, Fault::Fail, 1.0).on_paths("sentiment_records/"));
+    let mut faulty = replica_config(replica_dir.path());
+    faulty.storage.layer = Some(sentiment_lake::storage::StoreLayer::faults(plan));
+    let failing = Replicator::open(Source::lake(&lake).unwrap(), &faulty).await.unwrap();
+    let round = failing.round().await.unwrap();
+    assert!(round.tables[2].error.is_none() && round.tables[0].error.is_some(), "{round:?}");
+    let promoted = open(replica_dir.path()).await;
+    assert!(promoted.retired_source(file).await.unwrap().is_some(), "the replica's ledger is ahead of its records");
+
+    // Promotion takes the row out: the replica's records hold the file to row 100 only.
+    let report = sentiment_lake::replica::promote(&promoted).await.unwrap();
+    assert_eq!(report.ledger_rows_forgotten, vec![file.to_string()]);
+    assert!(promoted.retired_source(file).await.unwrap().is_none());
+    let position = report.sources.iter().find(|s| s.source == file).unwrap();
+    assert_eq!((position.sequence_number, position.records), (100, Some(100)));
+    // Migrated again (the whole file redelivered), its rows land once.
+    let batch = sentiment_lake::ingest::SourceBatch {
+        source: file.to_string(),
+        invocation_id: None,
+        events: (0..200u64)
+            .map(|i| sentiment_lake::ingest::SourceEvent::new(i as i64 + 1, bytes::Bytes::from(events(end, 500_000 + i, 1).remove(0).to_string())))
+            .collect(),
+    };
+    sentiment_lake::ingest::Pipeline::default().ingest(&promoted, &batch).await.unwrap();
+    promoted.commit().await.unwrap();
+    assert_eq!(sorted(&scan(&promoted, TableKind::Records).await, "message_id"), sorted(&scan(&lake, TableKind::Records).await, "message_id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_when_the_replica_is_behind_or_broken() {
+    let primary_dir = warehouse();
+    let replica_dir = warehouse();
+    let other_dir = warehouse();
+    let lake = open(primary_dir.path()).await;
+    ingest(&lake, &events(chrono::Utc::now(), 0, 20)).await;
+    let service = |dir: &Path| Arc::new(sentiment_lake::replica::ReplicaService::new(lake.clone(), replica_config(dir), Duration::from_secs(60)));
+    let good = service(replica_dir.path());
+    let server = serve_state(lake.clone(), |state| state.replica = Some(good.clone())).await;
+    let (status, reply) = post(&server.base, "ReplicateLake", fixture("timer.json")).await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, health) = get(&server.base, "/api/health").await;
+    assert_eq!((status, health["replication"]["status"].as_str()), (200, Some("ok")), "{health}");
+    assert_eq!(health["replication"]["lag_seconds"], 0.0);
+
+    // A replica location that holds another lake's tables: never written over, and a person is needed.
+    let other = open(other_dir.path()).await;
+    ingest(&other, &events(chrono::Utc::now(), 0, 5)).await;
+    let broken = service(other_dir.path());
+    let server = serve_state(lake.clone(), |state| state.replica = Some(broken.clone())).await;
+    let (status, _) = post(&server.base, "ReplicateLake", fixture("timer.json")).await;
+    assert_eq!(status, 200, "the round ran; its tables report their errors");
+    let (status, health) = get(&server.base, "/api/health").await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["replication"]["status"], "failing (needs a person)", "{health}");
 }

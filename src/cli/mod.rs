@@ -4,7 +4,7 @@
 //! One file per command family, each given the [`setup::Setup`] all commands share: [`serve`], [`query`],
 //! [`ingest`] (`ingest`, `generate`) and [`demo`], [`migrate`] (`migrate`, `reconcile`), [`table`]
 //! (`commit`, `health`, `maintain`, `rollback`, `tag`, `schema`, `create-table`), [`replica`] (`replicate`,
-//! `promote`, `restore`), [`doctor`] (`doctor`,
+//! `promote`, `restore`, `drill`), [`doctor`] (`doctor`,
 //! `sizing`). The flags are in [`opts`], the engine and writer choice in [`backends`]. Uses everything
 //! upstream (the app, the lake, migration, maintenance); nothing uses it but `main`.
 
@@ -69,6 +69,9 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         Command::Rollup { action } => table::rollup(&setup, &action).await,
         Command::Commit => table::commit(&setup).await,
         Command::Promote => replica::promote(&setup).await,
+        Command::Drill { replica, access, scratch, scratch_catalog_uri } => {
+            replica::drill(&setup, &replica, &access, scratch.as_deref(), scratch_catalog_uri.as_deref()).await
+        }
         Command::Restore { from, replica, snapshot } => replica::restore(&setup, &from, &replica, snapshot.as_deref()).await,
         Command::Tag { action } => table::tag(&setup, &action).await,
         Command::Replicate { location, replica, every } => replica::replicate(&setup, &location, &replica, every).await,

@@ -334,6 +334,23 @@ pub enum Command {
     /// partition is printed: rewind the consumer group's checkpoints there (docs/recovery.md) and ingestion
     /// resumes exactly once.
     Promote,
+    /// The monthly restore drill: restore the replica into a scratch place and compare it with the primary
+    /// (`--warehouse`) at the snapshot the replica holds: rows per ticker and day, score checksums, ids,
+    /// the ingestion ledger, the other tables' rows. Prints a PASS/FAIL table; exits non-zero on a FAIL.
+    Drill {
+        /// The replica: a directory, file:// URL or abfss:// location.
+        #[arg(long, env = "SENTIMENT_LAKE_REPLICA")]
+        replica: String,
+        #[command(flatten)]
+        access: ReplicaArgs,
+        /// Where to restore (an empty place; default: a new directory under the system's temporary
+        /// directory, removed afterwards).
+        #[arg(long)]
+        scratch: Option<String>,
+        /// The scratch place's SQL catalog (default: SQLite inside a local scratch directory).
+        #[arg(long)]
+        scratch_catalog_uri: Option<String>,
+    },
     /// Restore a replica into `--warehouse` (an empty location, with its own `--catalog-uri`): its tables are
     /// copied there with every path rewritten, moved back to `--snapshot` if given, and promoted.
     Restore {
@@ -407,6 +424,10 @@ pub struct ReplicaArgs {
     /// objective), or no round has run for this long.
     #[arg(long = "replica-max-lag-secs", env = "SENTIMENT_LAKE_REPLICA_MAX_LAG_SECS", default_value_t = 900)]
     pub max_lag_secs: u64,
+    /// How long a replication round's lease lasts unless renewed: a replicator that dies keeps the next one
+    /// waiting this long.
+    #[arg(long = "replica-lease-secs", env = "SENTIMENT_LAKE_REPLICA_LEASE_SECS", default_value_t = crate::replica::replicate::DEFAULT_LEASE.as_secs())]
+    pub lease_secs: u64,
 }
 
 /// The figures of the memory budget ([`crate::functions::sizing`]) that host.json does not hold.

@@ -22,12 +22,13 @@ pub fn replica_config(setup: &Setup, location: &str, args: &ReplicaArgs) -> Repl
         catalog_name: setup.config.catalog_name.clone(),
         catalog_auth: setup.config.catalog_auth,
         storage,
+        lease: std::time::Duration::from_secs(args.lease_secs.max(1)),
     }
 }
 
 pub async fn replicate(setup: &Setup, location: &str, args: &ReplicaArgs, every: Option<u64>) -> anyhow::Result<()> {
     let lake = setup.open().await?;
-    let replicator = Replicator::open(Source::lake(&lake), &replica_config(setup, location, args)).await?;
+    let replicator = Replicator::open(Source::lake(&lake)?, &replica_config(setup, location, args)).await?;
     loop {
         match replicator.round().await {
             Ok(report) => {
@@ -71,7 +72,7 @@ pub async fn restore(setup: &Setup, from: &str, args: &ReplicaArgs, snapshot: Op
     let point = match snapshot {
         None => RestorePoint::Latest,
         Some(at) => {
-            let records = source.catalog.load_table(&source.tables[0]).await?;
+            let records = source.catalog.load_table(&source.tables.records).await?;
             let tagged = crate::lake::history::tags(records.metadata()).into_iter().find(|t| t.name == at);
             match tagged {
                 Some(tag) => RestorePoint::Snapshot(tag.snapshot_id),
@@ -84,5 +85,32 @@ pub async fn restore(setup: &Setup, from: &str, args: &ReplicaArgs, snapshot: Op
     let report = crate::replica::restore(source, &setup.config, point).await?;
     eprintln!("restored {} into {} at snapshot {:?}", from, setup.config.warehouse, report.snapshot);
     println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+pub async fn drill(setup: &Setup, replica: &str, args: &ReplicaArgs, scratch: Option<&str>, scratch_catalog_uri: Option<&str>) -> anyhow::Result<()> {
+    let primary = setup.open().await?;
+    let source = crate::replica::replica_source(&replica_config(setup, replica, args), &setup.config).await?;
+    // A scratch directory of its own, removed afterwards, unless the caller names the place.
+    let temporary = scratch.is_none().then(|| std::env::temp_dir().join(format!("sentiment-lake-drill-{}", uuid::Uuid::now_v7())));
+    let location = scratch.map(str::to_string).or_else(|| temporary.as_ref().map(|t| t.display().to_string())).unwrap_or_default();
+    let scratch_config = crate::lake::LakeConfig {
+        warehouse: location.clone(),
+        catalog_type: crate::lake::CatalogType::Sql,
+        catalog_uri: scratch_catalog_uri.map(str::to_string),
+        ..setup.config.clone()
+    };
+    let report = crate::replica::drill(&primary, source, &scratch_config).await;
+    if let Some(dir) = &temporary {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let report = report?;
+    println!(
+        "Restore drill: {replica} restored into {location} in {:.1} s, compared with the primary at snapshot {:?}\n",
+        report.restore_seconds, report.snapshot
+    );
+    println!("{}", report.table());
+    anyhow::ensure!(report.passed(), "the drill FAILED: the restored replica differs from the primary (see the table)");
+    println!("PASS");
     Ok(())
 }

@@ -612,6 +612,12 @@ impl Lake {
         Ok(sources.iter().find_map(|source| all.remove(*source)))
     }
 
+    /// Takes out of the migration ledger the rows `forget` picks (a promoted replica's ledger rows whose
+    /// file the replica's records do not hold whole); returns them.
+    pub async fn forget_retired(&self, forget: impl Fn(&RetiredSource) -> bool) -> Result<Vec<RetiredSource>, LakeError> {
+        retired::forget(&self.catalog, &self.retired, self.policy, forget).await
+    }
+
     /// Every retired source.
     pub async fn retired_sources(&self) -> Result<Vec<RetiredSource>, LakeError> {
         let mut all: Vec<RetiredSource> = retired::read_all(&self.catalog, &self.retired).await?.into_values().collect();
@@ -619,8 +625,6 @@ impl Lake {
         Ok(all)
     }
 
-    /// Points `kind`'s `main` at `to`, an ancestor of its current snapshot, with the ledger as it was then
-    /// ([`history::rollback`]).
     /// Tags `snapshot_id` of a table as `name` (expiry keeps it; replicas copy it).
     pub async fn create_tag(&self, kind: TableKind, name: &str, snapshot_id: i64) -> Result<history::Tag, LakeError> {
         history::create_tag(self.handle(kind), self.policy.max_attempts, name, snapshot_id).await
@@ -646,6 +650,8 @@ impl Lake {
         Ok(watermarks)
     }
 
+    /// Points `kind`'s `main` at `to`, an ancestor of its current snapshot, with the ledger as it was then
+    /// ([`history::rollback`]).
     pub async fn rollback(&self, kind: TableKind, to: i64) -> Result<Option<RollbackReport>, LakeError> {
         let report = history::rollback(self.handle(kind), self.policy.max_attempts, to).await?;
         if kind == TableKind::Records && report.is_some() && self.follow_rollups {

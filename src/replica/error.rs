@@ -37,6 +37,9 @@ pub enum ReplicaError {
     /// The replica's catalog pointer moved between reading and swapping it: another replicator wrote it.
     #[error("table {table}: the replica moved while this round wrote it (another replicator?)")]
     ReplicaMoved { table: String },
+    /// A copy stopped short for one table (a restore cannot go on without it).
+    #[error("copying {table} stopped short: {detail}")]
+    Incomplete { table: String, detail: String, retryable: bool },
     /// Another `replicate` holds the replica's lease.
     #[error("another replicator holds the replica's lease; try again when it has finished")]
     Busy,
@@ -46,6 +49,7 @@ impl ReplicaError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ReplicaError::Lake(e) => e.is_retryable(),
+            ReplicaError::Incomplete { retryable, .. } => *retryable,
             ReplicaError::Storage(e) => e.is_retryable(),
             ReplicaError::PrimaryMoved { .. } | ReplicaError::ReplicaMoved { .. } | ReplicaError::Busy => true,
             ReplicaError::Config(_)

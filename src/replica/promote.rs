@@ -1,13 +1,17 @@
 //! Promotion: a replica becomes the primary. Its tables are marked promoted (a metadata-only commit each),
 //! so no replication from the old primary ever writes over them, and what ingestion needs to resume is
-//! printed: per source, the last sequence number the replica holds. Events up to it that arrive again are
-//! dropped as duplicates by the ledger that travelled with the tables; the Event Hubs checkpoints are
-//! rewound to it (docs/recovery.md) so the events the old primary committed after the replica's last
-//! snapshot are read again and land.
+//! printed: per source, the last sequence number both the records and the dead-letter table hold. Events up
+//! to it that arrive again are dropped as duplicates by the ledgers that travelled with the tables; the
+//! Event Hubs checkpoints are rewound to it (docs/recovery.md) so the events the old primary committed
+//! after the replica's last snapshot are read again and land. Migration ledger rows the replica's records
+//! do not back (the ledger is copied before the records in a round) are taken out, so their files migrate
+//! again from their watermark instead of being skipped.
+
+use std::collections::HashSet;
 
 use super::error::ReplicaError;
-use super::replicate::{PROMOTED_PROPERTY, REPLICA_OF_PROPERTY, SOURCE_METADATA_PROPERTY};
-use crate::lake::{Change, Lake, Outcome, TableKind};
+use super::replicate::{LEASE, PROMOTED_PROPERTY, REPLICA_OF_PROPERTY, SOURCE_METADATA_PROPERTY};
+use crate::lake::{Change, CommittedState, Lake, Outcome, RetiredSource, TableKind, Watermarks};
 
 /// One table as promotion found and left it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -43,11 +47,15 @@ impl EventHubsPartition {
     }
 }
 
-/// Where one source resumes: every sequence number up to `sequence_number` is in the promoted table.
+/// Where one source resumes. Each table keeps its own ledger, so the checkpoint is rewound to the lower of
+/// the two: what the records table holds again is dropped there, and what the dead-letter table lacks lands.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SourcePosition {
     pub source: String,
+    /// Rewind the checkpoint here: every event up to it is in both tables.
     pub sequence_number: i64,
+    pub records: Option<i64>,
+    pub dead_letters: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_hubs: Option<EventHubsPartition>,
 }
@@ -56,11 +64,41 @@ pub struct SourcePosition {
 pub struct PromotionReport {
     pub tables: Vec<PromotedTable>,
     pub sources: Vec<SourcePosition>,
+    /// Migration ledger rows taken out because the replica's records do not hold their file whole (the
+    /// ledger was copied after the records): those files migrate again from their watermark, once.
+    pub ledger_rows_forgotten: Vec<String>,
 }
 
-/// Promotes the lake `replica` (opened on the replica's location and catalog). Every table is checked to be
-/// a replica (or already promoted) before any is changed.
+/// Whether a migration ledger row claims more than the records table (`watermarks`, its snapshots and the
+/// current one's commit time) holds: its file then has to migrate again from its watermark.
+///
+/// Retiring appends the row, then takes the file's watermark out. So a file with a watermark below its
+/// last row is not whole in the table; a file without a watermark either finished before the table's
+/// state (the row names a snapshot the table has, or one expired before it) or never reached it (the row
+/// names a snapshot the table does not know, and was written after its current snapshot).
+fn claims_more(row: &RetiredSource, watermarks: &Watermarks, snapshots: &HashSet<i64>, current_at_ms: i64) -> bool {
+    match watermarks.get(&row.source) {
+        Some(watermark) => watermark < row.through,
+        None => row.records_snapshot_id.is_some_and(|id| !snapshots.contains(&id)) && row.retired_at.timestamp_millis() >= current_at_ms,
+    }
+}
+
+/// Promotes the lake `replica` (opened on the replica's location and catalog), under the replica's
+/// replication lease so that no round runs meanwhile. Every table is checked to be a replica (or promoted
+/// already) before any is changed.
 pub async fn promote(replica: &Lake) -> Result<PromotionReport, ReplicaError> {
+    let holder = format!("promote-{}", uuid::Uuid::now_v7());
+    if !replica.try_lease(LEASE, &holder, std::time::Duration::from_secs(600)).await? {
+        return Err(ReplicaError::Busy);
+    }
+    let promoted = promote_leased(replica).await;
+    if let Err(e) = replica.release_lease(LEASE, &holder).await {
+        tracing::warn!(error = %e, "Could not give the replication lease back; it expires by itself.");
+    }
+    promoted
+}
+
+async fn promote_leased(replica: &Lake) -> Result<PromotionReport, ReplicaError> {
     let handles = replica.replicated_handles();
     let mut tables = Vec::new();
     for handle in &handles {
@@ -79,6 +117,18 @@ pub async fn promote(replica: &Lake) -> Result<PromotionReport, ReplicaError> {
             already,
         });
     }
+    let records = replica.load(TableKind::Records).await?;
+    let watermarks = CommittedState::read(&replica.target(TableKind::Records).name, records.metadata())?.watermarks;
+    let mut ledger_rows_forgotten = Vec::new();
+    if tables.iter().any(|t| !t.already) {
+        let snapshots: HashSet<i64> = records.metadata().snapshots().map(|s| s.snapshot_id()).collect();
+        let current_at = records.metadata().current_snapshot().map_or(i64::MIN, |s| s.timestamp_ms());
+        let forgotten = replica.forget_retired(|row| claims_more(row, &watermarks, &snapshots, current_at)).await?;
+        for row in forgotten {
+            tracing::warn!(source = %row.source, through = row.through, "A migration ledger row of the replica is ahead of its records; the file migrates again from its watermark.");
+            ledger_rows_forgotten.push(row.source);
+        }
+    }
     let at = chrono::Utc::now().to_rfc3339();
     for (handle, promoted) in handles.iter().zip(&tables) {
         if promoted.already {
@@ -89,22 +139,27 @@ pub async fn promote(replica: &Lake) -> Result<PromotionReport, ReplicaError> {
             let change = Change { properties: vec![(PROMOTED_PROPERTY.to_string(), at.clone())], ..Change::default() };
             match handle.commit(&table, change).await? {
                 Outcome::Landed { .. } => break,
-                // Another promotion (or a first ingestion) moved it: check and mark again.
+                // Something else committed meanwhile (a first ingestion): mark the newer state.
                 Outcome::Conflict => continue,
             }
         }
     }
-    let state = replica.committed_state(TableKind::Records).await?;
-    let sources = state
-        .watermarks
-        .iter()
-        .map(|(source, sequence_number)| SourcePosition {
-            source: source.to_string(),
-            sequence_number,
-            event_hubs: EventHubsPartition::parse(source),
+    let letters = replica.committed_state(TableKind::DeadLetters).await?.watermarks;
+    let names: std::collections::BTreeSet<&str> = watermarks.iter().chain(letters.iter()).map(|(source, _)| source).collect();
+    let sources = names
+        .into_iter()
+        .map(|source| {
+            let (records, dead_letters) = (watermarks.get(source), letters.get(source));
+            SourcePosition {
+                source: source.to_string(),
+                sequence_number: records.into_iter().chain(dead_letters).min().unwrap_or_default(),
+                records,
+                dead_letters,
+                event_hubs: EventHubsPartition::parse(source),
+            }
         })
         .collect();
-    Ok(PromotionReport { tables, sources })
+    Ok(PromotionReport { tables, sources, ledger_rows_forgotten })
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use iceberg::spec::{DataContentType, FormatVersion, Manifest, ManifestList, ManifestStatus, TableMetadata};
+use iceberg::table::Table;
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
@@ -59,8 +60,10 @@ const SINGLE_PUT_BYTES: u64 = 16 << 20;
 /// Files copied at once: with streamed parts of 10 MiB and two parts in flight each, a round holds at most
 /// about 8 × 16 MiB (small files) or 8 × 20 MiB of file data.
 const COPIES_AT_ONCE: usize = 8;
-const LEASE: &str = "replicate";
-const LEASE_MS: i64 = 10 * 60 * 1000;
+/// The replica's lease: one replication round (or a promotion) at a time.
+pub(crate) const LEASE: &str = "replicate";
+/// How long the replica's lease lasts unless renewed: a replicator that dies keeps others out this long.
+pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Where the replica is and how to reach it.
 #[derive(Debug, Clone)]
@@ -73,6 +76,9 @@ pub struct ReplicaConfig {
     pub catalog_name: String,
     pub catalog_auth: CatalogAuth,
     pub storage: StorageSettings,
+    /// How long a round's lease lasts unless renewed (it is renewed every quarter of it, before each
+    /// version and snapshot copied, so a long first copy never lets a second replicator in).
+    pub lease: std::time::Duration,
 }
 
 /// What one round did to one table.
@@ -96,6 +102,9 @@ pub struct TableReport {
     /// Why the round stopped short for this table, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Whether the next round can get past that error by itself.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retryable: bool,
 }
 
 /// What one round did.
@@ -133,13 +142,31 @@ struct ReplicaTable {
 pub struct Source {
     pub warehouse: Warehouse,
     pub catalog: Arc<dyn Catalog>,
-    pub tables: Vec<TableIdent>,
+    pub tables: Tables,
+}
+
+/// The lake's tables, by role: the order a round reads and copies them in depends on it.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub records: TableIdent,
+    pub dead_letters: TableIdent,
+    pub ledger: TableIdent,
+    pub rollup: TableIdent,
+}
+
+impl Tables {
+    /// From [`Lake::replicated_tables`]'s order (records, dead letters, migration ledger, rollup).
+    pub fn of(idents: Vec<TableIdent>) -> Result<Self, ReplicaError> {
+        let [records, dead_letters, ledger, rollup]: [TableIdent; 4] =
+            idents.try_into().map_err(|_| ReplicaError::Config("a lake has four tables to replicate".into()))?;
+        Ok(Self { records, dead_letters, ledger, rollup })
+    }
 }
 
 impl Source {
     /// The lake's tables (records with the ingestion ledger, dead letters, migration ledger, rollup).
-    pub fn lake(lake: &Lake) -> Self {
-        Self { warehouse: lake.warehouse().clone(), catalog: lake.catalog(), tables: lake.replicated_tables() }
+    pub fn lake(lake: &Lake) -> Result<Self, ReplicaError> {
+        Ok(Self { warehouse: lake.warehouse().clone(), catalog: lake.catalog(), tables: Tables::of(lake.replicated_tables())? })
     }
 }
 
@@ -155,6 +182,9 @@ pub struct Replicator {
     /// Replica manifests known to be complete, with their length: a manifest is shared by many snapshots.
     known: Mutex<HashMap<Path, u64>>,
     holder: String,
+    /// When this round last took or extended the replica's lease.
+    leased_at: Mutex<Option<Instant>>,
+    lease: std::time::Duration,
 }
 
 impl std::fmt::Debug for Replicator {
@@ -174,7 +204,14 @@ impl Replicator {
         let location = Location::parse(&config.location)?;
         let primary_location = primary.warehouse.location().clone();
         let overlaps = match (&primary_location, &location) {
-            (Location::Local(a), Location::Local(b)) => a.starts_with(b) || b.starts_with(a),
+            (Location::Local(a), Location::Local(b)) => {
+                // Compared as the filesystem resolves them (`..`, symbolic links), which is how they are
+                // opened; the replica's directory is created first so that it can be resolved.
+                std::fs::create_dir_all(b).map_err(|e| ReplicaError::Config(format!("cannot create {}: {e}", b.display())))?;
+                let resolve = |p: &std::path::Path| std::fs::canonicalize(p).map_err(|e| ReplicaError::Config(format!("{}: {e}", p.display())));
+                let (a, b) = (resolve(a)?, resolve(b)?);
+                a.starts_with(&b) || b.starts_with(&a)
+            }
             (Location::Azure(a), Location::Azure(b)) => a.contains(b) || b.contains(a),
             _ => false,
         };
@@ -194,6 +231,8 @@ impl Replicator {
             catalog: Arc::new(catalog),
             known: Mutex::default(),
             holder: uuid::Uuid::now_v7().to_string(),
+            leased_at: Mutex::default(),
+            lease: config.lease.max(std::time::Duration::from_secs(1)),
         })
     }
 
@@ -210,42 +249,87 @@ impl Replicator {
         Ok(self.catalog.current().await?.1)
     }
 
-    /// One round over every table, under the replica's lease. A table that fails is reported with its error
-    /// and the others still go.
-    pub async fn round(&self) -> Result<ReplicationReport, ReplicaError> {
-        let started = Instant::now();
-        let publisher = self.publisher().await?;
+    /// Takes the replica's lease, or extends it when this round took it more than a minute ago; `Busy` when
+    /// another replicator has it (then nothing more is written by this round).
+    async fn hold_lease(&self) -> Result<(), ReplicaError> {
+        if self.leased_at.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|at| at.elapsed() < self.lease / 4) {
+            return Ok(());
+        }
         let now = chrono::Utc::now().timestamp_millis();
-        if !publisher.try_lease(LEASE, &self.holder, now, now + LEASE_MS).await? {
+        let until = now.saturating_add(self.lease.as_millis().try_into().unwrap_or(i64::MAX));
+        if !self.publisher().await?.try_lease(LEASE, &self.holder, now, until).await? {
+            *self.leased_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
             return Err(ReplicaError::Busy);
         }
-        let mut tables = Vec::new();
-        for ident in &self.primary.tables {
-            let mut report = TableReport { table: ident.to_string(), ..TableReport::default() };
-            if let Err(e) = self.table(ident, &mut report).await {
-                ReplicationFailed { table: &report.table, error: &e.to_string(), retryable: e.is_retryable() }.emit();
-                report.error = Some(e.to_string());
-            }
-            TableReplicated {
-                table: &report.table,
-                versions: report.versions,
-                files: report.files_copied,
-                bytes: report.bytes_copied,
-                lag_seconds: report.lag_seconds,
-            }
-            .emit();
-            tables.push(report);
-            let now = chrono::Utc::now().timestamp_millis();
-            if !publisher.try_lease(LEASE, &self.holder, now, now + LEASE_MS).await? {
-                return Err(ReplicaError::Busy);
-            }
-        }
-        publisher.release_lease(LEASE, &self.holder).await?;
-        Ok(ReplicationReport { replica: self.replica.url(), tables, seconds: started.elapsed().as_secs_f64() })
+        *self.leased_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        Ok(())
     }
 
-    async fn table(&self, ident: &TableIdent, report: &mut TableReport) -> Result<(), ReplicaError> {
-        let primary = self.primary.catalog.load_table(ident).await.map_err(crate::lake::LakeError::iceberg(format!("loading {ident}")))?;
+    /// One round over every table, under the replica's lease. The tables are read and copied in an order
+    /// that keeps the replica consistent across them whichever of them a failure stops:
+    /// - the rollup is read before the records and copied after them, so it is never ahead of them (a
+    ///   rollup behind is caught up by the next commit's follow);
+    /// - the migration ledger is read after the records and copied before them, and the records are copied
+    ///   only if it was: a legacy file the replica's records hold no watermark for any more (retired) is
+    ///   then always in the replica's ledger. A ledger ahead of the records is reconciled at promotion.
+    pub async fn round(&self) -> Result<ReplicationReport, ReplicaError> {
+        let started = Instant::now();
+        *self.leased_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.hold_lease().await?;
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let tables = &self.primary.tables;
+        let mut reports: Vec<TableReport> = [&tables.records, &tables.dead_letters, &tables.ledger, &tables.rollup]
+            .iter()
+            .map(|t| TableReport { table: t.to_string(), ..TableReport::default() })
+            .collect();
+        let rollup = self.load(&tables.rollup).await;
+        let records = self.load(&tables.records).await;
+        let dead_letters = self.load(&tables.dead_letters).await;
+        let ledger = self.load(&tables.ledger).await;
+        let ledger_copied = self.copy(&tables.ledger, ledger, &mut reports[2]).await;
+        let records_copied = match ledger_copied {
+            true => self.copy(&tables.records, records, &mut reports[0]).await,
+            false => skip(&mut reports[0], "the migration ledger was not copied in this round"),
+        };
+        self.copy(&tables.dead_letters, dead_letters, &mut reports[1]).await;
+        if records_copied {
+            self.copy(&tables.rollup, rollup, &mut reports[3]).await;
+        } else {
+            skip(&mut reports[3], "the records table was not copied in this round");
+        }
+        if self.leased_at.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+            self.publisher().await?.release_lease(LEASE, &self.holder).await?;
+        }
+        Ok(ReplicationReport { replica: self.replica.url(), tables: reports, seconds: started.elapsed().as_secs_f64() })
+    }
+
+    async fn load(&self, ident: &TableIdent) -> Result<Table, ReplicaError> {
+        Ok(self.primary.catalog.load_table(ident).await.map_err(crate::lake::LakeError::iceberg(format!("loading {ident}")))?)
+    }
+
+    /// Copies one table up to the state `primary` was loaded in; false when it stopped short.
+    async fn copy(&self, ident: &TableIdent, primary: Result<Table, ReplicaError>, report: &mut TableReport) -> bool {
+        let outcome = match primary {
+            Ok(primary) => self.table(ident, &primary, report).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &outcome {
+            ReplicationFailed { table: &report.table, error: &e.to_string(), retryable: e.is_retryable() }.emit();
+            report.error = Some(e.to_string());
+            report.retryable = e.is_retryable();
+        }
+        TableReplicated {
+            table: &report.table,
+            versions: report.versions,
+            files: report.files_copied,
+            bytes: report.bytes_copied,
+            lag_seconds: report.lag_seconds,
+        }
+        .emit();
+        outcome.is_ok()
+    }
+
+    async fn table(&self, ident: &TableIdent, primary: &Table, report: &mut TableReport) -> Result<(), ReplicaError> {
         let current = primary.metadata_location().ok_or_else(|| ReplicaError::Config(format!("{ident} has no metadata location")))?.to_string();
         let metadata = primary.metadata();
         report.primary_snapshot = metadata.current_snapshot_id();
@@ -270,28 +354,24 @@ impl Replicator {
         }
         let mut remaining = pending.as_slice();
         while let Some(((file, _), rest)) = remaining.split_first() {
-            let bytes = match self.read_primary(file).await {
-                Ok(bytes) => bytes,
-                // A log entry the primary has deleted since (it left the log): a later state covers it.
-                Err(ReplicaError::PrimaryMoved { .. }) if !rest.is_empty() => {
+            self.hold_lease().await?;
+            let copied = match self.read_primary(file).await {
+                Ok(bytes) => self.version(file, bytes, replica.as_ref(), report).await,
+                Err(e) => Err(e),
+            };
+            let (bytes, version) = match copied {
+                Ok(copied) => copied,
+                // A state the primary has moved on from (expiry took its metadata, a manifest list or a
+                // file): a later state covers it, so the replica goes on with that one.
+                Err(ReplicaError::PrimaryMoved { path }) if !rest.is_empty() => {
+                    tracing::info!(version = %file, gone = %path, "A primary state is gone in part; replicating the next one instead.");
                     report.versions_gone += 1;
                     remaining = rest;
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            let version: TableMetadata = serde_json::from_slice(&bytes).map_err(|e| ReplicaError::Format {
-                what: "table metadata",
-                path: file.clone(),
-                detail: e.to_string(),
-            })?;
-            let mut snapshots: Vec<_> =
-                version.snapshots().filter(|s| replica.as_ref().is_none_or(|r| !r.snapshots.contains(&s.snapshot_id()))).collect();
-            snapshots.sort_by_key(|s| (s.sequence_number(), s.timestamp_ms()));
-            for snapshot in snapshots {
-                self.snapshot(snapshot.manifest_list(), report).await?;
-                report.snapshots += 1;
-            }
+            self.hold_lease().await?;
             replica = Some(self.commit_version(ident, file, &bytes, &version, replica).await?);
             report.versions += 1;
             report.replica_snapshot = version.current_snapshot_id();
@@ -302,6 +382,29 @@ impl Replicator {
             report.replica_snapshot = r.current_snapshot;
         }
         Ok(())
+    }
+
+    /// Copies the snapshots of the primary version `bytes` (at `file`) the replica lacks; returns the version.
+    async fn version(
+        &self,
+        file: &str,
+        bytes: Bytes,
+        replica: Option<&ReplicaTable>,
+        report: &mut TableReport,
+    ) -> Result<(Bytes, TableMetadata), ReplicaError> {
+        let version: TableMetadata = serde_json::from_slice(&bytes).map_err(|e| ReplicaError::Format {
+            what: "table metadata",
+            path: file.to_string(),
+            detail: e.to_string(),
+        })?;
+        let mut snapshots: Vec<_> = version.snapshots().filter(|s| replica.is_none_or(|r| !r.snapshots.contains(&s.snapshot_id()))).collect();
+        snapshots.sort_by_key(|s| (s.sequence_number(), s.timestamp_ms()));
+        for snapshot in snapshots {
+            self.hold_lease().await?;
+            self.snapshot(snapshot.manifest_list(), version.format_version(), report).await?;
+            report.snapshots += 1;
+        }
+        Ok((bytes, version))
     }
 
     /// The replica's state of `ident`, checked to be a replica of `primary` (`None`: not replicated yet).
@@ -386,14 +489,14 @@ impl Replicator {
     }
 
     /// Copies one snapshot: its new manifests' files, the manifests, then its manifest list.
-    async fn snapshot(&self, manifest_list: &str, report: &mut TableReport) -> Result<(), ReplicaError> {
+    async fn snapshot(&self, manifest_list: &str, format: FormatVersion, report: &mut TableReport) -> Result<(), ReplicaError> {
         let relative = self.relocate.relative(manifest_list)?;
         if self.present(&relative).await?.is_some() {
             // Written by an earlier round that stopped before its metadata: its manifests are complete.
             return Ok(());
         }
         let bytes = self.read_primary(manifest_list).await?;
-        let list = ManifestList::parse_with_version(&bytes, FormatVersion::V2).map_err(|e| ReplicaError::Format {
+        let list = ManifestList::parse_with_version(&bytes, format).map_err(|e| ReplicaError::Format {
             what: "manifest list",
             path: manifest_list.to_string(),
             detail: e.to_string(),
@@ -595,6 +698,13 @@ pub async fn open_place(config: &ReplicaConfig) -> Result<(Warehouse, RenewingCa
     })
     .await?;
     Ok((warehouse, catalog))
+}
+
+/// A table not copied in a round because one it depends on was not.
+fn skip(report: &mut TableReport, why: &str) -> bool {
+    report.error = Some(format!("not copied: {why}"));
+    report.retryable = true;
+    false
 }
 
 /// A namespace another process created first is fine.

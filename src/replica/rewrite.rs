@@ -12,6 +12,9 @@ use serde_json::Value as Json;
 
 use super::error::ReplicaError;
 
+/// Table properties naming where the table writes its files.
+const WRITE_LOCATIONS: &[&str] = &["write.data.path", "write.metadata.path", "write.object-storage.path", "write.folder-storage.path"];
+
 /// Iceberg's `content` of a data file entry that holds positions of deleted rows.
 const POSITION_DELETES: i32 = 1;
 
@@ -138,11 +141,14 @@ pub fn metadata(
     }
     let properties = object.entry("properties").or_insert_with(|| Json::Object(Default::default()));
     let properties = properties.as_object_mut().ok_or_else(|| bad("`properties` is not an object".into()))?;
-    for value in properties.values_mut() {
+    for (key, value) in properties.iter_mut() {
         if let Some(text) = value.as_str().filter(|v| v.contains("://") || v.starts_with('/')) {
-            // Only values naming a place in the primary warehouse move; other URLs (an endpoint) stay.
-            if let Ok(moved) = relocate(text) {
-                *value = Json::String(moved);
+            match relocate(text) {
+                Ok(moved) => *value = Json::String(moved),
+                // Where the table writes must move with it, or a promoted replica would write into the old
+                // primary; other URLs (an endpoint) stay as they are.
+                Err(e) if WRITE_LOCATIONS.contains(&key.as_str()) => return Err(e),
+                Err(_) => {}
             }
         }
     }
@@ -243,5 +249,12 @@ mod tests {
         assert!(out["properties"].get("drop-me").is_none());
         assert_eq!(out["metadata-log"][0]["metadata-file"], "/r/t/metadata/00000-b.metadata.json");
         assert_eq!(out["statistics"], serde_json::json!([]));
+
+        // A table that writes outside the warehouse cannot be replicated: its replica would write there too.
+        let mut elsewhere = primary.clone();
+        elsewhere["properties"]["write.data.path"] = "/elsewhere/data".into();
+        let edit = MetadataEdit { log: vec![], properties: vec![], remove: &[] };
+        let refused = metadata("m.json", &serde_json::to_vec(&elsewhere).unwrap(), edit, relocate);
+        assert!(matches!(refused, Err(ReplicaError::Config(p)) if p == "/elsewhere/data"));
     }
 }

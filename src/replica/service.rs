@@ -1,6 +1,7 @@
 //! Replication as the running app does it: the replica opened on first use, one round at a time (the
 //! `ReplicateLake` timer, or `serve`'s own loop), and the last round's outcome kept for `health`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,19 +17,29 @@ use crate::lake::Lake;
 #[derive(Debug, Clone)]
 struct LastRound {
     at: DateTime<Utc>,
-    outcome: Result<ReplicationReport, String>,
+    /// The report, or the error with whether the next round can get past it.
+    outcome: Result<ReplicationReport, (String, bool)>,
 }
 
-/// The app's replication: configured, opened lazily, its last round remembered.
+/// What `health` judges by.
+#[derive(Debug, Default)]
+struct Tracking {
+    last: Option<LastRound>,
+    /// Per table, when a round last brought it up to date without an error.
+    succeeded: HashMap<String, DateTime<Utc>>,
+}
+
+/// The app's replication: configured, opened lazily, its rounds remembered.
 pub struct ReplicaService {
     lake: Lake,
     config: ReplicaConfig,
     /// Lag above which `health` says degraded.
     max_lag: Duration,
+    started: DateTime<Utc>,
     replicator: OnceCell<Replicator>,
     /// One round at a time in this process (the replica's lease keeps other processes out).
     running: AsyncMutex<()>,
-    last: Mutex<Option<LastRound>>,
+    tracking: Mutex<Tracking>,
 }
 
 impl std::fmt::Debug for ReplicaService {
@@ -39,21 +50,28 @@ impl std::fmt::Debug for ReplicaService {
 
 impl ReplicaService {
     pub fn new(lake: Lake, config: ReplicaConfig, max_lag: Duration) -> Self {
-        Self { lake, config, max_lag, replicator: OnceCell::new(), running: AsyncMutex::new(()), last: Mutex::new(None) }
+        Self { lake, config, max_lag, started: Utc::now(), replicator: OnceCell::new(), running: AsyncMutex::new(()), tracking: Mutex::default() }
     }
 
     /// One round (the replica opened first if it is not yet).
     pub async fn round(&self) -> Result<ReplicationReport, ReplicaError> {
         let _one = self.running.lock().await;
-        let outcome = match self.replicator.get_or_try_init(|| Replicator::open(Source::lake(&self.lake), &self.config)).await {
+        let outcome = match self.replicator.get_or_try_init(|| async { Replicator::open(Source::lake(&self.lake)?, &self.config).await }).await {
             Ok(replicator) => replicator.round().await,
             Err(e) => Err(e),
         };
+        let at = Utc::now();
+        let mut tracking = self.tracking.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(report) = &outcome {
+            for table in report.tables.iter().filter(|t| t.error.is_none()) {
+                tracking.succeeded.insert(table.table.clone(), at);
+            }
+        }
         let remembered = match &outcome {
             Ok(report) => Ok(report.clone()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err((e.to_string(), e.is_retryable())),
         };
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(LastRound { at: Utc::now(), outcome: remembered });
+        tracking.last = Some(LastRound { at, outcome: remembered });
         outcome
     }
 
@@ -69,38 +87,62 @@ impl ReplicaService {
         })
     }
 
-    /// What `health` shows, and whether the replica is within its lag: the lag at the last round plus the
-    /// time since it (a replica no round has reached for a while is as far behind as that).
+    /// What `health` shows, and whether the replica is within its lag. Degraded when a table has not been
+    /// brought up to date for longer than the allowed lag (a round that keeps failing, for any reason, is
+    /// that), when the last round left a table further behind than that, or when it failed in a way the next
+    /// round cannot get past by itself.
     pub fn health(&self, now: DateTime<Utc>) -> (bool, serde_json::Value) {
-        let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let tracking = self.tracking.lock().unwrap_or_else(|e| e.into_inner());
         let max = self.max_lag.as_secs_f64();
-        let Some(last) = last else {
-            return (true, json!({"replica": self.config.location, "status": "no round yet", "max_lag_seconds": max}));
+        let seconds = |since: DateTime<Utc>| (now - since).num_milliseconds().max(0) as f64 / 1000.0;
+        let Some(last) = &tracking.last else {
+            let waiting = seconds(self.started);
+            return (
+                waiting <= max,
+                json!({"replica": self.config.location, "status": "no round yet", "seconds_since_start": waiting, "max_lag_seconds": max}),
+            );
         };
-        let since = (now - last.at).num_milliseconds().max(0) as f64 / 1000.0;
-        match last.outcome {
+        let since_round = seconds(last.at);
+        let tables: Vec<String> = self.lake.replicated_tables().into_iter().map(|t| t.to_string()).collect();
+        let stale: Vec<&String> = tables.iter().filter(|t| seconds(*tracking.succeeded.get(*t).unwrap_or(&self.started)) > max).collect();
+        let (lag, stuck, detail) = match &last.outcome {
             Ok(report) => {
-                let lag = if report.lag_seconds() > 0.0 || report.failed() { report.lag_seconds() + since } else { 0.0 };
-                let stale = since > max;
-                let ok = lag <= max && !stale;
-                let failures: Vec<_> = report.tables.iter().filter_map(|t| t.error.as_ref().map(|e| json!({"table": t.table, "error": e}))).collect();
-                (
-                    ok,
-                    json!({
-                        "replica": report.replica,
-                        "status": if ok { "ok" } else if stale { "no round lately" } else { "behind" },
-                        "lag_seconds": lag,
-                        "max_lag_seconds": max,
-                        "last_round_seconds_ago": since,
-                        "tables": report.tables.iter().map(|t| json!({"table": t.table, "primary_snapshot": t.primary_snapshot, "replica_snapshot": t.replica_snapshot, "lag_seconds": t.lag_seconds})).collect::<Vec<_>>(),
-                        "failures": failures,
-                    }),
-                )
+                let lag = if report.lag_seconds() > 0.0 { report.lag_seconds() + since_round } else { 0.0 };
+                let stuck = report.tables.iter().any(|t| t.error.is_some() && !t.retryable);
+                let tables = report
+                    .tables
+                    .iter()
+                    .map(|t| {
+                        json!({"table": t.table, "primary_snapshot": t.primary_snapshot, "replica_snapshot": t.replica_snapshot,
+                            "lag_seconds": t.lag_seconds, "error": t.error, "retryable": t.retryable})
+                    })
+                    .collect::<Vec<_>>();
+                (lag, stuck, json!(tables))
             }
-            Err(error) => (
-                since <= max,
-                json!({"replica": self.config.location, "status": "failing", "error": error, "last_round_seconds_ago": since, "max_lag_seconds": max}),
-            ),
-        }
+            Err((error, retryable)) => (f64::NAN, !retryable, json!({"error": error, "retryable": retryable})),
+        };
+        // A lag the last round could not measure (it failed before any table) counts as within: staleness judges that.
+        let ok = stale.is_empty() && !stuck && (lag.is_nan() || lag <= max);
+        let status = if ok {
+            "ok"
+        } else if stuck {
+            "failing (needs a person)"
+        } else if !stale.is_empty() {
+            "not brought up to date lately"
+        } else {
+            "behind"
+        };
+        (
+            ok,
+            json!({
+                "replica": self.config.location,
+                "status": status,
+                "lag_seconds": if lag.is_nan() { serde_json::Value::Null } else { json!(lag) },
+                "max_lag_seconds": max,
+                "last_round_seconds_ago": since_round,
+                "stale_tables": stale,
+                "last_round": detail,
+            }),
+        )
     }
 }

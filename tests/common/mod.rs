@@ -11,6 +11,7 @@ pub mod tls;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -346,4 +347,62 @@ pub fn pyiceberg_script(script: &str, warehouse: &std::path::Path, table: &str) 
 /// snapshots, files and rows (`tests/interop/pyiceberg_read.py`).
 pub fn read_with_pyiceberg(warehouse: &std::path::Path, table: &str) -> Value {
     pyiceberg_script("pyiceberg_read.py", warehouse, table)
+}
+
+/// The live benchmarks' producer: posts one partition's events of the present to `IngestEvents`, `rate`
+/// per second in batches each second, until `stop`; counts the events acknowledged.
+pub async fn produce(base: String, partition: usize, rate: u64, stop: Arc<AtomicBool>, acknowledged: Arc<AtomicU64>) {
+    let http = reqwest::Client::new();
+    let mut generator = sentiment_lake::synthetic::EventGenerator::new(100 + partition as u64, chrono::Utc::now(), 1, 50);
+    let mut sequence = 0i64;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let now = chrono::Utc::now();
+        let bodies: Vec<String> = (0..rate)
+            .map(|i| {
+                let n = sequence as u64 + i;
+                let mut event = generator.event(n);
+                // Events of the present, one in fifty up to an hour late.
+                let late_ms = if n.is_multiple_of(50) { (n * 7919) % 3_600_000 } else { (n * 31) % 2_000 };
+                event["event_timestamp"] =
+                    Value::String((now - chrono::Duration::milliseconds(late_ms as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+                event["message_id"] = Value::String(format!("live-{partition}-{n:012}"));
+                event.to_string()
+            })
+            .collect();
+        let body = host_envelope(&partition.to_string(), sequence, &bodies, now);
+        match http.post(format!("{base}/IngestEvents")).header("content-type", "application/json").body(body).send().await {
+            Ok(response) if response.status() == 200 => {
+                acknowledged.fetch_add(rate, Ordering::Relaxed);
+                sequence += rate as i64;
+            }
+            // Not acknowledged: the host would redeliver the same batch; so does this producer.
+            Ok(response) => eprintln!("partition {partition}: {}", response.status()),
+            Err(e) => eprintln!("partition {partition}: {e}"),
+        }
+    }
+}
+
+/// Days of [`generate_history`].
+pub const HISTORY_DAYS: u32 = 30;
+/// Tickers of [`generate_history`].
+pub const HISTORY_TICKERS: usize = 50;
+
+/// The benchmarks' history: `rows` events over the 30 days before `end`, 50 tickers x 4 sources, one day
+/// per commit through the real pipeline: 6,000 partitions, one data file each.
+pub async fn generate_history(lake: &Lake, rows: u64, end: chrono::DateTime<chrono::Utc>) {
+    let per_day = rows / u64::from(HISTORY_DAYS);
+    let pipeline = Pipeline::new(IncompletePolicy::DeadLetter);
+    for day in 0..HISTORY_DAYS {
+        let started = std::time::Instant::now();
+        let day_end = end - chrono::Duration::days(i64::from(HISTORY_DAYS - 1 - day));
+        let mut generator = sentiment_lake::synthetic::EventGenerator::new(u64::from(day), day_end, 1, HISTORY_TICKERS);
+        let first = u64::from(day) * per_day;
+        let batch = sentiment_lake::ingest::file::batch_from_file(&generator.ndjson(first, per_day), &format!("bench-day-{day}"), None).unwrap();
+        let report = pipeline.ingest(lake, &batch).await.unwrap();
+        assert_eq!(report.dead_lettered, 0);
+        lake.commit().await.unwrap();
+        eprintln!("day {day}: {per_day} rows in {:.1}s", started.elapsed().as_secs_f64());
+    }
 }

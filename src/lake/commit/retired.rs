@@ -229,6 +229,46 @@ async fn append(catalog: &RenewingCatalog, ledger: &TableTarget, policy: CommitP
     Err(LakeError::Conflict { table: ledger.name.clone() })
 }
 
+/// Rewrites the ledger without the rows `forget` picks (every row of their sources); returns those rows.
+/// The ledger is small (a row per migrated file), so it is written again whole, replacing its files.
+pub async fn forget(
+    catalog: &RenewingCatalog,
+    ledger: &TableTarget,
+    policy: CommitPolicy,
+    forget: impl Fn(&RetiredSource) -> bool,
+) -> Result<Vec<RetiredSource>, LakeError> {
+    for attempt in 1..=policy.max_attempts {
+        let table = load(catalog, ledger).await?;
+        let all = read_all(catalog, ledger).await?;
+        let (gone, kept): (Vec<RetiredSource>, Vec<RetiredSource>) = all.into_values().partition(|row| forget(row));
+        if gone.is_empty() {
+            return Ok(gone);
+        }
+        let mut live = Vec::new();
+        if table.metadata().current_snapshot_id().is_some() {
+            let scan = table.scan().build().map_err(LakeError::iceberg("planning the migration ledger's rewrite"))?;
+            let mut tasks = scan.plan_files().await.map_err(LakeError::iceberg("planning the migration ledger's rewrite"))?;
+            while let Some(task) = tasks.try_next().await.map_err(LakeError::iceberg("planning the migration ledger's rewrite"))? {
+                live.push(task.data_file_path().to_string());
+            }
+        }
+        let prefix = format!("retired-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let files = if kept.is_empty() { Vec::new() } else { write_data_files(&table, &[to_batch(&kept)?], &[SOURCE], &prefix, None).await? };
+        let change = Change { files: files.clone(), replaces: live.into_iter().collect(), ..Change::default() };
+        let (_, catalog_swap) = catalog.current().await?;
+        match catalog::commit(&catalog_swap, &table, change).await {
+            Ok(Outcome::Landed { .. }) => return Ok(gone),
+            Ok(Outcome::Conflict) => delete(&table, &files).await,
+            Err(e) if e.is_retryable() && attempt < policy.max_attempts => {
+                tracing::info!(table = %ledger.name, attempt, error = %e, "Rewriting the migration ledger did not land; retrying.");
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(policy.min_backoff.saturating_mul(attempt)).await;
+    }
+    Err(LakeError::Conflict { table: ledger.name.clone() })
+}
+
 /// Removes the watermark keys of `sources` from a table, on top of whatever committed meanwhile.
 async fn remove_keys(catalog: &RenewingCatalog, records: &TableTarget, policy: CommitPolicy, sources: &[String]) -> Result<usize, LakeError> {
     for attempt in 1..=policy.max_attempts {
