@@ -395,7 +395,7 @@ locals {
     SENTIMENT_LAKE_DREMIO_CATALOG   = var.dremio.catalog
     SENTIMENT_LAKE_DREMIO_WAREHOUSE = coalesce(var.dremio.warehouse, "")
     SENTIMENT_LAKE_DREMIO_PASSWORD  = var.dremio_password == null ? "" : "@Microsoft.KeyVault(SecretUri=${azurerm_key_vault_secret.dremio_password[0].versionless_id})"
-  })
+  }, local.replica_settings)
 }
 
 resource "azurerm_function_app_flex_consumption" "this" {
@@ -500,11 +500,11 @@ resource "azurerm_role_assignment" "app_secrets" {
 # Blob uploads to the legacy container reach the MigrateBlob function (an eventGridTrigger: the event, never
 # the file) through Event Grid. The topic's own identity writes undeliverable events to a container.
 resource "azurerm_eventgrid_system_topic" "lake" {
-  name                   = "${var.name}-lake-events"
-  resource_group_name    = azurerm_resource_group.this.name
-  location               = azurerm_resource_group.this.location
-  source_resource_id     = azurerm_storage_account.lake.id
-  topic_type             = "Microsoft.Storage.StorageAccounts"
+  name                = "${var.name}-lake-events"
+  resource_group_name = azurerm_resource_group.this.name
+  location            = azurerm_resource_group.this.location
+  source_resource_id  = azurerm_storage_account.lake.id
+  topic_type          = "Microsoft.Storage.StorageAccounts"
 
   identity {
     type = "SystemAssigned"

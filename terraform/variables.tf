@@ -123,6 +123,15 @@ variable "dremio_password" {
   sensitive   = true
 }
 
+variable "replica" {
+  description = "Disaster recovery (docs/recovery.md): a replica storage account in `location` (the region paired with the lake's) kept up to date by the ReplicateLake timer, and its own PostgreSQL catalog (`catalog_uri`, a database in that region the app's identity signs in to, as SENTIMENT_LAKE_CATALOG_URI does). null: no replica."
+  type = object({
+    location    = string
+    catalog_uri = string
+  })
+  default = null
+}
+
 variable "dremio" {
   description = "Dremio for queries, the records writer or maintenance (docs/dremio.md); null: the embedded engine does everything."
   type = object({

@@ -414,19 +414,24 @@ pub enum Command {
 pub struct ReplicaArgs {
     /// The replica's own SQL catalog (default: a SQLite file inside a local replica; a remote replica needs
     /// a PostgreSQL database of its own, in its region).
-    #[arg(long = "replica-catalog-uri", env = "SENTIMENT_LAKE_REPLICA_CATALOG_URI")]
+    #[arg(id = "replica_catalog_uri", long = "replica-catalog-uri", env = "SENTIMENT_LAKE_REPLICA_CATALOG_URI")]
     pub catalog_uri: Option<String>,
     /// The replica account's connection string, when its credential is not the warehouse's (another
     /// account's key); otherwise the warehouse's credential (an Entra identity with access to both) is used.
-    #[arg(long = "replica-connection-string", env = "SENTIMENT_LAKE_REPLICA_STORAGE_CONNECTION_STRING", hide_env_values = true)]
+    #[arg(
+        id = "replica_connection_string",
+        long = "replica-connection-string",
+        env = "SENTIMENT_LAKE_REPLICA_STORAGE_CONNECTION_STRING",
+        hide_env_values = true
+    )]
     pub connection_string: Option<String>,
     /// `health` says degraded when the replica lacks a commit older than this (the recovery point
     /// objective), or no round has run for this long.
-    #[arg(long = "replica-max-lag-secs", env = "SENTIMENT_LAKE_REPLICA_MAX_LAG_SECS", default_value_t = 900)]
+    #[arg(id = "replica_max_lag_secs", long = "replica-max-lag-secs", env = "SENTIMENT_LAKE_REPLICA_MAX_LAG_SECS", default_value_t = 900)]
     pub max_lag_secs: u64,
     /// How long a replication round's lease lasts unless renewed: a replicator that dies keeps the next one
     /// waiting this long.
-    #[arg(long = "replica-lease-secs", env = "SENTIMENT_LAKE_REPLICA_LEASE_SECS", default_value_t = crate::replica::replicate::DEFAULT_LEASE.as_secs())]
+    #[arg(id = "replica_lease_secs", long = "replica-lease-secs", env = "SENTIMENT_LAKE_REPLICA_LEASE_SECS", default_value_t = crate::replica::replicate::DEFAULT_LEASE.as_secs())]
     pub lease_secs: u64,
 }
 
@@ -783,5 +788,42 @@ impl MaintainArgs {
                 .then(|| OrphanPolicy { older_than: Duration::from_secs(self.orphan_age_hours * 3600), delete: self.delete_orphans }),
             lease: Duration::from_secs(self.lease_secs.max(1)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn every_command_parses_without_clashing_argument_ids() {
+        // Flattened argument groups share one namespace per command: a clash makes a command unusable.
+        Opts::command().debug_assert();
+    }
+
+    #[test]
+    fn the_replicas_catalog_is_never_the_warehouses() {
+        let opts = Opts::try_parse_from([
+            "sentiment-lake",
+            "--catalog-uri",
+            "postgres://primary/catalog",
+            "replicate",
+            "--to",
+            "/replica",
+            "--replica-catalog-uri",
+            "sqlite:///replica/catalog.db",
+        ])
+        .unwrap();
+        assert_eq!(opts.lake.catalog_uri.as_deref(), Some("postgres://primary/catalog"));
+        let Command::Replicate { location, replica, every } = opts.command else { panic!("replicate") };
+        assert_eq!((location.as_str(), replica.catalog_uri.as_deref(), every), ("/replica", Some("sqlite:///replica/catalog.db"), None));
+        let opts = Opts::try_parse_from(["sentiment-lake", "--catalog-uri", "postgres://primary/catalog", "replicate", "--to", "/replica"]).unwrap();
+        let Command::Replicate { replica, .. } = opts.command else { panic!("replicate") };
+        assert_eq!(replica.catalog_uri, None, "the warehouse's catalog is not taken for the replica's");
+        let opts = Opts::try_parse_from(["sentiment-lake", "serve", "--replica", "/replica", "--lease-secs", "60"]).unwrap();
+        let Command::Serve(serve) = opts.command else { panic!("serve") };
+        assert_eq!((serve.maintenance.lease_secs, serve.replica_access.lease_secs), (60, crate::replica::replicate::DEFAULT_LEASE.as_secs()));
     }
 }
