@@ -4,9 +4,10 @@
 #    and maintenance every 5 minutes (scripts/bench/replicate_live.py): how long after each commit the replica
 #    held it, and the recovery point over the run (p50/p99/worst); then the replica's rows against the events
 #    acknowledged.
-# 2. Bulk: a history of ROWS rows (30 days x 50 tickers x 4 sources, a commit per day, generated and ingested
-#    through the CLI) replicated from scratch (MiB copied per CPU second), a round with nothing new, a restore
-#    of the replica into an empty place, and the drill.
+# 2. Bulk: a history of ROWS rows (30 commits of ROWS/30 generated events, 50 tickers x 4 sources, generated
+#    and ingested through the CLI; the generator's one-day windows put them on the last two calendar days: the
+#    files and bytes are what replication copies) replicated from scratch (MiB copied per CPU second), a round
+#    with nothing new, a restore of the replica into an empty place, and the drill.
 # Usage: scripts/bench/replicate.sh [MINUTES] [ROWS]   (defaults 10 and 10000000; SENTIMENT_LAKE_BIN picks the
 # binary, default the release build; BENCH_WORK keeps the work directory)
 set -euo pipefail
@@ -37,7 +38,7 @@ if [ "$minutes" != "0" ]; then
 fi
 
 [ "$rows" != "0" ] || exit 0
-echo "bulk: generating $rows rows over 30 days" >&2
+echo "bulk: generating $rows rows in 30 commits" >&2
 per_day=$((rows / 30))
 for day in $(seq 0 29); do
   "$bin" generate --events "$per_day" --seed "$day" --days 1 --tickers 50 --out "$work/day.ndjson" >/dev/null
