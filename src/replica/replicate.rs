@@ -466,11 +466,8 @@ impl Replicator {
     /// A whole primary file (metadata, manifest list, manifest: small, bounded by the table's history).
     async fn read_primary(&self, url: &str) -> Result<Bytes, ReplicaError> {
         let relative = self.relocate.relative(url)?;
-        let moved = |e: object_store::Error| match e {
-            object_store::Error::NotFound { .. } => ReplicaError::PrimaryMoved { path: url.to_string() },
-            e => ReplicaError::Storage(StorageError::store("get", url, e)),
-        };
-        self.primary.warehouse.store().get(&relative).await.map_err(moved)?.bytes().await.map_err(moved)
+        let moved = read_error(url);
+        self.primary.warehouse.store().get(&relative).await.map_err(&moved)?.bytes().await.map_err(&moved)
     }
 
     /// The replica's object at `relative`, if there is one: its size.
@@ -567,11 +564,8 @@ impl Replicator {
             Some(found) => return Err(ReplicaError::SizeMismatch { path: self.relocate.target_url(&relative), expected: size, found }),
             None => {}
         }
-        let moved = |e: object_store::Error| match e {
-            object_store::Error::NotFound { .. } => ReplicaError::PrimaryMoved { path: url.clone() },
-            e => ReplicaError::Storage(StorageError::store("get", url.clone(), e)),
-        };
-        let source = self.primary.warehouse.store().get(&relative).await.map_err(moved)?;
+        let moved = read_error(&url);
+        let source = self.primary.warehouse.store().get(&relative).await.map_err(&moved)?;
         if source.meta.size != size {
             return Err(ReplicaError::Format {
                 what: "data file",
@@ -581,7 +575,7 @@ impl Replicator {
         }
         let target: &Arc<dyn ObjectStore> = self.replica.store();
         if size <= SINGLE_PUT_BYTES {
-            let bytes = source.bytes().await.map_err(moved)?;
+            let bytes = source.bytes().await.map_err(&moved)?;
             target.put(&relative, bytes.into()).await.map_err(store_error("put", &relative))?;
             return Ok(Some(size));
         }
@@ -603,7 +597,11 @@ impl Replicator {
         }
         if written != size {
             let _ = writer.abort().await;
-            return Err(ReplicaError::Format { what: "data file", path: url, detail: format!("{written} bytes read where {size} were expected") });
+            return Err(ReplicaError::Format {
+                what: "data file",
+                path: url.clone(),
+                detail: format!("{written} bytes read where {size} were expected"),
+            });
         }
         writer.finish().await.map_err(store_error("put", &relative))?;
         Ok(Some(size))
@@ -698,6 +696,14 @@ pub async fn open_place(config: &ReplicaConfig) -> Result<(Warehouse, RenewingCa
     })
     .await?;
     Ok((warehouse, catalog))
+}
+
+/// A failed read of the primary's file at `url`: gone means the primary moved on (expiry), not a failure.
+fn read_error(url: &str) -> impl Fn(object_store::Error) -> ReplicaError + '_ {
+    move |e| match e {
+        object_store::Error::NotFound { .. } => ReplicaError::PrimaryMoved { path: url.to_string() },
+        e => ReplicaError::Storage(StorageError::store("get", url, e)),
+    }
 }
 
 /// A table not copied in a round because one it depends on was not.
