@@ -20,15 +20,6 @@ impl Relocate {
         Self { from, to }
     }
 
-    /// The same move the other way (a restore reads the replica and writes a primary).
-    pub fn reversed(&self) -> Self {
-        Self { from: self.to.clone(), to: self.from.clone() }
-    }
-
-    pub fn from(&self) -> &Location {
-        &self.from
-    }
-
     /// `url`'s path relative to the source warehouse (how its store names it), whatever spelling the URL
     /// uses (`file://` or a bare path; `abfss://` or `wasbs://`, the blob or the dfs host).
     pub fn relative(&self, url: &str) -> Result<Path, ReplicaError> {
@@ -80,7 +71,6 @@ mod tests {
         let data = "file:///w/primary/sentiment/sentiment_records/data/a.parquet";
         assert_eq!(move_.url(data).unwrap(), "file:///w/replica/sentiment/sentiment_records/data/a.parquet");
         assert_eq!(move_.url("/w/primary/x/m.avro").unwrap(), "file:///w/replica/x/m.avro");
-        assert_eq!(move_.reversed().url("file:///w/replica/x/m.avro").unwrap(), "file:///w/primary/x/m.avro");
     }
 
     #[test]

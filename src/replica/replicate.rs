@@ -236,10 +236,6 @@ impl Replicator {
         })
     }
 
-    pub fn replica(&self) -> &Warehouse {
-        &self.replica
-    }
-
     /// The replica's catalog (for readers of the replica: `drill`, tests).
     pub fn catalog(&self) -> Arc<dyn Catalog> {
         self.catalog.clone()
