@@ -63,6 +63,32 @@ impl MigrationProgress {
     }
 }
 
+/// A `dead-letters replay` run ended.
+pub struct DeadLettersReplayed {
+    pub selected: usize,
+    pub landed: usize,
+    pub still_failing: usize,
+    pub not_settled: usize,
+    pub dry_run: bool,
+}
+
+impl DeadLettersReplayed {
+    pub fn emit(self) {
+        tracing::info!(
+            selected = self.selected,
+            landed = self.landed,
+            still_failing = self.still_failing,
+            not_settled = self.not_settled,
+            dry_run = self.dry_run,
+            "Dead letters replayed."
+        );
+        if !self.dry_run {
+            counter!("sentiment_lake_dead_letters_replayed_total", "outcome" => "landed").increment(self.landed as u64);
+            counter!("sentiment_lake_dead_letters_replayed_total", "outcome" => "still_failing").increment(self.still_failing as u64);
+        }
+    }
+}
+
 /// A legacy file was read to its end (its rows staged, or found committed).
 pub struct FileMigrated<'a> {
     pub source: &'a str,

@@ -3,7 +3,7 @@
 //!
 //! One file per command family, each given the [`setup::Setup`] all commands share: [`serve`], [`query`],
 //! [`ingest`] (`ingest`, `generate`) and [`demo`], [`migrate`] (`migrate`, `reconcile`), [`table`]
-//! (`commit`, `health`, `maintain`, `rollback`, `tag`, `schema`, `create-table`), [`replica`] (`replicate`,
+//! (`commit`, `health`, `maintain`, `rollback`, `tag`, `schema`, `dead-letters`, `create-table`), [`replica`] (`replicate`,
 //! `promote`, `restore`, `drill`), [`doctor`] (`doctor`,
 //! `sizing`). The flags are in [`opts`], the engine and writer choice in [`backends`]. Uses everything
 //! upstream (the app, the lake, migration, maintenance); nothing uses it but `main`.
@@ -74,6 +74,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         }
         Command::Restore { from, replica, snapshot } => replica::restore(&setup, &from, &replica, snapshot.as_deref()).await,
         Command::Tag { action } => table::tag(&setup, &action).await,
+        Command::DeadLetters { action } => table::dead_letters(&setup, &action).await,
         Command::Replicate { location, replica, every } => replica::replicate(&setup, &location, &replica, every).await,
     }
 }

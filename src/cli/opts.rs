@@ -370,6 +370,12 @@ pub enum Command {
         #[command(subcommand)]
         action: TagAction,
     },
+    /// The dead-letter table: `replay` decodes dead letters again under today's rules and schema and commits
+    /// those that now pass, each once (docs/dead-letters.md).
+    DeadLetters {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
     /// The rollup table the aggregate endpoints answer from (docs/rollups.md).
     Rollup {
         #[command(subcommand)]
@@ -504,6 +510,31 @@ pub enum TagAction {
     },
     /// The records table's tags, as JSON.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterAction {
+    /// Decode the chosen dead letters' raw bytes again (after a producer fix, `schema add-column` or a
+    /// relaxed rule such as `--incomplete enrich`) and commit those that now pass, exactly once: a dead
+    /// letter is never replayed twice, and a redelivered original stays a duplicate. Prints what landed and
+    /// what still fails, and why, as JSON.
+    Replay {
+        /// Only those refused by this rule (error class: decode, validation or incomplete).
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only those whose error names this field.
+        #[arg(long)]
+        field: Option<String>,
+        /// Only those of this source (an Event Hubs partition id, a file's source id).
+        #[arg(long = "source", id = "replay_source")]
+        source: Option<String>,
+        /// Only those dead-lettered at or after this instant (RFC 3339).
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Judge them again and report, committing nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

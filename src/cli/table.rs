@@ -1,10 +1,10 @@
-//! The table's own commands: `commit`, `health`, `maintain`, `rollback`, `rollup`, `schema add-column` and
-//! `create-table`.
+//! The table's own commands: `commit`, `health`, `maintain`, `rollback`, `rollup`, `schema add-column`,
+//! `dead-letters replay` and `create-table`.
 
 use anyhow::Context;
 
 use super::backends::WriterKind;
-use super::opts::{MaintainArgs, RollupAction, TagAction};
+use super::opts::{DeadLetterAction, MaintainArgs, RollupAction, TagAction};
 use super::setup::Setup;
 use crate::lake::TableKind;
 use crate::schema::extension::ColumnType;
@@ -14,6 +14,16 @@ pub async fn commit(setup: &Setup) -> anyhow::Result<()> {
     let committed = lake.commit().await?;
     let peak_rss_bytes = crate::observability::peak_rss_bytes();
     println!("{}", serde_json::to_string_pretty(&serde_json::json!({"committed": committed, "peak_rss_bytes": peak_rss_bytes}))?);
+    Ok(())
+}
+
+pub async fn dead_letters(setup: &Setup, action: &DeadLetterAction) -> anyhow::Result<()> {
+    let DeadLetterAction::Replay { rule, field, source, since, dry_run } = action;
+    let lake = setup.open().await?;
+    let filter = crate::ingest::replay::ReplayFilter { rule: rule.clone(), field: field.clone(), source: source.clone(), since: *since };
+    let options = crate::ingest::replay::ReplayOptions { dry_run: *dry_run, ..Default::default() };
+    let report = crate::ingest::replay::replay(&lake, &setup.pipeline()?, &filter, options).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
 

@@ -10,6 +10,7 @@ mod batch;
 pub mod decode;
 pub mod dual_write;
 pub mod file;
+pub mod replay;
 pub mod validate;
 
 use std::sync::Arc;
@@ -100,13 +101,18 @@ impl Pipeline {
     }
 
     async fn ingest_over(&self, lake: &Lake, batch: &SourceBatch, range: Option<(i64, i64)>, now: DateTime<Utc>) -> Result<IngestReport, LakeError> {
-        let (pipeline, owned) = (self.clone(), batch.clone());
-        // Columns added to the table since the seed's are filled from records that carry them.
-        let extras = lake.extra_columns().await?;
-        let validated = tokio::task::spawn_blocking(move || validate_events(&owned, now, pipeline.enricher.as_ref(), extras))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let validated = self.validate_for(lake, batch, now).await?;
         ingest_validated(lake, batch, range, validated, self.dual_write.as_ref()).await
+    }
+
+    /// [`Pipeline::validate_batch`] for `lake`'s records table as it is now: columns added to it since the
+    /// seed's are filled from the events that carry them. On the blocking pool.
+    pub async fn validate_for(&self, lake: &Lake, batch: &SourceBatch, now: DateTime<Utc>) -> Result<ValidatedBatch, LakeError> {
+        let (pipeline, owned) = (self.clone(), batch.clone());
+        let extras = lake.extra_columns().await?;
+        Ok(tokio::task::spawn_blocking(move || validate_events(&owned, now, pipeline.enricher.as_ref(), extras))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
     }
 }
 

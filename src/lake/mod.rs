@@ -33,7 +33,7 @@ use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 pub use self::catalog::{CatalogAuth, CatalogType, MetadataPointer, Outcome, RenewingCatalog, RestSettings, Secret};
 use self::catalog::{CatalogSettings, RestEndpoint};
 use self::commit::retired;
-pub use self::commit::{CommitPolicy, CommitReport, RetireReport, RetiredSource, StagedWriter};
+pub use self::commit::{CommitPolicy, CommitReport, ReplayCommit, ReplayRows, RetireReport, RetiredSource, StagedWriter};
 pub use self::error::LakeError;
 pub use self::history::{RollbackReport, SourceReset, EXTRA_COLUMNS_TTL};
 pub use self::stage::{
@@ -41,6 +41,7 @@ pub use self::stage::{
     StagedEntry, Staging, StagingArea, StoredEnvelope, Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY,
     RECENT_COMMITS_PROPERTY, SEQUENCE_COLUMN, WATERMARKS_PROPERTY,
 };
+pub use self::stage::{Replayed, REPLAYED_PROPERTY};
 pub use self::table::Change;
 pub use self::target::{TableHandle, TableKind, TableTarget};
 use crate::schema::{self, dead_letter};
@@ -674,5 +675,34 @@ impl Lake {
     /// Adds the optional column `name` of `column_type` to the records table ([`history::add_column`]).
     pub async fn add_column(&self, name: &str, column_type: crate::schema::extension::ColumnType, doc: Option<&str>) -> Result<Schema, LakeError> {
         history::add_column(self.handle(TableKind::Records), &self.extras, self.policy.max_attempts, name, column_type, doc).await
+    }
+
+    /// The rows of the current snapshot of `kind` that `predicate` may hold, `columns` only (all when
+    /// `None`), as they are read: files and row groups outside the predicate are skipped, rows inside it
+    /// are the caller's to check. `None` when the table has no snapshot.
+    pub async fn scan(
+        &self,
+        kind: TableKind,
+        predicate: iceberg::expr::Predicate,
+        columns: Option<&[&str]>,
+    ) -> Result<Option<iceberg::scan::ArrowRecordBatchStream>, LakeError> {
+        let table = self.load(kind).await?;
+        let Some(snapshot) = table.metadata().current_snapshot_id() else { return Ok(None) };
+        let mut scan = table.scan().snapshot_id(snapshot).with_filter(predicate);
+        if let Some(columns) = columns {
+            scan = scan.select(columns.iter().copied());
+        }
+        let scan = scan.build().map_err(LakeError::iceberg("planning a scan"))?;
+        Ok(Some(scan.to_arrow().await.map_err(LakeError::iceberg("scanning"))?))
+    }
+
+    /// Commits rows decoded again from dead letters, each dead letter once ([`commit::commit_replay`]),
+    /// then brings the rollup up to them.
+    pub async fn commit_replay(&self, parts: &[ReplayRows], others: &HashMap<String, Vec<i64>>) -> Result<ReplayCommit, LakeError> {
+        let report = commit::commit_replay(self.handle(TableKind::Records), self.policy, parts, others).await?;
+        if report.snapshot_id.is_some() && self.follow_rollups {
+            self.follow_after_commit().await;
+        }
+        Ok(report)
     }
 }

@@ -14,6 +14,10 @@
 //! committed through it, or an operator releases it ([`release_awaited`], `rollback --release`) when
 //! the events are gone for good.
 //!
+//! The replay ledger of dead letters goes back too ([`Replayed`]): what the rolled-back replays added is
+//! replayable again (their rows are gone), and the ranges whose watermarks go back are marked as given to
+//! redelivery (those events are judged again when redelivered; their old dead letters must not land too).
+//!
 //! Not undone: dead letters and the migration ledger (a migrated file retired after the target keeps its
 //! ledger row, so its rows do not come back by migrating it again; `docs/time-travel.md`).
 
@@ -23,7 +27,7 @@ use iceberg::spec::TableMetadata;
 
 use crate::lake::catalog::Outcome;
 use crate::lake::error::LakeError;
-use crate::lake::stage::{Awaited, Awaiting, CommittedState, Watermarks, AWAITING_PROPERTY, WATERMARKS_PROPERTY};
+use crate::lake::stage::{Awaited, Awaiting, CommittedState, Replayed, Watermarks, AWAITING_PROPERTY, REPLAYED_PROPERTY, WATERMARKS_PROPERTY};
 use crate::lake::table::Change;
 use crate::lake::target::TableHandle;
 
@@ -59,7 +63,7 @@ fn total_rows(metadata: &TableMetadata, id: i64) -> Option<i64> {
 }
 
 /// What the rollback to `to` commits on top of `metadata`, and its report (`None`: `to` is already current).
-fn plan(table: &str, metadata: &TableMetadata, to: i64) -> Result<Option<(Watermarks, RollbackReport)>, LakeError> {
+fn plan(table: &str, metadata: &TableMetadata, to: i64) -> Result<Option<(Watermarks, Replayed, RollbackReport)>, LakeError> {
     let now = chrono::Utc::now();
     let refuse = |detail: String| LakeError::Config(format!("rollback of {table} to {to}: {detail}"));
     let current = metadata.current_snapshot_id().ok_or_else(|| refuse("the table has no snapshot".into()))?;
@@ -85,7 +89,7 @@ fn plan(table: &str, metadata: &TableMetadata, to: i64) -> Result<Option<(Waterm
         .flat_map(|w| w.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>())
         .collect();
     let committed = CommittedState::read(table, metadata)?;
-    let (mut watermarks, mut awaiting) = (committed.watermarks, committed.awaiting);
+    let (mut watermarks, mut awaiting) = (committed.watermarks.clone(), committed.awaiting);
     let rolled_back_at = uuid::Uuid::now_v7().to_string();
     let mut sources = Vec::with_capacity(advanced.len());
     for source in advanced {
@@ -115,6 +119,7 @@ fn plan(table: &str, metadata: &TableMetadata, to: i64) -> Result<Option<(Waterm
         }
         sources.push(SourceReset { source, before, after: at_target });
     }
+    let replayed = replayed_after(table, metadata, Some(&rolled_back), &committed.watermarks, &watermarks)?;
     let report = RollbackReport {
         table: table.to_string(),
         from: current,
@@ -125,7 +130,39 @@ fn plan(table: &str, metadata: &TableMetadata, to: i64) -> Result<Option<(Waterm
         sources,
         awaiting,
     };
-    Ok(Some((watermarks, report)))
+    Ok(Some((watermarks, replayed, report)))
+}
+
+/// The replay ledger once `main` leaves the snapshots `off_lineage` (`None`: not all known, their lineage
+/// expired) and the watermarks go from `before` to `after`: without what replays among them added, and
+/// with each range whose watermark goes back given to redelivery.
+fn replayed_after(
+    table: &str,
+    metadata: &TableMetadata,
+    off_lineage: Option<&[i64]>,
+    before: &Watermarks,
+    after: &Watermarks,
+) -> Result<Replayed, LakeError> {
+    let mut replayed = Replayed::of(table, metadata)?;
+    match off_lineage {
+        Some(ids) => {
+            for snapshot in ids.iter().filter_map(|id| metadata.snapshot_by_id(*id)) {
+                if let Some(added) = Replayed::added_by(table, snapshot)? {
+                    replayed.remove_all(&added);
+                }
+            }
+        }
+        // The set only grows but by rollbacks: kept whole, a dead letter replayed after `to` stays
+        // unreplayable (its rows went with the reset) rather than ever landing twice.
+        None => tracing::warn!(table, "The replays between the restored snapshot and the latest one cannot be read (expired); dead letters they replayed are not replayable again."),
+    }
+    for (source, was) in before.iter() {
+        let now = after.get(source);
+        if now.is_none_or(|now| now < was) {
+            replayed.insert_range(source, now.map_or(i64::MIN, |n| n + 1), was);
+        }
+    }
+    Ok(replayed)
 }
 
 /// Points the table's `main` at `to`, an ancestor of its current snapshot, with the ledger as it was then
@@ -134,9 +171,12 @@ pub async fn rollback(handle: TableHandle<'_>, max_attempts: u32, to: i64) -> Re
     let name = handle.target.name.clone();
     for _attempt in 0..max_attempts {
         let table = handle.load().await?;
-        let Some((watermarks, report)) = plan(&name, table.metadata(), to)? else { return Ok(None) };
-        let properties =
-            vec![(WATERMARKS_PROPERTY.to_string(), watermarks.to_property()), (AWAITING_PROPERTY.to_string(), report.awaiting.to_property())];
+        let Some((watermarks, replayed, report)) = plan(&name, table.metadata(), to)? else { return Ok(None) };
+        let properties = vec![
+            (WATERMARKS_PROPERTY.to_string(), watermarks.to_property()),
+            (AWAITING_PROPERTY.to_string(), report.awaiting.to_property()),
+            (REPLAYED_PROPERTY.to_string(), replayed.to_property()),
+        ];
         let change = Change { set_current: Some(to), properties, ..Change::default() };
         match handle.commit(&table, change).await? {
             Outcome::Landed { .. } => {
@@ -174,7 +214,7 @@ pub async fn release_awaited(handle: TableHandle<'_>, max_attempts: u32, source:
 /// out from the lineage as a rollback does; an error when the lineage between is expired.
 pub fn watermarks_at(table: &str, metadata: &TableMetadata, to: i64) -> Result<Watermarks, LakeError> {
     match plan(table, metadata, to)? {
-        Some((watermarks, _)) => Ok(watermarks),
+        Some((watermarks, _, _)) => Ok(watermarks),
         None => Ok(CommittedState::read(table, metadata)?.watermarks),
     }
 }
@@ -186,16 +226,34 @@ pub async fn reset(handle: TableHandle<'_>, max_attempts: u32, to: i64, watermar
     let name = handle.target.name.clone();
     for _attempt in 0..max_attempts {
         let table = handle.load().await?;
-        if table.metadata().current_snapshot_id() == Some(to) && CommittedState::read(&name, table.metadata())?.watermarks == *watermarks {
+        let metadata = table.metadata();
+        let committed = CommittedState::read(&name, metadata)?;
+        if metadata.current_snapshot_id() == Some(to) && committed.watermarks == *watermarks {
             return Ok(());
         }
-        let properties =
-            vec![(WATERMARKS_PROPERTY.to_string(), watermarks.to_property()), (AWAITING_PROPERTY.to_string(), Awaiting::default().to_property())];
-        let set_current = (table.metadata().current_snapshot_id() != Some(to)).then_some(to);
+        let replayed = replayed_after(&name, metadata, leaving(metadata, to).as_deref(), &committed.watermarks, watermarks)?;
+        let properties = vec![
+            (WATERMARKS_PROPERTY.to_string(), watermarks.to_property()),
+            (AWAITING_PROPERTY.to_string(), Awaiting::default().to_property()),
+            (REPLAYED_PROPERTY.to_string(), replayed.to_property()),
+        ];
+        let set_current = (metadata.current_snapshot_id() != Some(to)).then_some(to);
         match handle.commit(&table, Change { set_current, properties, ..Change::default() }).await? {
             Outcome::Landed { .. } => return Ok(()),
             Outcome::Conflict => continue,
         }
     }
     Err(LakeError::Conflict { table: name })
+}
+
+/// The snapshots of the current lineage above `to` (`None` when `to` is not reached through snapshots
+/// still in the metadata).
+fn leaving(metadata: &TableMetadata, to: i64) -> Option<Vec<i64>> {
+    let mut ids = Vec::new();
+    let mut cursor = metadata.current_snapshot_id();
+    while let Some(id) = cursor.filter(|id| *id != to) {
+        ids.push(id);
+        cursor = metadata.snapshot_by_id(id)?.parent_snapshot_id();
+    }
+    cursor.map(|_| ids)
 }

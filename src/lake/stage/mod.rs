@@ -1,5 +1,6 @@
 //! Staging and the exactly-once ledger: segments staged durably per table identity ([`staging`]), the
-//! committed watermarks and awaited ranges kept in the table's properties ([`ledger`]), which staged
+//! committed watermarks and awaited ranges kept in the table's properties ([`ledger`]), the dead letters
+//! replays brought back ([`replayed`]), which staged
 //! entries the next pass commits ([`plan`]), and where entries that cannot be committed are kept
 //! ([`quarantine`]).
 //!
@@ -8,6 +9,7 @@
 pub mod ledger;
 pub mod plan;
 mod quarantine;
+pub mod replayed;
 mod staging;
 
 pub use self::ledger::{
@@ -16,5 +18,6 @@ pub use self::ledger::{
 };
 pub use self::plan::{next_pass, rows_taken, PassBounds, PassPlan, SourcePass};
 pub use self::quarantine::{Quarantine, QuarantineRecord, StoredEnvelope};
+pub use self::replayed::{Replayed, REPLAYED_ADDED_SUMMARY, REPLAYED_PROPERTY};
 pub(crate) use self::staging::{decode, decode_checked};
 pub use self::staging::{summary_path, EntryKind, Listing, Segment, StagedEntry, Staging, StagingArea, Summary, SEQUENCE_COLUMN};
