@@ -8,6 +8,7 @@
 
 mod batch;
 pub mod decode;
+pub mod dedup;
 pub mod dual_write;
 pub mod file;
 pub mod replay;

@@ -3,9 +3,12 @@
 //! the records table, each dead letter exactly once ([`Lake::commit_replay`]).
 //!
 //! Only settled dead letters are taken: those at or below both tables' watermarks of their source, outside
-//! any range a rollback gave back to redelivery. Above that, the event may still come back through Event
-//! Hubs, and the ledger, not the replay, decides it. A redelivered original is a duplicate for the ledger
-//! whether or not its dead letter was replayed, so a replay and a redelivery never both land it.
+//! any range a rollback awaits. Above that, the event may still come back through Event Hubs, and the
+//! ledger, not the replay, decides it. A redelivered original is a duplicate for the ledger whether or not
+//! its dead letter was replayed, so a replay and a redelivery never both land it. And a row whose
+//! (`source_system`, `message_id`) the table already holds for its ticker and day is not replayed: the
+//! event reached the table another way (redelivered after a rollback and judged under newer rules, two
+//! deliveries judged differently, a restored snapshot); it is counted as `already_in_table`.
 //!
 //! Memory is bounded by bytes: dead letters are read in scan order and replayed in chunks of at most
 //! [`ReplayOptions::chunk_bytes`] of raw bodies, one commit each.
@@ -17,6 +20,7 @@ use futures::TryStreamExt;
 use iceberg::expr::{Predicate, Reference};
 use iceberg::spec::Datum;
 
+use super::dedup::{self, RowKey};
 use super::{Pipeline, SourceBatch, SourceEvent};
 use crate::lake::{CommittedState, Lake, LakeError, ReplayRows, Replayed, TableKind};
 use crate::observability::DeadLettersReplayed;
@@ -83,6 +87,9 @@ pub struct StillFailing {
     pub error_message: String,
 }
 
+/// What a dead letter weighs besides its body, for the chunk bound.
+const LETTER_OVERHEAD_BYTES: usize = 256;
+
 /// Examples of dead letters still failing kept in a report.
 const EXAMPLES: usize = 20;
 
@@ -96,8 +103,10 @@ pub struct ReplayReport {
     /// Of those, above their source's watermarks or in a range a rollback awaits: the ledger decides them
     /// when they are redelivered; replayable once it has.
     pub not_settled: usize,
-    /// Decoded and valid now (committed unless a dry run).
+    /// Decoded and valid now (committed unless a dry run, or already in the table).
     pub passing: usize,
+    /// Passing, but the table holds a row with the same id for the same ticker and day: not landed.
+    pub already_in_table: usize,
     /// Rows committed.
     pub landed: usize,
     /// Passing, but replayed by a concurrent run first.
@@ -160,16 +169,17 @@ pub async fn replay(lake: &Lake, pipeline: &Pipeline, filter: &ReplayFilter, opt
                 report.not_settled += 1;
                 continue;
             }
-            chunk_bytes += letter.raw_body.len();
+            // Counted with a share for the letter's other fields, so that empty bodies still fill a chunk.
+            chunk_bytes += letter.raw_body.len() + LETTER_OVERHEAD_BYTES;
             chunk.push(letter);
             if chunk_bytes >= options.chunk_bytes {
-                replay_chunk(lake, pipeline, std::mem::take(&mut chunk), &mut index, options, &mut report).await?;
+                replay_chunk(lake, pipeline, std::mem::take(&mut chunk), &mut index, &ledgers.replayed, options, &mut report).await?;
                 chunk_bytes = 0;
             }
         }
     }
     if !chunk.is_empty() {
-        replay_chunk(lake, pipeline, chunk, &mut index, options, &mut report).await?;
+        replay_chunk(lake, pipeline, chunk, &mut index, &ledgers.replayed, options, &mut report).await?;
     }
     DeadLettersReplayed {
         selected: report.selected,
@@ -215,6 +225,7 @@ async fn replay_chunk(
     pipeline: &Pipeline,
     chunk: Vec<StoredDeadLetter>,
     index: &mut HashMap<String, Vec<i64>>,
+    listed_against: &Replayed,
     options: ReplayOptions,
     report: &mut ReplayReport,
 ) -> Result<(), LakeError> {
@@ -255,8 +266,14 @@ async fn replay_chunk(
             }
         }
         report.passing += validated.sequence_numbers.len();
-        if !validated.sequence_numbers.is_empty() {
-            parts.push(ReplayRows { source, rows: validated.records, sequence_numbers: validated.sequence_numbers });
+        let held = dedup::held(lake, &RowKey::of_rows(&validated.records)).await?;
+        report.already_in_table += held.len();
+        let keep: arrow_array::BooleanArray = (0..validated.sequence_numbers.len()).map(|row| Some(!held.contains(&row))).collect();
+        let rows = arrow_select::filter::filter_record_batch(&validated.records, &keep)?;
+        let sequence_numbers: Vec<i64> =
+            validated.sequence_numbers.iter().enumerate().filter(|(row, _)| !held.contains(row)).map(|(_, n)| *n).collect();
+        if !sequence_numbers.is_empty() {
+            parts.push(ReplayRows { source, rows, sequence_numbers });
         }
     }
     if options.dry_run || parts.is_empty() {
@@ -271,7 +288,7 @@ async fn replay_chunk(
             (part.source.clone(), rest)
         })
         .collect();
-    let committed = lake.commit_replay(&parts, &others).await?;
+    let committed = lake.commit_replay(&parts, &others, listed_against).await?;
     report.landed += committed.landed;
     report.replayed_meanwhile += committed.replayed_meanwhile;
     report.snapshots.extend(committed.snapshot_id);

@@ -698,8 +698,13 @@ impl Lake {
 
     /// Commits rows decoded again from dead letters, each dead letter once ([`commit::commit_replay`]),
     /// then brings the rollup up to them.
-    pub async fn commit_replay(&self, parts: &[ReplayRows], others: &HashMap<String, Vec<i64>>) -> Result<ReplayCommit, LakeError> {
-        let report = commit::commit_replay(self.handle(TableKind::Records), self.policy, parts, others).await?;
+    pub async fn commit_replay(
+        &self,
+        parts: &[ReplayRows],
+        others: &HashMap<String, Vec<i64>>,
+        listed_against: &Replayed,
+    ) -> Result<ReplayCommit, LakeError> {
+        let report = commit::commit_replay(self.handle(TableKind::Records), self.policy, parts, others, listed_against).await?;
         if report.snapshot_id.is_some() && self.follow_rollups {
             self.follow_after_commit().await;
         }

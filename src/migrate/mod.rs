@@ -22,7 +22,6 @@
 //! Uses [`crate::ingest`] (the pipeline every row goes through), [`crate::lake`] and [`crate::storage`];
 //! the CLI and the `MigrateBlob` route call it, never the other way round.
 
-pub mod dedup;
 pub mod infer;
 pub mod layout;
 pub mod plan;
@@ -46,10 +45,10 @@ use crate::lake::{Lake, LakeError, RetireReport, RetiredSource, TableKind};
 use crate::observability::{FileMigrated, FileMigrationFailed, MigrationProgress};
 use crate::storage::StorageError;
 
-use self::dedup::RowKey;
 use self::infer::{infer, Evidence, FileFacts, Inferred, SAMPLE_ROWS};
 use self::layout::{records, ticker_from_path, FileDefaults, Layout};
 use self::rules::{Applied, Rules};
+use crate::ingest::dedup::{self, RowKey};
 
 /// Rows staged per segment: bounded so that a segment of long texts stays tens of MB.
 const ROWS_PER_SEGMENT: usize = 20_000;

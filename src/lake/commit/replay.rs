@@ -17,7 +17,10 @@ use super::policy::CommitPolicy;
 use crate::lake::catalog::Outcome;
 use crate::lake::error::LakeError;
 use crate::lake::files::{delete, write_data_files};
-use crate::lake::stage::{commit_landed, Replayed, COMMIT_ID_PROPERTY, REPLAYED_ADDED_SUMMARY, REPLAYED_PROPERTY};
+use crate::lake::stage::{
+    commit_landed, CommittedState, Replayed, COMMIT_ID_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, REPLAYED_ADDED_SUMMARY, REPLAYED_PROPERTY,
+    WATERMARKS_PROPERTY,
+};
 use crate::lake::table::compat::conform;
 use crate::lake::table::Change;
 use crate::lake::target::TableHandle;
@@ -52,13 +55,15 @@ pub struct ReplayCommit {
 }
 
 /// Commits `parts` unless their dead letters are replayed already. `others` holds, per source, the
-/// sequence numbers of its dead letters that stay in the dead-letter table unreplayed (sorted): ranges are
-/// never closed across them ([`Replayed::insert_closing`]).
+/// sequence numbers of its dead letters that stay in the dead-letter table unreplayed (sorted), as listed
+/// against the replayed set `listed_against`: ranges are never closed across them, nor across what has
+/// left the set since ([`Replayed::insert_closing`]).
 pub async fn commit_replay(
     handle: TableHandle<'_>,
     policy: CommitPolicy,
     parts: &[ReplayRows],
     others: &HashMap<String, Vec<i64>>,
+    listed_against: &Replayed,
 ) -> Result<ReplayCommit, LakeError> {
     let name = handle.target.name.clone();
     let commit_id = uuid::Uuid::new_v4().to_string();
@@ -100,14 +105,21 @@ pub async fn commit_replay(
         for (source, n) in &keys {
             by_source.entry(source.as_str()).or_default().push(*n);
         }
+        let reopened = listed_against.difference(&replayed);
+        let sources: Vec<&str> = by_source.keys().copied().collect();
+        // The watermarks the replayed dead letters lie under, as a partial summary: a rollback to this
+        // snapshot finds them here, not in an older summary (a ledger flush leaves none).
+        let under = CommittedState::read(&name, table.metadata())?.watermarks.only(sources.iter().copied()).to_property();
         for (source, numbers) in by_source {
-            after.insert_closing(source, &numbers, others.get(source).map(Vec::as_slice).unwrap_or_default());
+            after.insert_closing(source, &numbers, others.get(source).map(Vec::as_slice).unwrap_or_default(), &reopened);
         }
         let change = Change {
             files: files.clone(),
             summary: HashMap::from([
                 (COMMIT_ID_PROPERTY.to_string(), commit_id.clone()),
                 (REPLAYED_ADDED_SUMMARY.to_string(), after.difference(&replayed).to_property()),
+                (WATERMARKS_PROPERTY.to_string(), under),
+                (LEDGER_FORMAT_PROPERTY.to_string(), PARTIAL_SUMMARY.to_string()),
             ]),
             properties: vec![(REPLAYED_PROPERTY.to_string(), after.to_property())],
             ..Change::default()

@@ -15,8 +15,7 @@
 //! the events are gone for good.
 //!
 //! The replay ledger of dead letters goes back too ([`Replayed`]): what the rolled-back replays added is
-//! replayable again (their rows are gone), and the ranges whose watermarks go back are marked as given to
-//! redelivery (those events are judged again when redelivered; their old dead letters must not land too).
+//! replayable again (their rows are gone).
 //!
 //! Not undone: dead letters and the migration ledger (a migrated file retired after the target keeps its
 //! ledger row, so its rows do not come back by migrating it again; `docs/time-travel.md`).
@@ -89,7 +88,7 @@ fn plan(table: &str, metadata: &TableMetadata, to: i64) -> Result<Option<(Waterm
         .flat_map(|w| w.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>())
         .collect();
     let committed = CommittedState::read(table, metadata)?;
-    let (mut watermarks, mut awaiting) = (committed.watermarks.clone(), committed.awaiting);
+    let (mut watermarks, mut awaiting) = (committed.watermarks, committed.awaiting);
     let rolled_back_at = uuid::Uuid::now_v7().to_string();
     let mut sources = Vec::with_capacity(advanced.len());
     for source in advanced {
@@ -119,7 +118,7 @@ fn plan(table: &str, metadata: &TableMetadata, to: i64) -> Result<Option<(Waterm
         }
         sources.push(SourceReset { source, before, after: at_target });
     }
-    let replayed = replayed_after(table, metadata, Some(&rolled_back), &committed.watermarks, &watermarks)?;
+    let replayed = replayed_after(table, metadata, Some(&rolled_back))?;
     let report = RollbackReport {
         table: table.to_string(),
         from: current,
@@ -134,15 +133,8 @@ fn plan(table: &str, metadata: &TableMetadata, to: i64) -> Result<Option<(Waterm
 }
 
 /// The replay ledger once `main` leaves the snapshots `off_lineage` (`None`: not all known, their lineage
-/// expired) and the watermarks go from `before` to `after`: without what replays among them added, and
-/// with each range whose watermark goes back given to redelivery.
-fn replayed_after(
-    table: &str,
-    metadata: &TableMetadata,
-    off_lineage: Option<&[i64]>,
-    before: &Watermarks,
-    after: &Watermarks,
-) -> Result<Replayed, LakeError> {
+/// expired): without what replays among them added.
+fn replayed_after(table: &str, metadata: &TableMetadata, off_lineage: Option<&[i64]>) -> Result<Replayed, LakeError> {
     let mut replayed = Replayed::of(table, metadata)?;
     match off_lineage {
         Some(ids) => {
@@ -155,12 +147,6 @@ fn replayed_after(
         // The set only grows but by rollbacks: kept whole, a dead letter replayed after `to` stays
         // unreplayable (its rows went with the reset) rather than ever landing twice.
         None => tracing::warn!(table, "The replays between the restored snapshot and the latest one cannot be read (expired); dead letters they replayed are not replayable again."),
-    }
-    for (source, was) in before.iter() {
-        let now = after.get(source);
-        if now.is_none_or(|now| now < was) {
-            replayed.insert_range(source, now.map_or(i64::MIN, |n| n + 1), was);
-        }
     }
     Ok(replayed)
 }
@@ -231,7 +217,7 @@ pub async fn reset(handle: TableHandle<'_>, max_attempts: u32, to: i64, watermar
         if metadata.current_snapshot_id() == Some(to) && committed.watermarks == *watermarks {
             return Ok(());
         }
-        let replayed = replayed_after(&name, metadata, leaving(metadata, to).as_deref(), &committed.watermarks, watermarks)?;
+        let replayed = replayed_after(&name, metadata, leaving(metadata, to).as_deref())?;
         let properties = vec![
             (WATERMARKS_PROPERTY.to_string(), watermarks.to_property()),
             (AWAITING_PROPERTY.to_string(), Awaiting::default().to_property()),

@@ -10,11 +10,12 @@
 //! the source lies ([`Replayed::insert_closing`]): a gap holds only rows that were committed normally and
 //! never can be dead letters, as everything below a source's watermark has been judged already.
 //!
-//! A rollback takes out what the replays it rolls back added (their summaries say) and adds the ranges it
-//! gives back to redelivery (`crate::lake::history::rollback`): those events are judged again when Event
-//! Hubs redelivers them, so their old dead letters must not be replayed as well. The set otherwise only
-//! grows, so where a rolled-back summary cannot be read the set is kept whole: a dead letter then stays
-//! unreplayable rather than landing twice.
+//! A rollback takes out what the replays it rolls back added (their summaries say;
+//! `crate::lake::history::rollback`): their rows are gone, so those dead letters are replayable again. The
+//! set otherwise only grows, so where a rolled-back summary cannot be read the set is kept whole: a dead
+//! letter then stays unreplayable rather than landing twice. An event that reached the table as a row
+//! another way (redelivered after a rollback and judged under newer rules) is caught by its id before a
+//! replay commits (`crate::ingest::replay`).
 
 use std::collections::BTreeMap;
 
@@ -78,12 +79,15 @@ impl Replayed {
     }
 
     /// Adds the sorted `sequence_numbers` of `source`, each run joined across the gaps in which
-    /// `others` (the source's other dead letters, sorted, not replayed) has nothing.
-    pub fn insert_closing(&mut self, source: &str, sequence_numbers: &[i64], others: &[i64]) {
+    /// `others` (the source's other dead letters, sorted, not replayed) has nothing and `avoid` no range
+    /// (what a concurrent rollback made replayable again since `others` was listed).
+    pub fn insert_closing(&mut self, source: &str, sequence_numbers: &[i64], others: &[i64], avoid: &Replayed) {
+        let avoided = avoid.0.get(source).map(Vec::as_slice).unwrap_or_default();
         let mut run: Option<(i64, i64)> = None;
         for &n in sequence_numbers {
+            let closable = |last: i64| !has_between(others, last, n) && !avoided.iter().any(|(a, b)| *a < n.max(last) && *b > n.min(last));
             run = match run {
-                Some((first, last)) if !has_between(others, last, n) => Some((first, n.max(last))),
+                Some((first, last)) if closable(last) => Some((first, n.max(last))),
                 Some((first, last)) => {
                     self.insert_range(source, first, last);
                     Some((n, n))
@@ -177,7 +181,7 @@ mod tests {
             prop_assert_eq!(members(&set, "s"), model.clone());
             let others: Vec<i64> = others.difference(&replayed).copied().filter(|n| !model.contains(n)).collect();
             let numbers: Vec<i64> = replayed.iter().copied().collect();
-            set.insert_closing("s", &numbers, &others);
+            set.insert_closing("s", &numbers, &others, &Replayed::default());
             prop_assert!(well_formed(&set));
             let now = members(&set, "s");
             prop_assert!(replayed.iter().all(|n| now.contains(n)));
@@ -214,18 +218,24 @@ mod tests {
     fn closing_joins_only_across_gaps_without_other_dead_letters() {
         let mut set = Replayed::default();
         // Dead letters at 3, 8, 12, 40, 41 and 90; 40 still fails.
-        set.insert_closing("s", &[3, 8, 12, 41, 90], &[40]);
+        set.insert_closing("s", &[3, 8, 12, 41, 90], &[40], &Replayed::default());
         assert_eq!(set.0["s"], vec![(3, 12), (41, 90)]);
         assert!(!set.contains("s", 40), "a dead letter not replayed stays replayable");
-        set.insert_closing("s", &[40], &[]);
+        set.insert_closing("s", &[40], &[], &Replayed::default());
         assert_eq!(set.0["s"], vec![(3, 12), (40, 90)]);
         assert_eq!(set.ranges(), 2);
+        let mut avoid = Replayed::default();
+        avoid.insert_range("s", 200, 201);
+        set.insert_closing("s", &[150, 300], &[], &avoid);
+        assert!(!set.contains("s", 200) && !set.contains("s", 250), "no range closes over what a rollback reopened");
+        set.insert_closing("s", &[300, 310], &[], &avoid);
+        assert!(set.contains("s", 305), "a gap without reopened ranges still closes");
     }
 
     #[test]
     fn the_property_round_trips_and_refuses_disorder() {
         let mut set = Replayed::default();
-        set.insert_closing("eventhubs://ns/hub/$Default/0", &[1, 2, 7], &[5]);
+        set.insert_closing("eventhubs://ns/hub/$Default/0", &[1, 2, 7], &[5], &Replayed::default());
         let parsed = Replayed::parse("t", &set.to_property()).unwrap();
         assert_eq!(parsed, set);
         assert!(Replayed::parse("t", r#"{"s":[[5,9],[7,12]]}"#).is_err());

@@ -1,6 +1,7 @@
-//! `migrate --dedup-ids`: rows whose id the table already holds are counted and skipped before staging,
-//! so that overlapping re-exports, or legacy files holding rows the live writer also sent, add nothing
-//! twice.
+//! Rows the records table already holds, by id: `migrate --dedup-ids` skips them before staging (overlapping
+//! re-exports, legacy files holding rows the live writer also sent), and `dead-letters replay` before
+//! committing (an event that reached the table as a row another way: a redelivery judged under newer rules,
+//! a restored snapshot).
 //!
 //! A row is held when the table's current snapshot has a row with the same `source_system` and
 //! `message_id` for the same ticker and UTC day: the partitions the row would land in, which are the only
@@ -43,6 +44,34 @@ impl RowKey {
             source_system: text(column::SOURCE_SYSTEM)?.to_string(),
             message_id: text(column::MESSAGE_ID)?.to_string(),
         })
+    }
+}
+
+impl RowKey {
+    /// The keys of validated rows (the records table's Arrow schema), one per row.
+    pub fn of_rows(rows: &arrow_array::RecordBatch) -> Vec<Option<Self>> {
+        let column = |name: &str| rows.column_by_name(name);
+        let (Some(ids), Some(sources), Some(times)) = (column(column::MESSAGE_ID), column(column::SOURCE_SYSTEM), column(column::EVENT_TIMESTAMP))
+        else {
+            return vec![None; rows.num_rows()];
+        };
+        let (Some(ids), Some(sources), Some(times)) =
+            (ids.as_string_opt::<i32>(), sources.as_string_opt::<i32>(), times.as_primitive_opt::<TimestampMicrosecondType>())
+        else {
+            return vec![None; rows.num_rows()];
+        };
+        let tickers = column(column::TICKER).and_then(|t| t.as_string_opt::<i32>());
+        (0..rows.num_rows())
+            .map(|row| {
+                let at = DateTime::from_timestamp_micros(times.value(row))?;
+                Some(Self {
+                    ticker: tickers.filter(|t| t.is_valid(row)).map(|t| t.value(row).to_string()),
+                    day: at.date_naive(),
+                    source_system: sources.value(row).to_string(),
+                    message_id: ids.value(row).to_string(),
+                })
+            })
+            .collect()
     }
 }
 
