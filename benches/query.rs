@@ -55,6 +55,7 @@ async fn serve(lake: &Lake, options: QueryOptions) -> String {
         legacy_location: None,
         doctor: None,
         replica: None,
+        signals: Default::default(),
     };
     // The benchmark is one client: no rate limit should interfere.
     let api = ApiConfig { requests_per_minute: std::num::NonZeroU32::MAX, burst: std::num::NonZeroU32::MAX, ..ApiConfig::default() };

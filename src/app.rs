@@ -160,6 +160,20 @@ fn start(lake: Lake, options: &ServeOptions) -> anyhow::Result<Running> {
     let query = query_service(&lake, &options.query)?;
     let committer = Committer::new(lake.clone(), options.commit_threshold_rows, Some(warm_after_commit(&lake, query.clone())));
     let loop_task = committer.spawn(options.commit_interval);
+    let signal_policy = crate::maintain::signals::SignalPolicy { interval: options.commit_interval, ..Default::default() };
+    // The data's signals are exported every interval, whether or not anyone asks `health`: the alert
+    // rules (deploy/prometheus/alerts.yml) read the gauges. Runs for the life of the process.
+    drop(tokio::spawn({
+        let lake = lake.clone();
+        async move {
+            loop {
+                tokio::time::sleep(signal_policy.interval.clamp(Duration::from_secs(5), Duration::from_secs(60))).await;
+                if let Err(e) = crate::maintain::signals::signals(&lake, &signal_policy, chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "The data's signals could not be worked out; health says so too.");
+                }
+            }
+        }
+    }));
     let replica = options.replica.as_ref().map(|r| {
         let service = Arc::new(crate::replica::ReplicaService::new(lake.clone(), r.config.clone(), r.max_lag));
         if let Some(every) = r.every {
@@ -180,6 +194,7 @@ fn start(lake: Lake, options: &ServeOptions) -> anyhow::Result<Running> {
         legacy_location: options.legacy_location.clone(),
         doctor: options.doctor.clone(),
         replica,
+        signals: signal_policy,
     };
     Ok(Running { router: app(state, &options.api), committer, loop_task })
 }

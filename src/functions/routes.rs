@@ -68,6 +68,8 @@ pub struct AppState {
     pub doctor: Option<Doctor>,
     /// The replica the `ReplicateLake` timer keeps up to date, and `health` reports on.
     pub replica: Option<Arc<crate::replica::ReplicaService>>,
+    /// When the data's signals fire (`health` shows them).
+    pub signals: crate::maintain::signals::SignalPolicy,
 }
 
 /// `doctor`'s checks as the app runs them: whether every one passed, and their report.
@@ -465,12 +467,30 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         }
         None => json!(null),
     };
+    // A stalled committer or a dead-letter rate above its threshold degrade health; a quiet source is shown
+    // but does not (markets close at night; the alert rules judge silence with their own schedule).
+    let signals = match crate::maintain::signals::signals(&state.lake, &state.signals, chrono::Utc::now()).await {
+        Ok(signals) => {
+            healthy &= !signals.stalled_committer.firing && !signals.dead_letter_rate.firing;
+            serde_json::to_value(&signals).unwrap_or_default()
+        }
+        Err(e) => {
+            healthy = false;
+            json!({"error": e.to_string()})
+        }
+    };
     let status = if healthy { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
     (
         status,
-        Json(
-            json!({"status": if healthy { "ok" } else { "degraded" }, "tables": tables, "quarantine": quarantine, "commits": commits, "query": query, "replication": replication}),
-        ),
+        Json(json!({
+            "status": if healthy { "ok" } else { "degraded" },
+            "tables": tables,
+            "quarantine": quarantine,
+            "commits": commits,
+            "signals": signals,
+            "query": query,
+            "replication": replication
+        })),
     )
 }
 

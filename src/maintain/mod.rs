@@ -1,6 +1,6 @@
 //! Table maintenance (the seed's operational procedures and 5.3): bin-pack compaction ([`compact`]),
-//! manifest rewrite, snapshot expiry ([`expire`]), orphan cleanup ([`orphans`]) and table health
-//! ([`health`]), run by the `maintain` command and the `MaintainTable` timer function.
+//! manifest rewrite, snapshot expiry ([`expire`]), orphan cleanup ([`orphans`]), table health
+//! ([`health`]) and the data's signals an on-call engineer is paged for ([`signals`]), run by the `maintain` command and the `MaintainTable` timer function.
 //!
 //! A run holds a lease in the catalog database, so two never run at once; it never blocks ingestion: every
 //! change is one compare-and-swap commit like the committer's, and whichever loses re-reads the table and
@@ -16,6 +16,7 @@ pub mod files;
 pub mod health;
 pub mod orphans;
 mod policy;
+pub mod signals;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

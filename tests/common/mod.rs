@@ -136,6 +136,7 @@ async fn serve_configured(
         legacy_location: None,
         doctor: None,
         replica: None,
+        signals: Default::default(),
     };
     configure(&mut state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -59,6 +59,10 @@ impl Enqueued {
         *entry = (*entry).max(at.timestamp_millis());
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = (&str, chrono::DateTime<chrono::Utc>)> {
+        self.0.iter().filter_map(|(source, ms)| Some((source.as_str(), chrono::DateTime::from_timestamp_millis(*ms)?)))
+    }
+
     /// Only the sources `watermarks` still has (a retired file leaves both).
     pub fn retain_in(&mut self, watermarks: &Watermarks) {
         self.0.retain(|source, _| watermarks.get(source).is_some());

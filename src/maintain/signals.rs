@@ -1,0 +1,189 @@
+//! What an on-call engineer is paged for about the data (issue #36), each with a documented threshold: a
+//! committer that leaves staged rows uncommitted for two intervals, an Event Hubs source with no events for
+//! three, and a dead-letter rate above 5 % over the last fifteen minutes. Worked out from table metadata and
+//! the staging listing only (no row is read), shown in `health` and `doctor`, and exported as metrics for
+//! the alert rules in `deploy/prometheus/` (docs/operations.md).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use metrics::gauge;
+
+use super::error::MaintainError;
+use crate::lake::{EntryKind, Lake, TableKind};
+
+/// When each signal fires.
+#[derive(Debug, Clone, Copy)]
+pub struct SignalPolicy {
+    /// The commit interval the thresholds are counted in.
+    pub interval: Duration,
+    /// Staged rows older than this many intervals mean the committer is stalled.
+    pub stall_intervals: u32,
+    /// An Event Hubs source with no event for this many intervals is quiet.
+    pub quiet_intervals: u32,
+    /// Dead letters over all events in [`SignalPolicy::dead_letter_window`] above which the rate fires.
+    pub dead_letter_ratio: f64,
+    pub dead_letter_window: Duration,
+    /// Fewer events than this in the window never fire the rate (one bad event of three is not a trend).
+    pub dead_letter_min_events: u64,
+}
+
+impl Default for SignalPolicy {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(300),
+            stall_intervals: 2,
+            quiet_intervals: 3,
+            dead_letter_ratio: 0.05,
+            dead_letter_window: Duration::from_secs(15 * 60),
+            dead_letter_min_events: 20,
+        }
+    }
+}
+
+/// Every signal, and which fire.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Signals {
+    /// Names of the signals that fire now (empty: all clear).
+    pub firing: Vec<&'static str>,
+    pub stalled_committer: Stall,
+    pub quiet_sources: Quiet,
+    pub dead_letter_rate: DeadLetterRate,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Stall {
+    pub firing: bool,
+    /// Staged records segments waiting for a commit.
+    pub staged_segments: usize,
+    pub oldest_staged_age_s: Option<i64>,
+    pub threshold_s: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Quiet {
+    pub firing: bool,
+    /// Event Hubs sources watched (those the ledger knows).
+    pub watched: usize,
+    /// Quiet ones: source -> seconds since its newest event.
+    pub quiet: BTreeMap<String, i64>,
+    pub threshold_s: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct DeadLetterRate {
+    pub firing: bool,
+    pub window_s: i64,
+    /// Rows and dead letters committed in the window.
+    pub records: u64,
+    pub dead_letters: u64,
+    pub ratio: Option<f64>,
+    pub threshold: f64,
+}
+
+/// Names of the signals, as metrics and `firing` spell them.
+pub const STALLED_COMMITTER: &str = "stalled_committer";
+pub const QUIET_SOURCE: &str = "quiet_source";
+pub const DEAD_LETTER_RATE: &str = "dead_letter_rate";
+
+/// Only Event Hubs partitions are watched for silence: a migrated file's source ends by design.
+fn watched(source: &str) -> bool {
+    source.starts_with("eventhubs://")
+}
+
+/// The signals as of `now` (see the module).
+pub async fn signals(lake: &Lake, policy: &SignalPolicy, now: DateTime<Utc>) -> Result<Signals, MaintainError> {
+    let seconds = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let listing = lake.pending(TableKind::Records).await?;
+    let staged: Vec<_> = listing.by_key.values().flatten().filter(|e| e.kind == EntryKind::Rows).collect();
+    let oldest = staged.iter().map(|e| e.staged_at).min();
+    let stall_threshold = millis(policy.interval).saturating_mul(i64::from(policy.stall_intervals));
+    let oldest_age = oldest.map(|at| (now - at).num_milliseconds());
+    let stalled_committer = Stall {
+        firing: oldest_age.is_some_and(|age| age > stall_threshold),
+        staged_segments: staged.len(),
+        oldest_staged_age_s: oldest_age.map(|ms| ms / 1000),
+        threshold_s: stall_threshold / 1000,
+    };
+
+    let records = lake.load(TableKind::Records).await?;
+    let dead_letters = lake.load(TableKind::DeadLetters).await?;
+    // A source's newest event: committed to either table, or staged with rows since.
+    let mut newest: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    let mut seen = |source: &str, at: DateTime<Utc>| {
+        let entry = newest.entry(source.to_string()).or_insert(at);
+        *entry = (*entry).max(at);
+    };
+    for table in [&records, &dead_letters] {
+        for (source, at) in crate::lake::stage::Enqueued::of(table.metadata()).iter() {
+            seen(source, at);
+        }
+    }
+    for entry in &staged {
+        if let Some(source) = listing.sources.get(&entry.key) {
+            seen(source, entry.staged_at);
+        }
+    }
+    let quiet_threshold = millis(policy.interval).saturating_mul(i64::from(policy.quiet_intervals));
+    let watched_sources: Vec<(&String, &DateTime<Utc>)> = newest.iter().filter(|(source, _)| watched(source)).collect();
+    let quiet: BTreeMap<String, i64> = watched_sources
+        .iter()
+        .map(|(source, at)| ((*source).clone(), (now - **at).num_milliseconds()))
+        .filter(|(_, age)| *age > quiet_threshold)
+        .map(|(source, age)| (source, age / 1000))
+        .collect();
+    let quiet_sources = Quiet { firing: !quiet.is_empty(), watched: watched_sources.len(), quiet, threshold_s: quiet_threshold / 1000 };
+
+    let since = now.timestamp_millis() - i64::try_from(policy.dead_letter_window.as_millis()).unwrap_or(i64::MAX);
+    let added = |table: &iceberg::table::Table| -> u64 {
+        // Only snapshots of the current lineage: a rolled-back commit's rows are not there any more.
+        let mut total = 0;
+        let mut cursor = table.metadata().current_snapshot();
+        while let Some(snapshot) = cursor.filter(|s| s.timestamp_ms() >= since) {
+            let summary = &snapshot.summary().additional_properties;
+            let appended = matches!(snapshot.summary().operation, iceberg::spec::Operation::Append);
+            if appended {
+                total += summary.get("added-records").and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+            }
+            cursor = snapshot.parent_snapshot_id().and_then(|id| table.metadata().snapshot_by_id(id));
+        }
+        total
+    };
+    let (committed, refused) = (added(&records), added(&dead_letters));
+    let events = committed + refused;
+    let ratio = (events > 0).then(|| refused as f64 / events as f64);
+    let dead_letter_rate = DeadLetterRate {
+        firing: events >= policy.dead_letter_min_events && ratio.is_some_and(|r| r > policy.dead_letter_ratio),
+        window_s: seconds(policy.dead_letter_window),
+        records: committed,
+        dead_letters: refused,
+        ratio,
+        threshold: policy.dead_letter_ratio,
+    };
+
+    let firing = [(STALLED_COMMITTER, stalled_committer.firing), (QUIET_SOURCE, quiet_sources.firing), (DEAD_LETTER_RATE, dead_letter_rate.firing)]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+    let signals = Signals { firing, stalled_committer, quiet_sources, dead_letter_rate };
+    signals.export();
+    Ok(signals)
+}
+
+impl Signals {
+    /// Sets the gauges the alert rules read.
+    fn export(&self) {
+        for (name, on) in [
+            (STALLED_COMMITTER, self.stalled_committer.firing),
+            (QUIET_SOURCE, self.quiet_sources.firing),
+            (DEAD_LETTER_RATE, self.dead_letter_rate.firing),
+        ] {
+            gauge!("sentiment_lake_signal_firing", "signal" => name).set(f64::from(u8::from(on)));
+        }
+        gauge!("sentiment_lake_staged_oldest_age_seconds").set(self.stalled_committer.oldest_staged_age_s.unwrap_or(0) as f64);
+        gauge!("sentiment_lake_quiet_sources").set(self.quiet_sources.quiet.len() as f64);
+        gauge!("sentiment_lake_dead_letter_ratio").set(self.dead_letter_rate.ratio.unwrap_or(0.0));
+    }
+}
