@@ -108,3 +108,25 @@ async fn a_stalled_committer_a_quiet_source_and_a_dead_letter_rate_fire_and_clea
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["signals"]["firing"], serde_json::json!([]));
 }
+
+/// `doctor` runs the same signals with the app's commit interval and fails on a stalled committer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_a_firing_signal() {
+    let dir = common::warehouse();
+    let lake = common::open(dir.path()).await;
+    deliver(&lake, 0, 1, whole(0, 5)).await;
+    let doctor = |interval: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_sentiment-lake"))
+            .args(["--warehouse", &dir.path().to_string_lossy(), "doctor"])
+            .env("SENTIMENT_LAKE_COMMIT_INTERVAL_SECS", interval)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).to_string())
+    };
+    let (passed, text) = doctor("300");
+    assert!(passed && text.contains("[ok]   signals: no stalled commit"), "{text}");
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let (passed, text) = doctor("1");
+    assert!(!passed && text.contains("[FAIL] signal stalled_committer: 1 staged segment(s)"), "{text}");
+}

@@ -144,6 +144,7 @@ pub async fn check(
                 }
                 Err(e) => report.fail("table health", e, "see the error; the table's manifests may be unreachable"),
             }
+            check_signals(&mut report, &lake).await;
             let ledger = &lake.retired_target().ident;
             match lake.retired_sources().await {
                 Ok(retired) => report.ok(&format!("table {ledger}"), format!("migration ledger: {} retired legacy files", retired.len())),
@@ -187,6 +188,59 @@ pub async fn check(
     }
     report.skipped("Dremio", "run `sentiment-lake doctor --engine dremio --dremio-url ...` to check one");
     report
+}
+
+/// The data's signals (docs/operations.md), counted in the commit interval the app runs with.
+async fn check_signals(report: &mut Report, lake: &Lake) {
+    let interval = std::env::var("SENTIMENT_LAKE_COMMIT_INTERVAL_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    let policy = crate::maintain::signals::SignalPolicy { interval: std::time::Duration::from_secs(interval), ..Default::default() };
+    match crate::maintain::signals::signals(lake, &policy, chrono::Utc::now()).await {
+        Ok(signals) => {
+            let stall = &signals.stalled_committer;
+            if stall.firing {
+                report.fail(
+                    "signal stalled_committer",
+                    format!(
+                        "{} staged segment(s), the oldest {} s old (threshold {} s)",
+                        stall.staged_segments,
+                        stall.oldest_staged_age_s.unwrap_or(0),
+                        stall.threshold_s
+                    ),
+                    "see `health` (commits.last_error); docs/operations.md#stalled-committer",
+                );
+            }
+            let rate = &signals.dead_letter_rate;
+            if rate.firing {
+                report.warn(
+                    "signal dead_letter_rate",
+                    format!(
+                        "{} dead letters and {} rows in the last {} s ({:.1} %)",
+                        rate.dead_letters,
+                        rate.records,
+                        rate.window_s,
+                        rate.ratio.unwrap_or(0.0) * 100.0
+                    ),
+                    "read the dead-letter table's reasons; after a fix, `sentiment-lake dead-letters replay` (docs/dead-letters.md)",
+                );
+            }
+            for (source, age) in &signals.quiet_sources.quiet {
+                report.warn("signal quiet_source", format!("{source}: no event for {age} s"), "docs/operations.md#quiet-source");
+            }
+            if signals.firing.is_empty() {
+                report.ok(
+                    "signals",
+                    format!(
+                        "no stalled commit, dead-letter rate {:.1} % over {} s, {} Event Hubs source(s) heard within {} s",
+                        rate.ratio.unwrap_or(0.0) * 100.0,
+                        rate.window_s,
+                        signals.quiet_sources.watched,
+                        signals.quiet_sources.threshold_s
+                    ),
+                );
+            }
+        }
+        Err(e) => report.fail("signals", e, "see the error; the staging area or table metadata may be unreachable"),
+    }
 }
 
 /// The catalog database's TLS: the mode the URI asks for and the certificate the server presents, verified
