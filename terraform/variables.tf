@@ -158,3 +158,9 @@ variable "enable_legacy_migration" {
   type        = bool
   default     = false
 }
+
+variable "alert_emails" {
+  description = "Who the on-call alerts (terraform/alerts.tf) mail; empty: the action group has no receiver yet."
+  type        = list(string)
+  default     = []
+}

@@ -173,8 +173,12 @@ pub async fn signals(lake: &Lake, policy: &SignalPolicy, now: DateTime<Utc>) -> 
 }
 
 impl Signals {
-    /// Sets the gauges the alert rules read.
+    /// Sets the gauges the Prometheus rules read, and logs each firing signal (one line per evaluation, at
+    /// most one a few seconds per process): what the Azure Monitor log alerts in Terraform count.
     fn export(&self) {
+        for name in &self.firing {
+            tracing::warn!(signal = *name, "Data signal firing.");
+        }
         for (name, on) in [
             (STALLED_COMMITTER, self.stalled_committer.firing),
             (QUIET_SOURCE, self.quiet_sources.firing),
