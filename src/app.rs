@@ -160,17 +160,16 @@ fn start(lake: Lake, options: &ServeOptions) -> anyhow::Result<Running> {
     let query = query_service(&lake, &options.query)?;
     let committer = Committer::new(lake.clone(), options.commit_threshold_rows, Some(warm_after_commit(&lake, query.clone())));
     let loop_task = committer.spawn(options.commit_interval);
-    let signal_policy = crate::maintain::signals::SignalPolicy { interval: options.commit_interval, ..Default::default() };
-    // The data's signals are exported every interval, whether or not anyone asks `health`: the alert
-    // rules (deploy/prometheus/alerts.yml) read the gauges. Runs for the life of the process.
+    let signal_policy =
+        crate::maintain::signals::SignalPolicy { interval: options.commit_interval, gap_grace: lake.policy().pass.gap_grace, ..Default::default() };
+    // The data's signals are exported every interval (at least every minute), whether or not anyone asks
+    // `health`: the alert rules read the gauges and log lines. Runs for the life of the process.
     drop(tokio::spawn({
         let lake = lake.clone();
         async move {
             loop {
                 tokio::time::sleep(signal_policy.interval.clamp(Duration::from_secs(5), Duration::from_secs(60))).await;
-                if let Err(e) = crate::maintain::signals::signals(&lake, &signal_policy, chrono::Utc::now()).await {
-                    tracing::warn!(error = %e, "The data's signals could not be worked out; health says so too.");
-                }
+                crate::maintain::signals::evaluate_and_export(&lake, &signal_policy).await;
             }
         }
     }));

@@ -20,8 +20,12 @@ fn partition(n: u32) -> String {
 }
 
 async fn deliver(lake: &Lake, n: u32, first: i64, bodies: Vec<String>) {
+    deliver_from(lake, &partition(n), first, bodies).await;
+}
+
+async fn deliver_from(lake: &Lake, source: &str, first: i64, bodies: Vec<String>) {
     let events = bodies.into_iter().enumerate().map(|(i, body)| SourceEvent::new(first + i as i64, Bytes::from(body))).collect();
-    let batch = SourceBatch { source: partition(n), invocation_id: None, events };
+    let batch = SourceBatch { source: source.to_string(), invocation_id: None, events };
     Pipeline::new(IncompletePolicy::DeadLetter).ingest(lake, &batch).await.unwrap();
 }
 
@@ -51,7 +55,8 @@ async fn a_stalled_committer_a_quiet_source_and_a_dead_letter_rate_fire_and_clea
     config.storage.layer = Some(StoreLayer::faults(plan.clone()));
     let lake = Lake::open(&config).await.unwrap();
     let interval = Duration::from_secs(1);
-    let policy = SignalPolicy { interval, dead_letter_min_events: 10, ..Default::default() };
+    // Gaps are bridged after half a second here, so waiting beyond two intervals is a stall.
+    let policy = SignalPolicy { interval, gap_grace: Duration::from_millis(500), dead_letter_min_events: 10, ..Default::default() };
     let seconds = |s: f64| chrono::Duration::milliseconds((s * 1000.0) as i64);
 
     deliver(&lake, 0, 1, whole(0, 20)).await;
@@ -80,18 +85,24 @@ async fn a_stalled_committer_a_quiet_source_and_a_dead_letter_rate_fire_and_clea
 
     plan.heal();
     lake.commit().await.unwrap();
+    deliver(&lake, 0, 31, whole(30, 5)).await;
     deliver(&lake, 1, 21, whole(120, 5)).await;
     let cleared = at(&lake, &policy, Utc::now() + seconds(1.5)).await;
     assert!(!cleared.stalled_committer.firing, "staged rows younger than two intervals: {cleared:?}");
     assert!(!cleared.quiet_sources.firing, "both partitions spoke within three intervals: {cleared:?}");
     lake.commit().await.unwrap();
 
-    // 10 dead letters among 65 events: 15 %.
-    deliver(&lake, 0, 31, out_of_range(200, 10)).await;
+    // A migrated file's bad rows say nothing of the producers: not counted.
+    deliver_from(&lake, "legacy://export-2019.parquet", 1, out_of_range(400, 30)).await;
+    lake.commit().await.unwrap();
+    assert!(!at(&lake, &policy, Utc::now()).await.dead_letter_rate.firing);
+
+    // 10 dead letters among 70 events: 14 %.
+    deliver(&lake, 0, 36, out_of_range(200, 10)).await;
     lake.commit().await.unwrap();
     let rate = at(&lake, &policy, Utc::now()).await;
     assert!(rate.dead_letter_rate.firing && rate.firing.contains(&DEAD_LETTER_RATE), "{rate:?}");
-    assert_eq!((rate.dead_letter_rate.records, rate.dead_letter_rate.dead_letters), (55, 10));
+    assert_eq!((rate.dead_letter_rate.records, rate.dead_letter_rate.dead_letters), (60, 10));
 
     // Health shows the signal and is degraded while it fires.
     let server = common::serve_state(lake.clone(), |state| state.signals = policy).await;
@@ -99,8 +110,8 @@ async fn a_stalled_committer_a_quiet_source_and_a_dead_letter_rate_fire_and_clea
     assert_eq!(status, 503, "{health}");
     assert_eq!(health["signals"]["firing"], serde_json::json!([DEAD_LETTER_RATE]), "{health}");
 
-    // 200 whole events later the rate is 10 in 265: under 5 %.
-    deliver(&lake, 0, 41, whole(300, 200)).await;
+    // 200 whole events later the rate is 10 in 270: under 5 %.
+    deliver(&lake, 0, 46, whole(300, 200)).await;
     lake.commit().await.unwrap();
     let recovered = at(&lake, &policy, Utc::now()).await;
     assert!(!recovered.dead_letter_rate.firing, "{recovered:?}");
@@ -119,6 +130,7 @@ async fn doctor_names_a_firing_signal() {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_sentiment-lake"))
             .args(["--warehouse", &dir.path().to_string_lossy(), "doctor"])
             .env("SENTIMENT_LAKE_COMMIT_INTERVAL_SECS", interval)
+            .env("SENTIMENT_LAKE_GAP_GRACE_SECS", "0")
             .env("RUST_LOG", "warn")
             .output()
             .unwrap();

@@ -193,7 +193,11 @@ pub async fn check(
 /// The data's signals (docs/operations.md), counted in the commit interval the app runs with.
 async fn check_signals(report: &mut Report, lake: &Lake) {
     let interval = std::env::var("SENTIMENT_LAKE_COMMIT_INTERVAL_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
-    let policy = crate::maintain::signals::SignalPolicy { interval: std::time::Duration::from_secs(interval), ..Default::default() };
+    let policy = crate::maintain::signals::SignalPolicy {
+        interval: std::time::Duration::from_secs(interval),
+        gap_grace: lake.policy().pass.gap_grace,
+        ..Default::default()
+    };
     match crate::maintain::signals::signals(lake, &policy, chrono::Utc::now()).await {
         Ok(signals) => {
             let stall = &signals.stalled_committer;

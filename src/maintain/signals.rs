@@ -1,8 +1,10 @@
 //! What an on-call engineer is paged for about the data (issue #36), each with a documented threshold: a
-//! committer that leaves staged rows uncommitted for two intervals, an Event Hubs source with no events for
-//! three, and a dead-letter rate above 5 % over the last fifteen minutes. Worked out from table metadata and
-//! the staging listing only (no row is read), shown in `health` and `doctor`, and exported as metrics for
-//! the alert rules in `deploy/prometheus/` (docs/operations.md).
+//! committer that leaves staged rows uncommitted for two intervals (or the gap grace and one interval, when
+//! longer), an Event Hubs source with no events for three, and a dead-letter rate of Event Hubs traffic above
+//! 5 % over the last fifteen minutes. Worked out from table metadata and the staging listing only (no row is
+//! read), shown in `health` and `doctor`; `serve` evaluates them every interval and [`Signals::export`]s
+//! them as gauges and log lines, which the Prometheus rules in `deploy/prometheus/` and the Azure Monitor
+//! alerts in `terraform/alerts.tf` read (docs/operations.md).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,7 +13,8 @@ use chrono::{DateTime, Utc};
 use metrics::gauge;
 
 use super::error::MaintainError;
-use crate::lake::{EntryKind, Lake, TableKind};
+use crate::lake::stage::{ADDED_BY_SOURCE_SUMMARY, REPLAYED_ADDED_SUMMARY};
+use crate::lake::{summary_watermarks, CommittedState, EntryKind, Lake, TableKind};
 
 /// When each signal fires.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +25,10 @@ pub struct SignalPolicy {
     pub stall_intervals: u32,
     /// An Event Hubs source with no event for this many intervals is quiet.
     pub quiet_intervals: u32,
+    /// A source silent for longer is no longer watched (a consumer group or hub that changed names).
+    pub quiet_forgotten_after: Duration,
+    /// Entries behind a sequence gap wait this long before it is bridged (the commit policy's): not a stall.
+    pub gap_grace: Duration,
     /// Dead letters over all events in [`SignalPolicy::dead_letter_window`] above which the rate fires.
     pub dead_letter_ratio: f64,
     pub dead_letter_window: Duration,
@@ -35,6 +42,8 @@ impl Default for SignalPolicy {
             interval: Duration::from_secs(300),
             stall_intervals: 2,
             quiet_intervals: 3,
+            quiet_forgotten_after: Duration::from_secs(7 * 24 * 3600),
+            gap_grace: Duration::from_secs(300),
             dead_letter_ratio: 0.05,
             dead_letter_window: Duration::from_secs(15 * 60),
             dead_letter_min_events: 20,
@@ -55,7 +64,8 @@ pub struct Signals {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Stall {
     pub firing: bool,
-    /// Staged records segments waiting for a commit.
+    /// Staged records segments waiting for a commit (those of sources awaiting a replay after a rollback
+    /// are held on purpose and not counted: `health` lists the awaited ranges).
     pub staged_segments: usize,
     pub oldest_staged_age_s: Option<i64>,
     pub threshold_s: i64,
@@ -64,8 +74,10 @@ pub struct Stall {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Quiet {
     pub firing: bool,
-    /// Event Hubs sources watched (those the ledger knows).
+    /// Event Hubs sources watched (those the ledger knows, heard within a week).
     pub watched: usize,
+    /// Seconds since each watched source's newest event.
+    pub ages: BTreeMap<String, i64>,
     /// Quiet ones: source -> seconds since its newest event.
     pub quiet: BTreeMap<String, i64>,
     pub threshold_s: i64,
@@ -97,19 +109,25 @@ pub async fn signals(lake: &Lake, policy: &SignalPolicy, now: DateTime<Utc>) -> 
     let seconds = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
     let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     let listing = lake.pending(TableKind::Records).await?;
+    let records = lake.load(TableKind::Records).await?;
+    let dead_letters = lake.load(TableKind::DeadLetters).await?;
+    let awaiting = CommittedState::read(&lake.target(TableKind::Records).name, records.metadata())?.awaiting;
     let staged: Vec<_> = listing.by_key.values().flatten().filter(|e| e.kind == EntryKind::Rows).collect();
-    let oldest = staged.iter().map(|e| e.staged_at).min();
-    let stall_threshold = millis(policy.interval).saturating_mul(i64::from(policy.stall_intervals));
+    let held = |key: &str| listing.sources.get(key).is_some_and(|source| awaiting.get(source).is_some());
+    let oldest = staged.iter().filter(|e| !held(&e.key)).map(|e| e.staged_at).min();
+    // Entries behind a gap wait out its grace before the committer bridges it: only beyond that and one
+    // more interval is waiting a stall.
+    let stall_threshold = millis(policy.interval)
+        .saturating_mul(i64::from(policy.stall_intervals))
+        .max(millis(policy.gap_grace).saturating_add(millis(policy.interval)));
     let oldest_age = oldest.map(|at| (now - at).num_milliseconds());
     let stalled_committer = Stall {
         firing: oldest_age.is_some_and(|age| age > stall_threshold),
-        staged_segments: staged.len(),
+        staged_segments: staged.iter().filter(|e| !held(&e.key)).count(),
         oldest_staged_age_s: oldest_age.map(|ms| ms / 1000),
         threshold_s: stall_threshold / 1000,
     };
 
-    let records = lake.load(TableKind::Records).await?;
-    let dead_letters = lake.load(TableKind::DeadLetters).await?;
     // A source's newest event: committed to either table, or staged with rows since.
     let mut newest: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
     let mut seen = |source: &str, at: DateTime<Utc>| {
@@ -128,24 +146,35 @@ pub async fn signals(lake: &Lake, policy: &SignalPolicy, now: DateTime<Utc>) -> 
     }
     let quiet_threshold = millis(policy.interval).saturating_mul(i64::from(policy.quiet_intervals));
     let watched_sources: Vec<(&String, &DateTime<Utc>)> = newest.iter().filter(|(source, _)| watched(source)).collect();
-    let quiet: BTreeMap<String, i64> = watched_sources
-        .iter()
-        .map(|(source, at)| ((*source).clone(), (now - **at).num_milliseconds()))
-        .filter(|(_, age)| *age > quiet_threshold)
-        .map(|(source, age)| (source, age / 1000))
-        .collect();
-    let quiet_sources = Quiet { firing: !quiet.is_empty(), watched: watched_sources.len(), quiet, threshold_s: quiet_threshold / 1000 };
+    let forgotten = millis(policy.quiet_forgotten_after);
+    let watched_sources: Vec<(&String, &DateTime<Utc>)> =
+        watched_sources.into_iter().filter(|(_, at)| (now - **at).num_milliseconds() <= forgotten).collect();
+    let ages_ms: BTreeMap<String, i64> = watched_sources.iter().map(|(source, at)| ((*source).clone(), (now - **at).num_milliseconds())).collect();
+    let quiet: BTreeMap<String, i64> =
+        ages_ms.iter().filter(|(_, age)| **age > quiet_threshold).map(|(source, age)| (source.clone(), age / 1000)).collect();
+    let ages = ages_ms.into_iter().map(|(source, age)| (source, age / 1000)).collect();
+    let quiet_sources = Quiet { firing: !quiet.is_empty(), watched: watched_sources.len(), ages, quiet, threshold_s: quiet_threshold / 1000 };
 
     let since = now.timestamp_millis() - i64::try_from(policy.dead_letter_window.as_millis()).unwrap_or(i64::MAX);
     let added = |table: &iceberg::table::Table| -> u64 {
-        // Only snapshots of the current lineage: a rolled-back commit's rows are not there any more.
+        // Only snapshots of the current lineage (a rolled-back commit's rows are not there any more), and
+        // only Event Hubs traffic: a migration's or a replay's commit says nothing of the producers.
         let mut total = 0;
         let mut cursor = table.metadata().current_snapshot();
         while let Some(snapshot) = cursor.filter(|s| s.timestamp_ms() >= since) {
             let summary = &snapshot.summary().additional_properties;
             let appended = matches!(snapshot.summary().operation, iceberg::spec::Operation::Append);
-            if appended {
-                total += summary.get("added-records").and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+            // Commits that say how many rows each source added count only Event Hubs ones; older commits
+            // (and other writers') count whole unless they advanced no Event Hubs source.
+            let by_source: Option<BTreeMap<String, u64>> = summary.get(ADDED_BY_SOURCE_SUMMARY).and_then(|s| serde_json::from_str(s).ok());
+            let whole = || summary.get("added-records").and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+            let live = || summary_watermarks(snapshot).is_none_or(|advanced| advanced.iter().any(|(source, _)| watched(source)));
+            if appended && !summary.contains_key(REPLAYED_ADDED_SUMMARY) {
+                total += match by_source {
+                    Some(rows) => rows.iter().filter(|(source, _)| watched(source)).map(|(_, n)| n).sum(),
+                    None if live() => whole(),
+                    None => 0,
+                };
             }
             cursor = snapshot.parent_snapshot_id().and_then(|id| table.metadata().snapshot_by_id(id));
         }
@@ -167,17 +196,44 @@ pub async fn signals(lake: &Lake, policy: &SignalPolicy, now: DateTime<Utc>) -> 
         .into_iter()
         .filter_map(|(name, on)| on.then_some(name))
         .collect();
-    let signals = Signals { firing, stalled_committer, quiet_sources, dead_letter_rate };
-    signals.export();
-    Ok(signals)
+    Ok(Signals { firing, stalled_committer, quiet_sources, dead_letter_rate })
+}
+
+/// How long one evaluation may take before it counts as failed (a hung catalog call).
+pub const EVALUATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Name under which an evaluation that failed is exported and logged: the signals are unknown.
+pub const SIGNALS_UNKNOWN: &str = "signals_unknown";
+
+/// Evaluates the signals as `serve`'s loop does and exports the outcome: the signals, or, when they cannot
+/// be worked out (storage or catalog down, or no answer within [`EVALUATION_TIMEOUT`]), gauges set to NaN
+/// and a `signals_unknown` line, so an alert never rests on a stale clear.
+pub async fn evaluate_and_export(lake: &Lake, policy: &SignalPolicy) {
+    match tokio::time::timeout(EVALUATION_TIMEOUT, signals(lake, policy, Utc::now())).await {
+        Ok(Ok(signals)) => signals.export(),
+        failed => {
+            let error = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {EVALUATION_TIMEOUT:?}"),
+            };
+            tracing::warn!(signal = SIGNALS_UNKNOWN, error = %error, "Data signal firing.");
+            for name in [STALLED_COMMITTER, QUIET_SOURCE, DEAD_LETTER_RATE] {
+                gauge!("sentiment_lake_signal_firing", "signal" => name).set(f64::NAN);
+            }
+        }
+    }
 }
 
 impl Signals {
-    /// Sets the gauges the Prometheus rules read, and logs each firing signal (one line per evaluation, at
-    /// most one a few seconds per process): what the Azure Monitor log alerts in Terraform count.
-    fn export(&self) {
+    /// Sets the gauges the Prometheus rules read (and when they were last worked out), and logs each firing
+    /// signal, one line per evaluation: what the Azure Monitor log alerts in Terraform count.
+    pub fn export(&self) {
         for name in &self.firing {
             tracing::warn!(signal = *name, "Data signal firing.");
+        }
+        gauge!("sentiment_lake_signals_evaluated_timestamp_seconds").set(Utc::now().timestamp() as f64);
+        for (source, age) in &self.quiet_sources.ages {
+            gauge!("sentiment_lake_source_silence_seconds", "source" => source.clone()).set(*age as f64);
         }
         for (name, on) in [
             (STALLED_COMMITTER, self.stalled_committer.firing),

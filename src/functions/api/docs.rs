@@ -266,7 +266,7 @@ pub fn openapi() -> Value {
             }
         }}),
     );
-    paths.insert("/api/health".into(), json!({"get": {"operationId": "health", "summary": "Table snapshot, pending segments, engine and cache status.", "responses": {"200": {"description": "Healthy."}, "503": {"description": "Degraded: a table cannot be read."}}}}));
+    paths.insert("/api/health".into(), json!({"get": {"operationId": "health", "summary": "Table snapshot, pending segments, engine and cache status.", "responses": {"200": {"description": "Healthy."}, "503": {"description": "Degraded: a table cannot be read, commits keep failing, or a data signal fires (`signals`: a stalled committer or a dead-letter rate above its threshold; docs/operations.md)."}}}}));
     json!({
         "openapi": "3.1.0",
         "info": {

@@ -34,8 +34,8 @@ use crate::lake::error::LakeError;
 use crate::lake::files::{delete, write_data_files};
 use crate::lake::stage::{
     self, next_pass, rows_taken, Awaiting, CommittedState, Enqueued, EntryKind, Listing, PassPlan, Quarantine, Segment, StagedEntry, Staging,
-    Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, ENQUEUED_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY,
-    WATERMARKS_PROPERTY,
+    Watermarks, ADDED_BY_SOURCE_SUMMARY, AWAITING_PROPERTY, COMMIT_ID_PROPERTY, ENQUEUED_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY,
+    RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
 };
 use crate::lake::table::compat::conform;
 use crate::lake::table::Change;
@@ -397,12 +397,19 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
         };
         report.data_files = files.len();
         let advanced = selection.watermarks.only(plan.sources.iter().map(|s| s.source.as_str())).to_property();
+        let mut added_by_source: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for (item, part) in loaded.iter().zip(&selection.parts) {
+            if part.num_rows() > 0 {
+                *added_by_source.entry(plan.sources[item.source].source.as_str()).or_default() += part.num_rows();
+            }
+        }
         let change = Change {
             files: files.clone(),
             summary: HashMap::from([
                 (WATERMARKS_PROPERTY.to_string(), advanced),
                 (LEDGER_FORMAT_PROPERTY.to_string(), PARTIAL_SUMMARY.to_string()),
                 (COMMIT_ID_PROPERTY.to_string(), commit_id.clone()),
+                (ADDED_BY_SOURCE_SUMMARY.to_string(), serde_json::to_string(&added_by_source).expect("a map of counts serialises")),
             ]),
             properties: {
                 let mut enqueued = Enqueued::of(table.metadata());

@@ -34,6 +34,9 @@ pub const RECENT_COMMITS_PROPERTY: &str = "sentiment-lake.recent-commits";
 /// Table property: the ranges rollbacks took out and a replay must bring back (JSON map source -> [`Awaited`]).
 pub const AWAITING_PROPERTY: &str = "sentiment-lake.awaiting-replay";
 pub const COMMIT_ID_PROPERTY: &str = "sentiment-lake.commit-id";
+/// Snapshot summary: the rows a commit added per source (JSON map source -> rows), so that figures about one
+/// kind of source (the data signals' dead-letter rate of Event Hubs traffic) need not read rows.
+pub const ADDED_BY_SOURCE_SUMMARY: &str = "sentiment-lake.added-by-source";
 /// Table property: per source, the newest enqueued time (milliseconds since the epoch) of what has been
 /// committed (JSON map source -> ms). Informational, for freshness receipts: never trusted for exactly-once.
 pub const ENQUEUED_PROPERTY: &str = "sentiment-lake.enqueued";

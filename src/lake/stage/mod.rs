@@ -13,8 +13,8 @@ pub mod replayed;
 mod staging;
 
 pub use self::ledger::{
-    commit_landed, summary_watermarks, Awaited, Awaiting, CommittedState, Enqueued, Watermarks, AWAITING_PROPERTY, COMMIT_ID_PROPERTY,
-    ENQUEUED_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
+    commit_landed, summary_watermarks, Awaited, Awaiting, CommittedState, Enqueued, Watermarks, ADDED_BY_SOURCE_SUMMARY, AWAITING_PROPERTY,
+    COMMIT_ID_PROPERTY, ENQUEUED_PROPERTY, LEDGER_FORMAT_PROPERTY, PARTIAL_SUMMARY, RECENT_COMMITS_PROPERTY, WATERMARKS_PROPERTY,
 };
 pub use self::plan::{next_pass, rows_taken, PassBounds, PassPlan, SourcePass};
 pub use self::quarantine::{Quarantine, QuarantineRecord, StoredEnvelope};
