@@ -145,15 +145,18 @@ pub async fn signals(lake: &Lake, policy: &SignalPolicy, now: DateTime<Utc>) -> 
         }
     }
     let quiet_threshold = millis(policy.interval).saturating_mul(i64::from(policy.quiet_intervals));
-    let watched_sources: Vec<(&String, &DateTime<Utc>)> = newest.iter().filter(|(source, _)| watched(source)).collect();
     let forgotten = millis(policy.quiet_forgotten_after);
-    let watched_sources: Vec<(&String, &DateTime<Utc>)> =
-        watched_sources.into_iter().filter(|(_, at)| (now - **at).num_milliseconds() <= forgotten).collect();
-    let ages_ms: BTreeMap<String, i64> = watched_sources.iter().map(|(source, at)| ((*source).clone(), (now - **at).num_milliseconds())).collect();
+    let ages_ms: BTreeMap<String, i64> = newest
+        .into_iter()
+        .filter(|(source, _)| watched(source))
+        .map(|(source, at)| (source, (now - at).num_milliseconds()))
+        .filter(|(_, age)| *age <= forgotten)
+        .collect();
     let quiet: BTreeMap<String, i64> =
         ages_ms.iter().filter(|(_, age)| **age > quiet_threshold).map(|(source, age)| (source.clone(), age / 1000)).collect();
+    let watched_count = ages_ms.len();
     let ages = ages_ms.into_iter().map(|(source, age)| (source, age / 1000)).collect();
-    let quiet_sources = Quiet { firing: !quiet.is_empty(), watched: watched_sources.len(), ages, quiet, threshold_s: quiet_threshold / 1000 };
+    let quiet_sources = Quiet { firing: !quiet.is_empty(), watched: watched_count, ages, quiet, threshold_s: quiet_threshold / 1000 };
 
     let since = now.timestamp_millis() - i64::try_from(policy.dead_letter_window.as_millis()).unwrap_or(i64::MAX);
     let added = |table: &iceberg::table::Table| -> u64 {
