@@ -112,6 +112,10 @@ pub struct ReplayReport {
     /// Passing, but replayed by a concurrent run first.
     pub replayed_meanwhile: usize,
     pub still_failing: usize,
+    /// Rows of the dead-letter table that cannot be read as dead letters (a required value missing, a time
+    /// out of range), with the first few reasons: skipped, the others replayed.
+    pub unreadable: usize,
+    pub unreadable_examples: Vec<String>,
     /// `class` or `class/field` -> dead letters still failing for it.
     pub failing_by_reason: BTreeMap<String, usize>,
     /// The first few still failing, with today's reason.
@@ -157,8 +161,20 @@ pub async fn replay(lake: &Lake, pipeline: &Pipeline, filter: &ReplayFilter, opt
     let mut chunk: Vec<StoredDeadLetter> = Vec::new();
     let mut chunk_bytes = 0;
     while let Some(batch) = stream.try_next().await.map_err(LakeError::iceberg("reading the dead letters"))? {
-        let letters =
+        let rows =
             dead_letter::dead_letters_from_batch(&batch).map_err(|e| LakeError::Config(format!("dead letters that cannot be read back: {e}")))?;
+        let mut letters = Vec::with_capacity(rows.len());
+        for row in rows {
+            match row {
+                Ok(letter) => letters.push(letter),
+                Err(why) => {
+                    report.unreadable += 1;
+                    if report.unreadable_examples.len() < EXAMPLES {
+                        report.unreadable_examples.push(why);
+                    }
+                }
+            }
+        }
         for letter in letters.into_iter().filter(|l| filter.keeps(l)) {
             report.selected += 1;
             if ledgers.replayed.contains(&letter.source, letter.sequence_number) {

@@ -142,8 +142,10 @@ pub struct StoredDeadLetter {
 }
 
 /// The dead letters of `batch` (the table's columns in any Arrow string, binary and timestamp encodings,
-/// any order, extra columns ignored).
-pub fn dead_letters_from_batch(batch: &RecordBatch) -> Result<Vec<StoredDeadLetter>, ArrowError> {
+/// any order, extra columns ignored): an error for a batch without them, and per row the dead letter or why
+/// that row cannot be one (a null where the table requires a value, a time out of range), so one bad row
+/// leaves its neighbours readable.
+pub fn dead_letters_from_batch(batch: &RecordBatch) -> Result<Vec<Result<StoredDeadLetter, String>>, ArrowError> {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Int64Type, TimestampMicrosecondType};
     use arrow_schema::{DataType, TimeUnit};
@@ -177,11 +179,15 @@ pub fn dead_letters_from_batch(batch: &RecordBatch) -> Result<Vec<StoredDeadLett
     let (enqueued, at) = (column("enqueued_time", &instant)?, column(DEAD_LETTERED_AT, &instant)?);
     let (enqueued, at) = (enqueued.as_primitive::<TimestampMicrosecondType>(), at.as_primitive::<TimestampMicrosecondType>());
     let optional = |array: &arrow_array::StringArray, row: usize| array.is_valid(row).then(|| array.value(row).to_string());
-    let instant_at =
-        |micros: i64| DateTime::from_timestamp_micros(micros).ok_or_else(|| ArrowError::ComputeError(format!("{micros} µs is out of range")));
+    let instant_at = |micros: i64| DateTime::from_timestamp_micros(micros).ok_or_else(|| format!("{micros} µs is out of range"));
     use arrow_array::Array as _;
-    (0..batch.num_rows())
+    let required: [(&str, &dyn arrow_array::Array); 6] =
+        [(SOURCE, source), (SEQUENCE_NUMBER, sequence), (RAW_BODY, raw), (ERROR_CLASS, class), ("error_message", message), (DEAD_LETTERED_AT, at)];
+    Ok((0..batch.num_rows())
         .map(|row| {
+            if let Some((name, _)) = required.iter().find(|(_, array)| array.is_null(row)) {
+                return Err(format!("row {row} has no {name}"));
+            }
             Ok(StoredDeadLetter {
                 source: source.value(row).to_string(),
                 sequence_number: sequence.value(row),
@@ -195,7 +201,7 @@ pub fn dead_letters_from_batch(batch: &RecordBatch) -> Result<Vec<StoredDeadLett
                 dead_lettered_at: instant_at(at.value(row))?,
             })
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -221,19 +227,27 @@ mod tests {
         let read = dead_letters_from_batch(&dead_letters_to_batch(std::slice::from_ref(&letter)).unwrap()).unwrap();
         assert_eq!(
             read,
-            vec![StoredDeadLetter {
-                source: letter.source,
+            vec![Ok(StoredDeadLetter {
+                source: letter.source.clone(),
                 sequence_number: 42,
                 offset: Some("4096".into()),
                 enqueued_time: Some(at),
                 partition_key: None,
-                raw_body: letter.raw_body,
+                raw_body: letter.raw_body.clone(),
                 error_class: "validation".into(),
                 error_field: Some("ticker".into()),
                 error_message: "not a string".into(),
                 dead_lettered_at: at,
-            }]
+            })]
         );
+        // A row whose time is out of range is refused alone.
+        let batch = dead_letters_to_batch(&[letter.clone(), letter]).unwrap();
+        let mut columns = batch.columns().to_vec();
+        let times = arrow_array::TimestampMicrosecondArray::from(vec![i64::MAX, 1_700_000_000_000_000]).with_timezone("+00:00");
+        columns[batch.schema().index_of(DEAD_LETTERED_AT).unwrap()] = Arc::new(times);
+        let read = dead_letters_from_batch(&RecordBatch::try_new(batch.schema(), columns).unwrap()).unwrap();
+        assert!(read[0].as_ref().is_err_and(|e| e.contains("out of range")), "{read:?}");
+        assert!(read[1].is_ok());
         let without = dead_letters_to_batch(&[]).unwrap().project(&[0, 1]).unwrap();
         assert!(dead_letters_from_batch(&without).is_err(), "a batch without the columns is refused, not misread");
     }
