@@ -17,6 +17,7 @@ use iceberg::spec::{MapType, NestedField, PrimitiveType, Schema, Transform, Type
 
 use super::exact::{MagnitudeSum, ScoreSum};
 use super::partial::{Dimension, Grain, Measures, OrderedF32, Partials, RowKey};
+use crate::schema::arrow::{int_map_row, read_int_map, IntMapColumn};
 
 /// Column names of the rollup table.
 pub mod column {
@@ -133,7 +134,7 @@ pub fn to_batch(partials: &Partials) -> Result<RecordBatch, arrow_schema::ArrowE
     let (mut positive, mut negative, mut neutral) = (Int64Builder::with_capacity(n), Int64Builder::with_capacity(n), Int64Builder::with_capacity(n));
     let mut magnitude_sum = Decimal128Builder::with_capacity(n).with_precision_and_scale(38, SUM_SCALE as i8)?;
     let mut magnitude_count = Int64Builder::with_capacity(n);
-    let (mut emotion_counts, mut emotion_sums, mut primary) = (MapColumn::default(), MapColumn::default(), MapColumn::default());
+    let (mut emotion_counts, mut emotion_sums, mut primary) = (IntMapColumn::default(), IntMapColumn::default(), IntMapColumn::default());
     // Rows come in key order, so a period's rows follow each other: its bucket is formatted once.
     let mut last_bucket: Option<((Grain, i64), String)> = None;
     for (key, m) in &partials.rows {
@@ -190,55 +191,6 @@ pub fn to_batch(partials: &Partials) -> Result<RecordBatch, arrow_schema::ArrowE
     RecordBatch::try_new(schema, columns)
 }
 
-/// A map column being built: keys, integer values (counts, or sums in units), offsets and validity.
-#[derive(Default)]
-struct MapColumn {
-    keys: Vec<String>,
-    values: Vec<i128>,
-    offsets: Vec<i32>,
-    valid: Vec<bool>,
-}
-
-impl MapColumn {
-    fn push<'a>(&mut self, entries: Option<impl Iterator<Item = (&'a str, i128)>>) {
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
-        }
-        self.valid.push(entries.is_some());
-        for (key, value) in entries.into_iter().flatten() {
-            self.keys.push(key.to_string());
-            self.values.push(value);
-        }
-        self.offsets.push(self.keys.len() as i32);
-    }
-
-    /// The column, typed as `schema`'s field `name` says (long or decimal values).
-    fn finish(mut self, schema: &SchemaRef, name: &str) -> Result<ArrayRef, arrow_schema::ArrowError> {
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
-        }
-        let field = schema.field_with_name(name)?;
-        let DataType::Map(entries_field, sorted) = field.data_type() else {
-            return Err(arrow_schema::ArrowError::SchemaError(format!("{name} is not a map")));
-        };
-        let DataType::Struct(members) = entries_field.data_type() else {
-            return Err(arrow_schema::ArrowError::SchemaError(format!("{name}'s entries are not a struct")));
-        };
-        let keys: ArrayRef = Arc::new(arrow_array::StringArray::from(self.keys));
-        let values: ArrayRef = match members[1].data_type() {
-            DataType::Int64 => Arc::new(arrow_array::Int64Array::from(self.values.into_iter().map(|v| v as i64).collect::<Vec<_>>())),
-            DataType::Decimal128(precision, scale) => {
-                Arc::new(arrow_array::Decimal128Array::from(self.values).with_precision_and_scale(*precision, *scale)?)
-            }
-            other => return Err(arrow_schema::ArrowError::SchemaError(format!("{name}'s values are {other}"))),
-        };
-        let entries = arrow_array::StructArray::try_new(members.clone(), vec![keys, values], None)?;
-        let offsets = arrow_buffer::OffsetBuffer::new(self.offsets.into());
-        let nulls = arrow_buffer::NullBuffer::from(self.valid);
-        Ok(Arc::new(arrow_array::MapArray::try_new(entries_field.clone(), offsets, entries, Some(nulls), *sorted)?))
-    }
-}
-
 /// Which measures a dimension's rows carry (the others are null in the table).
 struct Fills {
     score_sum: bool,
@@ -285,14 +237,8 @@ pub fn read_batch(batch: &RecordBatch, mut each: impl FnMut(RowKey, Measures)) -
         Ok(arrow_cast::cast(get(name)?, &DataType::Float32).map_err(|e| e.to_string())?.as_primitive::<Float32Type>().clone())
     };
     let (minima, maxima) = (floats(c::SCORE_MIN)?, floats(c::SCORE_MAX)?);
-    let maps = |name: &str| -> Result<Option<(arrow_array::MapArray, arrow_array::StringArray, ArrayRef)>, String> {
-        let Some(column) = batch.column_by_name(name) else { return Ok(None) };
-        let map = column.as_map_opt().ok_or_else(|| format!("rollup column {name} is {}", column.data_type()))?.clone();
-        let keys = arrow_cast::cast(map.keys(), &DataType::Utf8).map_err(|e| e.to_string())?.as_string::<i32>().clone();
-        let values = map.values().clone();
-        Ok(Some((map, keys, values)))
-    };
-    let (emotion_counts, emotion_sums, primary) = (maps(c::EMOTION_COUNTS)?, maps(c::EMOTION_SUMS)?, maps(c::PRIMARY_EMOTIONS)?);
+    let (emotion_counts, emotion_sums, primary) =
+        (read_int_map(batch, c::EMOTION_COUNTS)?, read_int_map(batch, c::EMOTION_SUMS)?, read_int_map(batch, c::PRIMARY_EMOTIONS)?);
     let opt_text = |a: &arrow_array::StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
     let long_or_zero = |a: &arrow_array::PrimitiveArray<Int64Type>, i: usize| if a.is_valid(i) { a.value(i) } else { 0 };
     for i in 0..batch.num_rows() {
@@ -321,38 +267,18 @@ pub fn read_batch(batch: &RecordBatch, mut each: impl FnMut(RowKey, Measures)) -
             primary_emotions: Default::default(),
         };
         let mut measures = measures;
-        for (emotion, count) in map_row(emotion_counts.as_ref(), i)? {
+        for (emotion, count) in int_map_row(emotion_counts.as_ref(), i)? {
             measures.emotions.entry(emotion).or_default().0 += count as i64;
         }
-        for (emotion, sum) in map_row(emotion_sums.as_ref(), i)? {
+        for (emotion, sum) in int_map_row(emotion_sums.as_ref(), i)? {
             measures.emotions.entry(emotion).or_default().1 += ScoreSum::from_units(sum);
         }
-        for (emotion, count) in map_row(primary.as_ref(), i)? {
+        for (emotion, count) in int_map_row(primary.as_ref(), i)? {
             *measures.primary_emotions.entry(emotion).or_default() += count as i64;
         }
         each(key, measures);
     }
     Ok(())
-}
-
-/// The entries of row `row` of a map column read back: keys and integer values (longs, or decimals in
-/// units).
-fn map_row(map: Option<&(arrow_array::MapArray, arrow_array::StringArray, ArrayRef)>, row: usize) -> Result<Vec<(String, i128)>, String> {
-    let Some((map, keys, values)) = map else { return Ok(Vec::new()) };
-    if !map.is_valid(row) {
-        return Ok(Vec::new());
-    }
-    let offsets = map.value_offsets();
-    (offsets[row] as usize..offsets[row + 1] as usize)
-        .map(|i| {
-            let value = match values.data_type() {
-                DataType::Int64 => i128::from(values.as_primitive::<Int64Type>().value(i)),
-                DataType::Decimal128(_, _) => values.as_primitive::<Decimal128Type>().value(i),
-                other => return Err(format!("a rollup map holds {other}")),
-            };
-            Ok((keys.value(i).to_string(), value))
-        })
-        .collect()
 }
 
 #[cfg(test)]

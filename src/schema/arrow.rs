@@ -9,7 +9,9 @@ use std::sync::Arc;
 use arrow_array::builder::{
     BooleanBuilder, Float32Builder, ListBuilder, MapBuilder, MapFieldNames, StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Decimal128Type, Int64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, FieldRef, Fields, SchemaRef};
 
 use super::record::{Entity, FloatMap, SentimentRecord};
@@ -183,6 +185,87 @@ fn append_entities(builder: &mut ListBuilder<StructBuilder>, entities: Option<&[
         structs.append(true);
     }
     builder.append(true);
+}
+
+/// A map column being built: keys, integer values (counts, or sums in units), offsets and validity.
+#[derive(Default)]
+pub struct IntMapColumn {
+    keys: Vec<String>,
+    values: Vec<i128>,
+    offsets: Vec<i32>,
+    valid: Vec<bool>,
+}
+
+impl IntMapColumn {
+    pub fn push<'a>(&mut self, entries: Option<impl Iterator<Item = (&'a str, i128)>>) {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        self.valid.push(entries.is_some());
+        for (key, value) in entries.into_iter().flatten() {
+            self.keys.push(key.to_string());
+            self.values.push(value);
+        }
+        self.offsets.push(self.keys.len() as i32);
+    }
+
+    /// The column, typed as `schema`'s field `name` says (long or decimal values).
+    pub fn finish(mut self, schema: &SchemaRef, name: &str) -> Result<ArrayRef, arrow_schema::ArrowError> {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let field = schema.field_with_name(name)?;
+        let DataType::Map(entries_field, sorted) = field.data_type() else {
+            return Err(arrow_schema::ArrowError::SchemaError(format!("{name} is not a map")));
+        };
+        let DataType::Struct(members) = entries_field.data_type() else {
+            return Err(arrow_schema::ArrowError::SchemaError(format!("{name}'s entries are not a struct")));
+        };
+        let keys: ArrayRef = Arc::new(arrow_array::StringArray::from(self.keys));
+        let values: ArrayRef = match members[1].data_type() {
+            DataType::Int64 => Arc::new(arrow_array::Int64Array::from(self.values.into_iter().map(|v| v as i64).collect::<Vec<_>>())),
+            DataType::Decimal128(precision, scale) => {
+                Arc::new(arrow_array::Decimal128Array::from(self.values).with_precision_and_scale(*precision, *scale)?)
+            }
+            other => return Err(arrow_schema::ArrowError::SchemaError(format!("{name}'s values are {other}"))),
+        };
+        let entries = arrow_array::StructArray::try_new(members.clone(), vec![keys, values], None)?;
+        let offsets = arrow_buffer::OffsetBuffer::new(self.offsets.into());
+        let nulls = arrow_buffer::NullBuffer::from(self.valid);
+        Ok(Arc::new(arrow_array::MapArray::try_new(entries_field.clone(), offsets, entries, Some(nulls), *sorted)?))
+    }
+}
+
+/// A map column of string keys and integer values read back: the map, its keys as text, its values.
+pub type IntMap = (arrow_array::MapArray, arrow_array::StringArray, ArrayRef);
+
+/// The map column `name` of `batch` (`None` when the scan did not select it).
+pub fn read_int_map(batch: &RecordBatch, name: &str) -> Result<Option<IntMap>, String> {
+    let Some(column) = batch.column_by_name(name) else { return Ok(None) };
+    let map = column.as_map_opt().ok_or_else(|| format!("column {name} is {}", column.data_type()))?.clone();
+    let keys = arrow_cast::cast(map.keys(), &DataType::Utf8).map_err(|e| e.to_string())?.as_string::<i32>().clone();
+    let values = map.values().clone();
+    Ok(Some((map, keys, values)))
+}
+
+/// The entries of row `row` of a map column read back: keys and integer values (longs, or decimals in
+/// units).
+pub fn int_map_row(map: Option<&IntMap>, row: usize) -> Result<Vec<(String, i128)>, String> {
+    let Some((map, keys, values)) = map else { return Ok(Vec::new()) };
+    if !map.is_valid(row) {
+        return Ok(Vec::new());
+    }
+    let offsets = map.value_offsets();
+    (offsets[row] as usize..offsets[row + 1] as usize)
+        .map(|i| {
+            let value = match values.data_type() {
+                DataType::Int64 => i128::from(values.as_primitive::<Int64Type>().value(i)),
+                DataType::Decimal128(_, _) => values.as_primitive::<Decimal128Type>().value(i),
+                other => return Err(format!("a map column holds {other}")),
+            };
+            Ok((keys.value(i).to_string(), value))
+        })
+        .collect()
 }
 
 #[cfg(test)]

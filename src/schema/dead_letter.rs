@@ -13,6 +13,7 @@ use iceberg::spec::{NestedField, PrimitiveType, Schema, Transform, Type, Unbound
 pub const SOURCE: &str = "source";
 pub const SEQUENCE_NUMBER: &str = "sequence_number";
 pub const ERROR_CLASS: &str = "error_class";
+pub const ERROR_FIELD: &str = "error_field";
 pub const DEAD_LETTERED_AT: &str = "dead_lettered_at";
 pub const RAW_BODY: &str = "raw_body";
 
@@ -65,7 +66,7 @@ pub fn dead_letter_schema() -> Schema {
         NestedField::optional(5, "partition_key", string()),
         NestedField::required(6, RAW_BODY, Type::Primitive(PrimitiveType::Binary)),
         NestedField::required(7, ERROR_CLASS, string()),
-        NestedField::optional(8, "error_field", string()),
+        NestedField::optional(8, ERROR_FIELD, string()),
         NestedField::required(9, "error_message", string()),
         NestedField::required(10, DEAD_LETTERED_AT, tstz()),
         NestedField::optional(11, "invocation_id", string()),
@@ -161,7 +162,7 @@ pub fn dead_letters_from_batch(batch: &RecordBatch) -> Result<Vec<Result<StoredD
         column("offset", &text)?,
         column("partition_key", &text)?,
         column(ERROR_CLASS, &text)?,
-        column("error_field", &text)?,
+        column(ERROR_FIELD, &text)?,
         column("error_message", &text)?,
     );
     let (source, offset, partition_key, class, field, message) = (

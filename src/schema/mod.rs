@@ -5,7 +5,7 @@
 //! id), so they are constants here and never renumbered. Nested ids (map keys/values, list elements, struct
 //! members) follow the 22 top-level ids. This module does not validate values; see [`crate::ingest::validate`].
 
-mod arrow;
+pub mod arrow;
 pub mod dead_letter;
 pub mod extension;
 mod raw;
