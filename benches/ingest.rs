@@ -11,6 +11,9 @@
 //!
 //! `INGEST_BENCH_PROFILE=stage|commit` runs only that part, `INGEST_BENCH_PROFILE_ROUNDS` (10) times, for
 //! `perf record -e cpu-clock` (see docs/benchmarks.md).
+//!
+//! The cost of the commit's quality profile (issue #36) is measured last: commits of copies of one staged
+//! warehouse with the profile on and off, alternating; `INGEST_BENCH_ONLY=quality` runs only that.
 
 use std::process::Command;
 use std::time::Instant;
@@ -159,6 +162,55 @@ fn profile(part: &str, runtime: &tokio::runtime::Runtime, pipeline: &Pipeline, b
     });
 }
 
+/// Commits with the quality profile on and off, of copies of one staged warehouse, alternating: the
+/// median commit cost of each.
+fn quality_cost(runtime: &tokio::runtime::Runtime, pipeline: &Pipeline, batches: &[SourceBatch], scratch: &std::path::Path) -> (Cost, Cost) {
+    const QUALITY_ROUNDS: usize = 9;
+    runtime.block_on(async {
+        let staged = scratch.join("quality-staged");
+        let lake = Lake::open(&LakeConfig::local(staged.to_string_lossy().to_string())).await.unwrap();
+        for batch in batches {
+            pipeline.ingest(&lake, batch).await.unwrap();
+        }
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        for round in 0..QUALITY_ROUNDS * 2 {
+            let profiled = (round % 2 == 0) == (round / 2 % 2 == 0);
+            let dir = scratch.join(format!("quality-{round}"));
+            assert!(Command::new("cp").arg("-a").arg(&staged).arg(&dir).status().unwrap().success());
+            let config = LakeConfig { profile_quality: profiled, ..LakeConfig::local(dir.to_string_lossy().to_string()) };
+            let lake = Lake::open(&config).await.unwrap();
+            let (cpu, wall) = (cpu_seconds(), Instant::now());
+            let reports = lake.commit().await.unwrap();
+            let cost = Cost { wall: wall.elapsed().as_secs_f64(), cpu: cpu_seconds() - cpu };
+            assert_eq!(reports[0].rows_committed as u64, EVENTS);
+            assert_eq!(reports[0].profiles.is_empty(), !profiled);
+            if profiled {
+                with.push(cost)
+            } else {
+                without.push(cost)
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        let median = |mut costs: Vec<Cost>| {
+            costs.sort_by(|a, b| a.cpu.total_cmp(&b.cpu));
+            costs[costs.len() / 2]
+        };
+        (median(with), median(without))
+    })
+}
+
+fn print_quality_cost((with, without): (Cost, Cost)) {
+    println!();
+    println!(
+        "quality profile (issue #36): commit {:.3} CPU-s with the profile, {:.3} without ({:+.1} %), wall {:.3} / {:.3} s; medians of 9 alternating commits of {EVENTS} events",
+        with.cpu,
+        without.cpu,
+        (with.cpu / without.cpu - 1.0) * 100.0,
+        with.wall,
+        without.wall
+    );
+}
+
 fn python() -> Option<String> {
     let candidate = std::env::var("SENTIMENT_LAKE_PYTHON").unwrap_or_else(|_| format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
     Command::new(&candidate).args(["-c", "import pyiceberg"]).status().ok()?.success().then_some(candidate)
@@ -193,6 +245,9 @@ fn main() {
     let analysed = Pipeline::new(IncompletePolicy::DeadLetter);
     if let Ok(part) = std::env::var("INGEST_BENCH_PROFILE") {
         return profile(&part, &runtime, &analysed, &batches, scratch.path());
+    }
+    if std::env::var("INGEST_BENCH_ONLY").is_ok_and(|only| only == "quality") {
+        return print_quality_cost(quality_cost(&runtime, &analysed, &batches, scratch.path()));
     }
     // The same events as raw messages, so the enrichment path computes every analysis field.
     let raw_batches = split(&EventGenerator::new(42, end, 1, 50).ndjson_unanalysed(0, EVENTS));
@@ -278,4 +333,5 @@ fn main() {
         println!();
         println!("PyIceberg not installed (run scripts/setup-python.sh): peer figures skipped");
     }
+    print_quality_cost(quality_cost(&runtime, &analysed, &batches, scratch.path()));
 }

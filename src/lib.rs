@@ -22,6 +22,7 @@ pub mod lake;
 pub mod maintain;
 pub mod migrate;
 pub mod observability;
+pub mod quality;
 pub mod query;
 pub mod replica;
 pub mod rollup;

@@ -28,7 +28,7 @@ pub fn init(json: bool) {
 pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        let recorder = quality_buckets(PrometheusBuilder::new()).build_recorder();
         let handle = recorder.handle();
         // Another recorder may already be installed (tests); ours still renders what it records.
         let _ = metrics::set_global_recorder(recorder);
@@ -309,6 +309,100 @@ impl BatchCommitted<'_> {
         histogram!("sentiment_lake_commit_seconds", "table" => table).record(self.latency.as_secs_f64());
         if let Some(bytes) = peak_rss_bytes() {
             gauge!("sentiment_lake_peak_rss_bytes").set(bytes as f64);
+        }
+    }
+}
+
+/// Histograms of the data's quality, with the quality table's bins as buckets (so the two agree).
+pub const QUALITY_SCORE: &str = "sentiment_lake_quality_score";
+pub const QUALITY_MAGNITUDE: &str = "sentiment_lake_quality_magnitude";
+pub const QUALITY_LATENESS: &str = "sentiment_lake_quality_lateness_seconds";
+pub const SCORE_BUCKETS: [f64; 20] = [-0.9, -0.8, -0.7, -0.6, -0.5, -0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+pub const MAGNITUDE_BUCKETS: [f64; 13] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0];
+pub const LATENESS_BUCKETS: [f64; 10] = [1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0, 604800.0];
+
+fn quality_buckets(builder: PrometheusBuilder) -> PrometheusBuilder {
+    use metrics_exporter_prometheus::Matcher;
+    [(QUALITY_SCORE, &SCORE_BUCKETS[..]), (QUALITY_MAGNITUDE, &MAGNITUDE_BUCKETS[..]), (QUALITY_LATENESS, &LATENESS_BUCKETS[..])]
+        .into_iter()
+        .fold(builder, |builder, (name, buckets)| {
+            builder.set_buckets_for_metric(Matcher::Full(name.to_string()), buckets).expect("buckets are not empty")
+        })
+}
+
+/// Model labels a process exports distributions under; later ones are counted as `(other)`, so a producer
+/// naming a new model per event cannot grow the metrics without bound.
+const MAX_MODEL_LABELS: usize = 16;
+
+fn model_label(label: &str) -> String {
+    static SEEN: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let mut seen = SEEN.get_or_init(|| Mutex::new(Vec::new())).lock().unwrap_or_else(|e| e.into_inner());
+    if seen.iter().any(|s| s == label) {
+        return label.to_string();
+    }
+    if seen.len() < MAX_MODEL_LABELS {
+        seen.push(label.to_string());
+        return label.to_string();
+    }
+    "(other)".to_string()
+}
+
+/// Counts over bins, as `(a value inside the bin, how many)`.
+pub type BinCounts = Vec<(f64, u64)>;
+
+/// A commit's quality profile, added up over its sources, recorded as metrics; and whether its row
+/// reached the quality table.
+pub struct QualityProfiled<'a> {
+    pub sources: usize,
+    pub rows: u64,
+    pub duplicates: u64,
+    pub future_dated: u64,
+    pub dead_letters_by_rule: &'a std::collections::BTreeMap<String, u64>,
+    pub dead_letters_by_field: &'a std::collections::BTreeMap<String, u64>,
+    pub nulls: &'a std::collections::BTreeMap<String, u64>,
+    pub lateness: BinCounts,
+    /// Per `model/version`: scores and magnitudes.
+    pub models: Vec<(String, BinCounts, BinCounts)>,
+    pub elapsed: Duration,
+    pub error: Option<&'a dyn std::fmt::Display>,
+}
+
+impl QualityProfiled<'_> {
+    pub fn emit(self) {
+        counter!("sentiment_lake_quality_rows_total").increment(self.rows);
+        counter!("sentiment_lake_quality_duplicates_total").increment(self.duplicates);
+        counter!("sentiment_lake_quality_future_dated_total").increment(self.future_dated);
+        for (rule, n) in self.dead_letters_by_rule {
+            counter!("sentiment_lake_quality_dead_letters_total", "rule" => rule.clone()).increment(*n);
+        }
+        for (field, n) in self.dead_letters_by_field {
+            counter!("sentiment_lake_quality_dead_letter_fields_total", "field" => field.clone()).increment(*n);
+        }
+        for (field, n) in self.nulls {
+            counter!("sentiment_lake_quality_nulls_total", "field" => field.clone()).increment(*n);
+        }
+        for (value, n) in self.lateness {
+            histogram!(QUALITY_LATENESS).record_many(value, n as usize);
+        }
+        for (label, scores, magnitudes) in self.models {
+            let label = model_label(&label);
+            for (value, n) in scores {
+                histogram!(QUALITY_SCORE, "model" => label.clone()).record_many(value, n as usize);
+            }
+            for (value, n) in magnitudes {
+                histogram!(QUALITY_MAGNITUDE, "model" => label.clone()).record_many(value, n as usize);
+            }
+        }
+        match self.error {
+            Some(error) => {
+                // Once per commit at most.
+                tracing::warn!(error = %error, sources = self.sources, "The commit's quality profile was not appended to the quality table.");
+                counter!("sentiment_lake_quality_append_failures_total").increment(1);
+            }
+            None => {
+                tracing::debug!(sources = self.sources, rows = self.rows, elapsed_ms = self.elapsed.as_millis() as u64, "Quality profile appended.");
+                histogram!("sentiment_lake_quality_append_seconds").record(self.elapsed.as_secs_f64());
+            }
         }
     }
 }

@@ -95,6 +95,9 @@ pub struct LakeArgs {
     /// The migration ledger: legacy files fully migrated, kept out of the records table's watermarks.
     #[arg(long, global = true, env = "SENTIMENT_LAKE_RETIRED_TABLE", default_value = LakeConfig::DEFAULT_RETIRED_TABLE)]
     pub retired_table: String,
+    /// One row per commit and source profiling what it committed (docs/quality.md).
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_QUALITY_TABLE", default_value = LakeConfig::DEFAULT_QUALITY_TABLE)]
+    pub quality_table: String,
     #[command(flatten)]
     pub azure: AzureArgs,
     /// Staged data (MiB, as stored) one commit pass reads; a larger backlog commits in several snapshots.
@@ -108,6 +111,10 @@ pub struct LakeArgs {
     /// of rolling up what they added themselves.
     #[arg(long, global = true, env = "SENTIMENT_LAKE_NO_ROLLUP_FOLLOW")]
     pub no_rollup_follow: bool,
+    /// Commits do not profile what they commit into the quality table (docs/quality.md): the drift signal
+    /// and the dashboard's quality panel then have nothing to show.
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_NO_QUALITY_PROFILE")]
+    pub no_quality_profile: bool,
 }
 
 impl LakeArgs {
@@ -130,8 +137,10 @@ impl LakeArgs {
         config.table = self.table.clone();
         config.dead_letter_table = self.dead_letter_table.clone();
         config.retired_table = self.retired_table.clone();
+        config.quality_table = self.quality_table.clone();
         config.layout = self.layout;
         config.follow_rollups = !self.no_rollup_follow;
+        config.profile_quality = !self.no_quality_profile;
         config.storage.azure = self.azure.settings();
         config
     }

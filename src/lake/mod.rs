@@ -44,6 +44,7 @@ pub use self::stage::{
 pub use self::stage::{Replayed, REPLAYED_PROPERTY};
 pub use self::table::Change;
 pub use self::target::{TableHandle, TableKind, TableTarget};
+use crate::quality::Profiled;
 use crate::schema::{self, dead_letter};
 use crate::storage::{Location, StorageSettings, Warehouse};
 
@@ -71,6 +72,8 @@ pub struct LakeConfig {
     pub dead_letter_table: String,
     /// Sources finished for good (migrated legacy files), kept out of the records table's watermarks.
     pub retired_table: String,
+    /// One row per commit and source profiling what it committed (`crate::quality`).
+    pub quality_table: String,
     /// How to reach a remote warehouse (credentials, endpoint).
     pub storage: StorageSettings,
     pub commit_policy: CommitPolicy,
@@ -79,6 +82,9 @@ pub struct LakeConfig {
     /// Each records commit rolls up what it added ([`rollup::follow`]); off, the rollup table is left to
     /// maintenance or `rollup repair` (answers take what it lacks from raw rows meanwhile).
     pub follow_rollups: bool,
+    /// Each commit profiles what it committed into the quality table (`crate::quality`); off, the table
+    /// is still created but gets no rows, and the drift signal has nothing to judge.
+    pub profile_quality: bool,
 }
 
 const RECORD_SORT: &[&str] = &[schema::column::TICKER, schema::column::EVENT_TIMESTAMP];
@@ -107,6 +113,7 @@ impl LakeConfig {
     pub const DEFAULT_TABLE: &'static str = "sentiment_records";
     pub const DEFAULT_DEAD_LETTER_TABLE: &'static str = "sentiment_dead_letter";
     pub const DEFAULT_RETIRED_TABLE: &'static str = "migration_ledger";
+    pub const DEFAULT_QUALITY_TABLE: &'static str = "sentiment_quality";
 
     pub fn local(warehouse: impl Into<String>) -> Self {
         Self {
@@ -121,10 +128,12 @@ impl LakeConfig {
             table: Self::DEFAULT_TABLE.into(),
             dead_letter_table: Self::DEFAULT_DEAD_LETTER_TABLE.into(),
             retired_table: Self::DEFAULT_RETIRED_TABLE.into(),
+            quality_table: Self::DEFAULT_QUALITY_TABLE.into(),
             storage: StorageSettings::default(),
             commit_policy: CommitPolicy::default(),
             layout: schema::Layout::default(),
             follow_rollups: true,
+            profile_quality: true,
         }
     }
 }
@@ -229,6 +238,7 @@ pub struct Lake {
     dead_letters: Arc<TableTarget>,
     retired: Arc<TableTarget>,
     rollup: Arc<TableTarget>,
+    quality: Arc<TableTarget>,
     policy: CommitPolicy,
     /// The tables are in a REST catalog (which creates them its own way, see [`Lake::ensure_table`]).
     rest_catalog: bool,
@@ -286,15 +296,28 @@ impl Lake {
             sort_columns,
             staging: StagingArea::of(&config.catalog_name, &namespace.clone().inner(), name),
             properties: &[],
+            profiled: None,
         };
-        let records =
-            target(&config.table, schema::sentiment_schema(), schema::sentiment_arrow_schema(), config.layout.partition_spec(), RECORD_SORT);
-        let dead_letters = target(
-            &config.dead_letter_table,
-            dead_letter::dead_letter_schema(),
-            dead_letter::dead_letter_arrow_schema(),
-            dead_letter::dead_letter_partition_spec(),
-            &[],
+        let records = TableTarget {
+            profiled: config.profile_quality.then_some(Profiled::Records),
+            ..target(&config.table, schema::sentiment_schema(), schema::sentiment_arrow_schema(), config.layout.partition_spec(), RECORD_SORT)
+        };
+        let dead_letters = TableTarget {
+            profiled: config.profile_quality.then_some(Profiled::DeadLetters),
+            ..target(
+                &config.dead_letter_table,
+                dead_letter::dead_letter_schema(),
+                dead_letter::dead_letter_arrow_schema(),
+                dead_letter::dead_letter_partition_spec(),
+                &[],
+            )
+        };
+        let quality = target(
+            &config.quality_table,
+            crate::quality::quality_schema(),
+            crate::quality::quality_arrow_schema(),
+            crate::quality::quality_partition_spec(),
+            crate::quality::table::SORT_COLUMNS,
         );
         let retired =
             target(&config.retired_table, retired::retired_schema(), retired::retired_arrow_schema(), retired::retired_partition_spec(), &[]);
@@ -319,12 +342,13 @@ impl Lake {
             dead_letters: Arc::new(dead_letters),
             retired: Arc::new(retired),
             rollup: Arc::new(rollup),
+            quality: Arc::new(quality),
             policy: config.commit_policy,
             records_writer: None,
             extras: Default::default(),
             follow_rollups: config.follow_rollups,
         };
-        for target in [lake.target(TableKind::Records), lake.target(TableKind::DeadLetters), &lake.retired, lake.target(TableKind::Rollup)] {
+        for target in [&lake.records, &lake.dead_letters, &lake.retired, &lake.rollup, &lake.quality] {
             lake.ensure_table(target).await?;
         }
         Ok(lake)
@@ -401,8 +425,9 @@ impl Lake {
         TableHandle { catalog: &self.catalog, target: self.target(kind) }
     }
 
-    /// Every table the lake keeps, in the order a replica copies them: records (with the ingestion ledger
-    /// in its properties), dead letters, the migration ledger, the rollup.
+    /// Every table a replica copies, in its order: records (with the ingestion ledger in its properties),
+    /// dead letters, the migration ledger, the rollup. Not the quality profiles: they describe this lake's
+    /// commits, and a restored lake starts its own.
     pub fn replicated_tables(&self) -> Vec<TableIdent> {
         self.replicated_handles().into_iter().map(|h| h.target.ident.clone()).collect()
     }
@@ -420,6 +445,7 @@ impl Lake {
             TableKind::Records => &self.records,
             TableKind::DeadLetters => &self.dead_letters,
             TableKind::Rollup => &self.rollup,
+            TableKind::Quality => &self.quality,
         }
     }
 
@@ -466,9 +492,10 @@ impl Lake {
         self.staging.list(&self.target(kind).staging).await
     }
 
-    /// Commits everything committable, records first, then dead letters.
+    /// Commits everything committable, records first, then dead letters, then appends what they committed
+    /// to the quality table ([`Lake::record_quality`]).
     pub async fn commit(&self) -> Result<Vec<CommitReport>, LakeError> {
-        let mut reports = Vec::with_capacity(2);
+        let mut reports: Vec<CommitReport> = Vec::with_capacity(2);
         for kind in [TableKind::Records, TableKind::DeadLetters] {
             let cx = commit::CommitContext {
                 catalog: &self.catalog,
@@ -505,7 +532,53 @@ impl Lake {
                 self.follow_after_commit().await;
             }
         }
+        self.record_quality(&reports).await;
         Ok(reports)
+    }
+
+    /// Appends one quality row per source that `reports` committed rows, duplicates or dead letters of.
+    /// Best effort: a failure is logged and counted, never fails the commit (whose rows are in), and the
+    /// profile of that commit is then missing from the table (the metrics still have it).
+    async fn record_quality(&self, reports: &[CommitReport]) {
+        let mut profiles = crate::quality::Profiles::default();
+        for report in reports {
+            profiles.absorb(&report.profiles);
+        }
+        if profiles.is_empty() {
+            return;
+        }
+        let profiles_total = profiles.total();
+        let records = reports.first();
+        let commit_id = reports.iter().find_map(|r| r.commit_id.clone()).unwrap_or_default();
+        let profiled_at = chrono::Utc::now();
+        let rows: Vec<crate::quality::QualityRow> = profiles
+            .by_source
+            .into_iter()
+            .map(|(source, profile)| crate::quality::QualityRow {
+                profiled_at,
+                commit_id: commit_id.clone(),
+                snapshot_id: records.and_then(|r| r.snapshot_id.filter(|_| r.commit_id.is_some())),
+                source,
+                profile,
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let appended = commit::append_quality(self.handle(TableKind::Quality), self.policy, &rows).await;
+        let total = profiles_total;
+        crate::observability::QualityProfiled {
+            sources: rows.len(),
+            rows: total.rows,
+            duplicates: total.duplicates,
+            future_dated: total.future_dated,
+            dead_letters_by_rule: &total.dead_letters_by_rule,
+            dead_letters_by_field: &total.dead_letters_by_field,
+            nulls: &total.nulls,
+            lateness: total.lateness_points(),
+            models: total.distributions.iter().map(|(key, d)| (key.model_label(), d.score_points(), d.magnitude_points())).collect(),
+            elapsed: started.elapsed(),
+            error: appended.as_ref().err().map(|e| e as &dyn std::fmt::Display),
+        }
+        .emit();
     }
 
     /// Rolls up what the records table's commits added. A failure here fails no commit: the rollup stays
@@ -694,6 +767,24 @@ impl Lake {
         }
         let scan = scan.build().map_err(LakeError::iceberg("planning a scan"))?;
         Ok(Some(scan.to_arrow().await.map_err(LakeError::iceberg("scanning"))?))
+    }
+
+    /// Passes every quality row profiled at or after `since` to `each`, one scanned batch at a time.
+    pub async fn quality_rows(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        mut each: impl FnMut(crate::quality::QualityRow),
+    ) -> Result<(), LakeError> {
+        use futures::TryStreamExt;
+        let since = iceberg::expr::Reference::new(crate::quality::table::column::PROFILED_AT)
+            .greater_than_or_equal_to(iceberg::spec::Datum::timestamptz_micros(since.timestamp_micros()));
+        let Some(mut batches) = self.scan(TableKind::Quality, since, None).await? else { return Ok(()) };
+        while let Some(batch) = batches.try_next().await.map_err(LakeError::iceberg("reading the quality table"))? {
+            let rows = crate::quality::table::read_batch(&batch)
+                .map_err(|detail| LakeError::IncompatibleTable { table: self.quality.name.clone(), detail })?;
+            rows.into_iter().for_each(&mut each);
+        }
+        Ok(())
     }
 
     /// Commits rows decoded again from dead letters, each dead letter once ([`commit::commit_replay`]),

@@ -18,6 +18,8 @@ pub enum TableKind {
     DeadLetters,
     /// The records' aggregates per minute, hour and day (`crate::rollup`), kept by [`crate::lake::rollup`].
     Rollup,
+    /// One row per commit and source profiling what it committed (`crate::quality`).
+    Quality,
 }
 
 /// One table the lake writes: identity, the schema its rows are built in and the spec it is created with.
@@ -34,6 +36,8 @@ pub struct TableTarget {
     pub staging: StagingArea,
     /// Table properties it is created with, and set on an existing table that lacks them.
     pub properties: &'static [(&'static str, &'static str)],
+    /// What its commit passes profile the committed rows as (`None`: not profiled).
+    pub profiled: Option<crate::quality::Profiled>,
 }
 
 /// One of the lake's tables in its catalog: loaded, and changed by the catalog's compare-and-swap.

@@ -46,7 +46,16 @@ pub struct MaintenanceReport {
     /// The rollup table: caught up (rebuilt if it cannot follow), its partial rows re-aggregated, its old
     /// snapshots expired and its orphans removed.
     pub rollup: Option<RollupMaintenance>,
+    /// The quality table: its per-commit files compacted, old snapshots expired, orphans removed.
+    pub quality: Option<TableMaintenance>,
     pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TableMaintenance {
+    pub compaction: Option<CompactionReport>,
+    pub expiry: Option<ExpiryReport>,
+    pub orphans: Option<OrphanReport>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -143,6 +152,7 @@ async fn steps(lake: &Lake, kind: TableKind, policy: &MaintenancePolicy, report:
         report.orphans = Some(orphans::remove_orphans(lake, kind, orphans, Utc::now()).await?);
     }
     report.rollup = Some(rollup_steps(lake, policy).await?);
+    report.quality = Some(quality_steps(lake, policy).await?);
     let compaction = policy.compaction.unwrap_or_default();
     report.health = Some(health::health(lake, kind, &compaction, Utc::now()).await?);
     Ok(())
@@ -157,13 +167,37 @@ async fn rollup_steps(lake: &Lake, policy: &MaintenancePolicy) -> Result<RollupM
     if policy.compaction.is_some() {
         report.compaction = Some(crate::lake::rollup::compact(lake.handle(TableKind::Rollup), &Default::default()).await?);
     }
-    if let Some(expiry) = &policy.expiry {
-        report.expiry = Some(expire::expire(lake, TableKind::Rollup, expiry, Utc::now()).await?);
-    }
-    if let Some(orphans) = &policy.orphans {
-        report.orphans = Some(orphans::remove_orphans(lake, TableKind::Rollup, orphans, Utc::now()).await?);
-    }
+    (report.expiry, report.orphans) = expire_and_clean(lake, TableKind::Rollup, policy).await?;
     Ok(report)
+}
+
+/// The quality table's share: a small file per commit, compacted, expired and cleaned like the records
+/// table (its rows are kept: a row per source and commit is a few megabytes a year).
+async fn quality_steps(lake: &Lake, policy: &MaintenancePolicy) -> Result<TableMaintenance, MaintainError> {
+    let kind = TableKind::Quality;
+    let mut report = TableMaintenance::default();
+    if let Some(compaction) = &policy.compaction {
+        report.compaction = Some(compact::compact(lake, kind, compaction).await?);
+    }
+    (report.expiry, report.orphans) = expire_and_clean(lake, kind, policy).await?;
+    Ok(report)
+}
+
+/// A side table's old snapshots expired and its orphans removed, as the policy asks.
+async fn expire_and_clean(
+    lake: &Lake,
+    kind: TableKind,
+    policy: &MaintenancePolicy,
+) -> Result<(Option<ExpiryReport>, Option<OrphanReport>), MaintainError> {
+    let expiry = match &policy.expiry {
+        Some(expiry) => Some(expire::expire(lake, kind, expiry, Utc::now()).await?),
+        None => None,
+    };
+    let orphans = match &policy.orphans {
+        Some(orphans) => Some(orphans::remove_orphans(lake, kind, orphans, Utc::now()).await?),
+        None => None,
+    };
+    Ok((expiry, orphans))
 }
 
 /// Rewrites the current snapshot's data manifests into one per spec when there are more than `above`:

@@ -40,6 +40,7 @@ use crate::lake::stage::{
 use crate::lake::table::compat::conform;
 use crate::lake::table::Change;
 use crate::lake::target::TableTarget;
+use crate::quality::{Profiled, Profiles};
 
 /// What one commit call did for one table (over one or more passes).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -75,6 +76,9 @@ pub struct CommitReport {
     pub markers_merged: usize,
     #[serde(skip)]
     pub latency: Duration,
+    /// What the committed rows looked like, by source (tables whose target is profiled).
+    #[serde(skip)]
+    pub profiles: Profiles,
 }
 
 impl CommitReport {
@@ -84,6 +88,7 @@ impl CommitReport {
         self.rows_committed += pass.rows_committed;
         self.duplicates_dropped += pass.duplicates_dropped;
         self.data_files += pass.data_files;
+        self.profiles.absorb(&pass.profiles);
         self.snapshots += pass.snapshots;
         self.attempts += pass.attempts;
         self.conflicts += pass.conflicts;
@@ -285,6 +290,22 @@ fn select(plan: &PassPlan, loaded: &[Loaded], committed: &Watermarks) -> Result<
     Ok(Selection { parts, rows, duplicates, watermarks, basis })
 }
 
+/// The profile of what `selection` commits: each source's rows, and the duplicates dropped from its entries.
+/// A profile that cannot be made (rows lacking a column it reads) is logged and left out: it never fails a
+/// commit.
+fn profile(kind: Option<Profiled>, plan: &PassPlan, loaded: &[Loaded], selection: &Selection, table: &str) -> Profiles {
+    let mut profiles = Profiles::default();
+    let Some(kind) = kind else { return profiles };
+    for (item, part) in loaded.iter().zip(&selection.parts) {
+        let source = &plan.sources[item.source].source;
+        profiles.add_duplicates(source, (item.segment.rows.num_rows() - part.num_rows()) as u64);
+        if let Err(e) = profiles.add(kind, source, part, item.segment.enqueued) {
+            tracing::warn!(table, source = %source, error = %e, "Committed rows could not be profiled; the quality table misses them.");
+        }
+    }
+    profiles
+}
+
 /// Data files written by an attempt whose commit was refused, kept for reuse by the next attempt.
 struct Written {
     basis: Vec<(String, Option<i64>)>,
@@ -322,6 +343,8 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
 
     let commit_id = uuid::Uuid::new_v4().to_string();
     let mut written: Option<Written> = None;
+    // The profile of the latest attempt's selection: the one that lands, or whose landing is found later.
+    let mut profiles = Profiles::default();
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -331,6 +354,7 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
         if state.contains_commit(&commit_id) {
             // An earlier attempt landed although its reply said otherwise.
             report.snapshot_id = table.metadata().current_snapshot_id();
+            report.profiles = profiles;
             break;
         }
         // Moved back since the pass was planned (a rollback landed in between): the pass was planned on
@@ -361,7 +385,14 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
         let job_plan = plan.clone();
         let job_loaded = loaded.clone();
         let committed = state.watermarks.clone();
-        let selection = on_blocking_pool(async move { select(&job_plan, &job_loaded, &committed) }).await?;
+        let (kind, name) = (target.profiled, target.name.clone());
+        let (selection, profiled) = on_blocking_pool(async move {
+            let selection = select(&job_plan, &job_loaded, &committed)?;
+            let profiled = profile(kind, &job_plan, &job_loaded, &selection, &name);
+            Ok((selection, profiled))
+        })
+        .await?;
+        profiles = profiled;
         report.duplicates_dropped = selection.duplicates;
         report.rows_committed = selection.rows;
         // Judged by the table's last commit, not by the entries' age: merged markers are always new.
@@ -441,6 +472,7 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
             Ok(Outcome::Landed { snapshot_id }) => {
                 report.snapshot_id = snapshot_id.or(table.metadata().current_snapshot_id());
                 report.snapshots = usize::from(snapshot_id.is_some());
+                report.profiles = profiles;
                 break;
             }
             Ok(Outcome::Conflict) => {
