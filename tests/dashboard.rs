@@ -10,18 +10,6 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-fn browser_dir() -> Option<String> {
-    let dir = std::env::var("SENTIMENT_LAKE_BROWSER").ok().or_else(|| {
-        let local = format!("{}/.cache/browser", env!("CARGO_MANIFEST_DIR"));
-        std::path::Path::new(&format!("{local}/node_modules/playwright-core")).exists().then_some(local)
-    });
-    if dir.is_none() {
-        assert!(std::env::var("CI").is_err(), "the browser test needs scripts/setup-browser.sh (Debian chromium, playwright-core from npm)");
-        eprintln!("skipped: run scripts/setup-browser.sh (or scripts/test.sh) for the browser test");
-    }
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_the_apis_numbers_and_follows_staged_events() {
     let Some(browser) = browser_dir() else { return };

@@ -15,6 +15,10 @@
   const state = { ready: false, snapshotId: null, dataKey: null, committedAt: null, loads: 0, series: null, errors: [] };
   window.dashboardState = state;
   let chart = null;
+  let qualityChart = null;
+  let scoresChart = null;
+  const qualityQuery = { hours: params.get("quality_hours") || 24 };
+  if (params.get("quality_bucket")) qualityQuery.bucket = params.get("quality_bucket");
 
   for (const name of ["ticker", "interval", "days", "as_of"]) {
     if (params.get(name)) $(name).value = params.get(name);
@@ -37,9 +41,9 @@
     return `; plus ${tail.rows} staged events not yet committed${age}`;
   }
 
-  async function api(path, query) {
+  async function api(path, query, base = "/api/sentiment/") {
     const headers = key ? { "x-functions-key": key } : {};
-    const response = await fetch(`/api/sentiment/${path}?${new URLSearchParams(query)}`, { headers });
+    const response = await fetch(`${base}${path}?${new URLSearchParams(query)}`, { headers });
     const body = parse(await response.text());
     if (!response.ok) throw new Error(`${path}: ${body.error ? body.error.message : response.status}`);
     return body;
@@ -92,6 +96,75 @@
     };
     if (chart) chart.destroy();
     chart = new uPlot(options, [xs, scores, volumes], $("chart"));
+  }
+
+  // The quality panel: what each commit's profile says (rows, dead letters by rule, late events) over time,
+  // each model version's score drift against its trailing week, and its score histogram.
+  const span = (s) => (s >= 86400 && s % 86400 === 0 ? `${s / 86400} days` : s >= 3600 && s % 3600 === 0 ? `${s / 3600} h` : s >= 60 && s % 60 === 0 ? `${s / 60} min` : `${s} s`);
+  const PALETTE = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700", "#57606a"];
+  async function loadQuality() {
+    try {
+      const quality = await api("quality", qualityQuery, "/api/");
+      const d = quality.data;
+      state.quality = { points: d.points.length, drift: quality.drift.distributions, fields: d.dead_letters_by_field };
+      const bucket = quality.meta.bucket_s;
+      $("quality-title").textContent = `last ${span(quality.meta.hours * 3600)}, per ${span(bucket)}`;
+      const xs = d.points.map((p) => Date.parse(p.time_bucket) / 1000);
+      // The buckets that hold data and one either side (one lone bucket would otherwise stretch the axis
+      // over years).
+      const to = Date.parse(quality.meta.computed_at) / 1000;
+      const range = xs.length ? [xs[0] - bucket, Math.max(xs[xs.length - 1] + bucket, xs[0] + 6 * bucket)] : [to - quality.meta.hours * 3600, to];
+      const width = Math.max(300, $("quality-chart").clientWidth || 800);
+      if (qualityChart) qualityChart.destroy();
+      qualityChart = new uPlot(
+        {
+          width,
+          height: 260,
+          scales: { x: { time: true, range: () => range }, count: {}, ratio: { range: [0, 1] } },
+          axes: [{}, { scale: "count", label: "events" }, { scale: "ratio", side: 1, label: "dead-letter ratio", grid: { show: false } }],
+          series: [
+            {},
+            { label: "rows", scale: "count", stroke: "#8c959f", fill: "rgba(140,149,159,0.25)", paths: uPlot.paths.bars({ size: [0.8, 40] }) },
+            { label: "dead letters", scale: "count", stroke: "#cf222e", width: 2 },
+            { label: "late (> 5 min)", scale: "count", stroke: "#bf8700", width: 2 },
+            { label: "dead-letter ratio", scale: "ratio", stroke: "#8250df", width: 1, dash: [4, 4] },
+          ],
+        },
+        [xs, d.points.map((p) => p.rows), d.points.map((p) => p.dead_letters), d.points.map((p) => p.late), d.points.map((p) => p.dead_letter_ratio)],
+        $("quality-chart")
+      );
+      const drift = quality.drift;
+      $("drift-note").textContent = `Population stability index of the last ${span(drift.window_s)} against the ${span(drift.baseline_s)} before; above ${drift.threshold} fires (at least ${drift.min_rows} rows in each).`;
+      fill("drift", drift.distributions, (x) => [
+        cell(x.source_system),
+        cell(`${x.model_name || "–"}/${x.processing_version}`),
+        cell(x.psi === null ? "–" : number(x.psi, 2), "num"),
+        cell(`${x.current_rows} / ${x.baseline_rows}`, "num"),
+        cell(x.firing ? "drifting" : x.psi === null ? "too few rows" : "stable", x.firing ? "bear" : ""),
+      ]);
+      const rules = {};
+      for (const p of d.points) for (const [rule, n] of Object.entries(p.dead_letters_by_rule)) rules[rule] = (rules[rule] || 0) + n;
+      const byCount = (o) => Object.entries(o).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+      fill("dead-rules", byCount(rules), ([rule, n]) => [cell(rule), cell(n, "num")]);
+      fill("dead-fields", byCount(d.dead_letters_by_field), ([field, n]) => [cell(field), cell(n, "num")]);
+      const models = d.models.slice(0, PALETTE.length);
+      const bins = Array.from({ length: 20 }, (_, i) => -0.95 + 0.1 * i);
+      if (scoresChart) scoresChart.destroy();
+      scoresChart = new uPlot(
+        {
+          width: Math.max(300, $("scores-chart").clientWidth || 400),
+          height: 220,
+          scales: { x: { time: false, range: [-1, 1] }, share: { range: [0, 1] } },
+          axes: [{ label: "score" }, { scale: "share", label: "share of rows" }],
+          series: [{}, ...models.map((m, i) => ({ label: `${m.source_system} ${m.model}`, scale: "share", stroke: PALETTE[i], width: 2 }))],
+        },
+        [bins, ...models.map((m) => m.score_histogram.map((n) => (m.rows ? n / m.rows : 0)))],
+        $("scores-chart")
+      );
+    } catch (e) {
+      state.errors.push(String(e));
+      $("quality-title").textContent = `(unavailable: ${e.message || e})`;
+    }
   }
 
   async function loadSnapshots() {
@@ -149,6 +222,7 @@
       fill("entities", entities.data, (e) => [cell(e.entity), cell(e.entity_type), cell(e.mentions, "num"), cell(number(e.average_score), scoreClass(e.average_score))]);
       fill("toxicity", toxicity.data.messages, (m) => [cell(m.event_timestamp.replace("T", " ").slice(0, 19)), cell(m.ticker || "–"), cell(m.source_system), cell(number(m.toxicity_score, 2), "num"), cell(m.text_content, "text")]);
       $("error").hidden = true;
+      await loadQuality();
       state.loads += 1;
       state.ready = true;
     } catch (e) {
@@ -177,6 +251,9 @@
     load();
   });
   $("as_of").addEventListener("change", load);
-  window.addEventListener("resize", () => chart && chart.setSize({ width: Math.max(300, $("chart").clientWidth), height: 320 }));
+  window.addEventListener("resize", () => {
+    if (chart) chart.setSize({ width: Math.max(300, $("chart").clientWidth), height: 320 });
+    if (qualityChart) qualityChart.setSize({ width: Math.max(300, $("quality-chart").clientWidth), height: 260 });
+  });
   load().then(() => setTimeout(poll, pollMs));
 })();

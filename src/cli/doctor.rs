@@ -230,20 +230,37 @@ async fn check_signals(report: &mut Report, lake: &Lake) {
             for (source, age) in &signals.quiet_sources.quiet {
                 report.warn("signal quiet_source", format!("{source}: no event for {age} s"), "docs/operations.md#quiet-source");
             }
+            let drift = &signals.score_drift;
+            for d in drift.distributions.iter().filter(|d| d.firing) {
+                report.warn(
+                    "signal score_drift",
+                    format!(
+                        "{} {}: PSI {:.2} (threshold {}) over {} rows against {} of the week before",
+                        d.key.source_system,
+                        d.key.model_label(),
+                        d.psi.unwrap_or(0.0),
+                        drift.threshold,
+                        d.current_rows,
+                        d.baseline_rows
+                    ),
+                    "docs/quality.md#score-drift: a producer's scale or model changed, or the news did",
+                );
+            }
             if signals.firing.is_empty() {
                 report.ok(
                     "signals",
                     format!(
-                        "no stalled commit, dead-letter rate {:.1} % over {} s, {} Event Hubs source(s) heard within {} s",
+                        "no stalled commit, dead-letter rate {:.1} % over {} s, {} Event Hubs source(s) heard within {} s, {} model version(s) without score drift",
                         rate.ratio.unwrap_or(0.0) * 100.0,
                         rate.window_s,
                         signals.quiet_sources.watched,
-                        signals.quiet_sources.threshold_s
+                        signals.quiet_sources.threshold_s,
+                        drift.distributions.len()
                     ),
                 );
             }
         }
-        Err(e) => report.fail("signals", e, "see the error; the staging area or table metadata may be unreachable"),
+        Err(e) => report.fail("signals", e, "see the error; the staging area, table metadata or the quality table may be unreachable"),
     }
 }
 

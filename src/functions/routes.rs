@@ -86,6 +86,7 @@ pub fn app(state: AppState, api_config: &ApiConfig) -> Router {
         .route(&format!("/{REPLICATE_FUNCTION}"), post(replicate_lake))
         .route("/api/health", get(health))
         .route("/api/health/table", get(table_health_report))
+        .route("/api/quality", get(quality_report))
         .route("/api/doctor", get(doctor))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -430,6 +431,61 @@ async fn table_health(lake: &Lake, kind: TableKind) -> Result<serde_json::Value,
     }))
 }
 
+/// Buckets one quality answer may hold.
+const MAX_QUALITY_BUCKETS: i64 = 5_000;
+
+/// `/api/quality?hours=H&bucket=S`: the quality table over the last `H` hours (1 to 168, default 24) in
+/// buckets of `S` seconds (1 to 86,400, at most 5,000 buckets; default a 48th of the window, at least a minute), with each model
+/// version's score drift as the signal judges it (docs/quality.md).
+async fn quality_report(
+    State(state): State<AppState>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<axum::response::Response, api::ApiError> {
+    use crate::query::params::{parse_int, RawParams};
+    let started = std::time::Instant::now();
+    let mut params = RawParams::parse(raw.as_deref())?;
+    let hours = match params.take("hours")? {
+        Some(v) => parse_int("hours", &v, 1, 168)?,
+        None => 24,
+    };
+    let bucket_s = match params.take("bucket")? {
+        Some(v) => parse_int("bucket", &v, 1, 86_400)?,
+        None => (hours * 3600 / 48).max(60),
+    };
+    if hours * 3600 / bucket_s > MAX_QUALITY_BUCKETS {
+        return Err(api::ApiError::new(
+            api::ErrorCode::InvalidParameter,
+            format!("{hours} h in buckets of {bucket_s} s is more than {MAX_QUALITY_BUCKETS} buckets; widen `bucket`"),
+        ));
+    }
+    params.finish(&["code"])?;
+    let now = chrono::Utc::now();
+    let from = now - chrono::Duration::hours(hours);
+    let mut series = crate::quality::series::Series::new(from, now, bucket_s);
+    let mut drift = crate::quality::DriftSpans::new(now, &state.signals.drift);
+    let read = state
+        .lake
+        .quality_rows(from.min(drift.from()), |row| {
+            series.add(&row);
+            drift.add(&row);
+        })
+        .await;
+    read.map_err(|e| api::ApiError::new(api::ErrorCode::EngineUnavailable, format!("the quality table cannot be read: {e}")))?;
+    let policy = &state.signals.drift;
+    let body = json!({
+        "data": series.finish(),
+        "drift": {
+            "threshold": policy.threshold,
+            "window_s": policy.window.as_secs(),
+            "baseline_s": policy.baseline.as_secs(),
+            "min_rows": policy.min_rows,
+            "distributions": drift.finish(policy),
+        },
+        "meta": {"query": "quality", "table": state.lake.target(TableKind::Quality).name, "hours": hours, "bucket_s": bucket_s, "computed_at": now, "elapsed_ms": started.elapsed().as_secs_f64() * 1e3},
+    });
+    Ok(Json(body).into_response())
+}
+
 /// Commit passes failed in a row before health says degraded.
 const COMMIT_FAILURES_DEGRADED: u64 = 3;
 
@@ -467,8 +523,8 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         }
         None => json!(null),
     };
-    // A stalled committer or a dead-letter rate above its threshold degrade health; a quiet source is shown
-    // but does not (markets close at night; the alert rules judge silence with their own schedule).
+    // A stalled committer or a dead-letter rate above its threshold degrade health; a quiet source and score
+    // drift are shown but do not (markets close at night, and news moves scores: the alert rules judge them).
     let signals = match crate::maintain::signals::signals(&state.lake, &state.signals, chrono::Utc::now()).await {
         Ok(signals) => {
             healthy &= !signals.stalled_committer.firing && !signals.dead_letter_rate.firing;

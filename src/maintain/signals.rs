@@ -1,8 +1,10 @@
 //! What an on-call engineer is paged for about the data (issue #36), each with a documented threshold: a
 //! committer that leaves staged rows uncommitted for two intervals (or the gap grace and one interval, when
-//! longer), an Event Hubs source with no events for three, and a dead-letter rate of Event Hubs traffic above
-//! 5 % over the last fifteen minutes. Worked out from table metadata and the staging listing only (no row is
-//! read), shown in `health` and `doctor`; `serve` evaluates them every interval and [`Signals::export`]s
+//! longer), an Event Hubs source with no events for three, a dead-letter rate of Event Hubs traffic above
+//! 5 % over the last fifteen minutes, and a producer's model version whose score distribution of the last
+//! day moved from the week before (population stability index above 0.2, [`crate::quality::drift`]).
+//! Worked out from table metadata, the staging listing and the quality table (no record is read), shown
+//! in `health` and `doctor`; `serve` evaluates them every interval and [`Signals::export`]s
 //! them as gauges and log lines, which the Prometheus rules in `deploy/prometheus/` and the Azure Monitor
 //! alerts in `terraform/alerts.tf` read (docs/operations.md).
 
@@ -15,6 +17,7 @@ use metrics::gauge;
 use super::error::MaintainError;
 use crate::lake::stage::{ADDED_BY_SOURCE_SUMMARY, REPLAYED_ADDED_SUMMARY};
 use crate::lake::{summary_watermarks, CommittedState, EntryKind, Lake, TableKind};
+use crate::quality::{Drift, DriftPolicy, DriftSpans};
 
 /// When each signal fires.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +37,7 @@ pub struct SignalPolicy {
     pub dead_letter_window: Duration,
     /// Fewer events than this in the window never fire the rate (one bad event of three is not a trend).
     pub dead_letter_min_events: u64,
+    pub drift: DriftPolicy,
 }
 
 impl Default for SignalPolicy {
@@ -47,6 +51,7 @@ impl Default for SignalPolicy {
             dead_letter_ratio: 0.05,
             dead_letter_window: Duration::from_secs(15 * 60),
             dead_letter_min_events: 20,
+            drift: DriftPolicy::default(),
         }
     }
 }
@@ -59,6 +64,17 @@ pub struct Signals {
     pub stalled_committer: Stall,
     pub quiet_sources: Quiet,
     pub dead_letter_rate: DeadLetterRate,
+    pub score_drift: ScoreDrift,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ScoreDrift {
+    pub firing: bool,
+    pub threshold: f64,
+    pub window_s: i64,
+    pub baseline_s: i64,
+    /// Every producer's model version seen in the spans, most drifted first.
+    pub distributions: Vec<Drift>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -98,6 +114,10 @@ pub struct DeadLetterRate {
 pub const STALLED_COMMITTER: &str = "stalled_committer";
 pub const QUIET_SOURCE: &str = "quiet_source";
 pub const DEAD_LETTER_RATE: &str = "dead_letter_rate";
+pub const SCORE_DRIFT: &str = "score_drift";
+
+/// Every signal's name.
+pub const ALL: [&str; 4] = [STALLED_COMMITTER, QUIET_SOURCE, DEAD_LETTER_RATE, SCORE_DRIFT];
 
 /// Only Event Hubs partitions are watched for silence: a migrated file's source ends by design.
 fn watched(source: &str) -> bool {
@@ -195,11 +215,20 @@ pub async fn signals(lake: &Lake, policy: &SignalPolicy, now: DateTime<Utc>) -> 
         threshold: policy.dead_letter_ratio,
     };
 
-    let firing = [(STALLED_COMMITTER, stalled_committer.firing), (QUIET_SOURCE, quiet_sources.firing), (DEAD_LETTER_RATE, dead_letter_rate.firing)]
-        .into_iter()
-        .filter_map(|(name, on)| on.then_some(name))
-        .collect();
-    Ok(Signals { firing, stalled_committer, quiet_sources, dead_letter_rate })
+    let mut spans = DriftSpans::new(now, &policy.drift);
+    lake.quality_rows(spans.from(), |row| spans.add(&row)).await?;
+    let distributions = spans.finish(&policy.drift);
+    let score_drift = ScoreDrift {
+        firing: distributions.iter().any(|d| d.firing),
+        threshold: policy.drift.threshold,
+        window_s: seconds(policy.drift.window),
+        baseline_s: seconds(policy.drift.baseline),
+        distributions,
+    };
+
+    let mut signals = Signals { firing: Vec::new(), stalled_committer, quiet_sources, dead_letter_rate, score_drift };
+    signals.firing = ALL.into_iter().filter(|name| signals.is_firing(name)).collect();
+    Ok(signals)
 }
 
 /// How long one evaluation may take before it counts as failed (a hung catalog call).
@@ -220,14 +249,27 @@ pub async fn evaluate_and_export(lake: &Lake, policy: &SignalPolicy) {
                 _ => format!("no answer within {EVALUATION_TIMEOUT:?}"),
             };
             tracing::warn!(signal = SIGNALS_UNKNOWN, error = %error, "Data signal firing.");
-            for name in [STALLED_COMMITTER, QUIET_SOURCE, DEAD_LETTER_RATE] {
+            for name in ALL {
                 gauge!("sentiment_lake_signal_firing", "signal" => name).set(f64::NAN);
             }
         }
     }
 }
 
+/// Drift gauges kept per process: a producer naming a new model per event must not grow them without bound.
+const MAX_DRIFT_GAUGES: usize = 16;
+
 impl Signals {
+    fn is_firing(&self, name: &str) -> bool {
+        match name {
+            STALLED_COMMITTER => self.stalled_committer.firing,
+            QUIET_SOURCE => self.quiet_sources.firing,
+            DEAD_LETTER_RATE => self.dead_letter_rate.firing,
+            SCORE_DRIFT => self.score_drift.firing,
+            _ => false,
+        }
+    }
+
     /// Sets the gauges the Prometheus rules read (and when they were last worked out), and logs each firing
     /// signal, one line per evaluation: what the Azure Monitor log alerts in Terraform count.
     pub fn export(&self) {
@@ -238,12 +280,13 @@ impl Signals {
         for (source, age) in &self.quiet_sources.ages {
             gauge!("sentiment_lake_source_silence_seconds", "source" => source.clone()).set(*age as f64);
         }
-        for (name, on) in [
-            (STALLED_COMMITTER, self.stalled_committer.firing),
-            (QUIET_SOURCE, self.quiet_sources.firing),
-            (DEAD_LETTER_RATE, self.dead_letter_rate.firing),
-        ] {
-            gauge!("sentiment_lake_signal_firing", "signal" => name).set(f64::from(u8::from(on)));
+        for name in ALL {
+            gauge!("sentiment_lake_signal_firing", "signal" => name).set(f64::from(u8::from(self.is_firing(name))));
+        }
+        // The most drifted first, so a bounded set still shows the ones that matter.
+        for drift in self.score_drift.distributions.iter().filter(|d| d.psi.is_some()).take(MAX_DRIFT_GAUGES) {
+            gauge!("sentiment_lake_score_drift_psi", "source_system" => drift.key.source_system.clone(), "model" => drift.key.model_label())
+                .set(drift.psi.unwrap_or(0.0));
         }
         gauge!("sentiment_lake_staged_oldest_age_seconds").set(self.stalled_committer.oldest_staged_age_s.unwrap_or(0) as f64);
         gauge!("sentiment_lake_quiet_sources").set(self.quiet_sources.quiet.len() as f64);

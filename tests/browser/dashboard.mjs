@@ -3,24 +3,15 @@
 // Protocol with the Rust test: prints {"phase":"shown",...} once the page has drawn, then waits for a line on
 // stdin (the test stages more rows meanwhile, not committed), waits for the page to show them, and prints
 // {"phase":"done",...}. Exits non-zero when the plotted values differ from the API's.
-import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
+import { openPage } from "./page.mjs";
 
-const require = createRequire(`${process.env.SENTIMENT_LAKE_BROWSER}/`);
-const { chromium } = require("playwright-core");
 const [base, screenshot] = process.argv.slice(2);
 const query = "ticker=AAPL&interval=hour&days=3";
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu"] });
+const { browser, page, consoleErrors, outside } = await openPage(base);
 const failures = [];
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-  const consoleErrors = [];
-  page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
-  page.on("pageerror", (e) => consoleErrors.push(String(e)));
-  page.on("response", (r) => r.status() >= 400 && consoleErrors.push(`${r.status()} ${r.url()}`));
-  const outside = [];
-  page.on("request", (r) => !r.url().startsWith(base) && outside.push(r.url()));
   await page.goto(`${base}/api/dashboard/?${query}&poll=300`);
   await page.waitForFunction(() => window.dashboardState && window.dashboardState.ready, null, { timeout: 20000 });
 

@@ -407,3 +407,17 @@ pub async fn generate_history(lake: &Lake, rows: u64, end: chrono::DateTime<chro
         eprintln!("day {day}: {per_day} rows in {:.1}s", started.elapsed().as_secs_f64());
     }
 }
+
+/// Where scripts/setup-browser.sh put playwright-core (Debian chromium beside it); `None` (a skip with a
+/// note) outside CI, a failure in CI.
+pub fn browser_dir() -> Option<String> {
+    let dir = std::env::var("SENTIMENT_LAKE_BROWSER").ok().or_else(|| {
+        let local = format!("{}/.cache/browser", env!("CARGO_MANIFEST_DIR"));
+        std::path::Path::new(&format!("{local}/node_modules/playwright-core")).exists().then_some(local)
+    });
+    if dir.is_none() {
+        assert!(std::env::var("CI").is_err(), "the browser test needs scripts/setup-browser.sh (Debian chromium, playwright-core from npm)");
+        eprintln!("skipped: run scripts/setup-browser.sh (or scripts/test.sh) for the browser test");
+    }
+    dir
+}

@@ -266,7 +266,11 @@ pub fn openapi() -> Value {
             }
         }}),
     );
-    paths.insert("/api/health".into(), json!({"get": {"operationId": "health", "summary": "Table snapshot, pending segments, engine and cache status.", "responses": {"200": {"description": "Healthy."}, "503": {"description": "Degraded: a table cannot be read, commits keep failing, or a data signal fires (`signals`: a stalled committer or a dead-letter rate above its threshold; docs/operations.md)."}}}}));
+    paths.insert("/api/quality".into(), json!({"get": {"operationId": "quality", "summary": "The quality table over a window: rows, duplicates, dead letters by rule and field, late and future-dated events per bucket, score histograms per model, and each model version's score drift (docs/quality.md).", "parameters": [
+        {"name": "hours", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 168, "default": 24}},
+        {"name": "bucket", "in": "query", "required": false, "description": "Bucket width in seconds (default a 48th of the window, at least 60); at most 5,000 buckets.", "schema": {"type": "integer", "minimum": 1, "maximum": 86400}}
+    ], "responses": {"200": {"description": "`data` (`points`, `dead_letters_by_field`, `models`), `drift` (`threshold`, `window_s`, `baseline_s`, `min_rows`, `distributions`), `meta`."}, "400": {"description": "A parameter is out of range."}, "503": {"description": "The quality table cannot be read."}}}}));
+    paths.insert("/api/health".into(), json!({"get": {"operationId": "health", "summary": "Table snapshot, pending segments, engine and cache status.", "responses": {"200": {"description": "Healthy."}, "503": {"description": "Degraded: a table cannot be read, commits keep failing, or a data signal fires (`signals`: a stalled committer or a dead-letter rate above its threshold; docs/operations.md; quiet sources and score drift are shown but do not degrade it)."}}}}));
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -362,8 +366,8 @@ mod tests {
         let doc = openapi();
         let text = doc.to_string();
         let parsed: utoipa::openapi::OpenApi = serde_json::from_value(doc.clone()).expect("utoipa parses the document");
-        // The query endpoints, the snapshot history and health.
-        assert_eq!(parsed.paths.paths.len(), ENDPOINTS.len() + 2);
+        // The query endpoints, the snapshot history, quality and health.
+        assert_eq!(parsed.paths.paths.len(), ENDPOINTS.len() + 3);
         assert!(doc["paths"]["/api/sentiment/timeseries"]["get"]["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "as_of"));
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         for (i, _) in text.match_indices("#/components/schemas/") {
