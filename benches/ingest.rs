@@ -164,7 +164,7 @@ fn profile(part: &str, runtime: &tokio::runtime::Runtime, pipeline: &Pipeline, b
 
 /// Commits with the quality profile on and off, of copies of one staged warehouse, alternating: the
 /// median commit cost of each.
-fn quality_cost(runtime: &tokio::runtime::Runtime, pipeline: &Pipeline, batches: &[SourceBatch], scratch: &std::path::Path) -> (Cost, Cost) {
+fn quality_cost(runtime: &tokio::runtime::Runtime, pipeline: &Pipeline, batches: &[SourceBatch], scratch: &std::path::Path) -> (Cost, Cost, Cost) {
     const QUALITY_ROUNDS: usize = 9;
     runtime.block_on(async {
         let staged = scratch.join("quality-staged");
@@ -183,7 +183,9 @@ fn quality_cost(runtime: &tokio::runtime::Runtime, pipeline: &Pipeline, batches:
             let reports = lake.commit().await.unwrap();
             let cost = Cost { wall: wall.elapsed().as_secs_f64(), cpu: cpu_seconds() - cpu };
             assert_eq!(reports[0].rows_committed as u64, EVENTS);
-            assert_eq!(reports[0].profiles.is_empty(), !profiled);
+            let mut profiles = 0;
+            lake.quality_rows(Utc::now() - chrono::Duration::hours(1), |_| profiles += 1).await.unwrap();
+            assert_eq!(profiles > 0, profiled);
             if profiled {
                 with.push(cost)
             } else {
@@ -195,11 +197,90 @@ fn quality_cost(runtime: &tokio::runtime::Runtime, pipeline: &Pipeline, batches:
             costs.sort_by(|a, b| a.cpu.total_cmp(&b.cpu));
             costs[costs.len() / 2]
         };
-        (median(with), median(without))
+        // The append alone: one commit's row (this bench's one source).
+        let dir = scratch.join("quality-append");
+        assert!(Command::new("cp").arg("-a").arg(&staged).arg(&dir).status().unwrap().success());
+        let lake = Lake::open(&LakeConfig::local(dir.to_string_lossy().to_string())).await.unwrap();
+        lake.commit().await.unwrap();
+        let mut rows = Vec::new();
+        lake.quality_rows(Utc::now() - chrono::Duration::hours(1), |row| rows.push(row)).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        let mut appends = Vec::new();
+        for _ in 0..9 {
+            let (cpu, wall) = (cpu_seconds(), Instant::now());
+            sentiment_lake::lake::commit::append_quality(lake.handle(sentiment_lake::lake::TableKind::Quality), lake.policy(), &rows).await.unwrap();
+            appends.push(Cost { wall: wall.elapsed().as_secs_f64(), cpu: cpu_seconds() - cpu });
+        }
+        (median(with), median(without), median(appends))
     })
 }
 
-fn print_quality_cost((with, without): (Cost, Cost)) {
+/// The signals' evaluation (which reads the quality table's last eight days for the score drift) on a
+/// lake holding eight days of profiles of a 32-partition hub committing every 5 minutes, compacted to a
+/// file a day as maintenance leaves it: the median of 5 evaluations.
+fn drift_evaluation_cost(runtime: &tokio::runtime::Runtime, scratch: &std::path::Path) -> (Cost, usize) {
+    use sentiment_lake::quality::{Distribution, DistributionKey, QualityRow, SourceProfile};
+    runtime.block_on(async {
+        let lake = Lake::open(&LakeConfig::local(scratch.join("drift").to_string_lossy().to_string())).await.unwrap();
+        let now = Utc::now();
+        let mut total = 0;
+        for day in 0..8i64 {
+            let mut rows = Vec::new();
+            for commit in 0..288i64 {
+                let at = now - chrono::Duration::days(8 - day) + chrono::Duration::minutes(5 * commit);
+                for partition in 0..32 {
+                    let mut profile = SourceProfile { rows: 70, ..SourceProfile::default() };
+                    for (system, model) in [("newswire", "finbert"), ("social", "vader")] {
+                        let mut d = Distribution { rows: 35, ..Distribution::default() };
+                        d.scores.iter_mut().enumerate().for_each(|(i, n)| *n = (i as u64 * 7 + partition) % 5);
+                        let key = DistributionKey { source_system: system.into(), model_name: Some(model.into()), processing_version: "1".into() };
+                        profile.distributions.insert(key, d);
+                    }
+                    rows.push(QualityRow {
+                        profiled_at: at,
+                        commit_id: format!("c{day}-{commit}"),
+                        snapshot_id: None,
+                        source: format!("eventhubs://bench/hub/$Default/{partition}"),
+                        profile,
+                    });
+                }
+            }
+            total += rows.len();
+            sentiment_lake::lake::commit::append_quality(lake.handle(sentiment_lake::lake::TableKind::Quality), lake.policy(), &rows).await.unwrap();
+        }
+        let policy = sentiment_lake::maintain::signals::SignalPolicy::default();
+        let mut costs = Vec::new();
+        for _ in 0..5 {
+            let (cpu, wall) = (cpu_seconds(), Instant::now());
+            let signals = sentiment_lake::maintain::signals::signals(&lake, &policy, now).await.unwrap();
+            costs.push(Cost { wall: wall.elapsed().as_secs_f64(), cpu: cpu_seconds() - cpu });
+            assert_eq!(signals.score_drift.distributions.len(), 2);
+        }
+        costs.sort_by(|a, b| a.cpu.total_cmp(&b.cpu));
+        (costs[2], total)
+    })
+}
+
+/// The profile's own work on the commit's rows, alone: the median of 21 rounds over every batch's rows.
+fn profiling_cost(pipeline: &Pipeline, batches: &[SourceBatch]) -> Cost {
+    let rows: Vec<_> = batches.iter().map(|b| pipeline.validate_batch(b, Utc::now()).records).collect();
+    let mut costs: Vec<Cost> = (0..21)
+        .map(|_| {
+            Cost::of(|| {
+                let mut profiles = sentiment_lake::quality::Profiles::default();
+                for batch in &rows {
+                    profiles.add_records("bench", batch, Some(Utc::now())).unwrap();
+                }
+                assert_eq!(profiles.total().rows, EVENTS);
+            })
+            .0
+        })
+        .collect();
+    costs.sort_by(|a, b| a.cpu.total_cmp(&b.cpu));
+    costs[10]
+}
+
+fn print_quality_cost((with, without, append): (Cost, Cost, Cost), profiling: Cost) {
     println!();
     println!(
         "quality profile (issue #36): commit {:.3} CPU-s with the profile, {:.3} without ({:+.1} %), wall {:.3} / {:.3} s; medians of 9 alternating commits of {EVENTS} events",
@@ -208,6 +289,24 @@ fn print_quality_cost((with, without): (Cost, Cost)) {
         (with.cpu / without.cpu - 1.0) * 100.0,
         with.wall,
         without.wall
+    );
+    println!(
+        "profiling the {EVENTS} rows alone: {:.1} ms CPU ({:.2} % of the commit without it), median of 21",
+        profiling.cpu * 1e3,
+        profiling.cpu / without.cpu * 100.0
+    );
+    println!(
+        "appending its quality row alone: {:.1} ms CPU, {:.1} ms wall ({:.2} % of the commit's CPU), median of 9",
+        append.cpu * 1e3,
+        append.wall * 1e3,
+        append.cpu / without.cpu * 100.0
+    );
+}
+
+fn print_drift_cost((cost, rows): (Cost, usize)) {
+    println!(
+        "signals with score drift over 8 days of profiles ({rows} quality rows, one file a day): {:.3} CPU-s, {:.3} s wall per evaluation (median of 5)",
+        cost.cpu, cost.wall
     );
 }
 
@@ -247,7 +346,8 @@ fn main() {
         return profile(&part, &runtime, &analysed, &batches, scratch.path());
     }
     if std::env::var("INGEST_BENCH_ONLY").is_ok_and(|only| only == "quality") {
-        return print_quality_cost(quality_cost(&runtime, &analysed, &batches, scratch.path()));
+        print_quality_cost(quality_cost(&runtime, &analysed, &batches, scratch.path()), profiling_cost(&analysed, &batches));
+        return print_drift_cost(drift_evaluation_cost(&runtime, scratch.path()));
     }
     // The same events as raw messages, so the enrichment path computes every analysis field.
     let raw_batches = split(&EventGenerator::new(42, end, 1, 50).ndjson_unanalysed(0, EVENTS));
@@ -333,5 +433,6 @@ fn main() {
         println!();
         println!("PyIceberg not installed (run scripts/setup-python.sh): peer figures skipped");
     }
-    print_quality_cost(quality_cost(&runtime, &analysed, &batches, scratch.path()));
+    print_quality_cost(quality_cost(&runtime, &analysed, &batches, scratch.path()), profiling_cost(&analysed, &batches));
+    print_drift_cost(drift_evaluation_cost(&runtime, scratch.path()));
 }

@@ -130,6 +130,7 @@ async fn the_package_holds_every_function_the_handler_serves() {
     let server = serve(lake).await;
     let folders: Vec<_> = std::fs::read_dir(format!("{ROOT}/functions")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert!(!folders.is_empty());
+    let mut http_routes = Vec::new();
     for name in &folders {
         let (_, content) = entries.get(&format!("{name}/function.json")).unwrap_or_else(|| panic!("{name}/function.json is not in the package"));
         let function: Value = serde_json::from_slice(content).unwrap_or_else(|e| panic!("{name}/function.json: {e}"));
@@ -142,6 +143,7 @@ async fn the_package_holds_every_function_the_handler_serves() {
         match trigger["type"].as_str().unwrap() {
             "httpTrigger" => {
                 assert!(bindings.iter().any(|b| b["type"] == "http" && b["direction"] == "out"), "{name}: no http output");
+                http_routes.push(trigger["route"].as_str().unwrap().to_string());
                 let methods: Vec<&str> = trigger["methods"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
                 assert!(methods.contains(&"get"), "{name}: {methods:?}");
                 for path in paths_for(trigger["route"].as_str().unwrap()) {
@@ -188,4 +190,6 @@ async fn the_package_holds_every_function_the_handler_serves() {
     for function in [INGEST_FUNCTION, COMMIT_FUNCTION, MIGRATE_FUNCTION, MAINTAIN_FUNCTION] {
         assert!(folders.iter().any(|f| f == function), "the handler serves {function} but functions/ has no folder for it");
     }
+    // What the dashboard calls beside the query API reaches the handler through the host too.
+    assert!(http_routes.iter().any(|r| r == "quality"), "the dashboard calls /api/quality but no function routes it: {http_routes:?}");
 }

@@ -17,7 +17,7 @@ use sentiment_lake::enrich::IncompletePolicy;
 use sentiment_lake::ingest::{Pipeline, SourceBatch, SourceEvent};
 use sentiment_lake::lake::Lake;
 use sentiment_lake::maintain::signals::{signals, SignalPolicy, DEAD_LETTER_RATE, SCORE_DRIFT};
-use sentiment_lake::quality::{DistributionKey, DriftPolicy, QualityRow};
+use sentiment_lake::quality::{Distribution, DistributionKey, DriftPolicy, QualityRow, SourceProfile};
 use serde_json::{json, Value};
 
 fn partition(n: u32) -> String {
@@ -181,8 +181,13 @@ fn shaped(weights: &[(f64, u64)]) -> impl Fn(u64) -> f64 + '_ {
 async fn a_model_version_whose_scores_move_fires_score_drift_and_it_clears_once_the_new_shape_is_the_baseline() {
     let dir = common::warehouse();
     let lake = common::open(dir.path()).await;
-    let drift = DriftPolicy { window: Duration::from_millis(1500), baseline: Duration::from_millis(2500), threshold: 0.2, min_rows: 100 };
-    let policy = SignalPolicy { interval: Duration::from_secs(1), drift, ..Default::default() };
+    // The spans are cut from the commits' own profile times, so a slow machine moves them, not the result:
+    // "today" holds the last commit alone, "the week before" the one before it.
+    let spans = |previous: DateTime<Utc>, last: DateTime<Utc>| {
+        let gap = (last - previous).to_std().unwrap();
+        let drift = DriftPolicy { window: gap / 2, baseline: gap.mul_f64(0.6), threshold: 0.2, min_rows: 100 };
+        (SignalPolicy { interval: Duration::from_secs(1), drift, ..Default::default() }, last + chrono::Duration::milliseconds(1))
+    };
     let commit = |first: i64, shape: &'static [(f64, u64)]| {
         let lake = lake.clone();
         async move {
@@ -196,33 +201,49 @@ async fn a_model_version_whose_scores_move_fires_score_drift_and_it_clears_once_
         }
     };
     let first = commit(1, USUAL).await;
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let moved = commit(241, MOVED).await;
-    assert!(
-        moved - first > chrono::Duration::milliseconds(1500),
-        "the two commits fall in different spans: {:#?}",
-        quality_rows(&lake).await.iter().map(|r| (r.profiled_at, r.source.clone(), r.profile.rows)).collect::<Vec<_>>()
-    );
-    let fired = signals(&lake, &policy, moved + chrono::Duration::milliseconds(100)).await.unwrap();
+    let (policy, now) = spans(first, moved);
+    let fired = signals(&lake, &policy, now).await.unwrap();
     assert!(fired.firing.contains(&SCORE_DRIFT), "at the first evaluation after the commit: {fired:?}");
     let top = &fired.score_drift.distributions[0];
-    assert_eq!((top.key.source_system.as_str(), top.firing), ("newswire", true), "{fired:?}");
+    assert_eq!((top.key.source_system.as_str(), top.firing, top.current_rows, top.baseline_rows), ("newswire", true, 240, 240), "{fired:?}");
     assert!(top.psi.unwrap() > 1.0, "{top:?}");
     let forum = fired.score_drift.distributions.iter().find(|d| d.key.source_system == "forum").unwrap();
     assert!(!forum.firing && forum.psi.unwrap() < 0.05, "{forum:?}");
 
     // The model keeps its new shape: once the week before has it too, nothing has moved.
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let settled = commit(481, MOVED).await;
-    let cleared = signals(&lake, &policy, settled + chrono::Duration::milliseconds(100)).await.unwrap();
+    let (policy, now) = spans(moved, settled);
+    let cleared = signals(&lake, &policy, now).await.unwrap();
     assert!(!cleared.score_drift.firing, "{cleared:?}");
-    assert!(cleared.score_drift.distributions.iter().all(|d| d.psi.is_some()), "{cleared:?}");
+    assert!(cleared.score_drift.distributions.iter().all(|d| d.psi.is_some() && d.baseline_rows == 240), "{cleared:?}");
 
     // Health shows it (and stays ok: drift is judged by the alert rules, docs/quality.md).
-    let server = common::serve_state(lake.clone(), |state| state.signals = policy).await;
+    let server = common::serve_state(lake.clone(), |state| state.signals.interval = Duration::from_secs(1)).await;
     let (status, health) = common::get(&server.base, "/api/health").await;
     assert_eq!(status, 200, "{health}");
     assert!(health["signals"]["score_drift"]["distributions"].as_array().is_some_and(|d| d.len() == 2), "{health}");
+}
+
+/// A quality row of `system`'s `model`, appended as a commit long ago would have: scores in `bins`
+/// (bin, rows), dead letters on `sentiment_score`.
+fn past_row(at: DateTime<Utc>, source: &str, system: &str, model: Option<&str>, version: &str, bins: &[(usize, u64)], dead: u64) -> QualityRow {
+    let mut distribution = Distribution::default();
+    for &(bin, n) in bins {
+        distribution.scores[bin] += n;
+        distribution.rows += n;
+    }
+    let key = DistributionKey { source_system: system.into(), model_name: model.map(Into::into), processing_version: version.into() };
+    let mut profile = SourceProfile { rows: distribution.rows, dead_letters: dead, ..SourceProfile::default() };
+    if dead > 0 {
+        profile.dead_letters_by_rule.insert("validation".into(), dead);
+        profile.dead_letters_by_field.insert("sentiment_score".into(), dead);
+    }
+    profile.lateness[2] = distribution.rows;
+    profile.distributions.insert(key, distribution);
+    QualityRow { profiled_at: at, commit_id: uuid::Uuid::new_v4().to_string(), snapshot_id: None, source: source.into(), profile }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,32 +251,26 @@ async fn the_dashboard_quality_panel_shows_what_the_api_says() {
     let Some(browser) = common::browser_dir() else { return };
     let dir = common::warehouse();
     let lake = common::open(dir.path()).await;
-    // Four commits of the usual shape, a pause, two of the moved one: the panel, read within the drift
-    // window of the last, sees the moved ones as "today" and the usual ones as the week before.
-    let (mut first, mut next) = (1i64, [1i64, 1]);
-    for round in 0..6u64 {
-        if round == 4 {
-            tokio::time::sleep(Duration::from_secs(6)).await;
-        }
-        let shape = if round < 4 { USUAL } else { MOVED };
-        let mut batch = events(
-            first as u64,
-            200,
-            "newswire",
-            Some("vader"),
-            "3.4.0",
-            shaped(shape),
-            Utc::now() - chrono::Duration::seconds(400 * (round as i64 % 3)),
-        );
-        batch.extend(events(first as u64 + 200, 5 + 10 * (round % 2), "newswire", Some("vader"), "3.4.0", |_| 42.0, Utc::now()));
+    // The week before: profiles of the usual shape, as commits 50 to 20 minutes ago left them. Today: two
+    // real commits of the moved shape (and of an unchanged producer), through the pipeline.
+    let usual_bins = [(4, 25), (9, 62), (10, 75), (14, 38)];
+    let mut past = Vec::new();
+    for minutes in [50, 45, 40, 35, 30, 25, 20] {
+        let at = Utc::now() - chrono::Duration::minutes(minutes);
+        past.push(past_row(at, &partition(0), "newswire", Some("vader"), "3.4.0", &usual_bins, (minutes as u64 / 5) % 4));
+        past.push(past_row(at, &partition(1), "forum", None, "2", &[(10, 50), (12, 50), (7, 50)], 0));
+    }
+    sentiment_lake::lake::commit::append_quality(lake.handle(sentiment_lake::lake::TableKind::Quality), lake.policy(), &past).await.unwrap();
+    let mut next = [1i64, 1];
+    for round in 0..2u64 {
+        let mut batch = events(1000 * round, 200, "newswire", Some("vader"), "3.4.0", shaped(MOVED), Utc::now() - chrono::Duration::seconds(400));
+        batch.extend(events(1000 * round + 200, 12, "newswire", Some("vader"), "3.4.0", |_| 42.0, Utc::now()));
         deliver(&lake, &partition(0), next[0], &batch, Utc::now()).await;
-        deliver(&lake, &partition(1), next[1], &events(first as u64 + 300, 150, "forum", None, "2", shaped(STEADY), Utc::now()), Utc::now()).await;
+        deliver(&lake, &partition(1), next[1], &events(1000 * round + 300, 150, "forum", None, "2", shaped(STEADY), Utc::now()), Utc::now()).await;
         lake.commit().await.unwrap();
         next = [next[0] + batch.len() as i64, next[1] + 150];
-        first += 1000;
-        tokio::time::sleep(Duration::from_millis(900)).await;
     }
-    let drift = DriftPolicy { window: Duration::from_secs(6), baseline: Duration::from_secs(60), threshold: 0.2, min_rows: 100 };
+    let drift = DriftPolicy { window: Duration::from_secs(600), baseline: Duration::from_secs(3600), threshold: 0.2, min_rows: 100 };
     let server = common::serve_state(lake.clone(), |state| state.signals.drift = drift).await;
     let artifacts = format!("{}/target/test-artifacts", env!("CARGO_MANIFEST_DIR"));
     std::fs::create_dir_all(&artifacts).unwrap();
@@ -304,4 +319,26 @@ async fn maintenance_compacts_the_quality_tables_small_files_and_keeps_its_rows(
     let compaction = report.quality.and_then(|q| q.compaction).expect("the quality table is maintained");
     assert_eq!((compaction.files_rewritten, compaction.files_written), (6, 1), "{compaction:?}");
     assert_eq!(quality_rows(&lake).await, before, "the same rows, in one file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quality_table_that_cannot_be_written_never_fails_or_holds_up_a_commit() {
+    use sentiment_lake::storage::faults::{Fault, FaultPlan, FaultRule, Op};
+    let dir = common::warehouse();
+    let plan = FaultPlan::new(5);
+    let mut config = common::config(dir.path());
+    config.storage.layer = Some(sentiment_lake::storage::StoreLayer::faults(plan.clone()));
+    let lake = Lake::open(&config).await.unwrap();
+    plan.add(FaultRule::new(Op::Put, Fault::Fail, 1.0).on_paths("sentiment_quality/"));
+    deliver(&lake, &partition(0), 1, &events(0, 20, "newswire", Some("vader"), "1", |_| 0.1, Utc::now()), Utc::now()).await;
+    let started = std::time::Instant::now();
+    let reports = lake.commit().await.unwrap();
+    assert_eq!(reports[0].rows_committed, 20, "the records are committed");
+    assert!(started.elapsed() < sentiment_lake::lake::QUALITY_APPEND_TIMEOUT + Duration::from_secs(5), "{:?}", started.elapsed());
+    plan.heal();
+    assert!(quality_rows(&lake).await.is_empty(), "that profile is lost, and said so in the log and metrics");
+    deliver(&lake, &partition(0), 21, &events(20, 10, "newswire", Some("vader"), "1", |_| 0.1, Utc::now()), Utc::now()).await;
+    lake.commit().await.unwrap();
+    let rows = quality_rows(&lake).await;
+    assert_eq!((rows.len(), rows[0].profile.rows), (1, 10), "the next commit is profiled: {rows:?}");
 }

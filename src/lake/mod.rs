@@ -89,6 +89,9 @@ pub struct LakeConfig {
 
 const RECORD_SORT: &[&str] = &[schema::column::TICKER, schema::column::EVENT_TIMESTAMP];
 
+/// How long a commit call waits for its quality rows to be appended before giving up on them.
+pub const QUALITY_APPEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Row groups of 16k rows: a one-ticker read of a month of hour rows skips the other tickers' groups.
 const ROLLUP_PROPERTIES: &[(&str, &str)] = &[(files::ROW_GROUP_LIMIT_PROPERTY, "16384")];
 
@@ -493,8 +496,15 @@ impl Lake {
     }
 
     /// Commits everything committable, records first, then dead letters, then appends what they committed
-    /// to the quality table ([`Lake::record_quality`]).
+    /// to the quality table ([`Lake::record_quality`]), also when a later pass or table failed.
     pub async fn commit(&self) -> Result<Vec<CommitReport>, LakeError> {
+        let landed = std::sync::Mutex::new(commit::Landed::default());
+        let committed = self.commit_tables(&landed).await;
+        self.record_quality(landed.into_inner().unwrap_or_else(|e| e.into_inner())).await;
+        committed
+    }
+
+    async fn commit_tables(&self, landed: &std::sync::Mutex<commit::Landed>) -> Result<Vec<CommitReport>, LakeError> {
         let mut reports: Vec<CommitReport> = Vec::with_capacity(2);
         for kind in [TableKind::Records, TableKind::DeadLetters] {
             let cx = commit::CommitContext {
@@ -505,6 +515,7 @@ impl Lake {
                 retired: &self.retired,
                 policy: self.policy,
                 warehouse: self.warehouse.store(),
+                landed: Some(landed),
             };
             let committed = match (&self.records_writer, kind) {
                 (Some(writer), TableKind::Records) => writer.commit_staged(&cx).await,
@@ -532,24 +543,21 @@ impl Lake {
                 self.follow_after_commit().await;
             }
         }
-        self.record_quality(&reports).await;
         Ok(reports)
     }
 
-    /// Appends one quality row per source that `reports` committed rows, duplicates or dead letters of.
-    /// Best effort: a failure is logged and counted, never fails the commit (whose rows are in), and the
-    /// profile of that commit is then missing from the table (the metrics still have it).
-    async fn record_quality(&self, reports: &[CommitReport]) {
-        let mut profiles = crate::quality::Profiles::default();
-        for report in reports {
-            profiles.absorb(&report.profiles);
-        }
+    /// Appends one quality row per source the commit call's passes committed rows, duplicates or dead
+    /// letters of. Best effort, bounded in time ([`QUALITY_APPEND_TIMEOUT`], a few attempts): a failure is
+    /// logged and counted and never fails or holds up the commit (whose rows are in); that profile is then
+    /// missing from the table (the metrics still have it).
+    async fn record_quality(&self, landed: commit::Landed) {
+        let profiles = landed.profiles;
         if profiles.is_empty() {
             return;
         }
-        let profiles_total = profiles.total();
-        let records = reports.first();
-        let commit_id = reports.iter().find_map(|r| r.commit_id.clone()).unwrap_or_default();
+        let total = profiles.total();
+        // A commit id always: a call that failed before any commit landed may still have dropped duplicates.
+        let commit_id = landed.commit_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let profiled_at = chrono::Utc::now();
         let rows: Vec<crate::quality::QualityRow> = profiles
             .by_source
@@ -557,14 +565,18 @@ impl Lake {
             .map(|(source, profile)| crate::quality::QualityRow {
                 profiled_at,
                 commit_id: commit_id.clone(),
-                snapshot_id: records.and_then(|r| r.snapshot_id.filter(|_| r.commit_id.is_some())),
+                snapshot_id: landed.snapshot_id,
                 source,
                 profile,
             })
             .collect();
         let started = std::time::Instant::now();
-        let appended = commit::append_quality(self.handle(TableKind::Quality), self.policy, &rows).await;
-        let total = profiles_total;
+        let policy = CommitPolicy { max_attempts: self.policy.max_attempts.min(3), ..self.policy };
+        let appended =
+            match tokio::time::timeout(QUALITY_APPEND_TIMEOUT, commit::append_quality(self.handle(TableKind::Quality), policy, &rows)).await {
+                Ok(appended) => appended.map(|_| ()).map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {QUALITY_APPEND_TIMEOUT:?}")),
+            };
         crate::observability::QualityProfiled {
             sources: rows.len(),
             rows: total.rows,

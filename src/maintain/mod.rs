@@ -107,11 +107,17 @@ pub async fn run_with(lake: &Lake, policy: &MaintenancePolicy, backend: &Mainten
         return Ok(report);
     }
     report.ran = true;
-    let result = dremio::run(&dremio.client, &dremio.table, dremio.catalog, policy, dremio.compact_window).await;
+    // The quality table stays in the lake's own catalog: kept here as with the embedded backend.
+    let result: Result<_, MaintainError> = match dremio::run(&dremio.client, &dremio.table, dremio.catalog, policy, dremio.compact_window).await {
+        Ok(statements) => quality_steps(lake, policy).await.map(|quality| (statements, quality)),
+        Err(e) => Err(e.into()),
+    };
     if let Err(e) = lake.release_lease(&lease, &holder).await {
         tracing::warn!(error = %e, "Could not release the maintenance lease; it lapses by itself.");
     }
-    report.dremio = Some(result?);
+    let (statements, quality) = result?;
+    report.dremio = Some(statements);
+    report.quality = Some(quality);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

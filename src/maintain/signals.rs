@@ -8,7 +8,7 @@
 //! them as gauges and log lines, which the Prometheus rules in `deploy/prometheus/` and the Azure Monitor
 //! alerts in `terraform/alerts.tf` read (docs/operations.md).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -70,6 +70,9 @@ pub struct Signals {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ScoreDrift {
     pub firing: bool,
+    /// Why drift could not be judged this time (the quality table unreadable or slow); the other signals
+    /// are judged all the same.
+    pub unknown: Option<String>,
     pub threshold: f64,
     pub window_s: i64,
     pub baseline_s: i64,
@@ -216,10 +219,16 @@ pub async fn signals(lake: &Lake, policy: &SignalPolicy, now: DateTime<Utc>) -> 
     };
 
     let mut spans = DriftSpans::new(now, &policy.drift);
-    lake.quality_rows(spans.from(), |row| spans.add(&row)).await?;
-    let distributions = spans.finish(&policy.drift);
+    let read = tokio::time::timeout(DRIFT_READ_TIMEOUT, lake.quality_rows(spans.from(), |row| spans.add(&row))).await;
+    let unknown = match read {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("the quality table did not answer within {DRIFT_READ_TIMEOUT:?}")),
+    };
+    let distributions = if unknown.is_none() { spans.finish(&policy.drift) } else { Vec::new() };
     let score_drift = ScoreDrift {
         firing: distributions.iter().any(|d| d.firing),
+        unknown,
         threshold: policy.drift.threshold,
         window_s: seconds(policy.drift.window),
         baseline_s: seconds(policy.drift.baseline),
@@ -230,6 +239,10 @@ pub async fn signals(lake: &Lake, policy: &SignalPolicy, now: DateTime<Utc>) -> 
     signals.firing = ALL.into_iter().filter(|name| signals.is_firing(name)).collect();
     Ok(signals)
 }
+
+/// How long the score drift's read of the quality table may take; beyond it drift is unknown this time and
+/// the other signals are judged without it.
+pub const DRIFT_READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long one evaluation may take before it counts as failed (a hung catalog call).
 pub const EVALUATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -256,8 +269,10 @@ pub async fn evaluate_and_export(lake: &Lake, policy: &SignalPolicy) {
     }
 }
 
-/// Drift gauges kept per process: a producer naming a new model per event must not grow them without bound.
+/// Drift gauges set per evaluation.
 const MAX_DRIFT_GAUGES: usize = 16;
+/// Drift label sets a process ever exports.
+const MAX_DRIFT_LABELS: usize = 256;
 
 impl Signals {
     fn is_firing(&self, name: &str) -> bool {
@@ -281,15 +296,40 @@ impl Signals {
             gauge!("sentiment_lake_source_silence_seconds", "source" => source.clone()).set(*age as f64);
         }
         for name in ALL {
-            gauge!("sentiment_lake_signal_firing", "signal" => name).set(f64::from(u8::from(self.is_firing(name))));
+            let value = if name == SCORE_DRIFT && self.score_drift.unknown.is_some() { f64::NAN } else { f64::from(u8::from(self.is_firing(name))) };
+            gauge!("sentiment_lake_signal_firing", "signal" => name).set(value);
         }
-        // The most drifted first, so a bounded set still shows the ones that matter.
-        for drift in self.score_drift.distributions.iter().filter(|d| d.psi.is_some()).take(MAX_DRIFT_GAUGES) {
-            gauge!("sentiment_lake_score_drift_psi", "source_system" => drift.key.source_system.clone(), "model" => drift.key.model_label())
-                .set(drift.psi.unwrap_or(0.0));
+        if let Some(reason) = &self.score_drift.unknown {
+            tracing::warn!(signal = SCORE_DRIFT, error = %reason, "Score drift could not be judged; the other signals were.");
         }
         gauge!("sentiment_lake_staged_oldest_age_seconds").set(self.stalled_committer.oldest_staged_age_s.unwrap_or(0) as f64);
         gauge!("sentiment_lake_quiet_sources").set(self.quiet_sources.quiet.len() as f64);
         gauge!("sentiment_lake_dead_letter_ratio").set(self.dead_letter_rate.ratio.unwrap_or(0.0));
+        self.export_drift();
+    }
+
+    /// The PSI of the most drifted distributions (a bounded set still shows the ones that matter). Those
+    /// exported last time and not now are set to 0, so no stale value lingers; a process exports at most
+    /// [`MAX_DRIFT_LABELS`] label sets over its life (producers inventing names cannot grow the metrics).
+    fn export_drift(&self) {
+        static EXPORTED: std::sync::Mutex<(BTreeSet<(String, String)>, usize)> = std::sync::Mutex::new((BTreeSet::new(), 0));
+        let mut exported = EXPORTED.lock().unwrap_or_else(|e| e.into_inner());
+        let (current, ever) = &mut *exported;
+        let mut now = BTreeSet::new();
+        for drift in self.score_drift.distributions.iter().filter(|d| d.psi.is_some()).take(MAX_DRIFT_GAUGES) {
+            let labels = (drift.key.source_system.clone(), drift.key.model_label());
+            if !current.contains(&labels) {
+                if *ever >= MAX_DRIFT_LABELS {
+                    continue;
+                }
+                *ever += 1;
+            }
+            gauge!("sentiment_lake_score_drift_psi", "source_system" => labels.0.clone(), "model" => labels.1.clone()).set(drift.psi.unwrap_or(0.0));
+            now.insert(labels);
+        }
+        for (system, model) in current.difference(&now) {
+            gauge!("sentiment_lake_score_drift_psi", "source_system" => system.clone(), "model" => model.clone()).set(0.0);
+        }
+        *current = now;
     }
 }

@@ -15,6 +15,11 @@ use super::table::QualityRow;
 
 /// A bin's share is at least this (1 in 10,000) when the index is worked out.
 pub const SHARE_FLOOR: f64 = 1e-4;
+/// Distributions followed at once: producers inventing names cannot grow an evaluation without bound
+/// (keys beyond are not judged).
+pub const MAX_TRACKED: usize = 256;
+/// Distributions an evaluation reports (the most drifted).
+pub const MAX_REPORTED: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DriftPolicy {
@@ -99,6 +104,9 @@ impl DriftSpans {
                 continue;
             }
             if !self.spans.contains_key(key) {
+                if self.spans.len() >= MAX_TRACKED {
+                    continue;
+                }
                 self.spans.insert(key.clone(), [vec![0; SCORE_BINS], vec![0; SCORE_BINS]]);
             }
             if let Some(counts) = self.spans.get_mut(key) {
@@ -107,7 +115,7 @@ impl DriftSpans {
         }
     }
 
-    /// Every distribution's drift, most drifted first.
+    /// The distributions' drift, most drifted first ([`MAX_REPORTED`] of them).
     pub fn finish(self, policy: &DriftPolicy) -> Vec<Drift> {
         let mut drifts: Vec<Drift> = self
             .spans
@@ -120,6 +128,7 @@ impl DriftSpans {
             })
             .collect();
         drifts.sort_by(|a, b| b.psi.unwrap_or(-1.0).total_cmp(&a.psi.unwrap_or(-1.0)).then_with(|| a.key.cmp(&b.key)));
+        drifts.truncate(MAX_REPORTED);
         drifts
     }
 }

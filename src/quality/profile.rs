@@ -318,6 +318,8 @@ impl Profiles {
                         model_name: models.is_valid(i).then(|| bounded(models.value(i))),
                         processing_version: bounded(versions.value(i)),
                     };
+                    // Bounded here too: a producer naming a new version per event must not cost a slot each.
+                    let key = if slots.contains_key(&key) || slots.len() < MAX_DISTRIBUTIONS - 1 { key } else { DistributionKey::other() };
                     *slots.entry(key.clone()).or_insert_with(|| {
                         local.push((key, Distribution::default()));
                         local.len() - 1

@@ -11,6 +11,10 @@ use super::table::QualityRow;
 
 /// Events enqueued more than this after their event time count as late on the panel.
 pub const LATE_AFTER_S: i64 = 300;
+/// Model histograms followed over a window; further ones fold into one `(other)` histogram.
+const MAX_MODELS: usize = 256;
+/// Model histograms an answer lists (those with the most rows).
+const MAX_MODELS_REPORTED: usize = 32;
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Point {
@@ -85,7 +89,11 @@ impl Series {
             *self.by_field.entry(field.clone()).or_default() += n;
         }
         for (key, distribution) in &p.distributions {
-            self.models.entry((key.model_label(), key.source_system.clone())).or_default().absorb(distribution);
+            let mut model = (key.model_label(), key.source_system.clone());
+            if !self.models.contains_key(&model) && self.models.len() >= MAX_MODELS - 1 {
+                model = (super::profile::OTHER.to_string(), super::profile::OTHER.to_string());
+            }
+            self.models.entry(model).or_default().absorb(distribution);
         }
     }
 
@@ -96,6 +104,7 @@ impl Series {
             .map(|((model, source_system), d)| ModelScores { model, source_system, rows: d.rows, score_histogram: d.scores })
             .collect();
         models.sort_by(|a, b| b.rows.cmp(&a.rows).then_with(|| a.model.cmp(&b.model)));
+        models.truncate(MAX_MODELS_REPORTED);
         SeriesAnswer { points: self.points.into_values().collect(), dead_letters_by_field: self.by_field, models }
     }
 }

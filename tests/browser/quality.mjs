@@ -5,13 +5,13 @@
 import { openPage } from "./page.mjs";
 
 const [base, screenshot] = process.argv.slice(2);
-const query = "hours=1&bucket=2";
+const query = "hours=1&bucket=60";
 
 const { browser, page, consoleErrors, outside } = await openPage(base);
 const failures = [];
 let result = {};
 try {
-  await page.goto(`${base}/api/dashboard/?ticker=AAPL&days=1&quality_hours=1&quality_bucket=2&poll=600000`);
+  await page.goto(`${base}/api/dashboard/?ticker=AAPL&days=1&quality_hours=1&quality_bucket=60&poll=600000`);
   await page.waitForFunction(() => window.dashboardState && window.dashboardState.ready && window.dashboardState.quality, null, { timeout: 20000 });
   const shown = await page.evaluate(() => ({
     quality: window.dashboardState.quality,

@@ -12,7 +12,7 @@ mod quality;
 mod replay;
 pub mod retired;
 
-pub use self::pass::{commit_staged, load_pass, tidy_listing, CommitContext, CommitReport, Loaded, StagedWriter};
+pub use self::pass::{commit_staged, load_pass, tidy_listing, CommitContext, CommitReport, Landed, Loaded, StagedWriter};
 pub use self::policy::CommitPolicy;
 pub use self::quality::append_quality;
 pub use self::replay::{commit_replay, ReplayCommit, ReplayRows};

@@ -17,7 +17,7 @@
 //! the async workers that answer the host.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
@@ -76,9 +76,6 @@ pub struct CommitReport {
     pub markers_merged: usize,
     #[serde(skip)]
     pub latency: Duration,
-    /// What the committed rows looked like, by source (tables whose target is profiled).
-    #[serde(skip)]
-    pub profiles: Profiles,
 }
 
 impl CommitReport {
@@ -88,7 +85,6 @@ impl CommitReport {
         self.rows_committed += pass.rows_committed;
         self.duplicates_dropped += pass.duplicates_dropped;
         self.data_files += pass.data_files;
-        self.profiles.absorb(&pass.profiles);
         self.snapshots += pass.snapshots;
         self.attempts += pass.attempts;
         self.conflicts += pass.conflicts;
@@ -116,6 +112,33 @@ pub struct CommitContext<'a> {
     pub policy: CommitPolicy,
     /// The warehouse's store, for writers that stage inputs of their own there.
     pub warehouse: &'a Arc<dyn object_store::ObjectStore>,
+    /// Where each pass that lands adds the profile of what it committed (tables whose target is
+    /// profiled), at once: a later pass or table that fails does not take it back.
+    pub landed: Option<&'a Mutex<Landed>>,
+}
+
+/// The profiles of what a commit call's passes committed, and the newest records commit among them.
+#[derive(Debug, Default)]
+pub struct Landed {
+    pub profiles: Profiles,
+    pub commit_id: Option<String>,
+    pub snapshot_id: Option<i64>,
+}
+
+impl Landed {
+    fn add(cx: &CommitContext<'_>, profiles: Profiles, commit: Option<(&str, Option<i64>)>) {
+        let Some(landed) = cx.landed else { return };
+        let mut landed = landed.lock().unwrap_or_else(|e| e.into_inner());
+        landed.profiles.absorb(&profiles);
+        if let Some((commit_id, snapshot_id)) = commit {
+            // The records table commits first: its newest commit names the profile, a dead-letter commit only
+            // when no record was committed.
+            if cx.target.profiled == Some(Profiled::Records) || landed.commit_id.is_none() {
+                landed.commit_id = Some(commit_id.to_string());
+                landed.snapshot_id = snapshot_id.filter(|_| cx.target.profiled == Some(Profiled::Records));
+            }
+        }
+    }
 }
 
 /// Commits a table's staged entries another way than [`commit_staged`] does (the records table through
@@ -352,9 +375,14 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
         let table = load(cx).await?;
         let state = CommittedState::read(&target.name, table.metadata())?;
         if state.contains_commit(&commit_id) {
-            // An earlier attempt landed although its reply said otherwise.
-            report.snapshot_id = table.metadata().current_snapshot_id();
-            report.profiles = profiles;
+            // An earlier attempt landed although its reply said otherwise (and others may have committed
+            // since: the snapshot is the one carrying our commit id).
+            report.snapshot_id = table
+                .metadata()
+                .snapshots()
+                .find(|s| s.summary().additional_properties.get(COMMIT_ID_PROPERTY) == Some(&commit_id))
+                .map(|s| s.snapshot_id());
+            Landed::add(cx, std::mem::take(&mut profiles), Some((&commit_id, report.snapshot_id)));
             break;
         }
         // Moved back since the pass was planned (a rollback landed in between): the pass was planned on
@@ -402,6 +430,8 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
             if let Some(stale) = written.take() {
                 delete(&table, &stale.files).await;
             }
+            // Nothing to commit, but the duplicates the selection dropped were delivered all the same.
+            Landed::add(cx, std::mem::take(&mut profiles), None);
             report.markers_merged = merge_markers(cx, &plan, &state.watermarks).await?;
             report.rows_committed = 0;
             return Ok(report);
@@ -472,7 +502,7 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
             Ok(Outcome::Landed { snapshot_id }) => {
                 report.snapshot_id = snapshot_id.or(table.metadata().current_snapshot_id());
                 report.snapshots = usize::from(snapshot_id.is_some());
-                report.profiles = profiles;
+                Landed::add(cx, std::mem::take(&mut profiles), Some((&commit_id, report.snapshot_id)));
                 break;
             }
             Ok(Outcome::Conflict) => {
