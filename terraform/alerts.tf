@@ -25,6 +25,7 @@ locals {
     dead_letter_rate  = { severity = 2, window = "PT15M", description = "More than 5 % of the last 15 minutes' events were dead-lettered (docs/operations.md#dead-letter-rate)." }
     quiet_source      = { severity = 3, window = "PT30M", description = "An Event Hubs partition sent nothing for three commit intervals (docs/operations.md#quiet-source)." }
     score_drift       = { severity = 3, window = "PT30M", description = "A producer's model version scored the last day differently from the week before (PSI above 0.2; docs/quality.md#score-drift)." }
+    drift_unknown     = { severity = 3, window = "PT30M", description = "Score drift cannot be judged: the quality table is unreadable (docs/quality.md#score-drift)." }
     signals_unknown   = { severity = 1, window = "PT15M", description = "The data signals cannot be worked out (storage or the catalog down, or a hung call): the other alerts cannot be trusted (docs/operations.md#stalled-committer)." }
   }
 }

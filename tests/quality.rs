@@ -18,6 +18,7 @@ use sentiment_lake::ingest::{Pipeline, SourceBatch, SourceEvent};
 use sentiment_lake::lake::Lake;
 use sentiment_lake::maintain::signals::{signals, SignalPolicy, DEAD_LETTER_RATE, SCORE_DRIFT};
 use sentiment_lake::quality::{Distribution, DistributionKey, DriftPolicy, QualityRow, SourceProfile};
+use sentiment_lake::storage::faults::{Fault, FaultPlan, FaultRule, Op};
 use serde_json::{json, Value};
 
 fn partition(n: u32) -> String {
@@ -59,6 +60,15 @@ fn events(
             e
         })
         .collect()
+}
+
+/// A lake whose storage fails as the returned plan says (nothing until rules are added).
+async fn faulted_lake(dir: &std::path::Path, configure: impl FnOnce(&mut sentiment_lake::lake::LakeConfig)) -> (Lake, std::sync::Arc<FaultPlan>) {
+    let plan = FaultPlan::new(7);
+    let mut config = common::config(dir);
+    config.storage.layer = Some(sentiment_lake::storage::StoreLayer::faults(plan.clone()));
+    configure(&mut config);
+    (Lake::open(&config).await.unwrap(), plan)
 }
 
 async fn quality_rows(lake: &Lake) -> Vec<QualityRow> {
@@ -183,10 +193,13 @@ async fn a_model_version_whose_scores_move_fires_score_drift_and_it_clears_once_
     let lake = common::open(dir.path()).await;
     // The spans are cut from the commits' own profile times, so a slow machine moves them, not the result:
     // "today" holds the last commit alone, "the week before" the one before it.
-    let spans = |previous: DateTime<Utc>, last: DateTime<Utc>| {
+    // "Today" begins halfway between the last two commits, "the week before" halfway between the two
+    // before (or a whole gap back when there is no third).
+    let spans = |before: Option<DateTime<Utc>>, previous: DateTime<Utc>, last: DateTime<Utc>| {
         let gap = (last - previous).to_std().unwrap();
-        let drift = DriftPolicy { window: gap / 2, baseline: gap.mul_f64(0.6), threshold: 0.2, min_rows: 100 };
-        (SignalPolicy { interval: Duration::from_secs(1), drift, ..Default::default() }, last + chrono::Duration::milliseconds(1))
+        let earlier = before.map_or(gap, |before| (previous - before).to_std().unwrap());
+        let drift = DriftPolicy { window: gap / 2, baseline: gap / 2 + earlier / 2, threshold: 0.2, min_rows: 100 };
+        (SignalPolicy { interval: Duration::from_secs(1), drift, ..Default::default() }, last)
     };
     let commit = |first: i64, shape: &'static [(f64, u64)]| {
         let lake = lake.clone();
@@ -203,7 +216,7 @@ async fn a_model_version_whose_scores_move_fires_score_drift_and_it_clears_once_
     let first = commit(1, USUAL).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let moved = commit(241, MOVED).await;
-    let (policy, now) = spans(first, moved);
+    let (policy, now) = spans(None, first, moved);
     let fired = signals(&lake, &policy, now).await.unwrap();
     assert!(fired.firing.contains(&SCORE_DRIFT), "at the first evaluation after the commit: {fired:?}");
     let top = &fired.score_drift.distributions[0];
@@ -215,7 +228,7 @@ async fn a_model_version_whose_scores_move_fires_score_drift_and_it_clears_once_
     // The model keeps its new shape: once the week before has it too, nothing has moved.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let settled = commit(481, MOVED).await;
-    let (policy, now) = spans(moved, settled);
+    let (policy, now) = spans(Some(first), moved, settled);
     let cleared = signals(&lake, &policy, now).await.unwrap();
     assert!(!cleared.score_drift.firing, "{cleared:?}");
     assert!(cleared.score_drift.distributions.iter().all(|d| d.psi.is_some() && d.baseline_rows == 240), "{cleared:?}");
@@ -323,12 +336,8 @@ async fn maintenance_compacts_the_quality_tables_small_files_and_keeps_its_rows(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quality_table_that_cannot_be_written_never_fails_or_holds_up_a_commit() {
-    use sentiment_lake::storage::faults::{Fault, FaultPlan, FaultRule, Op};
     let dir = common::warehouse();
-    let plan = FaultPlan::new(5);
-    let mut config = common::config(dir.path());
-    config.storage.layer = Some(sentiment_lake::storage::StoreLayer::faults(plan.clone()));
-    let lake = Lake::open(&config).await.unwrap();
+    let (lake, plan) = faulted_lake(dir.path(), |_| {}).await;
     plan.add(FaultRule::new(Op::Put, Fault::Fail, 1.0).on_paths("sentiment_quality/"));
     deliver(&lake, &partition(0), 1, &events(0, 20, "newswire", Some("vader"), "1", |_| 0.1, Utc::now()), Utc::now()).await;
     let started = std::time::Instant::now();
@@ -341,4 +350,42 @@ async fn a_quality_table_that_cannot_be_written_never_fails_or_holds_up_a_commit
     lake.commit().await.unwrap();
     let rows = quality_rows(&lake).await;
     assert_eq!((rows.len(), rows[0].profile.rows), (1, 10), "the next commit is profiled: {rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_commit_that_fails_after_the_records_landed_keeps_their_profile() {
+    let dir = common::warehouse();
+    let (lake, plan) = faulted_lake(dir.path(), |config| config.commit_policy.max_attempts = 2).await;
+    let mut batch = events(0, 12, "newswire", Some("vader"), "1", |_| 0.3, Utc::now());
+    batch.extend(events(12, 3, "newswire", Some("vader"), "1", |_| 9.0, Utc::now()));
+    deliver(&lake, &partition(0), 1, &batch, Utc::now()).await;
+    plan.add(FaultRule::new(Op::Put, Fault::Fail, 1.0).on_paths("sentiment_dead_letter/"));
+    assert!(lake.commit().await.is_err(), "the dead letters cannot be committed");
+    plan.heal();
+    let rows = quality_rows(&lake).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let records = lake.committed_state(sentiment_lake::lake::TableKind::Records).await.unwrap();
+    assert_eq!((rows[0].profile.rows, rows[0].profile.dead_letters), (12, 0), "the records' profile, dead letters not yet");
+    assert!(records.contains_commit(&rows[0].commit_id), "named by the records commit");
+    lake.commit().await.unwrap();
+    let rows = quality_rows(&lake).await;
+    assert_eq!((rows.len(), rows[1].profile.rows, rows[1].profile.dead_letters), (2, 0, 3), "the dead letters at the next commit: {rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_quality_table_leaves_drift_unknown_and_the_other_signals_judged() {
+    let dir = common::warehouse();
+    let (lake, plan) = faulted_lake(dir.path(), |_| {}).await;
+    let policy = SignalPolicy { interval: Duration::from_secs(1), dead_letter_min_events: 10, ..Default::default() };
+    let mut batch = events(0, 20, "newswire", Some("vader"), "1", |_| 0.3, Utc::now());
+    batch.extend(events(20, 10, "newswire", Some("vader"), "1", |_| 9.0, Utc::now()));
+    deliver(&lake, &partition(0), 1, &batch, Utc::now()).await;
+    lake.commit().await.unwrap();
+    plan.add(FaultRule::new(Op::Get, Fault::Fail, 1.0).on_paths("sentiment_quality/"));
+    let judged = signals(&lake, &policy, Utc::now()).await.unwrap();
+    assert!(judged.score_drift.unknown.is_some() && !judged.score_drift.firing, "{judged:?}");
+    assert!(judged.firing.contains(&DEAD_LETTER_RATE), "the others are judged: {judged:?}");
+    plan.heal();
+    let healed = signals(&lake, &policy, Utc::now()).await.unwrap();
+    assert_eq!((healed.score_drift.unknown.as_deref(), healed.score_drift.distributions.len()), (None, 1), "{healed:?}");
 }

@@ -574,7 +574,7 @@ impl Lake {
         let policy = CommitPolicy { max_attempts: self.policy.max_attempts.min(3), ..self.policy };
         let appended =
             match tokio::time::timeout(QUALITY_APPEND_TIMEOUT, commit::append_quality(self.handle(TableKind::Quality), policy, &rows)).await {
-                Ok(appended) => appended.map(|_| ()).map_err(|e| e.to_string()),
+                Ok(appended) => appended.map_err(|e| e.to_string()),
                 Err(_) => Err(format!("no answer within {QUALITY_APPEND_TIMEOUT:?}")),
             };
         crate::observability::QualityProfiled {

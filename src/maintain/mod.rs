@@ -107,17 +107,19 @@ pub async fn run_with(lake: &Lake, policy: &MaintenancePolicy, backend: &Mainten
         return Ok(report);
     }
     report.ran = true;
-    // The quality table stays in the lake's own catalog: kept here as with the embedded backend.
-    let result: Result<_, MaintainError> = match dremio::run(&dremio.client, &dremio.table, dremio.catalog, policy, dremio.compact_window).await {
-        Ok(statements) => quality_steps(lake, policy).await.map(|quality| (statements, quality)),
-        Err(e) => Err(e.into()),
-    };
+    let result = dremio::run(&dremio.client, &dremio.table, dremio.catalog, policy, dremio.compact_window).await;
+    if result.is_ok() {
+        // The quality table stays in the lake's own catalog: kept here as with the embedded backend, best
+        // effort (the records table's report stands whatever happens to it).
+        match quality_steps(lake, policy).await {
+            Ok(quality) => report.quality = Some(quality),
+            Err(e) => tracing::warn!(error = %e, "The quality table's maintenance failed; the next run tries again."),
+        }
+    }
     if let Err(e) = lake.release_lease(&lease, &holder).await {
         tracing::warn!(error = %e, "Could not release the maintenance lease; it lapses by itself.");
     }
-    let (statements, quality) = result?;
-    report.dremio = Some(statements);
-    report.quality = Some(quality);
+    report.dremio = Some(result?);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

@@ -118,6 +118,8 @@ pub const STALLED_COMMITTER: &str = "stalled_committer";
 pub const QUIET_SOURCE: &str = "quiet_source";
 pub const DEAD_LETTER_RATE: &str = "dead_letter_rate";
 pub const SCORE_DRIFT: &str = "score_drift";
+/// Logged (as a firing signal) when the score drift could not be judged: the quality table unreadable.
+pub const DRIFT_UNKNOWN: &str = "drift_unknown";
 
 /// Every signal's name.
 pub const ALL: [&str; 4] = [STALLED_COMMITTER, QUIET_SOURCE, DEAD_LETTER_RATE, SCORE_DRIFT];
@@ -295,34 +297,41 @@ impl Signals {
         for (source, age) in &self.quiet_sources.ages {
             gauge!("sentiment_lake_source_silence_seconds", "source" => source.clone()).set(*age as f64);
         }
+        let drift_unknown = self.score_drift.unknown.as_ref();
         for name in ALL {
-            let value = if name == SCORE_DRIFT && self.score_drift.unknown.is_some() { f64::NAN } else { f64::from(u8::from(self.is_firing(name))) };
-            gauge!("sentiment_lake_signal_firing", "signal" => name).set(value);
+            // Drift not judged this time keeps its last value (an alert's `for` is not restarted by a
+            // failed read); the unknown gauge and its own alert say so.
+            if name == SCORE_DRIFT && drift_unknown.is_some() {
+                continue;
+            }
+            gauge!("sentiment_lake_signal_firing", "signal" => name).set(f64::from(u8::from(self.is_firing(name))));
         }
-        if let Some(reason) = &self.score_drift.unknown {
-            tracing::warn!(signal = SCORE_DRIFT, error = %reason, "Score drift could not be judged; the other signals were.");
-        }
+        gauge!("sentiment_lake_signal_unknown", "signal" => SCORE_DRIFT).set(f64::from(u8::from(drift_unknown.is_some())));
         gauge!("sentiment_lake_staged_oldest_age_seconds").set(self.stalled_committer.oldest_staged_age_s.unwrap_or(0) as f64);
         gauge!("sentiment_lake_quiet_sources").set(self.quiet_sources.quiet.len() as f64);
         gauge!("sentiment_lake_dead_letter_ratio").set(self.dead_letter_rate.ratio.unwrap_or(0.0));
-        self.export_drift();
+        match drift_unknown {
+            Some(reason) => tracing::warn!(signal = DRIFT_UNKNOWN, error = %reason, "Data signal firing."),
+            None => self.export_drift(),
+        }
     }
 
     /// The PSI of the most drifted distributions (a bounded set still shows the ones that matter). Those
     /// exported last time and not now are set to 0, so no stale value lingers; a process exports at most
     /// [`MAX_DRIFT_LABELS`] label sets over its life (producers inventing names cannot grow the metrics).
     fn export_drift(&self) {
-        static EXPORTED: std::sync::Mutex<(BTreeSet<(String, String)>, usize)> = std::sync::Mutex::new((BTreeSet::new(), 0));
+        type Labels = BTreeSet<(String, String)>;
+        static EXPORTED: std::sync::Mutex<(Labels, Labels)> = std::sync::Mutex::new((BTreeSet::new(), BTreeSet::new()));
         let mut exported = EXPORTED.lock().unwrap_or_else(|e| e.into_inner());
         let (current, ever) = &mut *exported;
         let mut now = BTreeSet::new();
         for drift in self.score_drift.distributions.iter().filter(|d| d.psi.is_some()).take(MAX_DRIFT_GAUGES) {
             let labels = (drift.key.source_system.clone(), drift.key.model_label());
-            if !current.contains(&labels) {
-                if *ever >= MAX_DRIFT_LABELS {
+            if !ever.contains(&labels) {
+                if ever.len() >= MAX_DRIFT_LABELS {
                     continue;
                 }
-                *ever += 1;
+                ever.insert(labels.clone());
             }
             gauge!("sentiment_lake_score_drift_psi", "source_system" => labels.0.clone(), "model" => labels.1.clone()).set(drift.psi.unwrap_or(0.0));
             now.insert(labels);

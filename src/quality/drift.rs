@@ -18,6 +18,8 @@ pub const SHARE_FLOOR: f64 = 1e-4;
 /// Distributions followed at once: producers inventing names cannot grow an evaluation without bound
 /// (keys beyond are not judged).
 pub const MAX_TRACKED: usize = 256;
+/// Distributions followed per producer, so one inventing model names cannot crowd the others out.
+pub const MAX_TRACKED_PER_PRODUCER: usize = 16;
 /// Distributions an evaluation reports (the most drifted).
 pub const MAX_REPORTED: usize = 64;
 
@@ -76,6 +78,7 @@ pub struct DriftSpans {
     current_from: DateTime<Utc>,
     baseline_from: DateTime<Utc>,
     spans: BTreeMap<DistributionKey, [Vec<u64>; 2]>,
+    per_producer: BTreeMap<String, usize>,
 }
 
 impl DriftSpans {
@@ -83,7 +86,7 @@ impl DriftSpans {
         let to_chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
         let current_from = now.checked_sub_signed(to_chrono(policy.window)).unwrap_or(DateTime::<Utc>::MIN_UTC);
         let baseline_from = current_from.checked_sub_signed(to_chrono(policy.baseline)).unwrap_or(DateTime::<Utc>::MIN_UTC);
-        Self { now, current_from, baseline_from, spans: BTreeMap::new() }
+        Self { now, current_from, baseline_from, spans: BTreeMap::new(), per_producer: BTreeMap::new() }
     }
 
     /// The earliest profile time that counts.
@@ -104,9 +107,11 @@ impl DriftSpans {
                 continue;
             }
             if !self.spans.contains_key(key) {
-                if self.spans.len() >= MAX_TRACKED {
+                let producer = self.per_producer.get(&key.source_system).copied().unwrap_or(0);
+                if self.spans.len() >= MAX_TRACKED || producer >= MAX_TRACKED_PER_PRODUCER {
                     continue;
                 }
+                self.per_producer.insert(key.source_system.clone(), producer + 1);
                 self.spans.insert(key.clone(), [vec![0; SCORE_BINS], vec![0; SCORE_BINS]]);
             }
             if let Some(counts) = self.spans.get_mut(key) {

@@ -51,7 +51,8 @@ pub struct DistributionKey {
 }
 
 impl DistributionKey {
-    fn other() -> Self {
+    /// The key everything beyond a bound folds into.
+    pub fn other() -> Self {
         Self { source_system: OTHER.into(), model_name: Some(OTHER.into()), processing_version: OTHER.into() }
     }
 

@@ -91,7 +91,8 @@ impl Series {
         for (key, distribution) in &p.distributions {
             let mut model = (key.model_label(), key.source_system.clone());
             if !self.models.contains_key(&model) && self.models.len() >= MAX_MODELS - 1 {
-                model = (super::profile::OTHER.to_string(), super::profile::OTHER.to_string());
+                let other = super::profile::DistributionKey::other();
+                model = (other.model_label(), other.source_system);
             }
             self.models.entry(model).or_default().absorb(distribution);
         }

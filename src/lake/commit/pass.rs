@@ -131,11 +131,12 @@ impl Landed {
         let mut landed = landed.lock().unwrap_or_else(|e| e.into_inner());
         landed.profiles.absorb(&profiles);
         if let Some((commit_id, snapshot_id)) = commit {
-            // The records table commits first: its newest commit names the profile, a dead-letter commit only
-            // when no record was committed.
-            if cx.target.profiled == Some(Profiled::Records) || landed.commit_id.is_none() {
+            // The records table commits first: its newest commit that made a snapshot names the profile;
+            // another commit only when none is named yet.
+            let records = cx.target.profiled == Some(Profiled::Records);
+            if landed.commit_id.is_none() || (records && snapshot_id.is_some()) {
                 landed.commit_id = Some(commit_id.to_string());
-                landed.snapshot_id = snapshot_id.filter(|_| cx.target.profiled == Some(Profiled::Records));
+                landed.snapshot_id = snapshot_id.filter(|_| records);
             }
         }
     }
@@ -316,17 +317,30 @@ fn select(plan: &PassPlan, loaded: &[Loaded], committed: &Watermarks) -> Result<
 /// The profile of what `selection` commits: each source's rows, and the duplicates dropped from its entries.
 /// A profile that cannot be made (rows lacking a column it reads) is logged and left out: it never fails a
 /// commit.
-fn profile(kind: Option<Profiled>, plan: &PassPlan, loaded: &[Loaded], selection: &Selection, table: &str) -> Profiles {
+fn profile(kind: Option<Profiled>, plan: &PassPlan, loaded: &[Loaded], selection: &Selection, committed: &Watermarks, table: &str) -> Profiles {
     let mut profiles = Profiles::default();
     let Some(kind) = kind else { return profiles };
     for (item, part) in loaded.iter().zip(&selection.parts) {
-        let source = &plan.sources[item.source].source;
-        profiles.add_duplicates(source, (item.segment.rows.num_rows() - part.num_rows()) as u64);
+        let pass = &plan.sources[item.source];
+        let source = &pass.source;
+        // Rows another committer took since this pass was planned are its rows, not duplicates.
+        if committed.get(source) == pass.committed {
+            profiles.add_duplicates(source, (item.segment.rows.num_rows() - part.num_rows()) as u64);
+        }
         if let Err(e) = profiles.add(kind, source, part, item.segment.enqueued) {
             tracing::warn!(table, source = %source, error = %e, "Committed rows could not be profiled; the quality table misses them.");
         }
     }
     profiles
+}
+
+/// The snapshot our commit `commit_id` made, if it made one (whoever committed since).
+fn snapshot_of(table: &Table, commit_id: &str) -> Option<i64> {
+    table
+        .metadata()
+        .snapshots()
+        .find(|s| s.summary().additional_properties.get(COMMIT_ID_PROPERTY).is_some_and(|c| c == commit_id))
+        .map(|s| s.snapshot_id())
 }
 
 /// Data files written by an attempt whose commit was refused, kept for reuse by the next attempt.
@@ -377,11 +391,7 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
         if state.contains_commit(&commit_id) {
             // An earlier attempt landed although its reply said otherwise (and others may have committed
             // since: the snapshot is the one carrying our commit id).
-            report.snapshot_id = table
-                .metadata()
-                .snapshots()
-                .find(|s| s.summary().additional_properties.get(COMMIT_ID_PROPERTY) == Some(&commit_id))
-                .map(|s| s.snapshot_id());
+            report.snapshot_id = snapshot_of(&table, &commit_id);
             Landed::add(cx, std::mem::take(&mut profiles), Some((&commit_id, report.snapshot_id)));
             break;
         }
@@ -416,7 +426,7 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
         let (kind, name) = (target.profiled, target.name.clone());
         let (selection, profiled) = on_blocking_pool(async move {
             let selection = select(&job_plan, &job_loaded, &committed)?;
-            let profiled = profile(kind, &job_plan, &job_loaded, &selection, &name);
+            let profiled = profile(kind, &job_plan, &job_loaded, &selection, &committed, &name);
             Ok((selection, profiled))
         })
         .await?;
@@ -430,9 +440,11 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
             if let Some(stale) = written.take() {
                 delete(&table, &stale.files).await;
             }
-            // Nothing to commit, but the duplicates the selection dropped were delivered all the same.
-            Landed::add(cx, std::mem::take(&mut profiles), None);
+
             report.markers_merged = merge_markers(cx, &plan, &state.watermarks).await?;
+            // Nothing to commit, but the duplicates the selection dropped were delivered all the same
+            // (counted once the entries are merged away, so a failed merge does not count them twice).
+            Landed::add(cx, std::mem::take(&mut profiles), None);
             report.rows_committed = 0;
             return Ok(report);
         }
@@ -502,7 +514,8 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
             Ok(Outcome::Landed { snapshot_id }) => {
                 report.snapshot_id = snapshot_id.or(table.metadata().current_snapshot_id());
                 report.snapshots = usize::from(snapshot_id.is_some());
-                Landed::add(cx, std::mem::take(&mut profiles), Some((&commit_id, report.snapshot_id)));
+                // Its own snapshot only: a commit of properties alone made none.
+                Landed::add(cx, std::mem::take(&mut profiles), Some((&commit_id, snapshot_id)));
                 break;
             }
             Ok(Outcome::Conflict) => {
@@ -517,6 +530,15 @@ async fn commit_pass(cx: &CommitContext<'_>, plan: PassPlan, planned_awaiting: &
             Err(e) => return Err(e),
         };
         if attempt >= cx.policy.max_attempts {
+            // The last reply may have been lost on a commit that landed: its profile is kept then (the next
+            // call finds the entries covered and deletes them unread).
+            if !matches!(failure, LakeError::Conflict { .. }) {
+                if let Ok(table) = load(cx).await {
+                    if CommittedState::read(&target.name, table.metadata()).is_ok_and(|state| state.contains_commit(&commit_id)) {
+                        Landed::add(cx, std::mem::take(&mut profiles), Some((&commit_id, snapshot_of(&table, &commit_id))));
+                    }
+                }
+            }
             // Files that may be referenced stay; the next pass re-reads the table first (orphan cleanup
             // removes files nothing references).
             return Err(LakeError::CommitExhausted { table: target.name.clone(), attempts: attempt, source: Box::new(failure) });

@@ -10,8 +10,8 @@ use crate::lake::table::Change;
 use crate::lake::target::TableHandle;
 use crate::quality::table::{to_batch, QualityRow, SORT_COLUMNS};
 
-/// Appends `rows` to the quality table `handle`; returns the snapshot it made.
-pub async fn append_quality(handle: TableHandle<'_>, policy: CommitPolicy, rows: &[QualityRow]) -> Result<Option<i64>, LakeError> {
+/// Appends `rows` to the quality table `handle`.
+pub async fn append_quality(handle: TableHandle<'_>, policy: CommitPolicy, rows: &[QualityRow]) -> Result<(), LakeError> {
     let batch = to_batch(rows)?;
     let commit_id = uuid::Uuid::new_v4().to_string();
     let mut attempt = 0;
@@ -19,13 +19,13 @@ pub async fn append_quality(handle: TableHandle<'_>, policy: CommitPolicy, rows:
         attempt += 1;
         let table = handle.load().await?;
         if commit_landed(table.metadata(), &commit_id) {
-            return Ok(table.metadata().current_snapshot_id());
+            return Ok(());
         }
         let prefix = format!("quality-{}", &commit_id[..8]);
         let files = write_data_files(&table, std::slice::from_ref(&batch), SORT_COLUMNS, &prefix, None).await?;
         let change = Change { files: files.clone(), summary: [(COMMIT_ID_PROPERTY.to_string(), commit_id.clone())].into(), ..Change::default() };
         let failure = match handle.commit(&table, change).await {
-            Ok(Outcome::Landed { snapshot_id }) => return Ok(snapshot_id),
+            Ok(Outcome::Landed { .. }) => return Ok(()),
             Ok(Outcome::Conflict) => {
                 delete(&table, &files).await;
                 LakeError::Conflict { table: handle.target.name.clone() }
