@@ -43,16 +43,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// What the dashboard polls: every endpoint, over the windows a live dashboard shows.
 const POLLED: &[(&str, &str)] = &[
-    ("tickers", "tickers?days=1&limit=10"),
-    ("tickers 7d", "tickers?days=7&limit=10"),
-    ("timeseries", "timeseries?ticker=AAPL&interval=minute&days=1"),
-    ("timeseries hour", "timeseries?ticker=AAPL&interval=hour&days=7"),
-    ("summary", "summary?ticker=AAPL&days=1"),
-    ("aspects", "aspects?ticker=AAPL&days=1"),
-    ("intents", "intents?days=1"),
-    ("entities", "entities?days=1"),
-    ("toxicity", "toxicity?days=1&min_toxicity=0.15"),
-    ("records", "records?ticker=AAPL&days=1&limit=50"),
+    ("tickers", "/api/sentiment/tickers?days=1&limit=10"),
+    ("tickers 7d", "/api/sentiment/tickers?days=7&limit=10"),
+    ("timeseries", "/api/sentiment/timeseries?ticker=AAPL&interval=minute&days=1"),
+    ("timeseries hour", "/api/sentiment/timeseries?ticker=AAPL&interval=hour&days=7"),
+    ("summary", "/api/sentiment/summary?ticker=AAPL&days=1"),
+    ("aspects", "/api/sentiment/aspects?ticker=AAPL&days=1"),
+    ("intents", "/api/sentiment/intents?days=1"),
+    ("entities", "/api/sentiment/entities?days=1"),
+    ("toxicity", "/api/sentiment/toxicity?days=1&min_toxicity=0.15"),
+    ("records", "/api/sentiment/records?ticker=AAPL&days=1&limit=50"),
+    // The dashboard's quality panel (issue #36): the quality table read whole for the day, with the drift.
+    ("quality", "/api/quality?hours=24"),
 ];
 
 /// One timed answer.
@@ -165,12 +167,12 @@ fn main() {
             let minute = (begun.elapsed().as_secs() / 60) as usize;
             for (endpoint, path) in POLLED {
                 let asked = Instant::now();
-                let response = http.get(format!("{base}/api/sentiment/{path}")).send().await.unwrap();
+                let response = http.get(format!("{base}{path}")).send().await.unwrap();
                 let status = response.status();
                 let body: Value = response.json().await.unwrap_or_default();
                 let ms = asked.elapsed().as_secs_f64() * 1e3;
                 assert_eq!(status, 200, "{endpoint}: {body}");
-                let path = body["meta"]["path"].as_str().unwrap_or("?").to_string();
+                let path = body["meta"]["path"].as_str().or(body["meta"]["query"].as_str()).unwrap_or("?").to_string();
                 samples.push(Sample { minute, endpoint, ms, path });
             }
             if begun.elapsed().as_secs() % 60 < poll_secs {
@@ -192,7 +194,7 @@ fn main() {
     drop(server);
 
     // Every acknowledged event exactly once, and the rollup exact.
-    let (rows, distinct, mismatches, rollup_rows, data_files, written) = runtime.block_on(async {
+    let (rows, distinct, mismatches, rollup_rows, data_files, written, profiled, profile_rows) = runtime.block_on(async {
         let lake = Lake::open(&LakeConfig::local(dir.clone())).await.unwrap();
         let batch = common::scan(&lake, TableKind::Records).await;
         let ids = common::strings(&batch, "message_id");
@@ -209,7 +211,16 @@ fn main() {
             .filter(|s| s.timestamp_ms() >= run_started.timestamp_millis() && s.timestamp_ms() <= run_ended.timestamp_millis())
             .filter_map(|s| s.summary().additional_properties.get("added-data-files")?.parse::<u64>().ok())
             .sum();
-        (batch.num_rows(), distinct, verified.mismatches.len(), verified.rows_compared, files, written)
+        // The quality table: a row per source and commit, whose rows add up to the table's when no append
+        // was lost.
+        let (mut profiled, mut profile_rows) = (0u64, 0usize);
+        lake.quality_rows(run_started - chrono::Duration::hours(1), |row| {
+            profiled += row.profile.rows;
+            profile_rows += 1;
+        })
+        .await
+        .unwrap();
+        (batch.num_rows(), distinct, verified.mismatches.len(), verified.rows_compared, files, written, profiled, profile_rows)
     });
 
     let mut by_minute: BTreeMap<usize, BTreeMap<&str, Vec<f64>>> = BTreeMap::new();
@@ -266,6 +277,9 @@ fn main() {
         written as f64 / hours
     );
     println!("table: {rows} rows ({distinct} distinct ids) for {acknowledged} acknowledged events; {data_files} data files; rollup verify: {rollup_rows} rows compared, {mismatches} mismatches");
+    println!(
+        "quality: {profile_rows} profile rows accounting for {profiled} committed rows (the table holds {rows}; a lost append would show as fewer)"
+    );
     assert_eq!(rows as u64, acknowledged, "every acknowledged event is in the table");
     assert_eq!(distinct, rows, "none twice");
     assert_eq!(mismatches, 0, "the rollup equals its recomputation from raw rows");
