@@ -76,7 +76,7 @@ pub struct ScoreDrift {
     pub threshold: f64,
     pub window_s: i64,
     pub baseline_s: i64,
-    /// Every producer's model version seen in the spans, most drifted first.
+    /// The producers' model versions seen in the spans, the most drifted first (at most 64).
     pub distributions: Vec<Drift>,
 }
 
