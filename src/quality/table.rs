@@ -9,14 +9,14 @@ use std::sync::{Arc, LazyLock};
 use arrow_array::builder::{Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMicrosecondType};
-use arrow_array::{Array, ArrayRef, Int64Array, ListArray, RecordBatch, StringArray, StructArray};
+use arrow_array::{Array, ArrayRef, Int64Array, ListArray, RecordBatch, StructArray};
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{ArrowError, DataType, FieldRef, SchemaRef};
 use chrono::{DateTime, Utc};
 use iceberg::spec::{ListType, MapType, NestedField, PrimitiveType, Schema, StructType, Transform, Type, UnboundPartitionSpec};
 
 use super::profile::{Distribution, DistributionKey, SourceProfile};
-use crate::schema::arrow::{int_map_row, read_int_map, IntMapColumn};
+use crate::schema::arrow::{cast_to, int_map_row, read_int_map, read_primitives, read_strings, IntMapColumn};
 
 pub mod column {
     pub const PROFILED_AT: &str = "profiled_at";
@@ -235,15 +235,9 @@ fn struct_member<'a>(structs: &'a StructArray, name: &str) -> Result<&'a ArrayRe
 
 /// The rows of a batch read from the quality table (every column selected).
 pub fn read_batch(batch: &RecordBatch) -> Result<Vec<QualityRow>, String> {
-    let get = |name: &str| batch.column_by_name(name).ok_or_else(|| format!("a quality batch has no {name} column"));
-    let text = |name: &str| -> Result<StringArray, String> {
-        Ok(arrow_cast::cast(get(name)?, &DataType::Utf8).map_err(|e| e.to_string())?.as_string::<i32>().clone())
-    };
-    let longs = |name: &str| -> Result<arrow_array::PrimitiveArray<Int64Type>, String> {
-        Ok(arrow_cast::cast(get(name)?, &DataType::Int64).map_err(|e| e.to_string())?.as_primitive::<Int64Type>().clone())
-    };
-    let at = arrow_cast::cast(get(c::PROFILED_AT)?, &DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None)).map_err(|e| e.to_string())?;
-    let at = at.as_primitive::<TimestampMicrosecondType>();
+    let text = |name: &str| read_strings(batch, "quality", name);
+    let longs = |name: &str| read_primitives::<Int64Type>(batch, "quality", name);
+    let at = read_primitives::<TimestampMicrosecondType>(batch, "quality", c::PROFILED_AT)?;
     let (commits, sources) = (text(c::COMMIT_ID)?, text(c::SOURCE)?);
     let (snapshots, totals, duplicates, dead, future) =
         (longs(c::SNAPSHOT_ID)?, longs(c::ROWS)?, longs(c::DUPLICATES)?, longs(c::DEAD_LETTERS)?, longs(c::FUTURE_DATED)?);
@@ -252,11 +246,13 @@ pub fn read_batch(batch: &RecordBatch) -> Result<Vec<QualityRow>, String> {
     let lateness = list_of(batch, c::LATENESS)?;
     let distributions = list_of(batch, c::DISTRIBUTIONS)?;
     let structs = distributions.values().as_struct_opt().ok_or_else(|| "distributions hold no structs".to_string())?;
-    let systems = arrow_cast::cast(struct_member(structs, c::SOURCE_SYSTEM)?, &DataType::Utf8).map_err(|e| e.to_string())?;
-    let models = arrow_cast::cast(struct_member(structs, c::MODEL_NAME)?, &DataType::Utf8).map_err(|e| e.to_string())?;
-    let versions = arrow_cast::cast(struct_member(structs, c::PROCESSING_VERSION)?, &DataType::Utf8).map_err(|e| e.to_string())?;
+    let (systems, models, versions) = (
+        cast_to(struct_member(structs, c::SOURCE_SYSTEM)?, &DataType::Utf8)?,
+        cast_to(struct_member(structs, c::MODEL_NAME)?, &DataType::Utf8)?,
+        cast_to(struct_member(structs, c::PROCESSING_VERSION)?, &DataType::Utf8)?,
+    );
     let (systems, models, versions) = (systems.as_string::<i32>(), models.as_string::<i32>(), versions.as_string::<i32>());
-    let counts = arrow_cast::cast(struct_member(structs, c::ROWS)?, &DataType::Int64).map_err(|e| e.to_string())?;
+    let counts = cast_to(struct_member(structs, c::ROWS)?, &DataType::Int64)?;
     let counts = counts.as_primitive::<Int64Type>();
     let score_lists = struct_member(structs, c::SCORES)?.as_list_opt::<i32>().ok_or_else(|| "score_histogram is not a list".to_string())?;
     let magnitude_lists =

@@ -12,12 +12,12 @@ use arrow_array::builder::{Decimal128Builder, Float32Builder, Int64Builder, Stri
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Decimal128Type, Float32Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{DataType, SchemaRef, TimeUnit};
+use arrow_schema::{DataType, SchemaRef};
 use iceberg::spec::{MapType, NestedField, PrimitiveType, Schema, Transform, Type, UnboundPartitionSpec};
 
 use super::exact::{MagnitudeSum, ScoreSum};
 use super::partial::{Dimension, Grain, Measures, OrderedF32, Partials, RowKey};
-use crate::schema::arrow::{int_map_row, read_int_map, IntMapColumn};
+use crate::schema::arrow::{int_map_row, read_int_map, read_primitives, read_strings, IntMapColumn};
 
 /// Column names of the rollup table.
 pub mod column {
@@ -212,30 +212,22 @@ impl Fills {
 /// The rows of a batch read from the rollup table (any column order; the columns the scan selected),
 /// passed to `each` one by one.
 pub fn read_batch(batch: &RecordBatch, mut each: impl FnMut(RowKey, Measures)) -> Result<(), String> {
-    let get = |name: &str| batch.column_by_name(name).ok_or_else(|| format!("a rollup batch has no {name} column"));
-    let text = |name: &str| -> Result<arrow_array::StringArray, String> {
-        Ok(arrow_cast::cast(get(name)?, &DataType::Utf8).map_err(|e| e.to_string())?.as_string::<i32>().clone())
-    };
+    let text = |name: &str| read_strings(batch, "rollup", name);
     let (grains, tickers, sources, dimensions, names, kinds) =
         (text(c::GRAIN)?, text(c::TICKER)?, text(c::SOURCE_SYSTEM)?, text(c::DIMENSION)?, text(c::NAME)?, text(c::KIND)?);
-    let periods = arrow_cast::cast(get(c::PERIOD_START)?, &DataType::Timestamp(TimeUnit::Microsecond, None)).map_err(|e| e.to_string())?;
-    let periods = periods.as_primitive::<TimestampMicrosecondType>();
-    let longs = |name: &str| -> Result<arrow_array::PrimitiveArray<Int64Type>, String> {
-        Ok(arrow_cast::cast(get(name)?, &DataType::Int64).map_err(|e| e.to_string())?.as_primitive::<Int64Type>().clone())
-    };
+    let periods = read_primitives::<TimestampMicrosecondType>(batch, "rollup", c::PERIOD_START)?;
+    let longs = |name: &str| read_primitives::<Int64Type>(batch, "rollup", name);
     let (counts, positives, negatives, neutrals, magnitude_counts) =
         (longs(c::COUNT)?, longs(c::POSITIVE)?, longs(c::NEGATIVE)?, longs(c::NEUTRAL)?, longs(c::MAGNITUDE_COUNT)?);
     let decimals = |name: &str, scale: u32| -> Result<arrow_array::PrimitiveArray<Decimal128Type>, String> {
-        let column = get(name)?;
+        let column = batch.column_by_name(name).ok_or_else(|| format!("a rollup batch has no {name} column"))?;
         match column.data_type() {
             DataType::Decimal128(_, s) if *s as u32 == scale => Ok(column.as_primitive::<Decimal128Type>().clone()),
             other => Err(format!("rollup column {name} is {other}, not decimal(38, {scale})")),
         }
     };
     let (score_sums, magnitude_sums) = (decimals(c::SCORE_SUM, SUM_SCALE)?, decimals(c::MAGNITUDE_SUM, SUM_SCALE)?);
-    let floats = |name: &str| -> Result<arrow_array::PrimitiveArray<Float32Type>, String> {
-        Ok(arrow_cast::cast(get(name)?, &DataType::Float32).map_err(|e| e.to_string())?.as_primitive::<Float32Type>().clone())
-    };
+    let floats = |name: &str| read_primitives::<Float32Type>(batch, "rollup", name);
     let (minima, maxima) = (floats(c::SCORE_MIN)?, floats(c::SCORE_MAX)?);
     let (emotion_counts, emotion_sums, primary) =
         (read_int_map(batch, c::EMOTION_COUNTS)?, read_int_map(batch, c::EMOTION_SUMS)?, read_int_map(batch, c::PRIMARY_EMOTIONS)?);

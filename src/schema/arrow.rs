@@ -236,6 +236,31 @@ impl IntMapColumn {
     }
 }
 
+/// `column` in the type a reader works in: a scan may hand back another encoding of the same values (views,
+/// dictionaries, a timestamp without its zone).
+pub fn cast_to(column: &ArrayRef, to: &DataType) -> Result<ArrayRef, String> {
+    arrow_cast::cast(column, to).map_err(|e| e.to_string())
+}
+
+/// Column `name` of a batch read back from table `table`, in `to` ([`cast_to`]).
+pub fn read_column(batch: &RecordBatch, table: &str, name: &str, to: &DataType) -> Result<ArrayRef, String> {
+    cast_to(batch.column_by_name(name).ok_or_else(|| format!("a {table} batch has no {name} column"))?, to)
+}
+
+/// Column `name` of a batch read back, as text.
+pub fn read_strings(batch: &RecordBatch, table: &str, name: &str) -> Result<arrow_array::StringArray, String> {
+    Ok(read_column(batch, table, name, &DataType::Utf8)?.as_string::<i32>().clone())
+}
+
+/// Column `name` of a batch read back, as `T` (longs, floats, microsecond timestamps).
+pub fn read_primitives<T: arrow_array::ArrowPrimitiveType>(
+    batch: &RecordBatch,
+    table: &str,
+    name: &str,
+) -> Result<arrow_array::PrimitiveArray<T>, String> {
+    Ok(read_column(batch, table, name, &T::DATA_TYPE)?.as_primitive::<T>().clone())
+}
+
 /// A map column of string keys and integer values read back: the map, its keys as text, its values.
 pub type IntMap = (arrow_array::MapArray, arrow_array::StringArray, ArrayRef);
 
@@ -243,7 +268,7 @@ pub type IntMap = (arrow_array::MapArray, arrow_array::StringArray, ArrayRef);
 pub fn read_int_map(batch: &RecordBatch, name: &str) -> Result<Option<IntMap>, String> {
     let Some(column) = batch.column_by_name(name) else { return Ok(None) };
     let map = column.as_map_opt().ok_or_else(|| format!("column {name} is {}", column.data_type()))?.clone();
-    let keys = arrow_cast::cast(map.keys(), &DataType::Utf8).map_err(|e| e.to_string())?.as_string::<i32>().clone();
+    let keys = cast_to(map.keys(), &DataType::Utf8)?.as_string::<i32>().clone();
     let values = map.values().clone();
     Ok(Some((map, keys, values)))
 }
