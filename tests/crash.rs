@@ -81,7 +81,7 @@ async fn sigkill_at_any_point_of_a_commit_neither_loses_nor_duplicates() {
 async fn rollups_exact(lake: &sentiment_lake::lake::Lake) {
     let verified = lake.verify_rollups(None).await.unwrap();
     assert!(verified.mismatches.is_empty(), "{:?}", &verified.mismatches[..verified.mismatches.len().min(3)]);
-    let followed = lake.follow_rollups(Default::default()).await.unwrap();
+    let followed = lake.follow_rollups(lake.follow_options()).await.unwrap();
     assert_eq!(followed.behind, None);
     let verified = lake.verify_rollups(None).await.unwrap();
     assert!(verified.mismatches.is_empty() && verified.delta == 0, "{verified:?}");

@@ -115,6 +115,10 @@ pub struct LakeArgs {
     /// and the dashboard's quality panel then have nothing to show.
     #[arg(long, global = true, env = "SENTIMENT_LAKE_NO_QUALITY_PROFILE")]
     pub no_quality_profile: bool,
+    /// A rollup rebuild keeps minute rows for this many days before it (0: for all history); older
+    /// minutes are answered from raw rows, hours and days from the rollup whatever their age.
+    #[arg(long, global = true, env = "SENTIMENT_LAKE_ROLLUP_MINUTE_DAYS", default_value_t = crate::lake::rollup::DEFAULT_MINUTE_DAYS)]
+    pub rollup_minute_days: u32,
 }
 
 impl LakeArgs {
@@ -141,6 +145,7 @@ impl LakeArgs {
         config.layout = self.layout;
         config.follow_rollups = !self.no_rollup_follow;
         config.profile_quality = !self.no_quality_profile;
+        config.rollup_minute_days = (self.rollup_minute_days > 0).then_some(self.rollup_minute_days);
         config.storage.azure = self.azure.settings();
         config
     }

@@ -61,8 +61,12 @@ pub async fn rollup(setup: &Setup, action: &RollupAction) -> anyhow::Result<()> 
         }
         RollupAction::Rebuild => println!("{}", serde_json::to_string_pretty(&lake.rebuild_rollups().await?)?),
         RollupAction::Repair => {
-            let options =
-                crate::lake::rollup::FollowOptions { max_appends: usize::MAX, rebuild_up_to_rows: 0, max_attempts: lake.policy().max_attempts };
+            let options = crate::lake::rollup::FollowOptions {
+                max_appends: usize::MAX,
+                rebuild_up_to_rows: 0,
+                max_attempts: lake.policy().max_attempts,
+                ..lake.follow_options()
+            };
             let report = lake.follow_rollups(options).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if let Some(behind) = &report.behind {

@@ -182,7 +182,7 @@ impl QueryEngine for DremioEngine {
         let Ok(found) = crate::lake::rollup::base(records.metadata(), rollup.metadata(), at) else {
             return Ok(None);
         };
-        let pieces = crate::rollup::pieces(scope.window.0, scope.window.1, scope.coarsest);
+        let pieces = crate::rollup::pieces_from(scope.window.0, scope.window.1, scope.coarsest, found.minute_floor);
         // Unpinned, Dremio reads the rollup as it is now: only right when that is the state found.
         let readable = self.pin_snapshots || rollup.metadata().current_snapshot_id() == Some(found.rollup_snapshot);
         if !found.delta.is_empty() || pieces.iter().any(|p| p.grain.is_none()) || !readable {

@@ -40,12 +40,14 @@ pub struct ValidatedBatch {
     pub enriched: usize,
 }
 
-/// How batches are turned into rows: what happens to records without analysis, and whether staged rows
-/// are also written to the legacy store ([`dual_write`]).
+/// How batches are turned into rows: what happens to records without analysis, whether staged rows
+/// are also written to the legacy store ([`dual_write`]), and whether records segments are staged with
+/// their per-minute summary.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     enricher: Option<Enricher>,
     dual_write: Option<dual_write::DualWrite>,
+    summarise: bool,
 }
 
 impl Default for Pipeline {
@@ -56,7 +58,15 @@ impl Default for Pipeline {
 
 impl Pipeline {
     pub fn new(policy: IncompletePolicy) -> Self {
-        Self { enricher: (policy == IncompletePolicy::Enrich).then(Enricher::default), dual_write: None }
+        Self { enricher: (policy == IncompletePolicy::Enrich).then(Enricher::default), dual_write: None, summarise: true }
+    }
+
+    /// The same pipeline staging records segments without their per-minute summary: for history (a
+    /// migration), whose rows a dashboard's fresh reads seldom ask for before they are committed. A segment
+    /// without a summary is still read by those reads, from its rows ([`crate::lake::tail`]); the summary
+    /// would cost a third of staging a row of sparse history (each row is its own minute in every dimension).
+    pub fn without_summaries(self) -> Self {
+        Self { summarise: false, ..self }
     }
 
     /// The same pipeline, also writing each staged batch's rows to the legacy store.
@@ -103,7 +113,7 @@ impl Pipeline {
 
     async fn ingest_over(&self, lake: &Lake, batch: &SourceBatch, range: Option<(i64, i64)>, now: DateTime<Utc>) -> Result<IngestReport, LakeError> {
         let validated = self.validate_for(lake, batch, now).await?;
-        ingest_validated(lake, batch, range, validated, self.dual_write.as_ref()).await
+        ingest_validated(lake, batch, range, validated, self).await
     }
 
     /// [`Pipeline::validate_batch`] for `lake`'s records table as it is now: columns added to it since the
@@ -203,7 +213,7 @@ async fn ingest_validated(
     batch: &SourceBatch,
     range: Option<(i64, i64)>,
     validated: ValidatedBatch,
-    dual_write: Option<&dual_write::DualWrite>,
+    pipeline: &Pipeline,
 ) -> Result<IngestReport, LakeError> {
     let started = Instant::now();
     BatchReceived { source: &batch.source, events: batch.events.len() }.emit();
@@ -239,7 +249,7 @@ async fn ingest_validated(
         sequence_numbers: validated.dead_letters.iter().map(|l| l.sequence_number).collect(),
         rows: dead_letters_to_batch(&validated.dead_letters)?,
     };
-    report.segments.push(lake.stage(TableKind::DeadLetters, &letters).await?);
+    report.segments.push(lake.stage(TableKind::DeadLetters, &letters, false).await?);
     let records = Segment {
         enqueued,
         source: validated.source,
@@ -249,8 +259,8 @@ async fn ingest_validated(
         sequence_numbers: validated.sequence_numbers,
     };
     let rows = records.rows.clone();
-    report.segments.push(lake.stage(TableKind::Records, &records).await?);
-    if let Some(dual_write) = dual_write {
+    report.segments.push(lake.stage(TableKind::Records, &records, pipeline.summarise).await?);
+    if let Some(dual_write) = &pipeline.dual_write {
         // After the lake's segments are durable: a failure here fails the invocation, and the redelivery
         // is dropped by the ledger while the legacy files are rewritten under the same names.
         report.dual_written = dual_write.write(&batch.source, range, &rows).await?;

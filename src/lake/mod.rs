@@ -85,6 +85,9 @@ pub struct LakeConfig {
     /// Each commit profiles what it committed into the quality table (`crate::quality`); off, the table
     /// is still created but gets no rows, and the drift signal has nothing to judge.
     pub profile_quality: bool,
+    /// A rollup rebuild keeps minute rows for the periods from this many days before it on (none: every
+    /// period); older minutes are answered from raw rows ([`rollup::cover`]).
+    pub rollup_minute_days: Option<u32>,
 }
 
 const RECORD_SORT: &[&str] = &[schema::column::TICKER, schema::column::EVENT_TIMESTAMP];
@@ -137,6 +140,7 @@ impl LakeConfig {
             layout: schema::Layout::default(),
             follow_rollups: true,
             profile_quality: true,
+            rollup_minute_days: Some(rollup::DEFAULT_MINUTE_DAYS),
         }
     }
 }
@@ -250,6 +254,7 @@ pub struct Lake {
     /// The records table's added columns, as ingestion last looked them up.
     extras: history::ExtraColumnsCache,
     follow_rollups: bool,
+    rollup_minute_days: Option<u32>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -350,6 +355,7 @@ impl Lake {
             records_writer: None,
             extras: Default::default(),
             follow_rollups: config.follow_rollups,
+            rollup_minute_days: config.rollup_minute_days,
         };
         for target in [&lake.records, &lake.dead_letters, &lake.retired, &lake.rollup, &lake.quality] {
             lake.ensure_table(target).await?;
@@ -480,9 +486,10 @@ impl Lake {
     }
 
     /// Durably stages a segment for a table (a range marker when it has no rows); returns its path.
-    /// Records segments are summarised for answers that include what is staged ([`tail`]).
-    pub async fn stage(&self, kind: TableKind, segment: &Segment) -> Result<String, LakeError> {
-        self.staging.write(&self.target(kind).staging, segment, kind == TableKind::Records).await
+    /// Records segments are summarised when `summarise` says so, for answers that include what is staged
+    /// ([`tail`]; they read a segment without one from its rows).
+    pub async fn stage(&self, kind: TableKind, segment: &Segment, summarise: bool) -> Result<String, LakeError> {
+        self.staging.write(&self.target(kind).staging, segment, summarise && kind == TableKind::Records).await
     }
 
     /// Reads what is staged above the records table's snapshots, for answers that include it ([`tail`]).
@@ -597,7 +604,7 @@ impl Lake {
     /// behind (answers take what it lacks from raw rows) and the next follow catches up.
     async fn follow_after_commit(&self) {
         let started = std::time::Instant::now();
-        let followed = self.follow_rollups(rollup::FollowOptions { max_attempts: self.policy.max_attempts, ..Default::default() }).await;
+        let followed = self.follow_rollups(rollup::FollowOptions { max_attempts: self.policy.max_attempts, ..self.follow_options() }).await;
         let report = followed.as_ref().ok().cloned().unwrap_or_default();
         crate::observability::RollupFollowed {
             appends: report.appends,
@@ -618,9 +625,14 @@ impl Lake {
         rollup::follow(self.handle(TableKind::Records), self.handle(TableKind::Rollup), options).await
     }
 
+    /// The default follow bounds, with this lake's days of minute rows ([`LakeConfig::rollup_minute_days`]).
+    pub fn follow_options(&self) -> rollup::FollowOptions {
+        rollup::FollowOptions { minute_days: self.rollup_minute_days, ..Default::default() }
+    }
+
     /// Recomputes the rollup table from every live record ([`rollup::rebuild`]).
     pub async fn rebuild_rollups(&self) -> Result<rollup::FollowReport, LakeError> {
-        rollup::rebuild(self.handle(TableKind::Records), self.handle(TableKind::Rollup), self.policy.max_attempts).await
+        rollup::rebuild(self.handle(TableKind::Records), self.handle(TableKind::Rollup), self.policy.max_attempts, self.rollup_minute_days).await
     }
 
     /// Checks the rollup rows of `window` (all without one) against raw rows ([`rollup::verify`]).

@@ -170,7 +170,12 @@ async fn steps(lake: &Lake, kind: TableKind, policy: &MaintenancePolicy, report:
 /// whatever its size when it cannot be followed: only maintenance and `rollup rebuild` take that on),
 /// then compacted, expired and cleaned like the records table.
 async fn rollup_steps(lake: &Lake, policy: &MaintenancePolicy) -> Result<RollupMaintenance, MaintainError> {
-    let options = crate::lake::rollup::FollowOptions { max_appends: 1024, rebuild_up_to_rows: u64::MAX, max_attempts: lake.policy().max_attempts };
+    let options = crate::lake::rollup::FollowOptions {
+        max_appends: 1024,
+        rebuild_up_to_rows: u64::MAX,
+        max_attempts: lake.policy().max_attempts,
+        ..lake.follow_options()
+    };
     let mut report = RollupMaintenance { follow: lake.follow_rollups(options).await?, ..RollupMaintenance::default() };
     if policy.compaction.is_some() {
         report.compaction = Some(crate::lake::rollup::compact(lake.handle(TableKind::Rollup), &Default::default()).await?);

@@ -434,8 +434,10 @@ impl Migration {
     ) -> Result<FileReport, MigrateError> {
         let file = format!("{}/{}", location_url.trim_end_matches('/'), meta.location);
         let applied = self.rules.for_file(meta.location.as_ref());
+        // History: staged without the per-minute summaries that serve fresh reads of live rows.
+        let pipeline = pipeline.clone().without_summaries();
         let result = match LegacyFile::open(store, location_url, meta, applied, self.options.include_dual_write).await {
-            Ok(legacy) => self.stage_file(lake, pipeline, legacy, file, meta.e_tag.clone()).await,
+            Ok(legacy) => self.stage_file(lake, &pipeline, legacy, file, meta.e_tag.clone()).await,
             Err(e) => Err(e),
         };
         match &result {

@@ -12,4 +12,4 @@ pub mod pieces;
 pub mod table;
 
 pub use self::partial::{Dimension, Grain, Measures, Partials, RowFilter, RowKey};
-pub use self::pieces::{pieces, Detail, Piece, Scope};
+pub use self::pieces::{pieces, pieces_from, Detail, Piece, Scope};

@@ -188,12 +188,15 @@ pub struct Partials {
 }
 
 /// Which rows of a batch to take in: all of them (a commit's rows), or those of a window and ticker (an
-/// answer's raw part).
+/// answer's raw part); and from which minute on they are also rolled up by the minute.
 #[derive(Debug, Clone, Default)]
 pub struct RowFilter {
     /// `[from, to)` in microseconds.
     pub window: Option<(i64, i64)>,
     pub ticker: Option<String>,
+    /// Minute rows only for the minutes starting at or after this (the rollup's minute floor); hour and
+    /// day rows count every row taken in.
+    pub minutes_from: Option<i64>,
 }
 
 impl RowFilter {
@@ -237,9 +240,13 @@ impl Partials {
             if !filter.keeps(at, ticker) {
                 continue;
             }
-            minutes.add(&records, row, Grain::Minute.start(at), ticker);
+            // A row before the minute floor gets no minute row: summed by its hour straight away (an hour
+            // starts on a minute, and the hours and days fold from it alike), a few keys per hour of sparse
+            // history instead of one per row and dimension.
+            let period = if filter.minutes_from.is_some_and(|floor| at < floor) { Grain::Hour.start(at) } else { Grain::Minute.start(at) };
+            minutes.add(&records, row, period, ticker);
         }
-        for (key, measures) in minutes.finish(grains) {
+        for (key, measures) in minutes.finish(grains, filter.minutes_from) {
             match self.rows.entry(key) {
                 std::collections::btree_map::Entry::Vacant(vacant) => {
                     vacant.insert(measures);
@@ -418,8 +425,9 @@ impl<'a> MinuteSums<'a> {
         }
     }
 
-    /// The sums as rollup rows of each of `grains`: hours and days folded from the minutes.
-    fn finish(self, grains: &[Grain]) -> Vec<(RowKey, Measures)> {
+    /// The sums as rollup rows of each of `grains`: hours and days folded from the minutes, minute rows
+    /// only from `minutes_from` on.
+    fn finish(self, grains: &[Grain], minutes_from: Option<i64>) -> Vec<(RowKey, Measures)> {
         let strings = self.strings;
         let row_key = |grain: Grain, (period_start, ticker, source, dimension, name, kind): MinuteKey| RowKey {
             grain,
@@ -439,7 +447,13 @@ impl<'a> MinuteSums<'a> {
             rows.extend(folded.into_iter().map(|(key, measures)| (row_key(grain, key), measures.into_measures(&strings))));
         }
         if grains.contains(&Grain::Minute) {
-            rows.extend(self.sums.into_iter().map(|(key, measures)| (row_key(Grain::Minute, key), measures.into_measures(&strings))));
+            let floor = minutes_from.unwrap_or(i64::MIN);
+            rows.extend(
+                self.sums
+                    .into_iter()
+                    .filter(|(key, _)| key.0 >= floor)
+                    .map(|(key, measures)| (row_key(Grain::Minute, key), measures.into_measures(&strings))),
+            );
         }
         rows
     }
@@ -605,6 +619,23 @@ mod tests {
         assert_eq!(hour.contains(&Dimension::Entity), record.entity_recognition.as_ref().is_some_and(|v| !v.is_empty()));
     }
 
+    #[test]
+    fn minute_rows_start_at_the_floor_and_hours_and_days_count_every_row() {
+        let (mut early, mut late) = (full_record(), full_record());
+        early.event_timestamp = chrono::DateTime::parse_from_rfc3339("2026-12-06T13:05:00Z").unwrap().to_utc();
+        late.event_timestamp = chrono::DateTime::parse_from_rfc3339("2026-12-06T13:45:00Z").unwrap().to_utc();
+        let floor = late.event_timestamp.timestamp_micros();
+        let (mut all, mut floored) = (Partials::default(), Partials::default());
+        all.add_batch(&batch(&[early.clone(), late.clone()]), &Grain::ALL, &RowFilter::default()).unwrap();
+        floored.add_batch(&batch(&[early, late]), &Grain::ALL, &RowFilter { minutes_from: Some(floor), ..RowFilter::default() }).unwrap();
+        let minutes =
+            |p: &Partials| p.rows.keys().filter(|k| k.grain == Grain::Minute).map(|k| k.period_start).collect::<std::collections::BTreeSet<_>>();
+        assert_eq!(minutes(&all).len(), 2);
+        assert_eq!(minutes(&floored), std::collections::BTreeSet::from([floor]), "only the minute at the floor");
+        let coarse = |p: &Partials| p.rows.iter().filter(|(k, _)| k.grain != Grain::Minute).map(|(k, m)| (k.clone(), m.clone())).collect::<Vec<_>>();
+        assert_eq!(coarse(&all), coarse(&floored), "hours and days hold both rows either way");
+    }
+
     fn polarity(measures: &mut Measures, value: f32) {
         let mut minute = MinuteMeasures::default();
         minute.polarity(value);
@@ -694,10 +725,10 @@ mod tests {
         let record = full_record();
         let at = record.event_timestamp.timestamp_micros();
         let mut partials = Partials::default();
-        let filter = RowFilter { window: Some((at + 1, at + 10)), ticker: None };
+        let filter = RowFilter { window: Some((at + 1, at + 10)), ..RowFilter::default() };
         partials.add_batch(&batch(std::slice::from_ref(&record)), &[Grain::Minute], &filter).unwrap();
         assert!(partials.is_empty());
-        let filter = RowFilter { window: Some((at, at + 1)), ticker: Some("NOPE".into()) };
+        let filter = RowFilter { window: Some((at, at + 1)), ticker: Some("NOPE".into()), ..RowFilter::default() };
         partials.add_batch(&batch(&[record]), &[Grain::Minute], &filter).unwrap();
         assert!(partials.is_empty());
     }

@@ -74,6 +74,34 @@ pub fn pieces(from: i64, to: i64, coarsest: Grain) -> Vec<Piece> {
     out
 }
 
+/// [`pieces`] for a rollup state whose minute rows start at `minute_floor` (none: every minute has
+/// them): whole minutes before the floor are raw pieces too. Hours and days are rolled up whatever their
+/// age, so only the minute pieces at a window's edges (or a by-the-minute series) move, and raw pieces
+/// stay at the edges: the pieces with a grain are one contiguous span.
+pub fn pieces_from(from: i64, to: i64, coarsest: Grain, minute_floor: Option<i64>) -> Vec<Piece> {
+    let Some(floor) = minute_floor else {
+        return pieces(from, to, coarsest);
+    };
+    // Minute rows exist for minutes starting at or after the floor: whole ones from its next boundary.
+    let floor = if floor > i64::MAX - Grain::Minute.micros() { i64::MAX } else { Grain::Minute.ceil(floor) };
+    let mut out: Vec<Piece> = Vec::new();
+    let mut push = |piece: Piece| match out.last_mut() {
+        Some(last) if last.grain.is_none() && piece.grain.is_none() && last.to == piece.from => last.to = piece.to,
+        _ => out.push(piece),
+    };
+    for piece in pieces(from, to, coarsest) {
+        match piece.grain {
+            Some(Grain::Minute) if piece.to <= floor => push(Piece { grain: None, ..piece }),
+            Some(Grain::Minute) if piece.from < floor => {
+                push(Piece { grain: None, from: piece.from, to: floor });
+                push(Piece { grain: Some(Grain::Minute), from: floor, to: piece.to });
+            }
+            _ => push(piece),
+        }
+    }
+    out
+}
+
 /// Cuts `[from, to)` into the whole periods of `grains[0]` it holds and recurses into what is left at
 /// either end with the finer grains; raw once none is left.
 fn split(from: i64, to: i64, grains: &[Grain], out: &mut Vec<Piece>) {
@@ -138,5 +166,42 @@ mod tests {
             prop_assert_eq!(at, to.max(from));
             prop_assert!(got.iter().filter(|p| p.grain.is_none()).count() <= 2);
         }
+
+        #[test]
+        fn pieces_from_a_floor_read_no_minute_before_it(
+            from in -3 * DAY..40 * DAY, len in 0i64..35 * DAY, jitter in 0i64..MINUTE, coarsest in 0usize..3, floor in -5 * DAY..45 * DAY,
+        ) {
+            let (from, to) = (from + jitter, from + len);
+            let coarsest = Grain::ALL[coarsest];
+            let got = pieces_from(from, to, coarsest, Some(floor));
+            let mut at = from;
+            for piece in &got {
+                prop_assert!(piece.from < piece.to, "empty piece {piece:?}");
+                prop_assert_eq!(piece.from, at, "pieces leave no gap and do not overlap");
+                if piece.grain == Some(Grain::Minute) {
+                    prop_assert!(piece.from >= floor, "a minute piece before the floor: {piece:?}");
+                }
+                if let Some(grain) = piece.grain {
+                    prop_assert_eq!(grain.start(piece.from), piece.from);
+                    prop_assert_eq!(grain.start(piece.to), piece.to);
+                }
+                at = piece.to;
+            }
+            prop_assert_eq!(at, to.max(from));
+            prop_assert!(got.iter().filter(|p| p.grain.is_none()).count() <= 2, "raw pieces only at either edge: {got:?}");
+            let grained: Vec<&Piece> = got.iter().filter(|p| p.grain.is_some()).collect();
+            prop_assert!(grained.windows(2).all(|w| w[0].to == w[1].from), "the pieces with a grain are one span: {got:?}");
+            // Hours and days are the same as without a floor.
+            let coarse = |ps: &[Piece]| ps.iter().filter(|p| p.grain.is_some_and(|g| g != Grain::Minute)).copied().collect::<Vec<_>>();
+            prop_assert_eq!(coarse(&got), coarse(&pieces(from, to, coarsest)));
+            prop_assert_eq!(pieces_from(from, to, coarsest, None), pieces(from, to, coarsest));
+        }
+    }
+
+    #[test]
+    fn a_floor_that_is_not_a_time_leaves_every_minute_raw() {
+        let from = 20_000 * DAY + 7 * MINUTE;
+        let got = pieces_from(from, from + 10 * MINUTE, Grain::Minute, Some(i64::MAX));
+        assert_eq!(got, vec![Piece { grain: None, from, to: from + 10 * MINUTE }]);
     }
 }

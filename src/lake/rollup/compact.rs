@@ -6,11 +6,11 @@
 //! meanwhile only adds files, so the compaction is committed again on top of it; a rebuild or rollback
 //! that took the files away makes it give up until the next run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use iceberg::scan::FileScanTask;
 
-use super::cover::{covered_by, COVERS_PROPERTY};
+use super::cover::{covered_by, minute_floor_of, state_summary};
 use super::follow::{try_commit, write_each, Attempt};
 use super::read::read_rollup_files;
 use crate::lake::error::LakeError;
@@ -60,12 +60,13 @@ pub async fn compact(rollup: TableHandle<'_>, policy: &RollupCompaction) -> Resu
         let table = rollup.load().await?;
         let Some(snapshot) = table.metadata().current_snapshot() else { break };
         let Some(covers) = covered_by(snapshot) else { break };
+        let minute_floor = minute_floor_of(snapshot);
         let manifests = table.manifest_list_reader(snapshot).load().await.map_err(LakeError::iceberg("reading a manifest list"))?.entries().len();
         if manifests <= policy.manifests_above {
             break;
         }
         // Nothing to add or replace: a snapshot of its own rewriting the manifests, covering what it did.
-        if super::follow::commit_partials(rollup, &table, &Partials::default(), covers, Vec::new()).await? {
+        if super::follow::commit_partials(rollup, &table, &Partials::default(), covers, minute_floor, Vec::new()).await? {
             report.manifests_rewritten = Some(manifests);
             break;
         }
@@ -114,19 +115,13 @@ async fn reaggregate(rollup: TableHandle<'_>, policy: &RollupCompaction) -> Resu
     let mut table = table;
     let mut unknown = false;
     for _ in 0..policy.max_attempts.max(1) {
-        let Some(covers) = table.metadata().current_snapshot().and_then(|s| covered_by(s)) else {
+        let Some((covers, minute_floor)) = table.metadata().current_snapshot().and_then(|s| Some((covered_by(s)?, minute_floor_of(s)))) else {
             report.skipped = Some("the rollup's current snapshot covers nothing".into());
             break;
         };
-        let change = Change {
-            files: files.clone(),
-            replaces: replaces.iter().cloned().collect(),
-            summary: HashMap::from([
-                (COVERS_PROPERTY.to_string(), covers.to_string()),
-                ("sentiment-lake.maintenance".to_string(), "rollup-compaction".to_string()),
-            ]),
-            ..Change::default()
-        };
+        let mut summary = state_summary(covers, minute_floor);
+        summary.insert("sentiment-lake.maintenance".to_string(), "rollup-compaction".to_string());
+        let change = Change { files: files.clone(), replaces: replaces.iter().cloned().collect(), summary, ..Change::default() };
         match try_commit(rollup, &table, change, &commit_id).await {
             Ok(Attempt::Landed) => return Ok(report),
             Ok(attempt) => {

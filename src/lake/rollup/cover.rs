@@ -8,6 +8,13 @@
 //! another tool) cannot be followed file by file, and neither can a lineage broken by expiry: the rollup
 //! must then be rebuilt from the live rows. A rollback of the records table needs nothing: the covered
 //! snapshot of the newer rollup states is no longer an ancestor of `at`, so an older one is the base.
+//!
+//! A rollup snapshot also names its *minute floor* ([`MINUTE_FLOOR_PROPERTY`]): it holds minute rows for
+//! the minutes from the floor on, and hour and day rows for every period. History older than the rollup
+//! (a migration's years of rows, each its own minute in every dimension) costs as many minute rows as raw
+//! rows, so a rebuild rolls it up by the hour and day only; the minutes before the floor are answered from
+//! raw rows ([`crate::rollup::pieces_from`]). A snapshot without one (written before floors) has minute
+//! rows for every period; one whose floor cannot be read is trusted for none.
 
 use std::collections::HashMap;
 
@@ -15,6 +22,9 @@ use iceberg::spec::{Operation, TableMetadata};
 
 /// The summary key of a rollup snapshot naming the records snapshot it covers.
 pub const COVERS_PROPERTY: &str = "sentiment-lake.rollup-covers";
+
+/// The summary key of a rollup snapshot naming its minute floor (microseconds since the epoch).
+pub const MINUTE_FLOOR_PROPERTY: &str = "sentiment-lake.rollup-minute-floor";
 
 /// How many records snapshots one base search looks back through; a rollup further behind is rebuilt.
 pub const MAX_LINEAGE: usize = 10_000;
@@ -28,6 +38,8 @@ pub struct Base {
     pub covers: i64,
     /// Appends after `covers` up to the asked snapshot, oldest first: their added files are not rolled up.
     pub delta: Vec<i64>,
+    /// The first minute it holds minute rows for (none: every minute).
+    pub minute_floor: Option<i64>,
 }
 
 /// Why no rollup state answers a records snapshot.
@@ -44,6 +56,22 @@ pub enum Uncovered {
 /// The records snapshot a rollup snapshot covers.
 pub fn covered_by(snapshot: &iceberg::spec::Snapshot) -> Option<i64> {
     snapshot.summary().additional_properties.get(COVERS_PROPERTY)?.parse().ok()
+}
+
+/// The minute floor of a rollup snapshot: none when it names none; one it names but that cannot be read
+/// as a time is taken as the end of time, so that none of its minute rows answers anything.
+pub fn minute_floor_of(snapshot: &iceberg::spec::Snapshot) -> Option<i64> {
+    snapshot.summary().additional_properties.get(MINUTE_FLOOR_PROPERTY).map(|floor| floor.parse().unwrap_or(i64::MAX))
+}
+
+/// The summary keys of a rollup snapshot holding the rows of records snapshot `covers`, minute rows from
+/// `minute_floor` on: every commit to the rollup table writes both.
+pub fn state_summary(covers: i64, minute_floor: Option<i64>) -> HashMap<String, String> {
+    let mut summary = HashMap::from([(COVERS_PROPERTY.to_string(), covers.to_string())]);
+    if let Some(floor) = minute_floor {
+        summary.insert(MINUTE_FLOOR_PROPERTY.to_string(), floor.to_string());
+    }
+    summary
 }
 
 /// The rollup state answering records snapshot `at` ([`Base`]).
@@ -75,7 +103,7 @@ pub fn base(records: &TableMetadata, rollup: &TableMetadata, at: i64) -> Result<
                     }
                 }
             }
-            return Ok(Base { rollup_snapshot: id, covers: lineage[index].snapshot_id(), delta });
+            return Ok(Base { rollup_snapshot: id, covers: lineage[index].snapshot_id(), delta, minute_floor: minute_floor_of(snapshot) });
         }
         rollup_next = snapshot.parent_snapshot_id();
     }
@@ -137,8 +165,8 @@ mod tests {
             Some(4),
         );
         let rollup = metadata(&[(10, None, Operation::Append, Some(1))], Some(10));
-        assert_eq!(base(&records, &rollup, 4), Ok(Base { rollup_snapshot: 10, covers: 1, delta: vec![2, 4] }));
-        assert_eq!(base(&records, &rollup, 1), Ok(Base { rollup_snapshot: 10, covers: 1, delta: vec![] }));
+        assert_eq!(base(&records, &rollup, 4), Ok(Base { rollup_snapshot: 10, covers: 1, delta: vec![2, 4], minute_floor: None }));
+        assert_eq!(base(&records, &rollup, 1), Ok(Base { rollup_snapshot: 10, covers: 1, delta: vec![], minute_floor: None }));
     }
 
     #[test]
@@ -154,8 +182,12 @@ mod tests {
             Some(4),
         );
         let rollup = metadata(&[(10, None, Operation::Append, Some(1)), (11, Some(10), Operation::Append, Some(3))], Some(11));
-        assert_eq!(base(&records, &rollup, 4), Ok(Base { rollup_snapshot: 10, covers: 1, delta: vec![2, 4] }));
-        assert_eq!(base(&records, &rollup, 3), Ok(Base { rollup_snapshot: 11, covers: 3, delta: vec![] }), "as of before the rollback");
+        assert_eq!(base(&records, &rollup, 4), Ok(Base { rollup_snapshot: 10, covers: 1, delta: vec![2, 4], minute_floor: None }));
+        assert_eq!(
+            base(&records, &rollup, 3),
+            Ok(Base { rollup_snapshot: 11, covers: 3, delta: vec![], minute_floor: None }),
+            "as of before the rollback"
+        );
     }
 
     #[test]

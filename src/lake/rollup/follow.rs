@@ -8,7 +8,7 @@
 //! covers the new current snapshot's lineage before anything is appended to it. [`rebuild`] recomputes the
 //! whole rollup from the live rows, for a table that has none yet (or whose history cannot be followed).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::future::Future;
 
 use futures::TryStreamExt;
@@ -17,7 +17,7 @@ use iceberg::scan::FileScanTask;
 use iceberg::spec::{DataFile, Datum};
 use iceberg::table::Table;
 
-use super::cover::{base, Uncovered, COVERS_PROPERTY};
+use super::cover::{base, state_summary, Uncovered};
 use super::read::{added_files, aggregate, live_files, read_rollup_files};
 use crate::lake::catalog::Outcome;
 use crate::lake::error::LakeError;
@@ -36,11 +36,16 @@ pub struct FollowOptions {
     /// many rows (0: never; rebuilding a large table belongs to maintenance or `rollup rebuild`).
     pub rebuild_up_to_rows: u64,
     pub max_attempts: u32,
+    /// A rebuild keeps minute rows for this many days before it ([`rebuild_minute_floor`]).
+    pub minute_days: Option<u32>,
 }
+
+/// Days of minute rows a rebuild keeps unless told otherwise.
+pub const DEFAULT_MINUTE_DAYS: u32 = 7;
 
 impl Default for FollowOptions {
     fn default() -> Self {
-        Self { max_appends: 64, rebuild_up_to_rows: 1_000_000, max_attempts: 5 }
+        Self { max_appends: 64, rebuild_up_to_rows: 1_000_000, max_attempts: 5, minute_days: Some(DEFAULT_MINUTE_DAYS) }
     }
 }
 
@@ -79,7 +84,7 @@ pub async fn follow(records: TableHandle<'_>, rollup: TableHandle<'_>, options: 
             Err(why @ (Uncovered::NoBase | Uncovered::NotFollowable { .. })) => {
                 let rows = total_rows(&records_table, at);
                 if rows.is_some_and(|rows| rows <= options.rebuild_up_to_rows) {
-                    match rebuild_at(&records_table, rollup, &rollup_table, at).await? {
+                    match rebuild_at(&records_table, rollup, &rollup_table, at, options.minute_days).await? {
                         Some(rebuilt) => {
                             report.rebuilt = true;
                             report.rows = rebuilt.0;
@@ -128,15 +133,17 @@ pub async fn follow(records: TableHandle<'_>, rollup: TableHandle<'_>, options: 
         let covers = if taken.len() == found.delta.len() { at } else { taken[taken.len() - 1] };
         let mut partials = Partials::default();
         let mut rows = 0;
+        // Minute rows from the base's floor on, as every state on its lineage holds them.
+        let filter = RowFilter { minutes_from: found.minute_floor, ..RowFilter::default() };
         for &id in taken {
             let tasks = added_files(&records_table, id).await?;
             rows += tasks.iter().filter_map(|t| t.record_count).sum::<u64>();
-            partials.merge(aggregate(&records_table, tasks, &Grain::ALL, &RowFilter::default()).await?);
+            partials.merge(aggregate(&records_table, tasks, &Grain::ALL, &filter).await?);
         }
         let rollup_rows = partials.len();
         let folded = fold_small_files(&rollup_table, &mut partials).await?;
         let folded_files = folded.len();
-        match commit_partials(rollup, &rollup_table, &partials, covers, folded).await? {
+        match commit_partials(rollup, &rollup_table, &partials, covers, found.minute_floor, folded).await? {
             true => {
                 report.folded_files += folded_files;
                 report.appends += taken.len();
@@ -154,8 +161,14 @@ pub async fn follow(records: TableHandle<'_>, rollup: TableHandle<'_>, options: 
 }
 
 /// Recomputes the rollup from every row live in the records table's current snapshot, replacing all it
-/// held. Returns what it did, or a report whose `behind` says why it did nothing.
-pub async fn rebuild(records: TableHandle<'_>, rollup: TableHandle<'_>, max_attempts: u32) -> Result<FollowReport, LakeError> {
+/// held, with minute rows for `minute_days` ([`rebuild_minute_floor`]). Returns what it did, or a report
+/// whose `behind` says why it did nothing.
+pub async fn rebuild(
+    records: TableHandle<'_>,
+    rollup: TableHandle<'_>,
+    max_attempts: u32,
+    minute_days: Option<u32>,
+) -> Result<FollowReport, LakeError> {
     let mut report = FollowReport::default();
     for _ in 0..max_attempts.max(1) {
         let records_table = records.load().await?;
@@ -164,7 +177,7 @@ pub async fn rebuild(records: TableHandle<'_>, rollup: TableHandle<'_>, max_atte
             return Ok(report);
         };
         let rollup_table = rollup.load().await?;
-        if let Some((rows, rollup_rows)) = rebuild_at(&records_table, rollup, &rollup_table, at).await? {
+        if let Some((rows, rollup_rows)) = rebuild_at(&records_table, rollup, &rollup_table, at, minute_days).await? {
             report.rebuilt = true;
             report.rows = rows;
             report.rollup_rows = rollup_rows;
@@ -228,6 +241,14 @@ async fn fold_small_files(rollup: &Table, partials: &mut Partials) -> Result<Vec
     Ok(paths)
 }
 
+/// The minute floor of a rollup rebuilt at `now` keeping minute rows for `minute_days` (none: for every
+/// period): the start of the UTC day that many days before, on the boundary of every grain. A dashboard's
+/// by-the-minute windows are recent; older minutes are answered from raw rows, and history loaded later
+/// (a migration) is rolled up by the hour and day only.
+pub fn rebuild_minute_floor(now: chrono::DateTime<chrono::Utc>, minute_days: Option<u32>) -> Option<i64> {
+    minute_days.map(|days| Grain::Day.start(now.timestamp_micros()).saturating_sub(i64::from(days).saturating_mul(Grain::Day.micros())))
+}
+
 /// Records rows aggregated at once: the partials of a chunk (a few rows per record at most) are written
 /// before the next chunk is read, so memory stays bounded however large the table.
 const ROWS_PER_CHUNK: u64 = 250_000;
@@ -249,14 +270,23 @@ fn chunks(tasks: Vec<FileScanTask>) -> Vec<Vec<FileScanTask>> {
 }
 
 /// Rolls up every live row of records snapshot `at`, a chunk at a time, and commits it as the whole
-/// rollup in one snapshot; `None` when another commit moved the rollup table first.
-async fn rebuild_at(records: &Table, rollup: TableHandle<'_>, rollup_table: &Table, at: i64) -> Result<Option<(u64, usize)>, LakeError> {
+/// rollup in one snapshot, with minute rows from [`rebuild_minute_floor`] on; `None` when another commit
+/// moved the rollup table first.
+async fn rebuild_at(
+    records: &Table,
+    rollup: TableHandle<'_>,
+    rollup_table: &Table,
+    at: i64,
+    minute_days: Option<u32>,
+) -> Result<Option<(u64, usize)>, LakeError> {
     let tasks = live_files(records, at, None).await?;
     let rows = tasks.iter().filter_map(|t| t.record_count).sum::<u64>();
+    let floor = rebuild_minute_floor(chrono::Utc::now(), minute_days);
+    let filter = &RowFilter { minutes_from: floor, ..RowFilter::default() };
     let (files, rollup_rows) =
-        write_each(rollup_table, chunks(tasks), |chunk| async move { aggregate(records, chunk, &Grain::ALL, &RowFilter::default()).await }).await?;
+        write_each(rollup_table, chunks(tasks), |chunk| async move { aggregate(records, chunk, &Grain::ALL, filter).await }).await?;
     let replaced = live_rollup_files(rollup_table).await?;
-    Ok(commit_files(rollup, rollup_table, files, at, replaced).await?.then_some((rows, rollup_rows)))
+    Ok(commit_files(rollup, rollup_table, files, at, floor, replaced).await?.then_some((rows, rollup_rows)))
 }
 
 /// Every data file live in the rollup table's current snapshot, planned to be read whole.
@@ -278,18 +308,19 @@ fn total_rows(table: &Table, at: i64) -> Option<u64> {
     table.metadata().snapshot_by_id(at)?.summary().additional_properties.get("total-records")?.parse().ok()
 }
 
-/// Writes `partials` as rollup files and commits them on top of exactly `table` as covering `covers`,
-/// replacing the files `replaces` names. `false`: another commit moved the table first (nothing of this
+/// Writes `partials` as rollup files and commits them on top of exactly `table` as covering `covers`
+/// with minute rows from `minute_floor` on, replacing the files `replaces` names. `false`: another commit moved the table first (nothing of this
 /// one is referenced).
 pub async fn commit_partials(
     rollup: TableHandle<'_>,
     table: &Table,
     partials: &Partials,
     covers: i64,
+    minute_floor: Option<i64>,
     replaces: Vec<String>,
 ) -> Result<bool, LakeError> {
     let files = write_partials(table, partials).await?;
-    commit_files(rollup, table, files, covers, replaces).await
+    commit_files(rollup, table, files, covers, minute_floor, replaces).await
 }
 
 /// Each group's partials (`partials_of`) written before the next group's are computed, so memory holds
@@ -331,13 +362,20 @@ async fn write_partials(table: &Table, partials: &Partials) -> Result<Vec<DataFi
 }
 
 /// Commits rollup files already written, as [`commit_partials`] does.
-async fn commit_files(rollup: TableHandle<'_>, table: &Table, files: Vec<DataFile>, covers: i64, replaces: Vec<String>) -> Result<bool, LakeError> {
+async fn commit_files(
+    rollup: TableHandle<'_>,
+    table: &Table,
+    files: Vec<DataFile>,
+    covers: i64,
+    minute_floor: Option<i64>,
+    replaces: Vec<String>,
+) -> Result<bool, LakeError> {
     let change = Change {
         files: files.clone(),
         replaces: replaces.into_iter().collect(),
         // A rollup with nothing to add or replace still records what it covers, in a snapshot of its own.
         rewrite_manifests: files.is_empty(),
-        summary: HashMap::from([(COVERS_PROPERTY.to_string(), covers.to_string())]),
+        summary: state_summary(covers, minute_floor),
         ..Change::default()
     };
     match try_commit(rollup, table, change, &uuid::Uuid::new_v4().to_string()).await {

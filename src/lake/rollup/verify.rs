@@ -43,12 +43,17 @@ pub async fn verify(records: TableHandle<'_>, rollup: TableHandle<'_>, window: O
     report.delta = found.delta.len();
     let pieces: Option<Vec<Piece>> = window.map(|(from, to)| Grain::ALL.iter().map(|&grain| Piece { grain: Some(grain), from, to }).collect());
     let mut held = rollup_rows(&rollup_table, found.rollup_snapshot, pieces.as_deref(), &Dimension::ALL, None, &Detail::ALL).await?;
-    let filter = RowFilter { window, ticker: None };
+    // Minute rows before the state's floor answer nothing: neither side is compared there.
+    let filter = RowFilter { window, minutes_from: found.minute_floor, ..RowFilter::default() };
     for id in &found.delta {
         held.merge(aggregate(&records_table, added_files(&records_table, *id).await?, &Grain::ALL, &filter).await?);
     }
     let raw = aggregate(&records_table, live_files(&records_table, at, None).await?, &Grain::ALL, &filter).await?;
-    let inside = |key: &RowKey| window.is_none_or(|(from, to)| key.period_start >= from && key.period_start.saturating_add(key.grain.micros()) <= to);
+    let floor = found.minute_floor.unwrap_or(i64::MIN);
+    let inside = |key: &RowKey| {
+        window.is_none_or(|(from, to)| key.period_start >= from && key.period_start.saturating_add(key.grain.micros()) <= to)
+            && (key.grain != Grain::Minute || key.period_start >= floor)
+    };
     let held: BTreeMap<RowKey, Measures> = held.rows.into_iter().filter(|(k, _)| inside(k)).collect();
     let raw: BTreeMap<RowKey, Measures> = raw.rows.into_iter().filter(|(k, _)| inside(k)).collect();
     let keys: std::collections::BTreeSet<&RowKey> = held.keys().chain(raw.keys()).collect();
@@ -63,7 +68,8 @@ pub async fn verify(records: TableHandle<'_>, rollup: TableHandle<'_>, window: O
 }
 
 /// The partials that answer `scope` at records snapshot `at`: rollup rows of whole minutes, hours
-/// and days, the delta's added files, and raw rows for the edges shorter than a minute. `None` when the
+/// and days, the delta's added files, and raw rows for the edges shorter than a minute and the minutes
+/// before the rollup state's minute floor. `None` when the
 /// rollup cannot answer `at` (no rollup state covers its lineage, or too much is not rolled up yet).
 pub async fn answer_partials(
     records: &iceberg::table::Table,
@@ -83,7 +89,7 @@ pub async fn answer_partials(
             return Ok(None);
         }
     }
-    let pieces = crate::rollup::pieces(window.0, window.1, scope.coarsest);
+    let pieces = crate::rollup::pieces_from(window.0, window.1, scope.coarsest, found.minute_floor);
     let mut partials = rollup_rows(rollup, found.rollup_snapshot, Some(&pieces), &scope.dimensions, ticker, &scope.detail).await?;
     let ticker = ticker.map(str::to_string);
     let delta_files = delta_tasks.len();
@@ -91,11 +97,22 @@ pub async fn answer_partials(
     // rows of `at` (rolled up or not), the rest of the delta here.
     let whole = pieces.iter().filter(|p| p.grain.is_some()).map(|p| (p.from, p.to)).reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
     if let Some(whole) = whole {
-        partials.merge(aggregate(records, delta_tasks, &[Grain::Minute], &RowFilter { window: Some(whole), ticker: ticker.clone() }).await?);
+        partials.merge(
+            aggregate(records, delta_tasks, &[Grain::Minute], &RowFilter { window: Some(whole), ticker: ticker.clone(), ..RowFilter::default() })
+                .await?,
+        );
     }
     for edge in pieces.iter().filter(|p| p.grain.is_none()) {
         let live = live_files(records, at, Some((edge.from, edge.to))).await?;
-        partials.merge(aggregate(records, live, &[Grain::Minute], &RowFilter { window: Some((edge.from, edge.to)), ticker: ticker.clone() }).await?);
+        partials.merge(
+            aggregate(
+                records,
+                live,
+                &[Grain::Minute],
+                &RowFilter { window: Some((edge.from, edge.to)), ticker: ticker.clone(), ..RowFilter::default() },
+            )
+            .await?,
+        );
     }
     Ok(Some((
         partials,

@@ -303,7 +303,7 @@ impl TailReader {
         for (entry, batch) in tail.entries.iter().filter(|e| e.kind == EntryKind::Rows).zip(rows.iter()) {
             let windows = if entry.clean { edges.clone() } else { vec![(from, to)] };
             for window in windows {
-                let filter = RowFilter { window: Some(window), ticker: scope.ticker.clone() };
+                let filter = RowFilter { window: Some(window), ticker: scope.ticker.clone(), ..RowFilter::default() };
                 raw.add_batch(batch, &[Grain::Minute], &filter).map_err(|e| LakeError::Rollup(format!("staged rows the tail cannot read: {e}")))?;
             }
         }
