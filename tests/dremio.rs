@@ -24,7 +24,7 @@ use sentiment_lake::app::{query_service, DremioSetup, QueryEngineChoice, QueryOp
 use sentiment_lake::dremio::sql::TablePath;
 use sentiment_lake::dremio::DremioWriter;
 use sentiment_lake::dremio::{BreakerState, DremioAuth, DremioConfig, DremioError, FlightSqlClient, StatementKind};
-use sentiment_lake::lake::{Lake, LakeConfig, TableKind};
+use sentiment_lake::lake::{Lake, TableKind};
 use sentiment_lake::maintain::dremio::DremioCatalog;
 use sentiment_lake::query::{Query, QueryKind};
 
@@ -156,10 +156,8 @@ fn basic() -> DremioAuth {
     DremioAuth::Basic { user: USER.into(), password: PASSWORD.into() }
 }
 
-/// A lake whose events stand for a live table as of 2026-11-20: its rollup keeps minute rows for every
-/// period (by the wall clock they are history, which a rollup keeps by the hour and day only).
 async fn lake_with_events(dir: &std::path::Path, count: u64) -> Lake {
-    let lake = Lake::open(&LakeConfig { rollup_minute_days: None, ..config(dir) }).await.unwrap();
+    let lake = open(dir).await;
     ingest(&lake, &events(instant("2026-11-20T00:00:00Z"), 0, count)).await;
     lake
 }

@@ -82,8 +82,13 @@ pub fn pieces_from(from: i64, to: i64, coarsest: Grain, minute_floor: Option<i64
     let Some(floor) = minute_floor else {
         return pieces(from, to, coarsest);
     };
-    // Minute rows exist for minutes starting at or after the floor: whole ones from its next boundary.
-    let floor = if floor > i64::MAX - Grain::Minute.micros() { i64::MAX } else { Grain::Minute.ceil(floor) };
+    // Minute rows exist for the minutes starting at or after the floor. Taken from the next hour on (a
+    // floor a rebuild sets is a day's start; one read from elsewhere may be anything): an edge's minutes
+    // lie within one hour, so they are then all raw or all rolled up, and never leave a raw piece between
+    // the hours and the minutes of the other side of it. Far past or future floors are clamped, so the
+    // arithmetic cannot overflow.
+    let bound = 1_i64 << 62;
+    let floor = Grain::Hour.ceil(floor.clamp(-bound, bound));
     let mut out: Vec<Piece> = Vec::new();
     let mut push = |piece: Piece| match out.last_mut() {
         Some(last) if last.grain.is_none() && piece.grain.is_none() && last.to == piece.from => last.to = piece.to,
@@ -195,6 +200,21 @@ mod tests {
             let coarse = |ps: &[Piece]| ps.iter().filter(|p| p.grain.is_some_and(|g| g != Grain::Minute)).copied().collect::<Vec<_>>();
             prop_assert_eq!(coarse(&got), coarse(&pieces(from, to, coarsest)));
             prop_assert_eq!(pieces_from(from, to, coarsest, None), pieces(from, to, coarsest));
+        }
+    }
+
+    #[test]
+    fn a_floor_inside_an_edges_minutes_leaves_no_raw_piece_between_grains() {
+        // Hours 10:00-14:00, then minutes 14:00-14:40; a floor at 14:20 would cut those minutes into raw
+        // and rolled-up halves, leaving raw rows inside the rolled-up span (read twice with the delta).
+        let (from, floor) = (20_000 * DAY + 10 * 60 * MINUTE, 20_000 * DAY + (14 * 60 + 20) * MINUTE);
+        let got = pieces_from(from, from + (4 * 60 + 40) * MINUTE, Grain::Day, Some(floor));
+        let grained: Vec<&Piece> = got.iter().filter(|p| p.grain.is_some()).collect();
+        assert!(grained.windows(2).all(|w| w[0].to == w[1].from), "{got:?}");
+        assert_eq!(got.last().map(|p| p.grain), Some(None), "the minutes after 14:00 are raw, at the edge: {got:?}");
+        for floor in [i64::MIN, i64::MIN + 1, -1, i64::MAX - 1] {
+            let got = pieces_from(from, from + 90 * MINUTE, Grain::Minute, Some(floor));
+            assert_eq!(got.first().map(|p| p.from), Some(from));
         }
     }
 

@@ -57,8 +57,11 @@ pub fn warehouse() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("sentiment-lake-test").tempdir().unwrap()
 }
 
+/// A local lake. Its rollup keeps minute rows for every period: the tests' events lie at fixed dates that
+/// stand for a live table's recent rows, which a rebuild's minute floor (a week before the wall clock)
+/// would otherwise put into history. Tests of the floor set `rollup_minute_days` themselves.
 pub fn config(dir: &Path) -> LakeConfig {
-    LakeConfig::local(dir.to_string_lossy().to_string())
+    LakeConfig { rollup_minute_days: None, ..LakeConfig::local(dir.to_string_lossy().to_string()) }
 }
 
 pub async fn open(dir: &Path) -> Lake {

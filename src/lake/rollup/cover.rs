@@ -9,12 +9,15 @@
 //! must then be rebuilt from the live rows. A rollback of the records table needs nothing: the covered
 //! snapshot of the newer rollup states is no longer an ancestor of `at`, so an older one is the base.
 //!
-//! A rollup snapshot also names its *minute floor* ([`MINUTE_FLOOR_PROPERTY`]): it holds minute rows for
+//! A rollup snapshot may also have a *minute floor* ([`MINUTE_FLOOR_PROPERTY`]): it holds minute rows for
 //! the minutes from the floor on, and hour and day rows for every period. History older than the rollup
 //! (a migration's years of rows, each its own minute in every dimension) costs as many minute rows as raw
 //! rows, so a rebuild rolls it up by the hour and day only; the minutes before the floor are answered from
-//! raw rows ([`crate::rollup::pieces_from`]). A snapshot without one (written before floors) has minute
-//! rows for every period; one whose floor cannot be read is trusted for none.
+//! raw rows ([`crate::rollup::pieces_from`]). A state with a floor names what it covers under its own key
+//! ([`FLOORED_COVERS_PROPERTY`]), which versions from before floors do not know: they never take it for
+//! a state with minute rows everywhere (they find an older state, or rebuild), and never commit on top of
+//! it. A state under the old key has minute rows for every period; a floored state whose floor cannot be
+//! read is trusted for no minute.
 
 use std::collections::HashMap;
 
@@ -22,6 +25,9 @@ use iceberg::spec::{Operation, TableMetadata};
 
 /// The summary key of a rollup snapshot naming the records snapshot it covers.
 pub const COVERS_PROPERTY: &str = "sentiment-lake.rollup-covers";
+
+/// The summary key of a rollup snapshot with a minute floor naming the records snapshot it covers.
+pub const FLOORED_COVERS_PROPERTY: &str = "sentiment-lake.rollup-covers-floored";
 
 /// The summary key of a rollup snapshot naming its minute floor (microseconds since the epoch).
 pub const MINUTE_FLOOR_PROPERTY: &str = "sentiment-lake.rollup-minute-floor";
@@ -55,23 +61,27 @@ pub enum Uncovered {
 
 /// The records snapshot a rollup snapshot covers.
 pub fn covered_by(snapshot: &iceberg::spec::Snapshot) -> Option<i64> {
-    snapshot.summary().additional_properties.get(COVERS_PROPERTY)?.parse().ok()
+    let properties = &snapshot.summary().additional_properties;
+    properties.get(FLOORED_COVERS_PROPERTY).or_else(|| properties.get(COVERS_PROPERTY))?.parse().ok()
 }
 
-/// The minute floor of a rollup snapshot: none when it names none; one it names but that cannot be read
-/// as a time is taken as the end of time, so that none of its minute rows answers anything.
+/// The minute floor of a rollup snapshot: none for a state under the old key (minute rows everywhere); a
+/// floored state's floor that is missing or cannot be read as a time is taken as the end of time, so that
+/// none of its minute rows answers anything.
 pub fn minute_floor_of(snapshot: &iceberg::spec::Snapshot) -> Option<i64> {
-    snapshot.summary().additional_properties.get(MINUTE_FLOOR_PROPERTY).map(|floor| floor.parse().unwrap_or(i64::MAX))
+    let properties = &snapshot.summary().additional_properties;
+    properties.contains_key(FLOORED_COVERS_PROPERTY).then(|| properties.get(MINUTE_FLOOR_PROPERTY).and_then(|f| f.parse().ok()).unwrap_or(i64::MAX))
 }
 
 /// The summary keys of a rollup snapshot holding the rows of records snapshot `covers`, minute rows from
 /// `minute_floor` on: every commit to the rollup table writes both.
 pub fn state_summary(covers: i64, minute_floor: Option<i64>) -> HashMap<String, String> {
-    let mut summary = HashMap::from([(COVERS_PROPERTY.to_string(), covers.to_string())]);
-    if let Some(floor) = minute_floor {
-        summary.insert(MINUTE_FLOOR_PROPERTY.to_string(), floor.to_string());
+    match minute_floor {
+        None => HashMap::from([(COVERS_PROPERTY.to_string(), covers.to_string())]),
+        Some(floor) => {
+            HashMap::from([(FLOORED_COVERS_PROPERTY.to_string(), covers.to_string()), (MINUTE_FLOOR_PROPERTY.to_string(), floor.to_string())])
+        }
     }
-    summary
 }
 
 /// The rollup state answering records snapshot `at` ([`Base`]).
@@ -151,6 +161,32 @@ mod tests {
             builder = builder.set_ref("main", main).unwrap();
         }
         builder.build().unwrap().metadata
+    }
+
+    #[test]
+    fn a_floored_state_is_named_under_a_key_older_versions_do_not_read() {
+        let snapshot = |summary: HashMap<String, String>| {
+            Snapshot::builder()
+                .with_snapshot_id(1)
+                .with_sequence_number(1)
+                .with_timestamp_ms(0)
+                .with_manifest_list("memory:///t/1.avro")
+                .with_summary(Summary { operation: Operation::Append, additional_properties: summary })
+                .with_schema_id(0)
+                .build()
+        };
+        let floored = snapshot(state_summary(7, Some(1_000)));
+        assert!(!floored.summary().additional_properties.contains_key(COVERS_PROPERTY), "what versions before floors read");
+        assert_eq!((covered_by(&floored), minute_floor_of(&floored)), (Some(7), Some(1_000)));
+        let plain = snapshot(state_summary(7, None));
+        assert_eq!((covered_by(&plain), minute_floor_of(&plain)), (Some(7), None));
+        let unreadable = snapshot(HashMap::from([
+            (FLOORED_COVERS_PROPERTY.to_string(), "7".to_string()),
+            (MINUTE_FLOOR_PROPERTY.to_string(), "soon".to_string()),
+        ]));
+        assert_eq!(minute_floor_of(&unreadable), Some(i64::MAX), "no minute row of it answers");
+        let missing = snapshot(HashMap::from([(FLOORED_COVERS_PROPERTY.to_string(), "7".to_string())]));
+        assert_eq!(minute_floor_of(&missing), Some(i64::MAX));
     }
 
     #[test]

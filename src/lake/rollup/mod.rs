@@ -13,7 +13,7 @@ mod read;
 mod verify;
 
 pub use self::compact::{compact, RollupCompaction, RollupCompactionReport};
-pub use self::cover::{base, Base, Uncovered, COVERS_PROPERTY, MINUTE_FLOOR_PROPERTY};
+pub use self::cover::{base, Base, Uncovered, COVERS_PROPERTY, FLOORED_COVERS_PROPERTY, MINUTE_FLOOR_PROPERTY};
 pub use self::follow::{commit_partials, follow, live_rollup_files, rebuild, rebuild_minute_floor, FollowOptions, FollowReport, DEFAULT_MINUTE_DAYS};
 pub use self::read::{added_files, aggregate, live_files, rollup_rows};
 pub use self::verify::{answer_partials, verify, AnsweredFrom, Mismatch, VerifyReport};
