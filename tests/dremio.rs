@@ -162,10 +162,6 @@ async fn lake_with_events(dir: &std::path::Path, count: u64) -> Lake {
     lake
 }
 
-fn data(answer: &sentiment_lake::query::Answer) -> serde_json::Value {
-    serde_json::from_str(answer.stored.data.get()).unwrap()
-}
-
 fn dremio_options(client: Arc<FlightSqlClient>) -> QueryOptions {
     let setup = DremioSetup {
         client,
@@ -211,8 +207,8 @@ async fn the_dremio_engine_answers_like_the_embedded_one() {
         let want = embedded.answer(&query).await.unwrap();
         let got = dremio.answer(&query).await.unwrap_or_else(|e| panic!("{kind:?} {params}: {e}"));
         assert_eq!(got.stored.snapshot_id, want.stored.snapshot_id);
-        assert_eq!(data(&got), data(&want), "{kind:?} {params}");
-        assert!(!data(&want).as_array().is_some_and(|a| a.is_empty()), "{kind:?} {params} has rows to compare");
+        assert_eq!(answer_data(&got), answer_data(&want), "{kind:?} {params}");
+        assert!(!answer_data(&want).as_array().is_some_and(|a| a.is_empty()), "{kind:?} {params} has rows to compare");
         let raw_only = matches!(kind, QueryKind::Records | QueryKind::Toxicity);
         assert_eq!(got.stored.path, if raw_only { "raw" } else { "rollup" }, "{kind:?} {params}: Dremio reads the same rollup table");
     }
@@ -221,8 +217,8 @@ async fn the_dremio_engine_answers_like_the_embedded_one() {
     let cursor = first.stored.next_cursor.clone().expect("more than one page");
     let next = format!("ticker=AAPL&days=3&limit=3&cursor={cursor}");
     let query = Query::parse(QueryKind::Records, Some(&next), now).unwrap();
-    assert_eq!(data(&dremio.answer(&query).await.unwrap()), data(&embedded.answer(&query).await.unwrap()));
-    let first = data(&first);
+    assert_eq!(answer_data(&dremio.answer(&query).await.unwrap()), answer_data(&embedded.answer(&query).await.unwrap()));
+    let first = answer_data(&first);
     let records = first.as_array().unwrap();
     assert!(records.iter().any(|r| r["emotion_intensity_vector"].is_object()), "maps arrive as maps: {records:?}");
     assert!(records.iter().any(|r| r["entity_recognition"].is_array()), "lists of structs arrive: {records:?}");

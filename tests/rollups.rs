@@ -77,8 +77,7 @@ async fn compare(rollups: &QueryService, raw: &QueryService, step: &str) -> BTre
     for query in questions() {
         let (a, b) = (rollups.answer(&query).await.unwrap(), raw.answer(&query).await.unwrap());
         assert_eq!(b.stored.path, "raw");
-        let (a_data, b_data): (serde_json::Value, serde_json::Value) =
-            (serde_json::from_str(a.stored.data.get()).unwrap(), serde_json::from_str(b.stored.data.get()).unwrap());
+        let (a_data, b_data) = (answer_data(&a), answer_data(&b));
         if a_data != b_data {
             let (a_rows, b_rows) = (
                 a_data.as_array().cloned().unwrap_or_else(|| vec![a_data.clone()]),
@@ -327,7 +326,6 @@ async fn history_before_the_minute_floor_is_rolled_up_by_the_hour_and_day_only()
     // Windows of history, of now, and across the floor, by the minute and coarser: equal to raw rows.
     let (rollups, raw) = (service(&lake, RollupUse::Auto), service(&lake, RollupUse::Off));
     let iso = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let data = |answer: &sentiment_lake::query::Answer| serde_json::from_str::<serde_json::Value>(answer.stored.data.get()).unwrap();
     let at_floor = chrono::DateTime::from_timestamp_micros(floor).unwrap();
     let windows = [
         "from=2026-11-18T10:00:30Z&to=2026-11-18T11:31:10Z".to_string(),
@@ -345,7 +343,7 @@ async fn history_before_the_minute_floor_is_rolled_up_by_the_hour_and_day_only()
                 Err(e) => panic!("{window} {params}: {e}"),
             };
             let (a, b) = (rollups.answer(&query).await.unwrap(), raw.answer(&query).await.unwrap());
-            assert_eq!(data(&a), data(&b), "{}", query.canonical());
+            assert_eq!(answer_data(&a), answer_data(&b), "{}", query.canonical());
             assert_ne!(a.stored.path, "raw", "{}", query.canonical());
             asked += 1;
         }
@@ -358,7 +356,7 @@ async fn history_before_the_minute_floor_is_rolled_up_by_the_hour_and_day_only()
         ] {
             let query = Query::parse(kind, Some(&format!("{window}{params}")), now).unwrap();
             let (a, b) = (rollups.answer(&query).await.unwrap(), raw.answer(&query).await.unwrap());
-            assert_eq!(data(&a), data(&b), "{}", query.canonical());
+            assert_eq!(answer_data(&a), answer_data(&b), "{}", query.canonical());
             asked += 1;
         }
     }

@@ -223,6 +223,11 @@ pub fn files_under(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     out
 }
 
+/// An answer's data as JSON (what the API returns).
+pub fn answer_data(answer: &sentiment_lake::query::Answer) -> serde_json::Value {
+    serde_json::from_str(answer.stored.data.get()).unwrap()
+}
+
 pub fn instant(s: &str) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc)
 }
